@@ -1,0 +1,608 @@
+"""The Store: one front object that reads and writes the CRM's entities as DataFrames."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+
+import pandas as pd
+import sqlalchemy as sa
+
+from crmkit.errors import ConflictError, NotFoundError, ValidationError
+from crmkit.store import aggregates, migrate, snapshots
+from crmkit.store.engine import create_engine, resolve_url
+from crmkit.store.frames import to_records, typed_frame, value_to_text
+from crmkit.store.schema import DEAL_TRACKED_FIELDS, LOAD_ORDER, TABLES, entity
+
+#: Rows sent to the database per executemany call.
+CHUNK_ROWS = 50_000
+
+
+class Store:
+    """The CRM database: entities in and out as pandas DataFrames.
+
+    Open it with :meth:`Store.open`. Every write is one transaction: a batch lands
+    whole or not at all, and deal history is written in the same transaction.
+
+    Parameters
+    ----------
+    engine
+        A SQLAlchemy engine made by :func:`crmkit.store.engine.create_engine`.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._known_cache: dict[str, set] = {}
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, url_or_path: str | os.PathLike[str] | None = None, *, migrate_db: bool = True) -> Store:
+        """Open (and create or migrate if needed) the database.
+
+        Parameters
+        ----------
+        url_or_path
+            A SQLAlchemy URL, a SQLite file path, or None for ``$CRMKIT_DB_URL`` and then
+            the embedded ``data/crmkit.db``.
+        migrate_db
+            Bring the schema to the newest version (creating it in an empty database).
+
+        Returns
+        -------
+        Store
+        """
+        store = cls(create_engine(resolve_url(url_or_path)))
+        if migrate_db and migrate.current_revision(store.engine) != migrate.head_revision():
+            migrate.upgrade(store.engine)
+        return store
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """Open one write transaction; it commits on success and rolls back on any error.
+
+        Yields
+        ------
+        sqlalchemy.Connection
+        """
+        with self.engine.connect().execution_options(crmkit_write=True) as conn:
+            with conn.begin():
+                yield conn
+        self._known_cache.clear()
+
+    # ------------------------------------------------------------------ reading
+    def read(
+        self,
+        name: str,
+        *,
+        where: Mapping[str, object] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read an entity as a typed DataFrame.
+
+        Parameters
+        ----------
+        name
+            Entity name, e.g. ``"deals"``.
+        where
+            Equality filters ``{column: value}``; a list or set value means "one of".
+        columns
+            Columns to read (default: all).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns in schema order; dates and datetimes as ``datetime64``.
+        """
+        spec = entity(name)
+        table = TABLES[name]
+        cols = [table.c[c] for c in columns] if columns else list(table.c)
+        stmt = sa.select(*cols)
+        for col, val in (where or {}).items():
+            if isinstance(val, (list, tuple, set, frozenset, pd.Index, pd.Series)):
+                stmt = stmt.where(table.c[col].in_(list(val)))
+            else:
+                stmt = stmt.where(table.c[col] == val)
+        stmt = stmt.order_by(*[table.c[k] for k in spec.key])
+        with self.engine.connect() as conn:
+            result = conn.execute(stmt)
+            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        return typed_frame(spec, df)
+
+    def count(self, name: str) -> int:
+        """Return the number of rows of an entity."""
+        entity(name)
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(TABLES[name])).scalar())
+
+    def counts(self) -> dict[str, int]:
+        """Return the row count of every entity."""
+        return {name: self.count(name) for name in TABLES}
+
+    def known_keys(self, name: str) -> set:
+        """Return the primary-key values stored for an entity (tuples for composite keys)."""
+        spec = entity(name)
+        table = TABLES[name]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(*[table.c[k] for k in spec.key])).fetchall()
+        if len(spec.key) == 1:
+            return {r[0] for r in rows}
+        return {tuple(r) for r in rows}
+
+    def _cached_keys(self, name: str) -> set:
+        """Known keys, cached for the duration of one validation."""
+        if name not in self._known_cache:
+            self._known_cache[name] = self.known_keys(name)
+        return self._known_cache[name]
+
+    # ------------------------------------------------------------------ writing
+    def insert(
+        self,
+        name: str,
+        df: pd.DataFrame,
+        *,
+        changed_by: str = "import",
+        validate: bool = True,
+    ) -> int:
+        """Insert a batch of rows in one transaction.
+
+        Parameters
+        ----------
+        name
+            Entity name.
+        df
+            The rows, with the entity's column names.
+        changed_by
+            Who is writing, recorded in the deal history.
+        validate
+            Check every row first; any bad row raises and nothing is written.
+
+        Returns
+        -------
+        int
+            Rows written.
+
+        Raises
+        ------
+        ValidationError
+            Listing every bad row, field and reason.
+        """
+        return self.insert_many({name: df}, changed_by=changed_by, validate=validate)[name]
+
+    def insert_many(
+        self,
+        frames: Mapping[str, pd.DataFrame],
+        *,
+        changed_by: str = "import",
+        validate: bool = True,
+    ) -> dict[str, int]:
+        """Insert several entities' rows in one transaction, references first.
+
+        Parameters
+        ----------
+        frames
+            ``{entity: rows}``.
+        changed_by
+            Who is writing, recorded in the deal history.
+        validate
+            Check every row of every frame first; nothing is written if any is bad.
+
+        Returns
+        -------
+        dict
+            Rows written per entity.
+        """
+        for name in frames:
+            entity(name)
+        order = [n for n in LOAD_ORDER if n in frames] + [n for n in frames if n not in LOAD_ORDER]
+        clean: dict[str, pd.DataFrame] = {}
+        if validate:
+            clean = self._validate_batch(order, frames)
+        else:
+            clean = {n: frames[n] for n in order}
+        now = _now()
+        written: dict[str, int] = {}
+        with self.transaction() as conn:
+            for name in order:
+                df = clean[name]
+                spec = entity(name)
+                records = to_records(spec, df)
+                if spec.versioned:
+                    for r in records:
+                        r["updated_at"] = now
+                _insert_chunks(conn, TABLES[name], records)
+                written[name] = len(records)
+                if name == "deals" and "deal_history" not in frames and records:
+                    _insert_chunks(conn, TABLES["deal_history"], _initial_history(df, changed_by, now))
+        return written
+
+    def _validate_batch(
+        self, order: Sequence[str], frames: Mapping[str, pd.DataFrame]
+    ) -> dict[str, pd.DataFrame]:
+        """Validate frames that are loaded together; keys of earlier frames count as known."""
+        from crmkit.store.validation import validate
+
+        pending: dict[str, set] = {}
+
+        def known(ref: str) -> set:
+            return self._cached_keys(ref) | pending.get(ref, set())
+
+        clean: dict[str, pd.DataFrame] = {}
+        errors = []
+        bad_entity = None
+        try:
+            for name in order:
+                result = validate(name, frames[name], known_keys=known)
+                if result.errors:
+                    errors.extend(result.errors)
+                    bad_entity = bad_entity or name
+                clean[name] = result.clean
+                spec = entity(name)
+                keys = result.clean[list(spec.key)] if set(spec.key) <= set(result.clean) else None
+                if keys is not None:
+                    pending[name] = (
+                        set(keys.iloc[:, 0]) if len(spec.key) == 1 else set(map(tuple, keys.values))
+                    )
+        finally:
+            self._known_cache.clear()
+        if errors:
+            label = bad_entity if len(order) == 1 else ", ".join(order)
+            raise ValidationError(label or "batch", errors)
+        return clean
+
+    def update(
+        self,
+        name: str,
+        key: object,
+        changes: Mapping[str, object],
+        *,
+        expected_version: int | None = None,
+        changed_by: str = "user",
+        at: dt.datetime | None = None,
+    ) -> dict[str, object]:
+        """Change one row, checking it was not changed by someone else meanwhile.
+
+        Parameters
+        ----------
+        name
+            Entity name.
+        key
+            Primary-key value (a tuple for composite keys).
+        changes
+            ``{column: new value}``.
+        expected_version
+            The ``row_version`` the editor saw; if the stored row has moved on, nothing
+            is saved and :class:`ConflictError` is raised.
+        changed_by
+            Who edits, recorded in the deal history.
+        at
+            When the change happened (default: now).
+
+        Returns
+        -------
+        dict
+            The row as stored after the change.
+        """
+        spec = entity(name)
+        frame = pd.DataFrame([{**_key_dict(spec.key, key), **dict(changes)}])
+        if expected_version is not None:
+            frame["row_version"] = expected_version
+        self.update_many(name, frame, changed_by=changed_by, at=at)
+        row = self.read(name, where=_key_dict(spec.key, key))
+        return row.iloc[0].to_dict()
+
+    def update_many(
+        self,
+        name: str,
+        changes: pd.DataFrame,
+        *,
+        changed_by: str = "user",
+        at: dt.datetime | None = None,
+    ) -> int:
+        """Change many rows in one transaction.
+
+        Parameters
+        ----------
+        name
+            Entity name.
+        changes
+            Key columns plus the columns to change; an optional ``row_version`` column
+            holds the versions the editor saw (rows that moved on raise ConflictError).
+        changed_by
+            Who edits, recorded in the deal history.
+        at
+            When the change happened (default: now).
+
+        Returns
+        -------
+        int
+            Rows changed.
+        """
+        from crmkit.store.validation import validate
+
+        spec = entity(name)
+        table = TABLES[name]
+        missing_key = [k for k in spec.key if k not in changes.columns]
+        if missing_key:
+            raise ValidationError(name, [_row_error(None, k, "key column missing")])
+        if changes.empty:
+            return 0
+        unknown = [c for c in changes.columns if c not in spec.column_names and c != "row_version"]
+        if unknown:
+            raise ValidationError(name, [_row_error(None, c, "unknown column") for c in unknown])
+        keys = list(map(tuple, changes[list(spec.key)].values))
+        current = self._read_keys(name, keys)
+        found = set(map(tuple, current[list(spec.key)].values)) if len(current) else set()
+        errors = [
+            _row_error(i + 1, spec.key[0], f"no {name} row with key {k[0] if len(k) == 1 else k}")
+            for i, k in enumerate(keys)
+            if k not in found
+        ]
+        if errors:
+            raise ValidationError(name, errors)
+        # Validate the rows as they will be after the change, by the import rules.
+        merged = current.set_index(list(spec.key)).copy()
+        new_cols = [c for c in changes.columns if c not in spec.key and c != "row_version"]
+        ch = changes.set_index(list(spec.key))
+        for c in new_cols:
+            merged[c] = merged[c].astype(object)
+            merged.loc[ch.index, c] = ch[c].astype(object).values
+        merged = merged.reset_index()
+
+        def known(ref: str) -> set:
+            k = self._cached_keys(ref)
+            if ref == name:  # the rows being edited do not clash with themselves
+                own = {x[0] for x in keys} if len(spec.key) == 1 else set(keys)
+                return k - own
+            return k
+
+        try:
+            result = validate(name, merged[spec.column_names], known_keys=known)
+        finally:
+            self._known_cache.clear()
+        if result.errors:
+            raise ValidationError(name, result.errors)
+        clean = result.clean.set_index(list(spec.key)).loc[ch.index].reset_index()
+        now = at or _now()
+        versions = (
+            dict(zip(keys, changes["row_version"], strict=True))
+            if "row_version" in changes.columns and spec.versioned
+            else {}
+        )
+        history: list[dict[str, object]] = []
+        cur_idx = current.set_index(list(spec.key))
+        with self.transaction() as conn:
+            recs = to_records(spec, clean[list(spec.key) + new_cols])
+            for k, rec in zip(keys, recs, strict=True):
+                values = {c: rec[c] for c in new_cols}
+                cond = [table.c[kc] == kv for kc, kv in zip(spec.key, k, strict=True)]
+                if spec.versioned:
+                    expected = versions.get(k)
+                    if expected is not None and not pd.isna(expected):
+                        cond.append(table.c.row_version == int(expected))
+                    values["row_version"] = table.c.row_version + 1
+                    values["updated_at"] = now
+                res = conn.execute(sa.update(table).where(*cond).values(**values))
+                if res.rowcount != 1:
+                    raise ConflictError(
+                        f"{name} {k[0] if len(k) == 1 else k} was changed by someone else since "
+                        f"it was read (expected version {versions.get(k)}); nothing was saved. "
+                        "Reload the row and edit again."
+                    )
+                if name == "deals":
+                    before = cur_idx.loc[k[0]] if len(k) == 1 else cur_idx.loc[k]
+                    history.extend(_change_history(k[0], before, rec, changed_by, now))
+            _insert_chunks(conn, TABLES["deal_history"], history)
+        return len(keys)
+
+    def delete(self, name: str, keys: Sequence[object]) -> int:
+        """Delete rows by primary key in one transaction (a deal takes its history with it).
+
+        Parameters
+        ----------
+        name
+            Entity name.
+        keys
+            Primary-key values (tuples for composite keys).
+
+        Returns
+        -------
+        int
+            Rows deleted.
+        """
+        spec = entity(name)
+        table = TABLES[name]
+        n = 0
+        with self.transaction() as conn:
+            for key in keys:
+                kd = _key_dict(spec.key, key)
+                if name == "deals":
+                    conn.execute(
+                        sa.delete(TABLES["deal_history"]).where(
+                            TABLES["deal_history"].c.deal_id == kd["deal_id"]
+                        )
+                    )
+                res = conn.execute(
+                    sa.delete(table).where(*[table.c[c] == v for c, v in kd.items()])
+                )
+                n += res.rowcount
+        return n
+
+    def clear(self) -> None:
+        """Delete every row of every entity (the schema stays), in one transaction."""
+        names = ["forecast_snapshots", "meta", *reversed(LOAD_ORDER)]
+        with self.transaction() as conn:
+            for name in names:
+                conn.execute(sa.delete(TABLES[name]))
+
+    def _read_keys(self, name: str, keys: list[tuple]) -> pd.DataFrame:
+        """Read the rows with the given primary keys."""
+        spec = entity(name)
+        if len(spec.key) == 1:
+            return self.read(name, where={spec.key[0]: [k[0] for k in keys]})
+        df = self.read(name)
+        idx = pd.MultiIndex.from_frame(df[list(spec.key)])
+        return df[idx.isin(keys)]
+
+    # ------------------------------------------------------------------ meta
+    def get_meta(self, key: str, default: object = None) -> object:
+        """Return a JSON value saved under ``key`` in the store's meta table."""
+        t = TABLES["meta"]
+        with self.engine.connect() as conn:
+            v = conn.execute(sa.select(t.c.value).where(t.c.key == key)).scalar()
+        return default if v is None else json.loads(v)
+
+    def set_meta(self, key: str, value: object) -> None:
+        """Save a JSON value under ``key`` in the store's meta table."""
+        t = TABLES["meta"]
+        text = json.dumps(value, default=str)
+        with self.transaction() as conn:
+            conn.execute(sa.delete(t).where(t.c.key == key))
+            conn.execute(sa.insert(t).values(key=key, value=text))
+
+    # ------------------------------------------------------------------ aggregates
+    def purchase_summary(
+        self,
+        cutoff: object = None,
+        *,
+        time_unit: str = "W",
+        start: object = None,
+    ) -> pd.DataFrame:
+        """Per-customer purchase summary at a cut-off, computed inside the database.
+
+        See :func:`crmkit.store.aggregates.purchase_summary`.
+        """
+        return aggregates.purchase_summary(self.engine, cutoff, time_unit=time_unit, start=start)
+
+    def pipeline_totals(self, *, period: str = "M", status: str | None = None) -> pd.DataFrame:
+        """Deal counts and amounts by pipeline, stage, status and period, computed in SQL.
+
+        See :func:`crmkit.store.aggregates.pipeline_totals`.
+        """
+        return aggregates.pipeline_totals(self.engine, period=period, status=status)
+
+    # ------------------------------------------------------------------ snapshots
+    def save_snapshot(self, snapshot: snapshots.Snapshot) -> int:
+        """Save a forecast snapshot and return its id."""
+        with self.transaction() as conn:
+            return snapshots.save(conn, snapshot)
+
+    def load_snapshot(self, snapshot_id: int | None = None) -> snapshots.Snapshot:
+        """Load a forecast snapshot (the newest when ``snapshot_id`` is None)."""
+        with self.engine.connect() as conn:
+            snap = snapshots.load(conn, snapshot_id)
+        if snap is None:
+            what = "no forecast snapshot yet" if snapshot_id is None else f"no snapshot {snapshot_id}"
+            raise NotFoundError(what)
+        return snap
+
+    def list_snapshots(self) -> pd.DataFrame:
+        """List saved snapshots (without their draws), newest first."""
+        with self.engine.connect() as conn:
+            return snapshots.listing(conn)
+
+
+def _now() -> dt.datetime:
+    """The current time, naive UTC, to the second."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _key_dict(key_cols: Sequence[str], key: object) -> dict[str, object]:
+    """Map a key value (or tuple) to its key columns."""
+    values = key if isinstance(key, tuple) else (key,)
+    if len(values) != len(key_cols):
+        raise ValueError(f"key {key!r} does not match key columns {list(key_cols)}")
+    return dict(zip(key_cols, values, strict=True))
+
+
+def _row_error(row: int | None, field: str | None, reason: str):
+    """Build a RowError."""
+    from crmkit.errors import RowError
+
+    return RowError(row, field, reason)
+
+
+def _insert_chunks(conn: sa.Connection, table: sa.Table, records: list[dict]) -> None:
+    """Insert records: COPY on PostgreSQL, executemany in chunks elsewhere."""
+    if not records:
+        return
+    if conn.dialect.name == "postgresql" and len(records) > 1000:
+        cols = list(records[0])
+        cur = conn.connection.dbapi_connection.cursor()
+        names = ", ".join(f'"{c}"' for c in cols)
+        with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for r in records:
+                copy.write_row([r[c] for c in cols])
+        return
+    for i in range(0, len(records), CHUNK_ROWS):
+        conn.execute(sa.insert(table), records[i : i + CHUNK_ROWS])
+
+
+def _initial_history(deals: pd.DataFrame, changed_by: str, at: dt.datetime) -> list[dict]:
+    """History rows recording a new deal's tracked values (old value None)."""
+    rows: list[dict] = []
+    for f in DEAL_TRACKED_FIELDS:
+        if f not in deals.columns:
+            continue
+        for deal_id, v in zip(deals["deal_id"], deals[f], strict=True):
+            text = value_to_text(v)
+            if text is not None:
+                rows.append(
+                    {
+                        "deal_id": deal_id,
+                        "changed_at": at,
+                        "changed_by": changed_by,
+                        "field": f,
+                        "old_value": None,
+                        "new_value": text,
+                    }
+                )
+    return rows
+
+
+def _change_history(
+    deal_id: object, before: pd.Series, after: Mapping[str, object], changed_by: str, at: dt.datetime
+) -> list[dict]:
+    """History rows for the tracked fields an update changes."""
+    rows = []
+    for f in DEAL_TRACKED_FIELDS:
+        if f not in after:
+            continue
+        old, new = value_to_text(before[f]), value_to_text(after[f])
+        if old != new:
+            rows.append(
+                {
+                    "deal_id": deal_id,
+                    "changed_at": at,
+                    "changed_by": changed_by,
+                    "field": f,
+                    "old_value": old,
+                    "new_value": new,
+                }
+            )
+    return rows

@@ -1,0 +1,98 @@
+"""Conversion between pandas DataFrames and database rows, typed by the schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from crmkit.store.schema import Entity
+
+
+def to_records(entity: Entity, df: pd.DataFrame) -> list[dict[str, object]]:
+    """Turn a validated frame into plain Python rows the database driver accepts."""
+    cols = [c for c in entity.columns if c.name in df.columns]
+    out_cols: dict[str, list[object]] = {}
+    for c in cols:
+        s = df[c.name]
+        if c.kind == "datetime":
+            ts = pd.to_datetime(s)
+            out_cols[c.name] = [None if pd.isna(v) else v.to_pydatetime() for v in ts]
+        elif c.kind == "date":
+            ts = pd.to_datetime(s)
+            out_cols[c.name] = [None if pd.isna(v) else v.date() for v in ts]
+        elif c.kind == "int":
+            out_cols[c.name] = [None if pd.isna(v) else int(v) for v in s]
+        elif c.kind == "float":
+            out_cols[c.name] = [None if pd.isna(v) else float(v) for v in s]
+        elif c.kind == "json":
+            out_cols[c.name] = [
+                v if (v is None or isinstance(v, str)) else json.dumps(v, default=_json_default)
+                for v in s
+            ]
+        elif c.kind == "blob":
+            out_cols[c.name] = list(s)
+        else:
+            out_cols[c.name] = [None if _is_missing(v) else str(v) for v in s]
+    names = list(out_cols)
+    return [dict(zip(names, row, strict=True)) for row in zip(*out_cols.values(), strict=True)]
+
+
+def _is_missing(v: object) -> bool:
+    """True for None, NaN and pandas' missing markers."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _json_default(v: object) -> object:
+    """Serialise numpy and datetime values inside JSON columns."""
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (dt.date, dt.datetime, pd.Timestamp)):
+        return v.isoformat()
+    raise TypeError(f"cannot store {type(v).__name__} as JSON")
+
+
+def typed_frame(entity: Entity, df: pd.DataFrame, extra: Iterable[str] = ()) -> pd.DataFrame:
+    """Give a frame read from the database the schema's dtypes and column order."""
+    for c in entity.columns:
+        if c.name not in df.columns:
+            continue
+        if c.kind in ("datetime", "date"):
+            df[c.name] = pd.to_datetime(df[c.name], format="ISO8601")
+        elif c.kind == "float":
+            df[c.name] = pd.to_numeric(df[c.name]).astype("float64")
+        elif c.kind == "int":
+            df[c.name] = pd.to_numeric(df[c.name]).astype("Int64")
+        elif c.kind in ("str", "text"):
+            df[c.name] = df[c.name].astype(object).where(df[c.name].notna(), None)
+    if "row_version" in df.columns:
+        df["row_version"] = pd.to_numeric(df["row_version"]).astype("int64")
+    if "updated_at" in df.columns:
+        df["updated_at"] = pd.to_datetime(df["updated_at"], format="ISO8601")
+    order = [c for c in entity.column_names if c in df.columns]
+    order += [c for c in df.columns if c not in order]
+    return df[order]
+
+
+def value_to_text(value: object) -> str | None:
+    """Render a tracked value for the deal history's text columns."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, (pd.Timestamp, dt.datetime)):
+        ts = pd.Timestamp(value)
+        return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)

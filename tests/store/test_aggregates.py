@@ -1,0 +1,137 @@
+"""SQL aggregations: the purchase summary and pipeline totals, checked against pandas and CDNOW."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmkit.store import Store
+from tests.conftest import shared_dataset
+from tests.factories import small_company
+
+
+def reference_summary(orders: pd.DataFrame, cutoff: pd.Timestamp, unit_days: float) -> pd.DataFrame:
+    """The buy-till-you-die summary written directly in pandas, for comparison."""
+    o = orders[orders["ordered_at"].dt.normalize() <= cutoff].copy()
+    o["day"] = o["ordered_at"].dt.normalize()
+    days = o.groupby(["account_id", "day"], as_index=False)["amount"].sum()
+    rows = []
+    for cid, g in days.groupby("account_id"):
+        g = g.sort_values("day")
+        first, last = g["day"].iloc[0], g["day"].iloc[-1]
+        x = len(g) - 1
+        rows.append(
+            {
+                "customer_id": cid,
+                "frequency": x,
+                "recency": (last - first).days / unit_days,
+                "T": (cutoff - first).days / unit_days,
+                "monetary_value": g["amount"].iloc[1:].mean() if x else 0.0,
+                "revenue": g["amount"].sum(),
+            }
+        )
+    return pd.DataFrame(rows).sort_values("customer_id").reset_index(drop=True)
+
+
+def random_orders(seed: int, n_customers: int = 40, n_orders: int = 400) -> dict:
+    rng = np.random.default_rng(seed)
+    ids = [f"C{i:03d}" for i in range(n_customers)]
+    accounts = pd.DataFrame(
+        {"account_id": ids, "name": ids, "created_at": pd.Timestamp("2023-01-01")}
+    )
+    start = pd.Timestamp("2023-01-01")
+    orders = pd.DataFrame(
+        {
+            "order_id": [f"O{i}" for i in range(n_orders)],
+            "account_id": rng.choice(ids, n_orders),
+            "ordered_at": start
+            + pd.to_timedelta(rng.integers(0, 365 * 24, n_orders), unit="h"),
+            "amount": np.round(rng.gamma(2.0, 40.0, n_orders), 2),
+        }
+    )
+    return {"accounts": accounts, "orders": orders}
+
+
+@pytest.mark.parametrize("unit,days", [("D", 1.0), ("W", 7.0)])
+def test_purchase_summary_matches_pandas_reference(store: Store, unit: str, days: float) -> None:
+    frames = random_orders(seed=3)
+    store.insert_many(frames)
+    cutoff = pd.Timestamp("2023-09-30")
+    got = store.purchase_summary(cutoff, time_unit=unit).reset_index(drop=True)
+    ref = reference_summary(frames["orders"], cutoff, days)
+    assert got["customer_id"].tolist() == ref["customer_id"].tolist()
+    for c in ("frequency", "recency", "T", "monetary_value", "revenue"):
+        np.testing.assert_allclose(got[c].to_numpy(float), ref[c].to_numpy(float), rtol=1e-9)
+    assert got.attrs["cutoff"] == "2023-09-30"
+
+
+def test_purchase_summary_merges_same_day_orders(store: Store) -> None:
+    store.insert_many(small_company())
+    s = store.purchase_summary("2024-06-30", time_unit="D").set_index("customer_id")
+    # A1: two orders on 2024-01-10 (one purchase day) and one on 2024-02-07.
+    assert s.loc["A1", "frequency"] == 1
+    assert s.loc["A1", "n_orders"] == 3
+    assert s.loc["A1", "recency"] == 28
+    assert s.loc["A1", "T"] == (pd.Timestamp("2024-06-30") - pd.Timestamp("2024-01-10")).days
+    assert s.loc["A1", "monetary_value"] == 80.0
+    assert s.loc["A2", "monetary_value"] == 700.0
+    assert "A3" not in s.index  # no orders
+
+
+def test_purchase_summary_cutoff_and_start(store: Store) -> None:
+    store.insert_many(small_company())
+    s = store.purchase_summary("2024-01-31", time_unit="D")
+    assert s["customer_id"].tolist() == ["A1"]
+    assert s["frequency"].tolist() == [0]
+    assert store.purchase_summary("2024-06-30", start="2024-03-01")["customer_id"].tolist() == ["A2"]
+
+
+def test_purchase_summary_of_cdnow_sample_equals_published_summary(mem_store: Store) -> None:
+    path = shared_dataset("cdnow", "CDNOW_sample.txt")
+    raw = pd.read_csv(
+        path, sep=r"\s+", header=None, names=["cid", "sid", "date", "cds", "value"], dtype={"date": str}
+    )
+    ids = raw["sid"].astype(str).unique()
+    mem_store.insert_many(
+        {
+            "accounts": pd.DataFrame(
+                {"account_id": ids, "name": ids, "created_at": pd.Timestamp("1997-01-01")}
+            ),
+            "orders": pd.DataFrame(
+                {
+                    "order_id": [f"o{i}" for i in range(len(raw))],
+                    "account_id": raw["sid"].astype(str),
+                    "ordered_at": pd.to_datetime(raw["date"], format="%Y%m%d"),
+                    "amount": raw["value"].astype(float),
+                }
+            ),
+        }
+    )
+    got = mem_store.purchase_summary("1997-09-30", time_unit="W")
+    published = pd.read_csv(shared_dataset("cdnow", "cdnow_customers_summary.csv"))
+    # The published summary's ID is the sample id (1..2357).
+    got = got.assign(cid=got["customer_id"].astype(int)).sort_values("cid").reset_index(drop=True)
+    assert len(got) == len(published) == 2357
+    assert (got["frequency"].to_numpy() == published["frequency"].to_numpy()).all()
+    np.testing.assert_allclose(got["recency"], published["recency"], atol=0.006)
+    np.testing.assert_allclose(got["T"], published["T"], atol=0.006)
+
+
+def test_pipeline_totals_match_pandas(store: Store) -> None:
+    frames = small_company()
+    store.insert_many(frames)
+    tot = store.pipeline_totals(period="M")
+    open_ = tot[tot["status"] == "open"]
+    assert open_[["stage", "period", "deals", "amount"]].values.tolist() == [
+        ["Proposal", "2024-06", 1, 12000.0]
+    ]
+    assert open_["weighted_amount"].tolist() == [pytest.approx(12000.0 * 0.6)]
+    won = tot[tot["status"] == "won"].iloc[0]
+    assert (won["period"], won["weighted_amount"]) == ("2024-04", 50000.0)
+    lost = tot[tot["status"] == "lost"].iloc[0]
+    assert lost["weighted_amount"] == 0.0
+    q = store.pipeline_totals(period="Q", status="open")
+    assert q["period"].tolist() == ["2024-Q2"]
+    with pytest.raises(ValueError, match="period"):
+        store.pipeline_totals(period="W")
