@@ -21,14 +21,20 @@ def to_records(entity: Entity, df: pd.DataFrame) -> list[dict[str, object]]:
         s = df[c.name]
         if c.kind == "datetime":
             ts = pd.to_datetime(s)
-            out_cols[c.name] = [None if pd.isna(v) else v.to_pydatetime() for v in ts]
+            out_cols[c.name] = _with_none(ts.dt.to_pydatetime(), ts.isna())
         elif c.kind == "date":
-            ts = pd.to_datetime(s)
-            out_cols[c.name] = [None if pd.isna(v) else v.date() for v in ts]
+            ts = pd.to_datetime(s).dt.normalize()
+            out_cols[c.name] = _with_none(
+                np.array([v.date() for v in ts.dt.to_pydatetime()], dtype=object)
+                if ts.notna().all()
+                else np.array([None if pd.isna(v) else v.date() for v in ts], dtype=object),
+                ts.isna(),
+            )
         elif c.kind == "int":
             out_cols[c.name] = [None if pd.isna(v) else int(v) for v in s]
         elif c.kind == "float":
-            out_cols[c.name] = [None if pd.isna(v) else float(v) for v in s]
+            f = pd.to_numeric(s).astype("float64")
+            out_cols[c.name] = _with_none(f.to_numpy(dtype=object), f.isna())
         elif c.kind == "json":
             out_cols[c.name] = [
                 v if (v is None or isinstance(v, str)) else json.dumps(v, default=_json_default)
@@ -37,9 +43,22 @@ def to_records(entity: Entity, df: pd.DataFrame) -> list[dict[str, object]]:
         elif c.kind == "blob":
             out_cols[c.name] = list(s)
         else:
-            out_cols[c.name] = [None if _is_missing(v) else str(v) for v in s]
+            mask = s.isna()
+            arr = s.to_numpy(dtype=object)
+            if not all(type(v) is str for v in arr[~mask.to_numpy()][:1000]):
+                arr = np.array([None if m else str(v) for v, m in zip(arr, mask, strict=True)])
+            out_cols[c.name] = _with_none(arr, mask)
     names = list(out_cols)
     return [dict(zip(names, row, strict=True)) for row in zip(*out_cols.values(), strict=True)]
+
+
+def _with_none(values: np.ndarray, mask: pd.Series) -> list[object]:
+    """Return values as a list with None where ``mask`` is set."""
+    out = np.asarray(values, dtype=object).copy()
+    m = np.asarray(mask, dtype=bool)
+    if m.any():
+        out[m] = None
+    return out.tolist()
 
 
 def _is_missing(v: object) -> bool:

@@ -212,7 +212,7 @@ _entity(
         C("deal_id", "str", references="deals.deal_id"),
     ),
     key=("order_id",),
-    indexes=(("account_id", "ordered_at"),),
+    indexes=(("account_id", "ordered_at", "amount"),),
 )
 _entity(
     "segment_definitions",

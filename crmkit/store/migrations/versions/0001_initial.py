@@ -159,9 +159,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("activity_id"),
     )
-    op.create_index(
-        "ix_activities_account_id", "activities", ["account_id"], unique=False
-    )
+    op.create_index("ix_activities_account_id", "activities", ["account_id"], unique=False)
     op.create_index("ix_activities_deal_id", "activities", ["deal_id"], unique=False)
     op.create_table(
         "deal_history",
@@ -202,16 +200,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("order_id"),
     )
     op.create_index(
-        "ix_orders_account_id_ordered_at",
+        "ix_orders_account_id_ordered_at_amount",
         "orders",
-        ["account_id", "ordered_at"],
+        ["account_id", "ordered_at", "amount"],
         unique=False,
     )
 
 
 def downgrade() -> None:
     """Drop all tables."""
-    op.drop_index("ix_orders_account_id_ordered_at", table_name="orders")
+    op.drop_index("ix_orders_account_id_ordered_at_amount", table_name="orders")
     op.drop_table("orders")
     op.drop_index("ix_deal_history_deal_id_changed_at", table_name="deal_history")
     op.drop_table("deal_history")
