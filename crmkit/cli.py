@@ -74,6 +74,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("summary", help="print what the database holds")
     _add_db(p)
+
+    p = sub.add_parser(
+        "forecast",
+        help="fit the models, forecast revenue with its spread, save a snapshot",
+        description="Fit the pipeline, new-business and repeat-revenue models on the data as "
+        "of a day, forecast revenue per period (P10/P50/P90 per source and in total), save the "
+        "snapshot in the database and write it as JSON.",
+    )
+    _add_db(p)
+    p.add_argument("--as-of", required=True, metavar="YYYY-MM-DD", help="forecast day")
+    p.add_argument("--horizon", type=int, default=6, help="number of periods (default 6)")
+    p.add_argument("--period", default="M", choices=["M", "Q"], help="months or quarters")
+    p.add_argument("--draws", type=int, default=1000, help="forecast draws (default 1000)")
+    p.add_argument("--target", type=float, help="revenue target per period")
+    p.add_argument(
+        "--method",
+        default="map",
+        choices=["map", "advi", "nuts"],
+        help="map: seconds (Laplace approximation); nuts: full MCMC, minutes",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out", type=Path, help="write the forecast as JSON here")
+
+    p = sub.add_parser(
+        "app",
+        help="start the managers' Voilà app on 127.0.0.1",
+        description="Serve the manager app (notebooks/apps) with Voilà and print its address.",
+    )
+    _add_db(p)
+    p.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
+    p.add_argument("--token", help="access token the page asks for (default: none)")
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
+
+    p = sub.add_parser(
+        "report",
+        help="run the forecast report with Papermill: notebook, HTML and PDF",
+        description="Run notebooks/reports/forecast_report.ipynb with Papermill. Parameters are "
+        "checked first; outputs are written under temporary names and renamed only on success.",
+    )
+    from crmkit.reports import add_report_arguments
+
+    add_report_arguments(p)
     return parser
 
 
@@ -137,7 +179,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
         )
     except ValidationError as exc:
         report = exc.report()
-        print(f"error: {exc.entity}: {len(report)} problem(s); nothing was imported", file=sys.stderr)
+        print(
+            f"error: {exc.entity}: {len(report)} problem(s); nothing was imported", file=sys.stderr
+        )
         for row in report.head(50).itertuples(index=False):
             where = f"row {row.row}" if row.row is not None else "file"
             field = f" {row.field}" if row.field else ""
@@ -170,7 +214,54 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_forecast(args: argparse.Namespace) -> int:
+    """Fit, forecast, save the snapshot and write JSON."""
+    from crmkit.forecast import forecast_to_json, run_forecast
+    from crmkit.store import Store
+
+    if args.horizon < 1:
+        raise CrmkitError(f"--horizon must be at least 1, not {args.horizon}")
+    store = Store.open(args.db)
+    snap = run_forecast(
+        store,
+        as_of=args.as_of,
+        horizon=args.horizon,
+        period=args.period,
+        draws=args.draws,
+        target=args.target,
+        seed=args.seed,
+        method=args.method,
+    )
+    result = forecast_to_json(snap)
+    text = json.dumps(result, indent=2, default=str)
+    if args.out:
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(args.out)
+        print(f"forecast snapshot #{snap.snapshot_id} saved; written to {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    """Serve the manager app."""
+    from crmkit.app import serve_app
+
+    return serve_app(args.db, port=args.port, token=args.token, open_browser=args.open)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Run the forecast report."""
+    from crmkit.reports import report_command
+
+    return report_command(args)
+
+
 COMMANDS = {
+    "forecast": _cmd_forecast,
+    "app": _cmd_app,
+    "report": _cmd_report,
     "demo": _cmd_demo,
     "import": _cmd_import,
     "export": _cmd_export,
@@ -190,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 1 for a user error (reported in one line), 2 for bad usage.
+
     """
     args = build_parser().parse_args(argv)
     try:

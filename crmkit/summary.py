@@ -20,6 +20,7 @@ def database_summary(store: Store) -> str:
     -------
     str
         Several lines of text.
+
     """
     counts = store.counts()
     lines = [f"crmkit database: {store.url}", "", "rows per entity:"]

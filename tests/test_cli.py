@@ -48,7 +48,9 @@ def test_export_then_import_round_trip(demo_db: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh.db"
     assert main(["import", "accounts", str(out), "--db", str(fresh)]) == 0
     back = Store.open(fresh).read("accounts")
-    assert back["account_id"].tolist() == Store.open(demo_db).read("accounts")["account_id"].tolist()
+    assert (
+        back["account_id"].tolist() == Store.open(demo_db).read("accounts")["account_id"].tolist()
+    )
 
 
 def test_export_parquet(demo_db: Path, tmp_path: Path) -> None:
@@ -61,9 +63,7 @@ def test_import_with_bad_rows_reports_them_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     f = tmp_path / "accounts.csv"
-    f.write_text(
-        "id,company,created\nA1,Acme,2024-01-02\nA2,,2024-01-03\nA3,Initech,2024-02-30\n"
-    )
+    f.write_text("id,company,created\nA1,Acme,2024-01-02\nA2,,2024-01-03\nA3,Initech,2024-02-30\n")
     db = tmp_path / "x.db"
     args = ["import", "accounts", str(f), "--db", str(db)]
     args += ["--map", "id=account_id", "--map", "company=name", "--map", "created=created_at"]

@@ -62,6 +62,7 @@ def purchase_summary(
         ``first_purchase``, ``last_purchase``, ``frequency`` (repeat purchase days),
         ``recency`` and ``T`` (in ``time_unit``), ``monetary_value`` (mean spend per
         repeat purchase day, 0 without repeats), ``n_orders`` and ``revenue``.
+
     """
     if time_unit not in TIME_UNITS:
         raise ValueError(f"time_unit must be one of {sorted(TIME_UNITS)}, not {time_unit!r}")
@@ -70,7 +71,9 @@ def purchase_summary(
     params: dict[str, object] = {}
     if cut is None:
         with engine.connect() as conn:
-            last = conn.execute(sa.text(f"SELECT MAX({_day(d, 'ordered_at')}) FROM orders")).scalar()
+            last = conn.execute(
+                sa.text(f"SELECT MAX({_day(d, 'ordered_at')}) FROM orders")
+            ).scalar()
         if last is None:
             return _empty_summary()
         cut = pd.Timestamp(last)
@@ -191,6 +194,7 @@ def pipeline_totals(
     -------
     pandas.DataFrame
         Columns ``pipeline, stage, status, period, deals, amount, weighted_amount``.
+
     """
     d = engine.dialect.name
     when = "CASE WHEN dl.status = 'open' THEN dl.expected_close_date ELSE dl.closed_at END"

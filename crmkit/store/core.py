@@ -31,6 +31,7 @@ class Store:
     ----------
     engine
         A SQLAlchemy engine made by :func:`crmkit.store.engine.create_engine`.
+
     """
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -39,7 +40,9 @@ class Store:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, url_or_path: str | os.PathLike[str] | None = None, *, migrate_db: bool = True) -> Store:
+    def open(
+        cls, url_or_path: str | os.PathLike[str] | None = None, *, migrate_db: bool = True
+    ) -> Store:
         """Open (and create or migrate if needed) the database.
 
         Parameters
@@ -53,6 +56,7 @@ class Store:
         Returns
         -------
         Store
+
         """
         store = cls(create_engine(resolve_url(url_or_path)))
         if migrate_db and migrate.current_revision(store.engine) != migrate.head_revision():
@@ -89,6 +93,7 @@ class Store:
         Yields
         ------
         sqlalchemy.Connection
+
         """
         with self.engine.connect().execution_options(crmkit_write=True) as conn:
             with conn.begin():
@@ -118,6 +123,7 @@ class Store:
         -------
         pandas.DataFrame
             Columns in schema order; dates and datetimes as ``datetime64``.
+
         """
         spec = entity(name)
         table = TABLES[name]
@@ -191,6 +197,7 @@ class Store:
         ------
         ValidationError
             Listing every bad row, field and reason.
+
         """
         return self.insert_many({name: df}, changed_by=changed_by, validate=validate)[name]
 
@@ -216,6 +223,7 @@ class Store:
         -------
         dict
             Rows written per entity.
+
         """
         for name in frames:
             entity(name)
@@ -238,7 +246,9 @@ class Store:
                 _insert_chunks(conn, TABLES[name], records)
                 written[name] = len(records)
                 if name == "deals" and "deal_history" not in frames and records:
-                    _insert_chunks(conn, TABLES["deal_history"], _initial_history(df, changed_by, now))
+                    _insert_chunks(
+                        conn, TABLES["deal_history"], _initial_history(df, changed_by, now)
+                    )
         return written
 
     def _validate_batch(
@@ -307,6 +317,7 @@ class Store:
         -------
         dict
             The row as stored after the change.
+
         """
         spec = entity(name)
         frame = pd.DataFrame([{**_key_dict(spec.key, key), **dict(changes)}])
@@ -342,6 +353,7 @@ class Store:
         -------
         int
             Rows changed.
+
         """
         from crmkit.store.validation import validate
 
@@ -349,7 +361,9 @@ class Store:
         table = TABLES[name]
         missing_key = [k for k in spec.key if k not in changes.columns]
         if missing_key:
-            raise ValidationError(name, [_row_error(None, k, "key column missing")])
+            raise ValidationError(
+                name, [_row_error(None, k, "key column missing") for k in missing_key]
+            )
         if changes.empty:
             return 0
         unknown = [c for c in changes.columns if c not in spec.column_names and c != "row_version"]
@@ -434,6 +448,7 @@ class Store:
         -------
         int
             Rows deleted.
+
         """
         spec = entity(name)
         table = TABLES[name]
@@ -517,7 +532,9 @@ class Store:
         with self.engine.connect() as conn:
             snap = snapshots.load(conn, snapshot_id)
         if snap is None:
-            what = "no forecast snapshot yet" if snapshot_id is None else f"no snapshot {snapshot_id}"
+            what = (
+                "no forecast snapshot yet" if snapshot_id is None else f"no snapshot {snapshot_id}"
+            )
             raise NotFoundError(what)
         return snap
 
@@ -586,7 +603,11 @@ def _initial_history(deals: pd.DataFrame, changed_by: str, at: dt.datetime) -> l
 
 
 def _change_history(
-    deal_id: object, before: pd.Series, after: Mapping[str, object], changed_by: str, at: dt.datetime
+    deal_id: object,
+    before: pd.Series,
+    after: Mapping[str, object],
+    changed_by: str,
+    at: dt.datetime,
 ) -> list[dict]:
     """History rows for the tracked fields an update changes."""
     rows = []

@@ -38,6 +38,7 @@ def resolve_url(url_or_path: str | os.PathLike[str] | None = None) -> str:
     -------
     str
         The SQLAlchemy URL.
+
     """
     if url_or_path is None or str(url_or_path) == "":
         url_or_path = os.environ.get(ENV_URL) or default_db_path()
@@ -77,6 +78,7 @@ def create_engine(url: str) -> sa.Engine:
     Returns
     -------
     sqlalchemy.Engine
+
     """
     u = sa.make_url(url)
     if u.get_backend_name() == "sqlite":

@@ -44,6 +44,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         The database.
     revision
         Target revision, ``"head"`` for the newest.
+
     """
     from alembic import command
 

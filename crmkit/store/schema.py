@@ -1,4 +1,4 @@
-"""Declarative schema of the CRM store: one spec per entity, and the SQLAlchemy tables built from it.
+"""Declarative schema of the CRM store: a spec per entity and the SQLAlchemy tables built from it.
 
 The specs are the single source of truth for column names, types, required fields,
 value constraints and references. The SQL tables, the import validator and the

@@ -48,6 +48,7 @@ class Snapshot:
         Model diagnostics (JSON-serialisable), with ``ok`` True or False.
     label
         A free-text name.
+
     """
 
     as_of: dt.date

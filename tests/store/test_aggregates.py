@@ -45,8 +45,7 @@ def random_orders(seed: int, n_customers: int = 40, n_orders: int = 400) -> dict
         {
             "order_id": [f"O{i}" for i in range(n_orders)],
             "account_id": rng.choice(ids, n_orders),
-            "ordered_at": start
-            + pd.to_timedelta(rng.integers(0, 365 * 24, n_orders), unit="h"),
+            "ordered_at": start + pd.to_timedelta(rng.integers(0, 365 * 24, n_orders), unit="h"),
             "amount": np.round(rng.gamma(2.0, 40.0, n_orders), 2),
         }
     )
@@ -84,13 +83,19 @@ def test_purchase_summary_cutoff_and_start(store: Store) -> None:
     s = store.purchase_summary("2024-01-31", time_unit="D")
     assert s["customer_id"].tolist() == ["A1"]
     assert s["frequency"].tolist() == [0]
-    assert store.purchase_summary("2024-06-30", start="2024-03-01")["customer_id"].tolist() == ["A2"]
+    assert store.purchase_summary("2024-06-30", start="2024-03-01")["customer_id"].tolist() == [
+        "A2"
+    ]
 
 
 def test_purchase_summary_of_cdnow_sample_equals_published_summary(mem_store: Store) -> None:
     path = shared_dataset("cdnow", "CDNOW_sample.txt")
     raw = pd.read_csv(
-        path, sep=r"\s+", header=None, names=["cid", "sid", "date", "cds", "value"], dtype={"date": str}
+        path,
+        sep=r"\s+",
+        header=None,
+        names=["cid", "sid", "date", "cds", "value"],
+        dtype={"date": str},
     )
     ids = raw["sid"].astype(str).unique()
     mem_store.insert_many(

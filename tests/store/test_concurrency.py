@@ -35,7 +35,9 @@ def test_two_processes_write_the_same_file(tmp_path: Path) -> None:
     store = Store.open(path)
     store.insert(
         "accounts",
-        pd.DataFrame({"account_id": ["A1"], "name": ["Acme"], "created_at": [pd.Timestamp("2024-01-01")]}),
+        pd.DataFrame(
+            {"account_id": ["A1"], "name": ["Acme"], "created_at": [pd.Timestamp("2024-01-01")]}
+        ),
     )
     ctx = mp.get_context("spawn")
     batches, per_batch = 15, 40

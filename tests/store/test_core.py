@@ -29,7 +29,9 @@ def test_insert_many_then_read_gives_the_same_frames(store: Store) -> None:
         for c in cols:
             e, a = expected[c], actual[c]
             if pd.api.types.is_datetime64_any_dtype(e):
-                assert (pd.to_datetime(a).fillna(pd.Timestamp(0)) == e.fillna(pd.Timestamp(0))).all()
+                assert (
+                    pd.to_datetime(a).fillna(pd.Timestamp(0)) == e.fillna(pd.Timestamp(0))
+                ).all()
             else:
                 assert [None if pd.isna(x) else x for x in a] == [
                     None if pd.isna(x) else x for x in e
@@ -112,9 +114,7 @@ def test_update_many_is_one_transaction(store: Store) -> None:
     assert store.update_many("deals", changes, changed_by="lead") == 2
     assert set(store.read("deals", where={"owner": "bob"})["deal_id"]) == {"D1", "D2", "D3"}
     # One stale row spoils the batch: nothing changes.
-    stale = pd.DataFrame(
-        {"deal_id": ["D1", "D2"], "owner": ["cy", "cy"], "row_version": [2, 99]}
-    )
+    stale = pd.DataFrame({"deal_id": ["D1", "D2"], "owner": ["cy", "cy"], "row_version": [2, 99]})
     with pytest.raises(ConflictError):
         store.update_many("deals", stale)
     assert store.read("deals", where={"owner": "cy"}).empty

@@ -131,8 +131,8 @@ def test_any_valid_rows_round_trip(store: Store, name: str) -> None:
         expected = df.copy()
         for col in ENTITIES[name].columns:  # a missing required value takes its default
             if col.default is not None and col.required:
-                expected[col.name] = expected[col.name].astype(object).where(
-                    expected[col.name].notna(), col.default
+                expected[col.name] = (
+                    expected[col.name].astype(object).where(expected[col.name].notna(), col.default)
                 )
         assert normalise(store.read(name), name) == normalise(expected, name)
 
