@@ -69,9 +69,10 @@ stop_postgres() {
 cmd_app() {
   setup_venv ""
   "$VENV/bin/crmkit" demo --if-missing
+  log "making the first forecast snapshot if there is none (about a minute)"
+  "$VENV/bin/crmkit" forecast --if-missing --horizon 6 --draws 1000 >/dev/null
   "$VENV/bin/crmkit" summary
-  # The manager app (issue 7) takes over here once it exists.
-  if "$VENV/bin/crmkit" app --help >/dev/null 2>&1; then exec "$VENV/bin/crmkit" app "$@"; fi
+  exec "$VENV/bin/crmkit" app "$@"
 }
 
 cmd_test() {

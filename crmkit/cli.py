@@ -83,10 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot in the database and write it as JSON.",
     )
     _add_db(p)
-    p.add_argument("--as-of", required=True, metavar="YYYY-MM-DD", help="forecast day")
+    p.add_argument(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="forecast day (default: the last day with deals or orders in the database)",
+    )
     p.add_argument("--horizon", type=int, default=6, help="number of periods (default 6)")
     p.add_argument("--period", default="M", choices=["M", "Q"], help="months or quarters")
     p.add_argument("--draws", type=int, default=1000, help="forecast draws (default 1000)")
+    p.add_argument(
+        "--if-missing", action="store_true", help="do nothing if a snapshot is already saved"
+    )
     p.add_argument("--target", type=float, help="revenue target per period")
     p.add_argument(
         "--method",
@@ -218,13 +225,20 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     """Fit, forecast, save the snapshot and write JSON."""
     from crmkit.forecast import forecast_to_json, run_forecast
     from crmkit.store import Store
+    from crmkit.summary import last_data_day
 
     if args.horizon < 1:
         raise CrmkitError(f"--horizon must be at least 1, not {args.horizon}")
     store = Store.open(args.db)
+    if args.if_missing and len(store.list_snapshots()):
+        print(f"a forecast snapshot is already saved in {store.url}")
+        return 0
+    as_of = args.as_of or last_data_day(store)
+    if as_of is None:
+        raise CrmkitError("the database has no deals or orders; nothing to forecast")
     snap = run_forecast(
         store,
-        as_of=args.as_of,
+        as_of=as_of,
         horizon=args.horizon,
         period=args.period,
         draws=args.draws,

@@ -54,3 +54,29 @@ def database_summary(store: Store) -> str:
         s = snaps.iloc[0]
         lines.append(f"  newest: #{s.snapshot_id} as of {s.as_of:%Y-%m-%d}, {s.horizon} periods")
     return "\n".join(lines)
+
+
+def last_data_day(store: Store) -> str | None:
+    """Return the last day with a deal created or closed or an order placed, as ISO text.
+
+    Parameters
+    ----------
+    store
+        The database.
+
+    Returns
+    -------
+    str or None
+        ``YYYY-MM-DD``, or None for an empty database.
+    """
+    days = []
+    with store.engine.connect() as conn:
+        for sql in (
+            "SELECT MAX(created_at) FROM deals",
+            "SELECT MAX(closed_at) FROM deals",
+            "SELECT MAX(ordered_at) FROM orders",
+        ):
+            v = conn.execute(sa.text(sql)).scalar()
+            if v is not None:
+                days.append(pd.Timestamp(v).normalize())
+    return max(days).date().isoformat() if days else None
