@@ -239,13 +239,18 @@ class Store:
             for name in order:
                 df = clean[name]
                 spec = entity(name)
-                records = to_records(spec, df)
-                if spec.versioned:
-                    for r in records:
-                        r["updated_at"] = now
-                _insert_chunks(conn, TABLES[name], records)
-                written[name] = len(records)
-                if name == "deals" and "deal_history" not in frames and records:
+                # Autoincrement keys left empty are assigned by the database.
+                auto = [c.name for c in spec.columns if c.autoincrement and c.name in df.columns]
+                df = df.drop(columns=[c for c in auto if df[c].isna().all()])
+                # Convert and send in chunks so memory stays flat for millions of rows.
+                for start in range(0, len(df), CHUNK_ROWS):
+                    records = to_records(spec, df.iloc[start : start + CHUNK_ROWS])
+                    if spec.versioned:
+                        for r in records:
+                            r["updated_at"] = now
+                    _insert_chunks(conn, TABLES[name], records)
+                written[name] = len(df)
+                if name == "deals" and "deal_history" not in frames and len(df):
                     _insert_chunks(
                         conn, TABLES["deal_history"], _initial_history(df, changed_by, now)
                     )
@@ -568,7 +573,7 @@ def _insert_chunks(conn: sa.Connection, table: sa.Table, records: list[dict]) ->
     """Insert records: COPY on PostgreSQL, executemany in chunks elsewhere."""
     if not records:
         return
-    if conn.dialect.name == "postgresql" and len(records) > 1000:
+    if conn.dialect.name == "postgresql" and len(records) > 100:
         cols = list(records[0])
         cur = conn.connection.dbapi_connection.cursor()
         names = ", ".join(f'"{c}"' for c in cols)
