@@ -1,0 +1,1 @@
+"""Generators of the seeded demo company; the public entry is :mod:`crmkit.datasets`."""
