@@ -14,11 +14,13 @@ import sqlalchemy as sa
 from crmkit.errors import ConflictError, NotFoundError, ValidationError
 from crmkit.store import aggregates, migrate, snapshots
 from crmkit.store.engine import create_engine, resolve_url
-from crmkit.store.frames import to_records, typed_frame, value_to_text
-from crmkit.store.schema import DEAL_TRACKED_FIELDS, LOAD_ORDER, TABLES, entity
+from crmkit.store.frames import to_records, to_sqlite_rows, typed_frame, value_to_text
+from crmkit.store.schema import DEAL_TRACKED_FIELDS, LOAD_ORDER, TABLES, Column, Entity, entity
 
 #: Rows sent to the database per executemany call.
 CHUNK_ROWS = 50_000
+#: The bookkeeping timestamp of versioned entities, as a spec for row conversion.
+_UPDATED_AT = Entity("updated_at", (Column("updated_at", "datetime"),), key=("updated_at",))
 
 
 class Store:
@@ -137,7 +139,9 @@ class Store:
         stmt = stmt.order_by(*[table.c[k] for k in spec.key])
         with self.engine.connect() as conn:
             result = conn.execute(stmt)
-            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            names = list(result.keys())
+            # Plain tuples: pandas probes SQLAlchemy Row objects slowly.
+            df = pd.DataFrame.from_records([tuple(r) for r in result], columns=names)
         return typed_frame(spec, df)
 
     def count(self, name: str) -> int:
@@ -243,12 +247,14 @@ class Store:
                 auto = [c.name for c in spec.columns if c.autoincrement and c.name in df.columns]
                 df = df.drop(columns=[c for c in auto if df[c].isna().all()])
                 # Convert and send in chunks so memory stays flat for millions of rows.
+                if spec.versioned:
+                    df = df.assign(updated_at=now)
                 for start in range(0, len(df), CHUNK_ROWS):
-                    records = to_records(spec, df.iloc[start : start + CHUNK_ROWS])
-                    if spec.versioned:
-                        for r in records:
-                            r["updated_at"] = now
-                    _insert_chunks(conn, TABLES[name], records)
+                    chunk = df.iloc[start : start + CHUNK_ROWS]
+                    if self.dialect == "sqlite":
+                        _insert_sqlite(conn, spec, chunk)
+                    else:
+                        _insert_chunks(conn, TABLES[name], to_records(spec, chunk))
                 written[name] = len(df)
                 if name == "deals" and "deal_history" not in frames and len(df):
                     _insert_chunks(
@@ -394,11 +400,16 @@ class Store:
         merged = merged.reset_index()
 
         def known(ref: str) -> set:
-            k = self._cached_keys(ref)
-            if ref == name:  # the rows being edited do not clash with themselves
-                own = {x[0] for x in keys} if len(spec.key) == 1 else set(keys)
-                return k - own
-            return k
+            if ref == name:  # keys are not edited here, so they cannot clash
+                return set()
+            if ref == "stages":
+                return self._cached_keys(ref)
+            # Only the referenced values that occur in the edited rows need looking up.
+            values: set = set()
+            for c in spec.columns:
+                if c.references and c.references.split(".")[0] == ref and c.name in merged:
+                    values |= set(merged[c.name].dropna())
+            return self._keys_among(ref, values)
 
         try:
             result = validate(name, merged[spec.column_names], known_keys=known)
@@ -408,34 +419,35 @@ class Store:
             raise ValidationError(name, result.errors)
         clean = result.clean.set_index(list(spec.key)).loc[ch.index].reset_index()
         now = at or _now()
-        versions = (
-            dict(zip(keys, changes["row_version"], strict=True))
-            if "row_version" in changes.columns and spec.versioned
-            else {}
-        )
+        check_versions = "row_version" in changes.columns and spec.versioned
+        recs = to_records(spec, clean[list(spec.key) + new_cols])
+        params = []
+        for i, rec in enumerate(recs):
+            p = {f"v_{c}": rec[c] for c in new_cols}
+            p.update({f"k_{kc}": rec[kc] for kc in spec.key})
+            if check_versions:
+                v = changes["row_version"].iloc[i]
+                p["expected_version"] = None if pd.isna(v) else int(v)
+            params.append(p)
+        values = {c: sa.bindparam(f"v_{c}") for c in new_cols}
+        cond = [table.c[kc] == sa.bindparam(f"k_{kc}") for kc in spec.key]
+        if spec.versioned:
+            values["row_version"] = table.c.row_version + 1
+            values["updated_at"] = now
+            if check_versions:
+                expected = sa.bindparam("expected_version", type_=sa.Integer)
+                cond.append(table.c.row_version == sa.func.coalesce(expected, table.c.row_version))
         history: list[dict[str, object]] = []
-        cur_idx = current.set_index(list(spec.key))
-        with self.transaction() as conn:
-            recs = to_records(spec, clean[list(spec.key) + new_cols])
+        if name == "deals":
+            cur_idx = current.set_index(list(spec.key))
             for k, rec in zip(keys, recs, strict=True):
-                values = {c: rec[c] for c in new_cols}
-                cond = [table.c[kc] == kv for kc, kv in zip(spec.key, k, strict=True)]
-                if spec.versioned:
-                    expected = versions.get(k)
-                    if expected is not None and not pd.isna(expected):
-                        cond.append(table.c.row_version == int(expected))
-                    values["row_version"] = table.c.row_version + 1
-                    values["updated_at"] = now
-                res = conn.execute(sa.update(table).where(*cond).values(**values))
-                if res.rowcount != 1:
-                    raise ConflictError(
-                        f"{name} {k[0] if len(k) == 1 else k} was changed by someone else since "
-                        f"it was read (expected version {versions.get(k)}); nothing was saved. "
-                        "Reload the row and edit again."
-                    )
-                if name == "deals":
-                    before = cur_idx.loc[k[0]] if len(k) == 1 else cur_idx.loc[k]
-                    history.extend(_change_history(k[0], before, rec, changed_by, now))
+                before = cur_idx.loc[k[0]]
+                history.extend(_change_history(k[0], before, rec, changed_by, now))
+        with self.transaction() as conn:
+            # One statement executed for all rows; the total row count reveals a conflict.
+            res = conn.execute(sa.update(table).where(*cond).values(**values), params)
+            if res.rowcount != len(params):
+                raise ConflictError(self._conflict_message(conn, name, keys, changes))
             _insert_chunks(conn, TABLES["deal_history"], history)
         return len(keys)
 
@@ -479,6 +491,39 @@ class Store:
         with self.transaction() as conn:
             for name in names:
                 conn.execute(sa.delete(TABLES[name]))
+
+    def _keys_among(self, name: str, values: set) -> set:
+        """Return those of ``values`` that are primary keys of ``name`` (single-column keys)."""
+        spec = entity(name)
+        if not values:
+            return set()
+        col = TABLES[name].c[spec.key[0]]
+        found: set = set()
+        vals = list(values)
+        with self.engine.connect() as conn:
+            for i in range(0, len(vals), 900):
+                rows = conn.execute(sa.select(col).where(col.in_(vals[i : i + 900]))).fetchall()
+                found.update(r[0] for r in rows)
+        return found
+
+    def _conflict_message(
+        self, conn: sa.Connection, name: str, keys: list[tuple], changes: pd.DataFrame
+    ) -> str:
+        """Say which edited rows moved on since they were read."""
+        spec = entity(name)
+        t = TABLES[name]
+        stale = []
+        for k, v in zip(keys, changes["row_version"], strict=True):
+            if pd.isna(v):
+                continue
+            cond = [t.c[kc] == kv for kc, kv in zip(spec.key, k, strict=True)]
+            now_v = conn.execute(sa.select(t.c.row_version).where(*cond)).scalar()
+            if now_v != int(v):
+                stale.append(f"{k[0] if len(k) == 1 else k} (version {int(v)} -> {now_v})")
+        return (
+            f"{name} {', '.join(stale) or 'rows'} changed by someone else since it was read; "
+            "nothing was saved. Reload the row and edit again."
+        )
 
     def _read_keys(self, name: str, keys: list[tuple]) -> pd.DataFrame:
         """Read the rows with the given primary keys."""
@@ -583,6 +628,18 @@ def _insert_chunks(conn: sa.Connection, table: sa.Table, records: list[dict]) ->
         return
     for i in range(0, len(records), CHUNK_ROWS):
         conn.execute(sa.insert(table), records[i : i + CHUNK_ROWS])
+
+
+def _insert_sqlite(conn: sa.Connection, spec, chunk: pd.DataFrame) -> None:
+    """Insert a chunk on SQLite with the driver's executemany and ready-made tuples."""
+    cols, rows = to_sqlite_rows(spec, chunk)
+    if "updated_at" in chunk.columns:
+        stamp = to_sqlite_rows(_UPDATED_AT, chunk[["updated_at"]])[1]
+        cols = [*cols, "updated_at"]
+        rows = [(*r, s[0]) for r, s in zip(rows, stamp, strict=True)]
+    names = ", ".join(f'"{c}"' for c in cols)
+    marks = ", ".join("?" for _ in cols)
+    conn.exec_driver_sql(f'INSERT INTO "{spec.name}" ({names}) VALUES ({marks})', rows)
 
 
 def _initial_history(deals: pd.DataFrame, changed_by: str, at: dt.datetime) -> list[dict]:

@@ -1,0 +1,558 @@
+"""One declarative validator for every write: import, ``Store.insert``/``update`` and widget edits.
+
+The rules come from the entity specs in :mod:`crmkit.store.schema` (required columns, kinds,
+min/max, choices, references, keys) plus a few cross-field rules per entity (a won or lost
+deal has ``closed_at``, an open one has none; a deal's stage exists in its pipeline; ...).
+Checks are vectorised with pandas; Python loops only run over the bad rows to build the
+:class:`~crmkit.errors.RowError` list, so a million clean rows validate in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crmkit.errors import NotFoundError, RowError
+from crmkit.store.schema import ENTITIES, Column, Entity
+
+#: Earliest date accepted anywhere.
+MIN_DATE = pd.Timestamp("1900-01-01")
+#: Dates more than this many years after today are rejected as typos.
+MAX_YEARS_AHEAD = 50
+#: Store bookkeeping columns that are dropped silently from input frames.
+BOOKKEEPING = ("row_version", "updated_at")
+
+_ISO_LIKE = re.compile(r"^\s*\d{4}-?\d{1,2}-?\d{1,2}")
+
+
+@dataclass
+class ValidationResult:
+    """The outcome of :func:`validate`.
+
+    Attributes
+    ----------
+    clean
+        The good rows, coerced to the schema's types, defaults filled, in schema column order.
+    errors
+        Every problem found: row number, field, reason and the offending value.
+    bad_rows
+        Row numbers with at least one error.
+
+    """
+
+    clean: pd.DataFrame
+    errors: list[RowError] = field(default_factory=list)
+    bad_rows: set[int] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.errors
+
+
+class _Collector:
+    """Gathers errors for masks of bad rows; only loops over the rows that are bad."""
+
+    def __init__(self, rows: np.ndarray, raw: pd.DataFrame) -> None:
+        self.rows = rows
+        self.raw = raw
+        self.errors: list[RowError] = []
+        self.bad = np.zeros(len(rows), dtype=bool)
+        self._by_col: dict[str | None, np.ndarray] = {}
+
+    def add(
+        self,
+        mask: pd.Series | np.ndarray,
+        col: str | None,
+        reason: str | Callable[[object, int], str],
+        values: pd.Series | None = None,
+    ) -> None:
+        """Record an error for every row where ``mask`` is true."""
+        m = np.asarray(mask, dtype=bool)
+        if not m.any():
+            return
+        self.bad |= m
+        if col in self._by_col:
+            self._by_col[col] |= m
+        else:
+            self._by_col[col] = m.copy()
+        if values is None:
+            values = self.raw[col] if col in self.raw.columns else None
+        idx = np.flatnonzero(m)
+        vals = values.iloc[idx].tolist() if values is not None else [None] * len(idx)
+        for i, v in zip(idx, vals, strict=True):
+            v = None if _missing(v) else v
+            text = reason(v, int(i)) if callable(reason) else reason
+            self.errors.append(RowError(int(self.rows[i]), col, text, v))
+
+    def bad_in(self, col: str) -> np.ndarray:
+        """Rows already rejected for column ``col`` (so a bad value is not also 'missing')."""
+        return self._by_col.get(col, np.zeros(len(self.rows), dtype=bool))
+
+    def column(self, col: str | None, reason: str) -> None:
+        """Record a problem with a whole column (row ``None``); every row is bad."""
+        self.errors.append(RowError(None, col, reason))
+        self.bad[:] = True
+
+
+def validate(
+    entity: str,
+    df: pd.DataFrame,
+    *,
+    known_keys: Callable[[str], set] | None = None,
+    partial: bool = False,
+    row_numbers: Sequence[int] | None = None,
+) -> ValidationResult:
+    """Check rows of an entity against the schema rules and coerce them to its types.
+
+    Parameters
+    ----------
+    entity
+        Entity name, e.g. ``"deals"``.
+    df
+        The rows, with the entity's column names. Values may be strings (as read from a
+        file) or already typed. Text dates must be ISO 8601 (``YYYY-MM-DD[ HH:MM[:SS]]``);
+        timezone-aware times are converted to UTC and kept naive. Choices ignore case and
+        spaces (``"Best Case"`` is ``best_case``). Text is kept as given; ``""`` is missing.
+    known_keys
+        ``known_keys(entity)`` returns the keys already stored (tuples for composite keys).
+        When given, ids are checked for duplicates against the store and references
+        (accounts, deals, campaigns, a deal's pipeline stage) must exist. When None,
+        only the rules that need no store are checked.
+    partial
+        Validate only the columns present (edits); missing required columns are allowed.
+    row_numbers
+        The row number to report for each row (a file's line numbers); default position + 1.
+
+    Returns
+    -------
+    ValidationResult
+        ``clean`` holds the good rows; ``errors`` every bad value with row, field and reason.
+
+    Raises
+    ------
+    NotFoundError
+        For an unknown entity.
+
+    """
+    spec = _spec(entity)
+    n = len(df)
+    rows = np.arange(1, n + 1) if row_numbers is None else np.asarray(row_numbers)
+    if len(rows) != n:
+        raise ValueError(f"row_numbers has {len(rows)} values for {n} rows")
+    raw = df.drop(columns=[c for c in BOOKKEEPING if c in df.columns]).reset_index(drop=True)
+    out = _Collector(rows, raw)
+
+    # Column-level problems: unknown, duplicated or missing columns.
+    dup_cols = raw.columns[raw.columns.duplicated()].unique()
+    for c in dup_cols:
+        out.column(str(c), "column given more than once")
+    unknown = [c for c in raw.columns if c not in spec.column_names]
+    for c in unknown:
+        out.column(str(c), f"unknown column; {spec.name} has: {', '.join(spec.column_names)}")
+    if not partial:
+        for c in spec.columns:
+            if c.required and not c.autoincrement and c.default is None and c.name not in raw:
+                out.column(c.name, "required column missing")
+    if out.errors:
+        empty = raw.iloc[0:0]
+        return ValidationResult(empty, _sorted(out.errors, spec), set(rows.tolist()))
+
+    present = [c for c in spec.columns if c.name in raw.columns]
+    cols = present if partial else list(spec.columns)
+    clean: dict[str, pd.Series] = {}
+    for c in cols:
+        if c.name in raw.columns:
+            s = _coerce(c, raw[c.name], out)
+            if not partial and c.default is not None and c.required:
+                s = s.fillna(c.default)  # optional columns take their default only when absent
+        else:
+            s = _empty(c, n)
+        clean[c.name] = s
+        _check_values(c, s, out)
+    frame = pd.DataFrame(clean, index=raw.index)
+
+    _check_keys(spec, frame, out, known_keys)
+    if known_keys is not None:
+        _check_references(spec, frame, out, known_keys)
+    _check_entity_rules(spec, frame, out, known_keys)
+
+    good = ~out.bad
+    clean_df = frame.loc[good].reset_index(drop=True)
+    bad_rows = set(rows[out.bad].tolist())
+    return ValidationResult(clean_df, _sorted(out.errors, spec), bad_rows)
+
+
+# ---------------------------------------------------------------------- helpers
+def _spec(name: str) -> Entity:
+    """Return the entity spec, or raise NotFoundError naming the known entities."""
+    try:
+        return ENTITIES[name]
+    except KeyError:
+        raise NotFoundError(
+            f"unknown entity {name!r}; known entities: {', '.join(sorted(ENTITIES))}"
+        ) from None
+
+
+def _missing(v: object) -> bool:
+    """Tell whether ``v`` is None, NaN, NaT or pd.NA."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, float) and v != v
+
+
+def _sorted(errors: list[RowError], spec: Entity) -> list[RowError]:
+    """Errors by row (column problems first), then by column order."""
+    order = {c: i for i, c in enumerate(spec.column_names)}
+    return sorted(
+        errors,
+        key=lambda e: (-1 if e.row is None else e.row, order.get(e.field or "", len(order))),
+    )
+
+
+def _empty(c: Column, n: int) -> pd.Series:
+    """Make an all-missing column of the right dtype, filled with the column default if any."""
+    if c.kind in ("int",):
+        s = pd.Series(pd.array([pd.NA] * n, dtype="Int64"))
+    elif c.kind == "float":
+        s = pd.Series(np.full(n, np.nan))
+    elif c.kind in ("date", "datetime"):
+        s = pd.Series(np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"))
+    elif c.kind in ("str", "text"):
+        s = pd.Series([None] * n, dtype="str")
+    else:
+        s = pd.Series([None] * n, dtype=object)
+    if c.default is not None:
+        s = s.fillna(c.default)
+    return s
+
+
+def _whitespace(s: pd.Series, candidates: np.ndarray) -> np.ndarray:
+    """Mark the candidate rows whose value is empty or whitespace-only text (loops over few)."""
+    idx = np.flatnonzero(candidates)
+    out = np.zeros(len(s), dtype=bool)
+    if len(idx):
+        vals = s.iloc[idx].tolist()
+        out[idx[[isinstance(v, str) and not v.strip() for v in vals]]] = True
+    return out
+
+
+def _to_number(s: pd.Series) -> pd.Series:
+    """Convert to float64, NaN where a value does not parse (fast path through Arrow)."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype("float64")
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return s.astype("float64")
+    if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
+        try:
+            arr = pc.cast(pa.array(s.array), pa.float64())
+            return pd.Series(arr.to_numpy(zero_copy_only=False), index=s.index)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+            pass
+    num = pd.to_numeric(s, errors="coerce")
+    return num.astype("float64")
+
+
+def _coerce(c: Column, s: pd.Series, out: _Collector) -> pd.Series:
+    """Convert one column to its kind, recording values that do not convert."""
+    s = s.reset_index(drop=True)
+    if c.kind in ("str", "text"):
+        text = _to_text(s)
+        if c.choices is not None:  # "Won" or " won " means "won"
+            off = text.notna() & ~text.isin(c.choices)
+            if off.any():
+                norm = text[off].str.strip().str.lower().str.replace(" ", "_")
+                text = text.copy()
+                text[off] = norm.where(norm.isin(c.choices), text[off])
+        return text
+    missing = s.isna().to_numpy()
+    if c.kind in ("int", "float"):
+        num = _to_number(s)
+        f = np.array(num.to_numpy(dtype="float64", na_value=np.nan), dtype="float64", copy=True)
+        fail = ~missing & np.isnan(f)
+        fail &= ~_whitespace(s, fail)
+        word = "a whole number" if c.kind == "int" else "a number"
+        out.add(fail, c.name, f"not {word}")
+        inf = np.isinf(f)
+        out.add(inf, c.name, "not a finite number")
+        f[inf] = np.nan
+        if c.kind == "int":
+            frac = ~np.isnan(f) & (f != np.round(f))
+            out.add(frac, c.name, "not a whole number")
+            f[frac] = np.nan
+            return pd.Series(pd.array(np.round(f), dtype="Float64")).astype("Int64")
+        return pd.Series(f)
+    if c.kind in ("date", "datetime"):
+        return _to_datetime(c, s, missing, out)
+    if c.kind == "json":
+        blank = missing | _whitespace(s, ~missing)
+        return _check_json(c, s, pd.Series(blank), out)
+    return s.where(~missing, None)
+
+
+def _to_text(s: pd.Series) -> pd.Series:
+    """Convert to strings, missing as NaN; whole floats (ids read from Excel) lose their ``.0``.
+
+    Text is kept exactly as given (no stripping, so values round-trip); only the empty
+    string counts as missing. :mod:`crmkit.io` strips the cells it reads from files.
+    """
+    if pd.api.types.is_float_dtype(s.dtype):
+        f = s.to_numpy(dtype="float64", na_value=np.nan)
+        whole = np.isfinite(f) & (f == np.round(f))
+        if whole[~np.isnan(f)].all():
+            s = pd.Series(pd.array(f, dtype="Float64")).astype("Int64")
+    elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+        s = s.dt.strftime("%Y-%m-%dT%H:%M:%S")
+    elif s.dtype == object:
+        kinds = pd.api.types.infer_dtype(s, skipna=True)
+        if kinds not in ("string", "empty"):
+            s = s.map(_scalar_text, na_action="ignore")
+    t = s.astype("str")
+    empty = (t == "").to_numpy(dtype=bool, na_value=False)
+    return t.where(~empty) if empty.any() else t
+
+
+def _scalar_text(v: object) -> object:
+    """Text of one non-string value: ``1001.0`` -> ``"1001"``."""
+    if isinstance(v, (float, np.floating)) and np.isfinite(v) and float(v).is_integer():
+        return str(int(v))
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return v if isinstance(v, str) else str(v)
+
+
+def _to_datetime(c: Column, s: pd.Series, missing: np.ndarray, out: _Collector) -> pd.Series:
+    """Parse dates (ISO 8601 text, datetime objects); impossible and out-of-range dates fail."""
+    vals = s
+    if pd.api.types.is_datetime64_any_dtype(vals.dtype):
+        ts = vals
+        if getattr(ts.dt, "tz", None) is not None:
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    else:
+        if vals.dtype == object:
+            vals = vals.map(_date_text, na_action="ignore")
+        ts = pd.to_datetime(vals, errors="coerce", format="ISO8601", utc=True)
+        ts = ts.dt.tz_localize(None)
+    bad = ~missing & ts.isna().to_numpy()
+    bad &= ~_whitespace(s, bad)
+    if bad.any():
+
+        def why(v: object, _i: int) -> str:
+            text = str(v)
+            if _ISO_LIKE.match(text):
+                return f"impossible date {text!r} (no such date)"
+            return f"unparseable date {text!r}; use YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS]"
+
+        out.add(bad, c.name, why)
+    latest = pd.Timestamp.now().normalize() + pd.DateOffset(years=MAX_YEARS_AHEAD)
+    early = ts < MIN_DATE
+    late = ts > latest
+    out.add(early, c.name, f"date before {MIN_DATE.date()}")
+    out.add(late, c.name, f"date too far in the future (after {latest.date()})")
+    ts = ts.where(~(early | late))
+    if c.kind == "date":
+        ts = ts.dt.normalize()
+    return ts.astype("datetime64[ns]")
+
+
+def _date_text(v: object) -> object:
+    """Dates and timestamps as ISO text so one parser handles mixed object columns."""
+    if isinstance(v, str):
+        return v.strip()
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def _check_json(c: Column, s: pd.Series, blank: pd.Series, out: _Collector) -> pd.Series:
+    """JSON columns take dicts, lists, numbers or text that parses as JSON."""
+
+    def bad_json(v: object) -> bool:
+        if isinstance(v, str):
+            try:
+                json.loads(v)
+            except ValueError:
+                return True
+        return False
+
+    bad = s.where(~blank).map(bad_json, na_action="ignore").fillna(False).astype(bool)
+    out.add(bad, c.name, "not valid JSON")
+    return s.where(~blank, None).astype(object)
+
+
+def _check_values(c: Column, s: pd.Series, out: _Collector) -> None:
+    """Check required values, bounds and choices of one coerced column."""
+    if c.required and not c.autoincrement:
+        miss = s.isna().to_numpy() & ~out.bad_in(c.name)
+        out.add(miss, c.name, "required value missing")
+    if c.min_value is not None:
+        low = (s < c.min_value).fillna(False).to_numpy(dtype=bool)
+        reason = "negative value; must be >= 0" if c.min_value == 0 else f"must be >= {c.min_value}"
+        out.add(low, c.name, reason)
+    if c.max_value is not None:
+        high = (s > c.max_value).fillna(False).to_numpy(dtype=bool)
+        out.add(high, c.name, f"must be <= {c.max_value}")
+    if c.choices is not None:
+        ok = s.isna() | s.isin(c.choices)
+        out.add(~ok.to_numpy(dtype=bool), c.name, f"must be one of {', '.join(c.choices)}")
+
+
+def _isin(s: pd.Series, known: set) -> np.ndarray:
+    """Return whether each value is in ``known`` (missing values: False); fast for text."""
+    if not known:
+        return np.zeros(len(s), dtype=bool)
+    if pd.api.types.is_string_dtype(s.dtype) and all(isinstance(k, str) for k in known):
+        arr = pc.cast(pa.array(s.array), pa.large_string())
+        hit = pc.is_in(arr, value_set=pa.array(list(known), type=pa.large_string()))
+        return hit.fill_null(False).to_numpy(zero_copy_only=False)
+    return s.astype(object).isin(known).to_numpy(dtype=bool) & s.notna().to_numpy()
+
+
+def _key_values(frame: pd.DataFrame, cols: Sequence[str]) -> pd.Series | pd.MultiIndex:
+    """Return the key of each row: a Series for one column, a MultiIndex for several."""
+    if len(cols) == 1:
+        return frame[cols[0]]
+    return pd.MultiIndex.from_frame(frame[list(cols)])
+
+
+def _key_text(key: object) -> str:
+    """Format a key for messages."""
+    if isinstance(key, tuple):
+        return "(" + ", ".join(repr(str(k)) for k in key) + ")"
+    return repr(str(key))
+
+
+def _check_keys(
+    spec: Entity, frame: pd.DataFrame, out: _Collector, known_keys: Callable[[str], set] | None
+) -> None:
+    """Duplicate keys inside the batch and against the store."""
+    keys = list(spec.key)
+    if not set(keys) <= set(frame.columns):
+        return
+    has_key = frame[keys].notna().all(axis=1).to_numpy()
+    if len(keys) == 1 and spec.column(keys[0]).autoincrement and not has_key.any():
+        return
+    sub = frame.loc[has_key, keys]
+    any_dup = sub[keys[0]].duplicated() if len(keys) == 1 else sub.duplicated()
+    if any_dup.any():
+        dup = any_dup
+        first_row = {}
+        firsts = sub[~sub.duplicated(keep="first") & sub.duplicated(keep=False)]
+        for pos, key in zip(firsts.index, map(tuple, firsts.to_numpy(dtype=object)), strict=True):
+            first_row[key] = int(out.rows[pos])
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[sub.index[dup.to_numpy()]] = True
+        field_ = keys[0]
+
+        def why(_v: object, i: int) -> str:
+            key = tuple(frame.loc[i, keys])
+            label = key if len(keys) > 1 else key[0]
+            return f"duplicate {'/'.join(keys)} {_key_text(label)} (first on row {first_row[key]})"
+
+        out.add(mask, field_, why, values=frame[field_])
+    if known_keys is None:
+        return
+    stored = known_keys(spec.name)
+    if not stored:
+        return
+    if len(keys) == 1:
+        exists = _isin(frame[keys[0]], stored) & has_key
+    else:
+        exists = np.asarray(_key_values(frame, keys).isin(list(stored))) & has_key
+    out.add(
+        exists,
+        keys[0],
+        lambda v, i: (
+            f"{'/'.join(keys)} {_key_text(_row_key(frame, keys, i))} already exists in {spec.name}"
+        ),
+        values=frame[keys[0]],
+    )
+
+
+def _row_key(frame: pd.DataFrame, keys: Sequence[str], i: int) -> object:
+    """Return the key value(s) of row position ``i``."""
+    vals = tuple(frame[k].iloc[i] for k in keys)
+    return vals if len(vals) > 1 else vals[0]
+
+
+def _check_references(
+    spec: Entity, frame: pd.DataFrame, out: _Collector, known_keys: Callable[[str], set]
+) -> None:
+    """Every reference (``account_id``, ``deal_id``, ``campaign_id``...) must exist."""
+    for c in spec.columns:
+        if not c.references or c.name not in frame.columns:
+            continue
+        ref_entity = c.references.split(".")[0]
+        s = frame[c.name]
+        given = s.notna()
+        if not given.any():
+            continue
+        known = known_keys(ref_entity)
+        missing = given.to_numpy(dtype=bool) & ~_isin(s, known)
+        out.add(
+            missing,
+            c.name,
+            lambda v, _i, r=ref_entity, n=c.name: f"{n} {v!r} not found in {r}",
+        )
+
+
+def _check_entity_rules(
+    spec: Entity, frame: pd.DataFrame, out: _Collector, known_keys: Callable[[str], set] | None
+) -> None:
+    """Rules that involve several columns or entities."""
+    has = set(frame.columns)
+    if spec.name == "deals":
+        _check_deals(frame, out, known_keys, has)
+        if {"created_at", "closed_at"} <= has:
+            early = frame["closed_at"].dt.normalize() < frame["created_at"].dt.normalize()
+            out.add(
+                early.to_numpy(dtype=bool),
+                "closed_at",
+                lambda v, i: f"closed_at {v} is before created_at",
+            )
+    elif spec.name == "campaigns" and {"start_date", "end_date"} <= has:
+        before = (frame["end_date"] < frame["start_date"]).to_numpy(dtype=bool)
+        out.add(before, "end_date", "end_date is before start_date")
+
+
+def _check_deals(
+    frame: pd.DataFrame, out: _Collector, known_keys: Callable[[str], set] | None, has: set
+) -> None:
+    """Deal rules: closed_at agrees with status; the (pipeline, stage) exists."""
+    if {"status", "closed_at"} <= has:
+        closed = frame["status"].isin(["won", "lost"]).to_numpy(dtype=bool, copy=True)
+        is_open = (frame["status"] == "open").to_numpy(dtype=bool, copy=True)
+        no_close = frame["closed_at"].isna().to_numpy()
+        judged = ~(out.bad_in("closed_at") | out.bad_in("status"))
+        closed &= judged
+        is_open &= judged
+        out.add(closed & no_close, "closed_at", "closed_at is required for won and lost deals")
+        out.add(is_open & ~no_close, "closed_at", "closed_at must be empty for open deals")
+    if known_keys is not None and {"pipeline", "stage"} <= has:
+        given = frame["pipeline"].notna() & frame["stage"].notna()
+        if not given.any():
+            return
+        stages = known_keys("stages")
+        pairs = pd.MultiIndex.from_frame(frame[["pipeline", "stage"]].astype(object))
+        unknown = ~np.asarray(pairs.isin(list(stages))) & given.to_numpy(dtype=bool)
+        if not unknown.any():
+            return
+        by_pipe: dict[str, list[str]] = {}
+        for p, st in stages:
+            by_pipe.setdefault(p, []).append(st)
+
+        def why(v: object, i: int) -> str:
+            pipe = frame["pipeline"].iloc[i]
+            if pipe not in by_pipe:
+                known = ", ".join(sorted(by_pipe)) or "none"
+                return f"unknown pipeline {pipe!r} (known pipelines: {known})"
+            return f"unknown stage {v!r} in pipeline {pipe!r} (known: {', '.join(by_pipe[pipe])})"
+
+        out.add(unknown, "stage", why, values=frame["stage"])
