@@ -1,0 +1,813 @@
+"""An editable, filterable, paged grid over one store entity.
+
+The grid shows one page of rows at a time, so 100k deals stay responsive: the entity is
+read once into a DataFrame, and filtering, sorting and paging are plain functions over it
+(:func:`filter_rows`, :func:`page_of`). Every cell edit goes through
+:meth:`crmkit.Store.update` with the ``row_version`` the grid showed, so the store
+validates it by the import rules, writes the deal history, and refuses it with a
+:class:`~crmkit.errors.ConflictError` when someone else changed the row meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import ipywidgets as w
+import pandas as pd
+from ipydatagrid import DataGrid
+
+from crmkit.errors import ConflictError, CrmkitError, ValidationError
+from crmkit.store import Store
+from crmkit.store.frames import value_to_text
+from crmkit.store.schema import entity as entity_spec
+
+#: Columns the grid can filter on with a drop-down, when the entity has them.
+FILTER_COLUMNS = ("owner", "team", "stage", "status", "segment")
+#: Label of the "no filter" choice.
+ANY = "(any)"
+#: Store bookkeeping columns, kept beside the page but not shown.
+HIDDEN = ("row_version", "updated_at")
+#: Filter columns with many values: a combobox (type or pick) rather than a drop-down.
+OPEN_CHOICES = ("owner", "team")
+#: Column joined from the account (read only) for entities that refer to an account.
+JOINED_SEGMENT = "segment"
+_SEARCH = "__search__"
+
+
+@dataclass(frozen=True)
+class GridQuery:
+    """What the grid shows: filters, sort order and page.
+
+    Attributes
+    ----------
+    text
+        Case-insensitive text searched in every text column ("" for none).
+    filters
+        ``{column: value}`` equality filters (owner, team, stage, status, segment).
+    sort_by
+        Column to sort by (None: the entity's key order).
+    ascending
+        Sort direction.
+    page
+        Page number, from 0.
+    page_size
+        Rows per page.
+
+    """
+
+    text: str = ""
+    filters: dict[str, object] = field(default_factory=dict)
+    sort_by: str | None = None
+    ascending: bool = True
+    page: int = 0
+    page_size: int = 50
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One saved cell edit, kept so that it can be undone."""
+
+    key: object
+    column: str
+    old: object
+    new: object
+
+
+def load_table(store: Store, name: str) -> pd.DataFrame:
+    """Read an entity for the grid: indexed by its key, with the account's segment joined.
+
+    Parameters
+    ----------
+    store
+        The database.
+    name
+        ``"accounts"``, ``"contacts"``, ``"deals"`` or another entity with a single key.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The entity's columns (and ``row_version``), index = key; deals and contacts get a
+        read-only ``segment`` column from their account. The lower-case search text is
+        added by the first text search.
+
+    """
+    spec = entity_spec(name)
+    if len(spec.key) != 1:
+        raise CrmkitError(
+            f"the grid edits entities with a single key column; {name} has {spec.key}"
+        )
+    return prepare_rows(store, name, store.read(name), all_accounts=True)
+
+
+def prepare_rows(
+    store: Store, name: str, df: pd.DataFrame, *, all_accounts: bool = False
+) -> pd.DataFrame:
+    """Index rows read from the store by their key and join their account's segment.
+
+    Parameters
+    ----------
+    store
+        The database.
+    name
+        Entity name.
+    df
+        Rows as read by :meth:`crmkit.Store.read`.
+    all_accounts
+        Read every account's segment at once (for many rows) instead of only theirs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        See :func:`load_table`.
+
+    """
+    spec = entity_spec(name)
+    if name != "accounts" and "account_id" in df.columns:
+        where = None if all_accounts else {"account_id": list(df["account_id"].dropna().unique())}
+        seg = store.read("accounts", where=where, columns=["account_id", "segment"])
+        df[JOINED_SEGMENT] = df["account_id"].map(seg.set_index("account_id")["segment"])
+        df[JOINED_SEGMENT] = (
+            df[JOINED_SEGMENT].astype(object).where(df[JOINED_SEGMENT].notna(), None)
+        )
+    df = df.set_index(spec.key[0], drop=False)
+    df.index.name = spec.key[0]
+    df.attrs["text_columns"] = [c.name for c in spec.columns if c.kind in ("str", "text")]
+    return df
+
+
+def search_text(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """Lower-case text of the given columns joined by a separator, for fast searching."""
+    parts = [df[c].astype(object).where(df[c].notna(), "").astype(str) for c in columns if c in df]
+    if not parts:
+        return pd.Series("", index=df.index)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + "\x1f" + p
+    return out.str.lower()
+
+
+def filter_rows(table: pd.DataFrame, query: GridQuery) -> pd.DataFrame:
+    """Apply a query's text search, filters and sort order (not its page).
+
+    The first text search adds a hidden lower-case search column to ``table`` (kept, so
+    later searches are fast).
+
+    Parameters
+    ----------
+    table
+        Output of :func:`load_table`.
+    query
+        What to show.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The matching rows, sorted.
+
+    """
+    mask = pd.Series(True, index=table.index)
+    text = query.text.strip().lower()
+    if text:
+        if _SEARCH not in table.columns:  # built once, on the first search, and kept
+            cols = table.attrs.get("text_columns") or [
+                c for c in table.columns if pd.api.types.is_string_dtype(table[c])
+            ]
+            table[_SEARCH] = search_text(table, cols)
+        mask &= table[_SEARCH].str.contains(text, regex=False).to_numpy()
+    for col, val in query.filters.items():
+        if val is None or val in (ANY, "") or col not in table.columns:
+            continue
+        mask &= (table[col] == val).fillna(False).to_numpy(dtype=bool)
+    out = table[mask.to_numpy()] if not mask.all() else table
+    if query.sort_by and query.sort_by in out.columns:
+        out = out.sort_values(
+            query.sort_by, ascending=query.ascending, kind="stable", na_position="last"
+        )
+    return out
+
+
+def n_pages(n_rows: int, page_size: int) -> int:
+    """Return the number of pages for ``n_rows`` rows (at least 1)."""
+    return max(1, math.ceil(n_rows / max(1, page_size)))
+
+
+def page_of(rows: pd.DataFrame, page: int, page_size: int) -> pd.DataFrame:
+    """Return page ``page`` (from 0, clipped to the last page) of ``rows``."""
+    page = min(max(0, page), n_pages(len(rows), page_size) - 1)
+    return rows.iloc[page * page_size : (page + 1) * page_size]
+
+
+def display_frame(page: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Build the frame handed to the DataGrid: shown columns as objects, dates as ISO text."""
+    spec = entity_spec(name)
+    key = spec.key[0]
+    cols = [c.name for c in spec.columns if c.name != key]
+    if JOINED_SEGMENT in page.columns and JOINED_SEGMENT not in cols:
+        cols.append(JOINED_SEGMENT)
+    out = page[cols].copy()
+    for c in spec.columns:
+        if c.name in out.columns and c.kind in ("date", "datetime"):
+            out[c.name] = [_date_text(v, c.kind) for v in out[c.name]]
+    out.index = pd.Index(page.index.astype(object), name=key)
+    # object columns: the grid edits every cell as text, and ipydatagrid can store any typed
+    # value in its copy before the store validates it (pandas refuses "abc" in a float column)
+    return out.astype(object).where(out.notna(), None)
+
+
+def _date_text(v: object, kind: str) -> object:
+    """Show a date as ``YYYY-MM-DD`` and a datetime without a zero time."""
+    if v is None or pd.isna(v):
+        return None
+    ts = pd.Timestamp(v)
+    if kind == "date" or ts == ts.normalize():
+        return ts.date().isoformat()
+    return ts.isoformat(sep=" ")
+
+
+def clean_value(value: object) -> object:
+    """Turn what the grid's editor sends into a value for the store ('' becomes None)."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def edit_changes(name: str, row: pd.Series, column: str, value: object) -> dict[str, object]:
+    """Return the changes one cell edit makes, with the fields a rule ties to it.
+
+    Marking a deal ``won`` or ``lost`` stamps ``closed_at`` with today when it is empty, and
+    reopening a deal clears ``closed_at``, so a status can be changed with one edit.
+
+    Parameters
+    ----------
+    name
+        Entity name.
+    row
+        The row as shown.
+    column
+        Edited column.
+    value
+        New value (already cleaned).
+
+    Returns
+    -------
+    dict
+        ``{column: value}`` plus any tied field.
+
+    """
+    changes: dict[str, object] = {column: value}
+    if name == "deals" and column == "status" and "closed_at" in row.index:
+        if value in ("won", "lost") and pd.isna(row["closed_at"]):
+            changes["closed_at"] = pd.Timestamp(dt.date.today())
+        elif value == "open" and not pd.isna(row["closed_at"]):
+            changes["closed_at"] = None
+    return changes
+
+
+def error_message(err: Exception) -> str:
+    """Return a short text naming each rejected field and the reason."""
+    if isinstance(err, ValidationError):
+        parts = []
+        for e in err.errors:
+            val = "" if e.value is None else f" (value {e.value!r})"
+            parts.append(f"{e.field or 'row'}: {e.reason}{val}")
+        return "; ".join(parts)
+    return str(err)
+
+
+def _same(a: object, b: object) -> bool:
+    """Tell whether two cell values are equal as the store would record them."""
+    return value_to_text(a) == value_to_text(b)
+
+
+class EntityGrid:
+    """An editable ipydatagrid over one entity, with filters, sorting, paging and undo.
+
+    Parameters
+    ----------
+    store
+        The database.
+    name
+        Entity to edit: ``"deals"``, ``"accounts"`` or ``"contacts"``.
+    user
+        Recorded as ``changed_by`` in the deal history.
+    page_size
+        Rows per page.
+    grid_options
+        Extra keyword arguments for :class:`ipydatagrid.DataGrid`.
+
+    Attributes
+    ----------
+    table
+        Every row of the entity as last read (index = key). Read on first use: the grid
+        shows its first pages by key, and reads the table on the first filter, sort or search.
+    rows
+        The rows the current filters select, sorted.
+    page
+        The rows shown, with their ``row_version``.
+    message
+        The HTML widget next to the grid that reports saves and rejections.
+    widget
+        The whole view, ready to ``display``.
+
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        name: str = "deals",
+        *,
+        user: str = "analyst",
+        page_size: int = 50,
+        grid_options: dict | None = None,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.spec = entity_spec(name)
+        self.key = self.spec.key[0]
+        self.user = user
+        self.query = GridQuery(page_size=page_size)
+        self.history: list[Edit] = []
+        self._quiet = False
+        self._listeners: list[Callable[[], None]] = []
+        # The whole table is read on the first filter, sort or search; until then pages are
+        # read by key, so a large entity shows its first page at once.
+        self._table: pd.DataFrame | None = None
+        self._rows: pd.DataFrame | None = None
+        self._keys = pd.Index(sorted(store.known_keys(name)), name=self.key)
+        self._accounts: pd.DataFrame | None = None  # owners and segments, for the filters
+        self.page = self._read_page(0)
+
+        options = {
+            "base_column_size": 120,
+            "base_row_size": 26,
+            "base_column_header_size": 28,
+            "base_row_header_size": 110,
+            "layout": w.Layout(height="480px", width="100%"),
+            "selection_mode": "cell",
+        }
+        options.update(grid_options or {})
+        self.grid = DataGrid(display_frame(self.page, name), editable=True, **options)
+        self.grid.add_class("crmkit-grid")
+        self.grid.on_cell_change(self._on_cell_change)
+        self.message = w.HTML(value="", layout=w.Layout(min_height="24px"))
+        self.message.add_class("crmkit-grid-message")
+        self._build_controls()
+        self.widget = w.VBox(
+            [self.controls, self.pager, self.grid, w.HBox([self.undo_button, self.message])]
+        )
+        self._update_pager()
+
+    # ------------------------------------------------------------------ controls
+    def _build_controls(self) -> None:
+        """Create the search box, filter drop-downs, sort and page controls."""
+        self.search = w.Text(placeholder="search…", description="Search", continuous_update=False)
+        self.search.observe(lambda _c: self.set_query(text=self.search.value, page=0), "value")
+        self.filter_widgets: dict[str, w.Dropdown] = {}
+        for col in FILTER_COLUMNS:
+            if col in self.page.columns:
+                if col in OPEN_CHOICES:  # many values: type or pick one
+                    dd = w.Combobox(
+                        options=self._choices(col)[1:],
+                        value="",
+                        placeholder=ANY,
+                        ensure_option=False,
+                        description=col.capitalize(),
+                        continuous_update=False,
+                        layout=w.Layout(width="220px"),
+                    )
+                else:
+                    dd = w.Dropdown(
+                        options=self._choices(col),
+                        value=ANY,
+                        description=col.capitalize(),
+                        layout=w.Layout(width="220px"),
+                    )
+                dd.observe(self._on_filter, "value")
+                self.filter_widgets[col] = dd
+        sortable = [c for c in display_frame(self.page.iloc[:0], self.name).columns]
+        self.sort_by = w.Dropdown(
+            options=[("(key)", None), *[(c, c) for c in sortable]],
+            value=None,
+            description="Sort by",
+            layout=w.Layout(width="240px"),
+        )
+        self.descending = w.Checkbox(value=False, description="descending", indent=False)
+        self.sort_by.observe(self._on_sort, "value")
+        self.descending.observe(self._on_sort, "value")
+        self.controls = w.VBox(
+            [
+                w.HBox([self.search, self.sort_by, self.descending]),
+                w.HBox(list(self.filter_widgets.values()), layout=w.Layout(flex_flow="row wrap")),
+            ]
+        )
+        self.first_button = w.Button(description="⏮", tooltip="first page", layout=_narrow())
+        self.prev_button = w.Button(description="◀", tooltip="previous page", layout=_narrow())
+        self.next_button = w.Button(description="▶", tooltip="next page", layout=_narrow())
+        self.last_button = w.Button(description="⏭", tooltip="last page", layout=_narrow())
+        self.first_button.on_click(lambda _b: self.go_to_page(0))
+        self.prev_button.on_click(lambda _b: self.go_to_page(self.query.page - 1))
+        self.next_button.on_click(lambda _b: self.go_to_page(self.query.page + 1))
+        self.last_button.on_click(lambda _b: self.go_to_page(self.n_pages - 1))
+        self.page_size = w.Dropdown(
+            options=sorted({25, 50, 100, 250, self.query.page_size}),
+            value=self.query.page_size,
+            layout=w.Layout(width="80px"),
+        )
+        self.page_size.observe(
+            lambda _c: self.set_query(page_size=self.page_size.value, page=0), "value"
+        )
+        self.page_label = w.Label()
+        self.reload_button = w.Button(description="Reload", icon="refresh", layout=_narrow("90px"))
+        self.reload_button.on_click(lambda _b: self.reload())
+        self.pager = w.HBox(
+            [
+                self.first_button,
+                self.prev_button,
+                self.page_label,
+                self.next_button,
+                self.last_button,
+                w.Label("rows per page"),
+                self.page_size,
+                self.reload_button,
+            ]
+        )
+        self.undo_button = w.Button(
+            description="Undo last edit", icon="undo", disabled=True, layout=_narrow("150px")
+        )
+        self.undo_button.on_click(lambda _b: self.undo())
+
+    def _choices(self, col: str) -> list[str]:
+        """Filter choices: the values present (cheap ones while the table is not read)."""
+        if self._table is not None:
+            source = self._table[col]
+        elif col == "stage":
+            source = self.store.read("stages", columns=["stage"])["stage"]
+        elif col == "status":
+            source = pd.Series(self.spec.column("status").choices)
+        elif col in ("segment", "owner"):
+            if self._accounts is None:
+                self._accounts = self.store.read("accounts", columns=["owner", "segment"])
+            source = self._accounts[col]
+            source = pd.concat([source, self.page[col]]) if col == "owner" else source
+        else:
+            source = self.page[col]
+        vals = sorted({str(v) for v in source.dropna().unique()})
+        return [ANY, *vals]
+
+    def offered(self, col: str) -> list[str]:
+        """Return the values the ``col`` filter offers (without the "any" choice)."""
+        dd = self.filter_widgets.get(col)
+        if dd is None:
+            return []
+        return [str(v) for v in dd.options if v != ANY]
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the whole entity has been read (it is on the first filter, sort or search)."""
+        return self._table is not None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Every row of the entity (index = key), read on first use."""
+        if self._table is None:
+            self._table = load_table(self.store, self.name)
+            self._rows = filter_rows(self._table, self.query)
+            for col, dd in self.filter_widgets.items():
+                if isinstance(dd, w.Combobox):
+                    dd.options = self._choices(col)[1:]
+        return self._table
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """The rows the current query selects, sorted (reads the table if needed)."""
+        table = self.table
+        if self._rows is None:
+            self._rows = filter_rows(table, self.query)
+        return self._rows
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows the current query selects."""
+        return len(self._keys) if self._table is None else len(self.rows)
+
+    def _read_page(self, page: int) -> pd.DataFrame:
+        """The rows of page ``page`` (a copy), read by key while the table is not loaded."""
+        size = self.query.page_size
+        if self._table is not None:
+            return page_of(self.rows, page, size).copy()
+        keys = list(self._keys[page * size : (page + 1) * size])
+        df = prepare_rows(self.store, self.name, self.store.read(self.name, where={self.key: keys}))
+        return df.reindex(pd.Index(keys, name=self.key)) if len(df) == len(keys) else df
+
+    def _on_filter(self, _change: dict) -> None:
+        """Read the filter drop-downs into the query."""
+        filters = {
+            c: dd.value for c, dd in self.filter_widgets.items() if dd.value not in (ANY, "")
+        }
+        self.set_query(filters=filters, page=0)
+
+    def _on_sort(self, _change: dict) -> None:
+        """Read the sort controls into the query."""
+        self.set_query(sort_by=self.sort_by.value, ascending=not self.descending.value, page=0)
+
+    # ------------------------------------------------------------------ view
+    @property
+    def n_pages(self) -> int:
+        """Number of pages the current filters give."""
+        return n_pages(self.n_rows, self.query.page_size)
+
+    def set_query(self, **changes: object) -> None:
+        """Change the query (``text``, ``filters``, ``sort_by``, ``ascending``, ``page``...)."""
+        old = self.query
+        self.query = replace(self.query, **changes)  # type: ignore[arg-type]
+        q = self.query
+        if (old.text, old.filters, old.sort_by, old.ascending) != (
+            q.text,
+            q.filters,
+            q.sort_by,
+            q.ascending,
+        ):
+            filtered = bool(
+                q.text.strip() or any(v not in (None, ANY, "") for v in q.filters.values())
+            )
+            if filtered or q.sort_by or self._table is not None:
+                self._rows = filter_rows(self.table, q)
+        self._show_page()
+
+    def go_to_page(self, page: int) -> None:
+        """Show page ``page`` (from 0; clipped to the pages there are)."""
+        self.set_query(page=min(max(0, page), self.n_pages - 1))
+
+    def _show_page(self) -> None:
+        """Put the current page into the DataGrid."""
+        page = min(max(0, self.query.page), self.n_pages - 1)
+        if page != self.query.page:
+            self.query = replace(self.query, page=page)
+        # a copy, so that writing an edit into the table never copies the table (copy-on-write)
+        self.page = self._read_page(page)
+        self.grid.data = display_frame(self.page, self.name)
+        self._update_pager()
+
+    def _update_pager(self) -> None:
+        """Refresh the page label and the buttons' enabled state."""
+        n = self.n_rows
+        p, size = self.query.page, self.query.page_size
+        first, last = (p * size + 1, min(n, (p + 1) * size)) if n else (0, 0)
+        self.page_label.value = f"page {p + 1} of {self.n_pages} · rows {first:,}–{last:,} of {n:,}"
+        self.first_button.disabled = self.prev_button.disabled = p == 0
+        self.next_button.disabled = self.last_button.disabled = p >= self.n_pages - 1
+
+    def reload(self) -> None:
+        """Read the entity again from the store (keeps filters, sort and page)."""
+        if self._table is not None:
+            self._table = load_table(self.store, self.name)
+            self._rows = filter_rows(self._table, self.query)
+        else:
+            self._keys = pd.Index(sorted(self.store.known_keys(self.name)), name=self.key)
+        self._accounts = None
+        for col, dd in self.filter_widgets.items():
+            current = dd.value
+            if isinstance(dd, w.Combobox):
+                dd.options = self._choices(col)[1:]
+            else:
+                dd.options = self._choices(col)
+                dd.value = current if current in dd.options else ANY
+        self._show_page()
+        self._notify()
+
+    def refresh_rows(self, keys: Iterable[object]) -> None:
+        """Read some rows again from the store and show their stored values."""
+        keys = list(keys)
+        fresh = self.store.read(self.name, where={self.key: keys})
+        gone = set(keys) - set(fresh[self.key])
+        if gone:
+            self.reload()
+            return
+        self._replace_rows(prepare_rows(self.store, self.name, fresh))
+        self._show_page()
+        self._notify()
+
+    def _replace_rows(self, fresh: pd.DataFrame) -> None:
+        """Write fresh values of some rows into the table and the filtered rows, if read."""
+        if self._table is None:
+            return
+        cols = [c for c in fresh.columns if c in self._table.columns and c != _SEARCH]
+        if _SEARCH in self._table.columns:
+            fresh = fresh.copy()
+            text_cols = [c.name for c in self.spec.columns if c.kind in ("str", "text")]
+            fresh[_SEARCH] = search_text(fresh, text_cols)
+            cols.append(_SEARCH)
+        rows = self._rows if self._rows is not None else self._table
+        for frame in (self._table,) if rows is self._table else (self._table, rows):
+            idx = fresh.index.intersection(frame.index)
+            for c in [c for c in cols if c in frame.columns] if len(idx) else ():
+                if frame[c].dtype != fresh[c].dtype and not _fits(frame[c], fresh[c]):
+                    frame[c] = frame[c].astype(object)
+                frame.loc[idx, c] = fresh.loc[idx, c].to_numpy()
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after the grid's data changed (edits, reloads)."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        """Tell listeners the data changed."""
+        for cb in self._listeners:
+            cb()
+
+    def selected_keys(self) -> list[object]:
+        """Keys of the rows that have a selected cell, in page order."""
+        rows: set[int] = set()
+        for rect in self.grid.selections:
+            lo, hi = sorted((int(rect["r1"]), int(rect["r2"])))
+            rows.update(range(lo, hi + 1))
+        return [self.page.index[r] for r in sorted(rows) if 0 <= r < len(self.page)]
+
+    # ------------------------------------------------------------------ editing
+    def _on_cell_change(self, cell: dict) -> None:
+        """Save an edit through the store (the DataGrid's cell-change callback)."""
+        if self._quiet:
+            return
+        self.apply_edit(int(cell["row"]), str(cell["column"]), cell["value"])
+
+    def apply_edit(self, row: int, column: str, value: object) -> bool:
+        """Save one cell edit: validated by the store, history written, or refused.
+
+        Parameters
+        ----------
+        row
+            Position of the row in the page shown.
+        column
+            Column name.
+        value
+            The value typed.
+
+        Returns
+        -------
+        bool
+            Whether the edit was saved.
+
+        """
+        if not 0 <= row < len(self.page):
+            self._say(f"Not saved: row {row} is not on this page.", ok=False)
+            return False
+        shown = self.page.iloc[row]
+        key = self.page.index[row]
+        if column not in self.spec.column_names or column == self.key:
+            self._say(f"Not saved: {column} cannot be edited here.", ok=False)
+            self._set_cell(row, column, shown.get(column))
+            return False
+        value = clean_value(value)
+        if _same(value, shown[column]):
+            return False
+        changes = edit_changes(self.name, shown, column, value)
+        version = int(shown["row_version"]) if "row_version" in shown.index else None
+        return self._save(key, row, changes, version, undo_of=None, column=column)
+
+    def _save(
+        self,
+        key: object,
+        row: int | None,
+        changes: dict[str, object],
+        version: int | None,
+        *,
+        undo_of: Edit | None,
+        column: str,
+    ) -> bool:
+        """Send changes to the store and show the outcome."""
+        label = f"{self.name.removesuffix('s')} {key}"
+        try:
+            stored = self.store.update(
+                self.name, key, changes, expected_version=version, changed_by=self.user
+            )
+        except ValidationError as err:
+            self._say(f"Not saved ({label}): {error_message(err)}", ok=False)
+            if row is not None:
+                self._set_cell(row, column, self.page.iloc[row][column])
+            return False
+        except ConflictError as err:
+            self._say(f"Not saved ({label}): {err}", ok=False)
+            self.refresh_rows([key])
+            return False
+        old = self._row(key)[column]
+        fresh = pd.DataFrame([stored]).set_index(self.key, drop=False)
+        if JOINED_SEGMENT in self.page.columns:
+            fresh[JOINED_SEGMENT] = [self._row(key)[JOINED_SEGMENT]]
+        self._replace_rows(fresh)
+        self.page = self.page.copy()
+        for c in fresh.columns:
+            if c in self.page.columns and key in self.page.index:
+                if self.page[c].dtype != fresh[c].dtype:
+                    self.page[c] = self.page[c].astype(object)
+                self.page.loc[key, c] = fresh.loc[key, c]
+        if key in self.page.index:
+            pos = self.page.index.get_loc(key)
+            for c in changes:
+                self._set_cell(pos, c, self.page.iloc[pos][c])
+        if undo_of is None:
+            self.history.append(Edit(key, column, old, stored[column]))
+            verb = "Saved"
+        else:
+            verb = "Undone"
+        self.undo_button.disabled = not self.history
+        shown_new = value_to_text(stored[column])
+        self._say(
+            f"{verb} {label}: {column} {value_to_text(old) or '(empty)'} → "
+            f"{shown_new or '(empty)'}",
+            ok=True,
+        )
+        self._notify()
+        return True
+
+    def undo(self) -> bool:
+        """Undo the last saved edit by writing the previous value back through the store.
+
+        Returns
+        -------
+        bool
+            Whether it was undone (False when there is nothing to undo or it was refused).
+
+        """
+        if not self.history:
+            self._say("Nothing to undo.", ok=False)
+            return False
+        edit = self.history[-1]
+        try:
+            row = self._row(edit.key)
+        except KeyError:
+            self.history.pop()
+            self._say(f"Cannot undo: {edit.key} no longer exists.", ok=False)
+            return False
+        version = int(row["row_version"]) if "row_version" in row.index else None
+        changes = edit_changes(self.name, row, edit.column, edit.old)
+        pos = self.page.index.get_loc(edit.key) if edit.key in self.page.index else None
+        ok = self._save(edit.key, pos, changes, version, undo_of=edit, column=edit.column)
+        if ok:
+            self.history.pop()
+            self.undo_button.disabled = not self.history
+        return ok
+
+    def _row(self, key: object) -> pd.Series:
+        """The row ``key`` as the grid knows it (the page, the table, else the store)."""
+        if key in self.page.index:
+            return self.page.loc[key]
+        if self._table is not None:
+            return self._table.loc[key]
+        df = self.store.read(self.name, where={self.key: [key]})
+        if df.empty:
+            raise KeyError(key)
+        return prepare_rows(self.store, self.name, df).iloc[0]
+
+    def _set_cell(self, row: int, column: str, value: object) -> None:
+        """Show ``value`` in a cell without treating it as an edit."""
+        if column not in self.grid.data.columns:
+            return
+        kind = self.spec.column(column).kind if column in self.spec.column_names else "str"
+        if kind in ("date", "datetime"):
+            value = _date_text(value, kind)
+        elif value is not None and not isinstance(value, str) and pd.isna(value):
+            value = None
+        self._quiet = True
+        try:
+            self.grid.set_cell_value_by_index(column, row, value)
+        finally:
+            self._quiet = False
+
+    def _say(self, text: str, *, ok: bool) -> None:
+        """Show a message next to the grid."""
+        color = "#1b5e20" if ok else "#b71c1c"
+        self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+
+    @property
+    def message_text(self) -> str:
+        """The message shown, as plain text."""
+        import re
+
+        return html.unescape(re.sub(r"<[^>]+>", "", self.message.value))
+
+    def _ipython_display_(self) -> None:
+        """Display the whole view in a notebook."""
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _fits(target: pd.Series, values: pd.Series) -> bool:
+    """Tell whether ``values`` can be written into ``target`` without changing its dtype."""
+    if target.dtype == object:
+        return True
+    return (pd.api.types.is_numeric_dtype(target) and pd.api.types.is_numeric_dtype(values)) or (
+        pd.api.types.is_datetime64_any_dtype(target)
+        and pd.api.types.is_datetime64_any_dtype(values)
+    )
+
+
+def _narrow(width: str = "44px") -> w.Layout:
+    """Return a small button layout."""
+    return w.Layout(width=width)

@@ -1,0 +1,291 @@
+"""The segment explorer: pick a segmentation, see each segment, and move customers between them.
+
+A thin view over :mod:`crmkit.segments` and :mod:`crmkit.plots`: the customer table, the
+labels of a segmentation, the per-segment summary and trend are computed by those plain
+functions; moving customers calls :func:`crmkit.segments.assign_segment`.
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+import pandas as pd
+from ipydatagrid import DataGrid
+
+from crmkit import plots, segments
+from crmkit.errors import CrmkitError, ValidationError
+from crmkit.store import Store
+from crmkit.widgets.grid import error_message
+
+#: Built-in segmentations: label -> customer-table column.
+BUILTIN = {"Account segment": "segment", "RFM segments": "rfm_segment"}
+#: Prefix of saved rule segments in the segmentation drop-down.
+RULE_PREFIX = "Rule: "
+#: Customers listed at most in the member table (largest revenue first).
+MAX_MEMBERS = 500
+#: Columns of the member table.
+MEMBER_COLUMNS = (
+    "name",
+    "owner",
+    "segment",
+    "rfm_segment",
+    "revenue",
+    "n_orders",
+    "last_purchase",
+)
+
+
+def segmentations(store: Store) -> list[str]:
+    """List the segmentations one can explore: the built-in ones, then every saved rule segment."""
+    saved = segments.list_segments(store)
+    return [*BUILTIN, *[f"{RULE_PREFIX}{n}" for n in saved["name"]]]
+
+
+def segment_column(store: Store, customers: pd.DataFrame, segmentation: str) -> pd.Series:
+    """Each customer's segment under ``segmentation``.
+
+    Parameters
+    ----------
+    store
+        The database (to load a saved rule segment).
+    customers
+        :func:`crmkit.segments.customer_table`.
+    segmentation
+        A label from :func:`segmentations`.
+
+    Returns
+    -------
+    pandas.Series
+        Aligned with ``customers``; a rule segment gives its name or ``"not <name>"``.
+
+    """
+    if segmentation in BUILTIN:
+        return customers[BUILTIN[segmentation]]
+    if segmentation.startswith(RULE_PREFIX):
+        name = segmentation[len(RULE_PREFIX) :]
+        rule = segments.load_segment(store, name)
+        selected = segments.evaluate_rule(rule.rule, customers)
+        return pd.Series(
+            [name if s else f"not {name}" for s in selected], index=customers.index, dtype=object
+        )
+    raise CrmkitError(
+        f"unknown segmentation {segmentation!r}; choose one of {segmentations(store)}"
+    )
+
+
+def members(customers: pd.DataFrame, labels: pd.Series, segment: str) -> pd.DataFrame:
+    """Return the customers in one segment, largest revenue first, indexed by ``account_id``."""
+    from crmkit.segments.summary import NO_SEGMENT
+
+    lab = labels.astype(object).where(labels.notna(), NO_SEGMENT).astype(str)
+    cols = [c for c in MEMBER_COLUMNS if c in customers.columns]
+    out = customers.loc[(lab == segment).to_numpy(), ["account_id", *cols]]
+    out = out.sort_values(["revenue", "account_id"], ascending=[False, True], kind="stable")
+    return out.set_index("account_id")
+
+
+class SegmentExplorer:
+    """Explore a segmentation and move customers between account segments.
+
+    Parameters
+    ----------
+    store
+        The database.
+    user
+        Recorded as ``changed_by``.
+    period
+        Period of the revenue trend: ``"M"``, ``"Q"`` or ``"W"``.
+    plots_enabled
+        Draw the bar and trend figures (turn off for speed in tests).
+
+    Attributes
+    ----------
+    customers
+        :func:`crmkit.segments.customer_table` as last read.
+    summary
+        :func:`crmkit.segments.segment_summary` of the chosen segmentation.
+    member_frame
+        The customers listed for the chosen segment.
+
+    """
+
+    def __init__(
+        self, store: Store, *, user: str = "analyst", period: str = "M", plots_enabled: bool = True
+    ) -> None:
+        self.store, self.user, self.period, self.plots_enabled = store, user, period, plots_enabled
+        self.segmentation = w.Dropdown(options=segmentations(store), description="Segmentation")
+        self.segment = w.Dropdown(options=[], description="Segment")
+        self.target = w.Combobox(
+            placeholder="segment name", description="Move to", ensure_option=False
+        )
+        self.move_button = w.Button(description="Move selected", button_style="warning")
+        self.move_all_button = w.Button(description="Move all in segment")
+        self.refresh_button = w.Button(description="Reload", icon="refresh")
+        self.message = w.HTML()
+        self.summary_table = w.HTML()
+        self.plot_out = w.Output()
+        self.members_label = w.Label()
+        self.member_grid = DataGrid(
+            pd.DataFrame({"name": []}, index=pd.Index([], name="account_id")),
+            selection_mode="row",
+            base_column_size=110,
+            layout=w.Layout(height="300px"),
+        )
+        self.segmentation.observe(lambda _c: self.show_segmentation(), "value")
+        self.segment.observe(lambda _c: self.show_members(), "value")
+        self.move_button.on_click(lambda _b: self.move_selected())
+        self.move_all_button.on_click(lambda _b: self.move(list(self.member_frame.index)))
+        self.refresh_button.on_click(lambda _b: self.reload())
+        self.widget = w.VBox(
+            [
+                w.HBox([self.segmentation, self.refresh_button]),
+                self.summary_table,
+                self.plot_out,
+                w.HBox([self.segment, self.members_label]),
+                self.member_grid,
+                w.HBox([self.target, self.move_button, self.move_all_button]),
+                self.message,
+            ]
+        )
+        self.member_frame = pd.DataFrame()
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the customers and orders again and redraw."""
+        self.customers = segments.customer_table(self.store)
+        self.orders = self.store.read("orders", columns=["account_id", "ordered_at", "amount"])
+        self.target.options = sorted({str(v) for v in self.customers["segment"].dropna()})
+        current = self.segmentation.value
+        self.segmentation.options = segmentations(self.store)
+        if current in self.segmentation.options:
+            self.segmentation.value = current
+        self.show_segmentation()
+
+    def show_segmentation(self) -> None:
+        """Compute and show the chosen segmentation's summary, figures and segments."""
+        try:
+            self.labels = segment_column(self.store, self.customers, self.segmentation.value)
+        except (ValidationError, CrmkitError) as err:
+            self._say(f"Cannot show {self.segmentation.value}: {error_message(err)}", ok=False)
+            return
+        frame = pd.DataFrame({"account_id": self.customers["account_id"], "label": self.labels})
+        summary_input = self.customers[["account_id", "revenue"]].rename(
+            columns={"account_id": "customer_id"}
+        )
+        self.summary = segments.segment_summary(
+            frame, summary_input, orders=self.orders, period=self.period, column="label"
+        )
+        self.summary_table.value = summary_html(self.summary)
+        self.plot_out.clear_output(wait=True)
+        if self.plots_enabled and len(self.summary):
+            trend = segments.segment_trend(frame, self.orders, period=self.period, column="label")
+            with self.plot_out:
+                from IPython.display import display
+
+                display(plots.segment_bars(self.summary, title=self.segmentation.value))
+                if len(trend):
+                    display(plots.segment_trend_chart(trend))
+        current = self.segment.value
+        names = list(self.summary["segment"])
+        self.segment.options = names
+        if current in names:
+            self.segment.value = current
+        elif names:
+            self.segment.value = names[0]
+        self.show_members()
+
+    def show_members(self) -> None:
+        """List the customers of the chosen segment."""
+        if self.segment.value is None:
+            self.member_frame = members(self.customers, self.labels, "\x00")
+        else:
+            self.member_frame = members(self.customers, self.labels, self.segment.value)
+        shown = self.member_frame.iloc[:MAX_MEMBERS].copy()
+        if "last_purchase" in shown:
+            shown["last_purchase"] = shown["last_purchase"].dt.strftime("%Y-%m-%d")
+        self.member_grid.data = shown
+        if self.member_grid.selections:
+            self.member_grid.clear_selection()
+        n = len(self.member_frame)
+        more = f" (showing the {MAX_MEMBERS:,} with most revenue)" if n > MAX_MEMBERS else ""
+        self.members_label.value = f"{n:,} customers{more}"
+
+    def selected_ids(self) -> list[str]:
+        """Account ids of the member rows selected."""
+        rows: set[int] = set()
+        for rect in self.member_grid.selections:
+            lo, hi = sorted((int(rect["r1"]), int(rect["r2"])))
+            rows.update(range(lo, hi + 1))
+        n = min(len(self.member_frame), MAX_MEMBERS)
+        return [str(self.member_frame.index[r]) for r in sorted(rows) if 0 <= r < n]
+
+    def move_selected(self) -> int:
+        """Move the selected customers to the segment typed in "Move to"."""
+        ids = self.selected_ids()
+        if not ids:
+            self._say("Select customers in the list first.", ok=False)
+            return 0
+        return self.move(ids)
+
+    def move(self, account_ids: list[str], segment: str | None = None) -> int:
+        """Set the account segment of ``account_ids`` in the store and redraw.
+
+        Parameters
+        ----------
+        account_ids
+            Customers to move.
+        segment
+            Target segment (default: the "Move to" box; empty clears the segment).
+
+        Returns
+        -------
+        int
+            Accounts changed (0 when refused; the message says why).
+
+        """
+        target = (self.target.value if segment is None else segment or "").strip() or None
+        try:
+            n = segments.assign_segment(self.store, account_ids, target, changed_by=self.user)
+        except ValidationError as err:
+            self._say(f"Not saved: {error_message(err)}", ok=False)
+            return 0
+        ids = set(account_ids)
+        mask = self.customers["account_id"].isin(ids).to_numpy()
+        self.customers = self.customers.copy()
+        self.customers.loc[mask, "segment"] = target
+        if target and target not in self.target.options:
+            self.target.options = sorted([*self.target.options, target])
+        self.show_segmentation()
+        self._say(f"Moved {n} customers to {target or '(no segment)'}.", ok=True)
+        return n
+
+    def _say(self, text: str, *, ok: bool) -> None:
+        """Show a message under the explorer."""
+        color = "#1b5e20" if ok else "#b71c1c"
+        self.message.value = f'<span style="color:{color}">{html.escape(text)}</span>'
+
+    def _ipython_display_(self) -> None:
+        """Display the explorer."""
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def summary_html(summary: pd.DataFrame) -> str:
+    """Render the per-segment summary as an HTML table (shares in %)."""
+    fmt = {
+        "customers": "{:,}".format,
+        "customer_share": "{:.1%}".format,
+        "revenue": "{:,.0f}".format,
+        "revenue_share": "{:.1%}".format,
+        "revenue_per_customer": "{:,.0f}".format,
+        "revenue_last": "{:,.0f}".format,
+        "revenue_previous": "{:,.0f}".format,
+        "revenue_change": lambda v: "" if pd.isna(v) else f"{v:+.0%}",
+    }
+    shown = summary.copy()
+    for c, f in fmt.items():
+        if c in shown:
+            shown[c] = [f(v) if not (isinstance(v, float) and pd.isna(v)) else "" for v in shown[c]]
+    return shown.to_html(index=False, classes="crmkit-segment-summary", border=0)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+
+from crmkit import segments
+from crmkit.errors import CrmkitError
+from crmkit.widgets.segment_explorer import (
+    RULE_PREFIX,
+    SegmentExplorer,
+    members,
+    segment_column,
+    segmentations,
+    summary_html,
+)
+
+
+@pytest.fixture
+def explorer(company):
+    return SegmentExplorer(company, user="maria", plots_enabled=False)
+
+
+def sizes(explorer):
+    return dict(zip(explorer.summary["segment"], explorer.summary["customers"], strict=True))
+
+
+def test_account_segments_sizes_and_revenue_share(explorer, company):
+    assert explorer.segmentation.value == "Account segment"
+    assert sizes(explorer) == {"Enterprise": 1, "SMB": 1, "(none)": 1}
+    share = dict(zip(explorer.summary["segment"], explorer.summary["revenue_share"], strict=True))
+    # orders: A1 (SMB) 230, A2 (Enterprise) 50700
+    assert share["SMB"] == pytest.approx(230 / 50930)
+    assert "revenue_change" in explorer.summary.columns  # trend columns
+    assert "Enterprise" in explorer.summary_table.value and "%" in explorer.summary_table.value
+    assert list(explorer.segment.options) == list(explorer.summary["segment"])
+
+
+def test_members_of_chosen_segment(explorer):
+    explorer.segment.value = "SMB"
+    assert list(explorer.member_frame.index) == ["A1"]
+    assert explorer.members_label.value.startswith("1 customers")
+    assert list(explorer.member_grid.data.index) == ["A1"]
+
+
+def test_move_selected_customers_saves_to_store(explorer, company):
+    explorer.segment.value = "(none)"
+    explorer.member_grid.selections = [{"r1": 0, "c1": 0, "r2": 0, "c2": 0}]
+    explorer.target.value = "SMB"
+    assert explorer.move_selected() == 1
+    assert company.read("accounts", where={"account_id": "A3"}).iloc[0]["segment"] == "SMB"
+    assert sizes(explorer) == {"Enterprise": 1, "SMB": 2}
+    assert "Moved 1 customers to SMB" in explorer.message.value
+
+
+def test_move_all_in_segment_and_clear(explorer, company):
+    explorer.segment.value = "SMB"
+    explorer.target.value = "Gold"
+    explorer.move_all_button.click()
+    assert company.read("accounts", where={"account_id": "A1"}).iloc[0]["segment"] == "Gold"
+    assert "Gold" in explorer.target.options
+    explorer.target.value = "  "
+    assert explorer.move(["A1"]) == 1  # a blank target clears the segment
+    assert company.read("accounts", where={"account_id": "A1"}).iloc[0]["segment"] is None
+    assert explorer.move(["A1"], segment="Gold") == 1
+    assert company.read("accounts", where={"account_id": "A1"}).iloc[0]["segment"] == "Gold"
+
+
+def test_move_refused_for_unknown_account(explorer, company):
+    assert explorer.move(["A1", "NOPE"], segment="Gold") == 0
+    assert "NOPE" in explorer.message.value and "Not saved" in explorer.message.value
+    assert company.read("accounts", where={"account_id": "A1"}).iloc[0]["segment"] == "SMB"
+
+
+def test_move_selected_without_selection(explorer):
+    assert explorer.move_selected() == 0
+    assert "Select customers" in explorer.message.value
+
+
+def test_rfm_and_rule_segmentations(company):
+    segments.save_segment(company, "big", {"field": "revenue", "op": ">", "value": 1000})
+    ex = SegmentExplorer(company, plots_enabled=False)
+    assert f"{RULE_PREFIX}big" in ex.segmentation.options
+    ex.segmentation.value = f"{RULE_PREFIX}big"
+    assert sizes(ex) == {"big": 1, "not big": 2}
+    ex.segment.value = "big"
+    assert list(ex.member_frame.index) == ["A2"]
+    ex.segmentation.value = "RFM segments"
+    rfm = segments.rfm_segments(segments.rfm_scores(company.purchase_summary(time_unit="D")))
+    expected = rfm["rfm_segment"].astype(str).value_counts().to_dict()
+    got = {k: v for k, v in sizes(ex).items() if v and k != "(none)"}
+    assert got == expected
+    assert sizes(ex)["(none)"] == 1  # A3 has no orders
+
+
+def test_plain_helpers(company):
+    customers = segments.customer_table(company)
+    assert segmentations(company)[:2] == ["Account segment", "RFM segments"]
+    labels = segment_column(company, customers, "Account segment")
+    assert list(members(customers, labels, "(none)").index) == ["A3"]
+    with pytest.raises(CrmkitError):
+        segment_column(company, customers, "Nope")
+    html = summary_html(
+        segments.segment_summary(
+            customers[["account_id", "segment"]],
+            customers.rename(columns={"account_id": "customer_id"}),
+        )
+    )
+    assert "<table" in html and "33.3%" in html
+
+
+def test_plots_are_drawn_from_the_summary_and_trend(company, monkeypatch):
+    from crmkit import plots
+
+    calls = []
+    for name in ("segment_bars", "segment_trend_chart"):
+        real = getattr(plots, name)
+        monkeypatch.setattr(
+            plots, name, lambda *a, _real=real, _n=name, **k: calls.append(_n) or _real(*a, **k)
+        )
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    SegmentExplorer(company, plots_enabled=True)
+    assert calls == ["segment_bars", "segment_trend_chart"]
