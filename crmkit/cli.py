@@ -109,10 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the managers' Voilà app on 127.0.0.1",
         description="Serve the manager app (notebooks/apps) with Voilà and print its address.",
     )
-    _add_db(p)
-    p.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
-    p.add_argument("--token", help="access token the page asks for (default: none)")
-    p.add_argument("--open", action="store_true", help="open the page in a browser")
+    from crmkit.app import add_app_arguments
+
+    add_app_arguments(p)
 
     p = sub.add_parser(
         "report",
@@ -260,9 +259,9 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
 
 def _cmd_app(args: argparse.Namespace) -> int:
     """Serve the manager app."""
-    from crmkit.app import serve_app
+    from crmkit.app import app_command
 
-    return serve_app(args.db, port=args.port, token=args.token, open_browser=args.open)
+    return app_command(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

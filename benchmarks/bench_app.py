@@ -1,0 +1,172 @@
+"""Time the manager app in a real browser: one viewer, then N viewers at the same moment.
+
+"Complete" means the headline numbers are on the page and the fan chart image is decoded.
+The app reads a snapshot only, so what a page costs depends on the snapshot's size, not on
+the database's: ``--deals N`` adds per-deal draw arrays for N open deals (as the forecast
+saves them) to a contract-shaped fake snapshot; ``--db PATH`` uses an existing database
+with a real snapshot instead.
+
+    .venv/bin/python benchmarks/bench_app.py                       # 1 viewer x3, then 10 at once
+    .venv/bin/python benchmarks/bench_app.py --deals 100000
+    .venv/bin/python benchmarks/bench_app.py --pool 4              # preheated kernels
+    .venv/bin/python benchmarks/bench_app.py --db data/crmkit.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from crmkit.app import build_app_command  # noqa: E402
+from crmkit.store import Store  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+DONE = (
+    "() => document.querySelector('.crmkit-headline [data-q=\"p50\"]') !== null && "
+    "(() => { const i = document.querySelector('img.crmkit-fanchart');"
+    " return i !== null && i.complete && i.naturalWidth > 400; })()"
+)
+
+
+def make_db(path: Path, deals: int) -> None:
+    """Save a fake snapshot, with per-deal arrays for ``deals`` deals, into a new database."""
+    from tests.snapshot_factory import make_fake_snapshot
+
+    snap = make_fake_snapshot(n_draws=1000, horizon=6)
+    if deals:
+        rng = np.random.default_rng(0)
+        snap.draws |= {
+            "deal_p_win": rng.uniform(0, 1, deals),
+            "deal_expected": rng.gamma(2, 5000, deals),
+            "deal_amount": rng.gamma(2, 10000, deals),
+            "deal_expected_month": rng.integers(24300, 24340, deals),
+        }
+        snap.coords["deal_id"] = [f"D{i:07d}" for i in range(deals)]
+        snap.dims |= {k: ["deal_id"] for k in snap.draws if k.startswith("deal_")}
+        snap.parameters["tables"]["at_risk_deals"] *= 8  # about 200 rows, like the forecast
+    with Store.open(path) as store:
+        store.save_snapshot(snap)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def one_view(browser, url: str, t0: float | None = None) -> float:
+    """Open the page in a fresh context; seconds until it is complete."""
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await ctx.new_page()
+    start = t0 if t0 is not None else time.perf_counter()
+    await page.goto(url, timeout=300_000)
+    await page.wait_for_function(DONE, timeout=300_000, polling=50)
+    took = time.perf_counter() - start
+    await ctx.close()
+    return took
+
+
+def server_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds used so far by the Voilà server and each of its kernels."""
+    import psutil
+
+    out = {}
+    root = psutil.Process(pid)
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system + t.children_user + t.children_system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings (new processes count in full)."""
+    return sum(v - before.get(pid, 0.0) for pid, v in after.items())
+
+
+async def run(url: str, viewers: int, repeats: int, pid: int) -> dict:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        await one_view(browser, url)  # warm-up: first kernel, caches
+        await asyncio.sleep(3)
+        c0 = server_cpu(pid)
+        single = [await one_view(browser, url) for _ in range(repeats)]
+        await asyncio.sleep(3)
+        c1 = server_cpu(pid)
+        t0 = time.perf_counter()
+        crowd = await asyncio.gather(*[one_view(browser, url, t0) for _ in range(viewers)])
+        await asyncio.sleep(3)
+        c2 = server_cpu(pid)
+        await browser.close()
+    return {
+        "single": single,
+        "crowd": sorted(crowd),
+        "cpu_single": cpu_delta(c0, c1) / repeats,
+        "cpu_crowd": cpu_delta(c1, c2) / viewers,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", help="existing database with a snapshot (default: a fake one)")
+    ap.add_argument("--deals", type=int, default=0, help="per-deal arrays in the fake snapshot")
+    ap.add_argument("--viewers", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pool", type=int, default=0, help="preheated kernels (0: none)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(args.db) if args.db else Path(tmp) / "bench.db"
+        if not args.db:
+            make_db(db, args.deals)
+        cmd = build_app_command(db, port=free_port(), pool_size=args.pool)
+        log = open(Path(tmp) / "voila.log", "w")
+        proc = subprocess.Popen(cmd.argv, env=cmd.env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            base = cmd.url.split("/voila/")[0]
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(base + "/", timeout=5)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            if args.pool:
+                time.sleep(10 + 3 * args.pool)  # let the pool fill
+            res = asyncio.run(run(cmd.url, args.viewers, args.repeats, proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    load = os.getloadavg()[0]
+    what = args.db or f"fake snapshot, {args.deals:,} deal arrays"
+    cores = os.cpu_count()
+    print(f"# manager app ({what}; pool {args.pool}; load avg {load:.1f} on {cores} cores)")
+    s, c = res["single"], res["crowd"]
+    print(f"single viewer, complete page: median {statistics.median(s):.2f} s "
+          f"(runs: {', '.join(f'{x:.2f}' for x in s)})")  # fmt: skip
+    print(f"{args.viewers} viewers at once: all complete; fastest {c[0]:.2f} s, median "
+          f"{statistics.median(c):.2f} s, slowest {c[-1]:.2f} s")  # fmt: skip
+    print(f"server CPU per page view (Voilà + kernel): {res['cpu_single']:.2f} s alone, "
+          f"{res['cpu_crowd']:.2f} s in the crowd")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

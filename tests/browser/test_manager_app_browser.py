@@ -1,0 +1,181 @@
+"""The manager app in a real browser: Voilà serves it, headless chromium reads it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crmkit.app import build_app_command
+from crmkit.store import Snapshot, Store
+from tests.snapshot_factory import make_fake_snapshot
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Generous bounds for a loaded machine: these only stop a hung run, they measure nothing.
+SERVER_START_S = 120
+PAGE_MS = 180_000
+
+
+def _need_browser() -> None:
+    """Skip (or fail in CI) when chromium or playwright is missing."""
+    missing = []
+    if not CHROMIUM.exists():
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright Python package")
+    if missing:
+        msg = f"browser test needs {' and '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " in CI")
+        pytest.skip(msg)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _voila(db: Path, log_path: Path, pool_size: int = 0) -> Iterator[str]:
+    """Serve the app on a free port; yield the page's URL; stop the server."""
+    cmd = build_app_command(db, port=_free_port(), pool_size=pool_size)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd.argv, env=cmd.env, stdout=log, stderr=subprocess.STDOUT)
+        base = cmd.url.split("/voila/")[0]
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            try:
+                urllib.request.urlopen(base + "/", timeout=5)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    pytest.fail(f"voila did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.3)
+        try:
+            yield cmd.url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Snapshot]]:
+    _need_browser()
+    root = tmp_path_factory.mktemp("app")
+    snap = make_fake_snapshot(seed=11)
+    with Store.open(root / "app.db") as store:
+        store.save_snapshot(snap)
+    with _voila(root / "app.db", root / "voila.log") as url:
+        yield url, snap
+
+
+@pytest.fixture(scope="module")
+def browser(served):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _expected(snap: Snapshot, group: str) -> dict[str, float]:
+    """Horizon totals of one group, computed here from the raw draws."""
+    g, s = snap.coords["group"].index(group), snap.coords["source"].index("total")
+    by, value = ("all", "all") if group == "all" else group.split("=")
+    q = snap.quantiles
+    closed = q[(q.group_by == by) & (q.group == value) & (q.source == "total")]["closed_to_date"]
+    sums = snap.draws["rollup"][:, :, s, g].sum(axis=1) + closed.sum()
+    return {"p10": np.quantile(sums, 0.1), "p50": np.median(sums), "p90": np.quantile(sums, 0.9),
+            "p_target": float(np.mean(sums >= 1_100_000.0))}  # fmt: skip
+
+
+def _shown(page, group: str) -> dict:
+    sel = f'.crmkit-headline[data-group="{group}"] [data-source="total"][data-q="{{}}"]'
+    page.wait_for_selector(sel.format("p50"), timeout=PAGE_MS)
+    out = {q: float(page.inner_text(sel.format(q)).replace(",", "")) for q in ("p10", "p50", "p90")}
+    if group == "all":
+        out["p_target"] = page.inner_text(sel.format("p_target"))
+    return out
+
+
+def test_app_shows_the_snapshot_and_follows_the_filter(served, browser) -> None:
+    url, snap = served
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url, timeout=PAGE_MS)
+    shown = _shown(page, "all")
+    want = _expected(snap, "all")
+    for q in ("p10", "p50", "p90"):
+        assert shown[q] == round(want[q])
+    assert shown["p_target"] == f"{100 * want['p_target']:.0f}%"
+    # the fan chart is an image that the browser decoded
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.crmkit-fanchart');"
+        " return i !== null && i.naturalWidth > 400; }",
+        timeout=PAGE_MS,
+    )
+    assert page.locator("text=Deals most at risk of slipping").count() == 1
+    assert "manager_app(" not in page.content()  # no code on the page
+
+    page.select_option(".crmkit-filter-team select", "north")
+    north = _shown(page, "team=north")
+    want_north = _expected(snap, "team=north")
+    for q in ("p10", "p50", "p90"):
+        assert north[q] == round(want_north[q])
+    assert north["p50"] < shown["p50"]
+    assert page.input_value(".crmkit-filter-owner select") == "All"
+
+    page.select_option(".crmkit-filter-owner select", "cy")
+    cy = _shown(page, "owner=cy")
+    assert cy["p50"] == round(_expected(snap, "owner=cy")["p50"])
+    assert page.input_value(".crmkit-filter-team select") == "All"
+    page.close()
+
+
+def test_preheated_kernels_read_the_snapshot_when_the_page_is_opened(
+    served, browser, tmp_path: Path
+) -> None:
+    """Kernels started ahead of viewers wait for the request before reading the snapshot."""
+    db = tmp_path / "pool.db"
+    with Store.open(db) as store:
+        store.save_snapshot(make_fake_snapshot(seed=21))
+    with _voila(db, tmp_path / "voila.log", pool_size=1) as url:
+        page = browser.new_page()
+        page.goto(url, timeout=PAGE_MS)
+        _shown(page, "all")
+        assert page.get_attribute(".crmkit-snapshot", "data-snapshot-id") == "1"
+        page.close()
+        newer = make_fake_snapshot(seed=22, scale=1.3)
+        with Store.open(db) as store:
+            store.save_snapshot(newer)
+        page = browser.new_page()
+        page.goto(url, timeout=PAGE_MS)
+        shown = _shown(page, "all")
+        assert page.get_attribute(".crmkit-snapshot", "data-snapshot-id") == "2"
+        assert shown["p50"] == round(_expected(newer, "all")["p50"])
+        page.close()

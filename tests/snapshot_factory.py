@@ -1,0 +1,216 @@
+"""A forecast snapshot built by hand, following helper-notes/FORECAST_CONTRACT.md.
+
+The app and report tests read snapshots only; this one has known structure: two teams
+(north: ann and bob; south: cy), two segments (SMB, Enterprise), three sources and their
+total, monthly periods, a target on the company total and some extra tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from crmkit.store import Snapshot
+
+QUANTILES = {"p05": 0.05, "p10": 0.1, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9, "p95": 0.95}
+OWNERS = {"ann": "north", "bob": "north", "cy": "south"}
+SEGMENT_SHARE = {"SMB": 0.4, "Enterprise": 0.6}
+SOURCES = ["pipeline", "new_business", "repeat", "total"]
+
+
+def make_fake_snapshot(
+    *,
+    seed: int = 0,
+    n_draws: int = 400,
+    as_of: dt.date = dt.date(2026, 11, 15),
+    horizon: int = 3,
+    scale: float = 1.0,
+    target: float | None = 1_100_000.0,
+    label: str = "fake",
+) -> Snapshot:
+    """Return a contract-shaped snapshot with random but consistent roll-ups."""
+    rng = np.random.default_rng(seed)
+    first = pd.Period(as_of, freq="M")
+    periods = [str(first + i) for i in range(horizon)]
+    n_p = len(periods)
+
+    # owner-level draws of pipeline and new business (sample, period)
+    owner_draws = {
+        o: {
+            "pipeline": rng.gamma(6.0, 12_000.0 * scale * (1.5 - 0.3 * i), size=(n_draws, n_p))
+            * np.linspace(1.2, 0.6, n_p),
+            "new_business": rng.gamma(3.0, 9_000.0 * scale, size=(n_draws, n_p))
+            * np.linspace(0.3, 1.0, n_p),
+        }
+        for i, o in enumerate(OWNERS)
+    }
+    repeat_seg = {
+        s: rng.gamma(8.0, 5_000.0 * scale * share, size=(n_draws, n_p))
+        for s, share in SEGMENT_SHARE.items()
+    }
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    zero = np.zeros((n_draws, n_p))
+    for o in OWNERS:
+        groups[f"owner={o}"] = {**owner_draws[o], "repeat": zero}
+    for t in sorted(set(OWNERS.values())):
+        members = [o for o, team in OWNERS.items() if team == t]
+        groups[f"team={t}"] = {
+            src: sum(owner_draws[o][src] for o in members) for src in ("pipeline", "new_business")
+        } | {"repeat": zero}
+    pipe_all = sum(owner_draws[o]["pipeline"] for o in OWNERS)
+    new_all = sum(owner_draws[o]["new_business"] for o in OWNERS)
+    for s, share in SEGMENT_SHARE.items():
+        groups[f"segment={s}"] = {
+            "pipeline": pipe_all * share,
+            "new_business": new_all * share,
+            "repeat": repeat_seg[s],
+        }
+    groups = {
+        "all": {"pipeline": pipe_all, "new_business": new_all, "repeat": sum(repeat_seg.values())}
+    } | groups
+    for g in groups.values():
+        g["total"] = g["pipeline"] + g["new_business"] + g["repeat"]
+    group_labels = list(groups)
+    rollup = np.stack(
+        [np.stack([groups[g][s] for g in group_labels], axis=-1) for s in SOURCES], axis=-2
+    )  # sample, period, source, group
+
+    # revenue already won in the first (current) period, per group and source
+    closed = {g: {s: 0.0 for s in SOURCES} for g in group_labels}
+    won = {"ann": 40_000.0, "bob": 25_000.0, "cy": 30_000.0}
+    for o, amount in won.items():
+        closed[f"owner={o}"]["pipeline"] = amount * scale
+        closed[f"team={OWNERS[o]}"]["pipeline"] += amount * scale
+    closed["all"]["pipeline"] = sum(won.values()) * scale
+    for s, share in SEGMENT_SHARE.items():
+        closed[f"segment={s}"]["pipeline"] = closed["all"]["pipeline"] * share
+        closed[f"segment={s}"]["repeat"] = 10_000.0 * share * scale
+    closed["all"]["repeat"] = 10_000.0 * scale
+    for g in group_labels:
+        closed[g]["total"] = sum(closed[g][s] for s in SOURCES[:3])
+
+    rows = []
+    for gi, g in enumerate(group_labels):
+        group_by, group = ("all", "all") if g == "all" else g.split("=", 1)
+        for si, s in enumerate(SOURCES):
+            for pi, p in enumerate(periods):
+                d = rollup[:, pi, si, gi]
+                c = closed[g][s] if pi == 0 else 0.0
+                tgt = target / horizon if (target and g == "all" and s == "total") else np.nan
+                row = {"group_by": group_by, "group": group, "source": s, "period": p}
+                row["mean"] = float(d.mean())
+                row |= {k: float(np.quantile(d, q)) for k, q in QUANTILES.items()}
+                row["closed_to_date"] = c
+                row["target"] = tgt
+                row["p_target"] = float(np.mean(c + d >= tgt)) if np.isfinite(tgt) else np.nan
+                rows.append(row)
+    quantiles = pd.DataFrame(rows)
+
+    past = [str(first - i) for i in range(6, 0, -1)]
+    actuals = [
+        {"period": p, "source": s, "amount": float(a)}
+        for p in past
+        for s, a in zip(
+            SOURCES,
+            _actual(rng, scale),
+            strict=True,
+        )
+    ]
+    stage_probabilities = [
+        {"pipeline": "default", "stage": st, "configured": cfg, "learned_mean": lm,
+         "learned_p10": lm - 0.06, "learned_p90": lm + 0.07}
+        for st, cfg, lm in [
+            ("Qualification", 0.1, 0.08),
+            ("Discovery", 0.25, 0.19),
+            ("Proposal", 0.6, 0.47),
+            ("Negotiation", 0.8, 0.71),
+        ]
+    ]  # fmt: skip
+    deals = []
+    for i in range(24):
+        owner = list(OWNERS)[i % 3]
+        deals.append(
+            {
+                "deal_id": f"D{i:03d}",
+                "name": f"Deal {i}",
+                "owner": owner,
+                "team": OWNERS[owner],
+                "segment": "SMB" if i % 2 else "Enterprise",
+                "stage": stage_probabilities[i % 4]["stage"],
+                "amount": float(5_000 + 1_000 * i),
+                "expected_close_date": str(as_of + dt.timedelta(days=5 + i)),
+                "p_win": round(0.2 + 0.03 * i, 3),
+                "p_slip": round(0.95 - 0.035 * i, 3),
+            }
+        )
+    pipeline_by_stage = [
+        {"pipeline": "default", "stage": st["stage"], "team": OWNERS[o], "owner": o,
+         "n_deals": 3 + k, "amount": 50_000.0 * (k + 1) * scale}
+        for k, st in enumerate(stage_probabilities)
+        for o in OWNERS
+    ]  # fmt: skip
+    campaign_roi = [
+        {"campaign_id": "C1", "name": "Spring webinar", "channel": "webinar", "cost": 20_000.0,
+         "revenue_p10": 15_000.0, "revenue_p50": 42_000.0, "revenue_p90": 80_000.0},
+        {"campaign_id": "C2", "name": "Search ads", "channel": "search", "cost": 35_000.0,
+         "revenue_p10": 10_000.0, "revenue_p50": 30_000.0, "revenue_p90": 55_000.0},
+    ]  # fmt: skip
+    backtest = [
+        {"origin": "2026-05-31", "horizon": 3, "coverage_p10_p90": 0.78, "mape_p50": 0.14},
+        {"origin": "2026-08-31", "horizon": 3, "coverage_p10_p90": 0.83, "mape_p50": 0.11},
+    ]
+    return Snapshot(
+        as_of=as_of,
+        horizon=horizon,
+        period="M",
+        quantiles=quantiles,
+        draws={"rollup": rollup},
+        coords={"period": periods, "source": SOURCES, "group": group_labels},
+        dims={"rollup": ["sample", "period", "source", "group"]},
+        parameters={
+            "as_of": str(as_of),
+            "horizon": horizon,
+            "period": "M",
+            "draws": n_draws,
+            "target": target,
+            "methods": {"pipeline": "fake", "new_business": "fake", "repeat": "fake"},
+            "seed": seed,
+            "data": {"deals": 24},
+            "tables": {
+                "stage_probabilities": stage_probabilities,
+                "at_risk_deals": deals,
+                "actuals": actuals,
+                "pipeline_by_stage": pipeline_by_stage,
+                "campaign_roi": campaign_roi,
+                "backtest": backtest,
+            },
+        },
+        diagnostics={
+            "ok": True,
+            "models": {
+                m: {
+                    "r_hat_max": 1.004,
+                    "ess_bulk_min": 812.0,
+                    "divergences": 0,
+                    "method": "fake",
+                    "ok": True,
+                }
+                for m in ("pipeline", "new_business", "repeat")
+            },
+            "messages": [],
+        },
+        label=label,
+    )
+
+
+def _actual(rng: np.random.Generator, scale: float) -> list[float]:
+    """Random past revenue by source, with its total last."""
+    parts = [
+        rng.uniform(150_000, 250_000),
+        rng.uniform(20_000, 60_000),
+        rng.uniform(30_000, 50_000),
+    ]
+    parts = [p * scale for p in parts]
+    return [*parts, sum(parts)]
