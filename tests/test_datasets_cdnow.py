@@ -1,0 +1,67 @@
+"""CDNOW loaders and the BG/NBD + Gamma-Gamma simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmkit.datasets_cdnow import (
+    OBSERVATION_END,
+    cdnow_dir,
+    load_cdnow_summary,
+    load_cdnow_transactions,
+    merge_same_day,
+    simulate_bgnbd_gammagamma,
+    summary_from_transactions,
+    weekly_repeat_transactions,
+)
+from crmkit.errors import CrmkitError
+from tests.conftest import shared_dataset
+
+
+@pytest.fixture(scope="module")
+def folder():
+    return shared_dataset("cdnow")
+
+
+def test_summary_from_sample_transactions_matches_published_summary(folder):
+    tx = load_cdnow_transactions("sample", folder)
+    assert len(tx) == 6919 and len(merge_same_day(tx)) == 6696
+    s = summary_from_transactions(tx, observation_end=OBSERVATION_END)
+    pub = load_cdnow_summary(folder)
+    assert len(s) == len(pub) == 2357
+    m = s.merge(pub, on="customer_id", suffixes=("", "_pub"))
+    assert (m["frequency"] == m["frequency_pub"]).all()
+    for c in ("recency", "T", "monetary_value"):
+        assert np.abs(m[c] - m[f"{c}_pub"]).max() <= 0.0051  # published to 2 decimals
+    assert s["frequency"].sum() == 2457 and s["frequency_holdout"].sum() == 1882
+
+
+def test_master_has_23570_customers_and_weekly_counts_add_up(folder):
+    tx = load_cdnow_transactions("master", folder)
+    assert tx["customer_id"].nunique() == 23570
+    sample = load_cdnow_transactions("sample", folder)
+    w = weekly_repeat_transactions(sample, "1997-01-01", "1998-06-30", "1997-03-31")
+    assert w.sum() == 2457 + 1882
+    assert w.iloc[:39].sum() == pytest.approx(2457, abs=60)  # weeks start on Jan 1, not Jan 0
+
+
+def test_cdnow_dir_reports_a_missing_folder(tmp_path):
+    with pytest.raises(CrmkitError, match="CDNOW data not found"):
+        cdnow_dir(tmp_path / "nope")
+
+
+def test_simulator_follows_bgnbd_constraints_and_truth():
+    sim = simulate_bgnbd_gammagamma(50_000, holdout=10.0, seed=3)
+    x, tx, T = sim["frequency"], sim["recency"], sim["T"]
+    assert ((tx >= 0) & (tx <= T)).all() and (tx[x == 0] == 0).all()
+    assert np.allclose(T * 7, np.round(T * 7))  # whole days
+    assert sim["lam"].mean() == pytest.approx(0.243 / 4.414, rel=0.05)
+    assert sim["p_drop"].mean() == pytest.approx(0.793 / (0.793 + 2.426), rel=0.03)
+    assert (sim.loc[~sim["alive"], "frequency_holdout"] == 0).all()
+    assert (sim.loc[x == 0, "monetary_value"] == 0).all() and (
+        sim.loc[x > 0, "monetary_value"] > 0
+    ).all()
+    again = simulate_bgnbd_gammagamma(100, seed=3)
+    pd.testing.assert_frame_equal(again, simulate_bgnbd_gammagamma(100, seed=3))
