@@ -1,0 +1,1 @@
+"""Bayesian models: customer lifetime value, the sales pipeline, the marketing mix."""
