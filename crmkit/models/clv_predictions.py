@@ -108,11 +108,26 @@ def expected_purchases_new(kind: str, draws: xr.Dataset, t: float) -> xr.DataArr
 
 
 def expected_spend(draws: xr.Dataset, x, mean_spend) -> np.ndarray:
-    """Gamma-Gamma conditional expected spend per purchase, (n_draws, n)."""
+    """Gamma-Gamma conditional expected spend per purchase, (n_draws, n).
+
+    Where ``p x + q - 1 <= 0`` (only customers without repeat purchases, when q <= 1) the
+    model's mean spend is infinite; such entries take the draw's mean over the repeat
+    buyers instead (NaN if there are none), never a negative amount.
+    """
     p, q, gamma = (_p(draws, n) for n in ("p", "q", "gamma"))
     x = np.asarray(x, dtype=float)[None, :]
     m = np.where(x > 0, np.asarray(mean_spend, dtype=float)[None, :], 0.0)
-    return p * (gamma + x * m) / (p * x + q - 1.0)
+    denom = p * x + q - 1.0
+    undefined = denom <= 0
+    if not undefined.any():
+        return p * (gamma + x * m) / denom
+    out = p * (gamma + x * m) / np.where(undefined, 1.0, denom)
+    buyers = np.broadcast_to(x > 0, out.shape) & ~undefined
+    with np.errstate(invalid="ignore"):
+        fallback = np.where(buyers, out, 0.0).sum(axis=1, keepdims=True) / buyers.sum(
+            axis=1, keepdims=True
+        )
+    return np.where(undefined, fallback, out)
 
 
 def label(values: np.ndarray, customer_id: pd.Series, name: str, model: Any) -> xr.DataArray:

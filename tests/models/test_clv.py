@@ -321,3 +321,24 @@ def test_save_and_load_round_trip(tmp_path, cdnow):
         warnings.simplefilter("ignore")
         with pytest.raises(Exception, match="BetaGeo"):
             GammaGamma.load(path)
+
+
+def test_expected_spend_is_never_negative_when_q_is_below_one() -> None:
+    import xarray as xr
+
+    from crmkit.models.clv_predictions import expected_spend
+
+    draws = xr.Dataset(
+        {
+            "p": ("sample", np.array([4.0, 4.0])),
+            "q": ("sample", np.array([0.8, 3.0])),
+            "gamma": ("sample", np.array([90.0, 90.0])),
+        }
+    )
+    x = np.array([0.0, 2.0, 3.0])
+    m = np.array([0.0, 50.0, 70.0])
+    out = expected_spend(draws, x, m)
+    assert (out > 0).all()
+    buyers = 4.0 * (90.0 + x[1:] * m[1:]) / (4.0 * x[1:] + 0.8 - 1.0)
+    assert out[0, 0] == pytest.approx(buyers.mean())  # q <= 1: mean of the repeat buyers
+    assert out[1, 0] == pytest.approx(4.0 * 90.0 / 2.0)  # q > 1: the population mean
