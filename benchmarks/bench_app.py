@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crmkit.app import build_app_command  # noqa: E402
+from crmkit.browser import CHROMIUM_FLAGS, free_port  # noqa: E402
 from crmkit.store import Store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = list(CHROMIUM_FLAGS)
 DONE = (
     "() => document.querySelector('.crmkit-headline [data-q=\"p50\"]') !== null && "
     "(() => { const i = document.querySelector('img.crmkit-fanchart');"
@@ -62,12 +61,6 @@ def make_db(path: Path, deals: int) -> None:
         snap.parameters["tables"]["at_risk_deals"] *= 8  # about 200 rows, like the forecast
     with Store.open(path) as store:
         store.save_snapshot(snap)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def one_view(browser, url: str, t0: float | None = None) -> float:

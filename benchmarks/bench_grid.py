@@ -26,19 +26,13 @@ import time
 from pathlib import Path
 
 from crmkit import datasets
+from crmkit.browser import CHROMIUM_FLAGS, free_port
 from crmkit.store import Store
 from crmkit.widgets.grid import EntityGrid
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "notebooks" / "apps" / "edit_deals.ipynb"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = list(CHROMIUM_FLAGS)
 
 
 def build(db: Path, n_deals: int, n_customers: int) -> Store:
@@ -111,12 +105,6 @@ def python_side(store: Store, n_edits: int) -> None:
         f"  store.update alone: median wall {statistics.median(store_ms):.0f} ms "
         f"(cpu {statistics.median(store_cpu):.0f} ms)"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def browser_side(db: Path, runs: int) -> None:

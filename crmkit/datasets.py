@@ -31,6 +31,7 @@ from crmkit.demo.marketing import (
 from crmkit.demo.pipeline import assign_accounts, build_deal_frames, simulate_paths
 from crmkit.demo.truth import build_truth, true_win_probability
 from crmkit.errors import RowError, ValidationError
+from crmkit.store.schema import LOAD_ORDER
 
 __all__ = [
     "DEMO_ENTITIES",
@@ -42,17 +43,7 @@ __all__ = [
 ]
 
 #: The entities of the demo company, in load order.
-DEMO_ENTITIES = (
-    "accounts",
-    "contacts",
-    "stages",
-    "campaigns",
-    "channel_spend",
-    "deals",
-    "deal_history",
-    "activities",
-    "orders",
-)
+DEMO_ENTITIES = tuple(name for name in LOAD_ORDER if name != "segment_definitions")
 #: Meta key under which :func:`build_demo` stores the truth.
 TRUTH_KEY = "demo_truth"
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crmkit import dashboard as db
+from crmkit.browser import CHROMIUM_FLAGS, chromium_path
 from crmkit.errors import CrmkitError, RowError, ValidationError
 
 #: Methods :func:`crmkit.forecast.run_forecast` accepts.
@@ -197,11 +198,6 @@ class ReportResult:
     summary: dict = field(default_factory=dict)
 
 
-def _chromium() -> str | None:
-    """Path of the chromium binary, or None."""
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def run_report(
     as_of: object,
     horizon: object,
@@ -258,7 +254,7 @@ def run_report(
     template = Path(notebook) if notebook is not None else report_template()
     if not template.exists():
         raise ReportError(f"report notebook {template} is missing")
-    chromium = _chromium()
+    chromium = chromium_path()
     if pdf and chromium is None:
         raise ReportError("chromium is not installed (apt-get install chromium); or pass pdf=False")
     say = log or (lambda _msg: None)
@@ -329,10 +325,9 @@ def _build(
         say("printing PDF with headless chromium")
         pdf = tmp / f"{name}.pdf"
         _run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",
-             "--virtual-time-budget=10000", f"--print-to-pdf={pdf}", html.resolve().as_uri()],
+            [chromium, "--headless", *CHROMIUM_FLAGS, "--no-pdf-header-footer",
+             "--run-all-compositor-stages-before-draw", "--virtual-time-budget=10000",
+             f"--print-to-pdf={pdf}", html.resolve().as_uri()],
             "chromium",
             timeout=PDF_TIMEOUT_SECONDS,
         )  # fmt: skip

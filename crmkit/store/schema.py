@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from crmkit.errors import NotFoundError
+
 SCHEMA_VERSION = "0001"
 
 #: Logical column kinds and their SQL types.
@@ -301,10 +303,10 @@ TABLES: dict[str, sa.Table] = {name: _build_table(e) for name, e in ENTITIES.ite
 
 
 def entity(name: str) -> Entity:
-    """Return the spec of the entity ``name``, with a clear error for an unknown one."""
+    """Return the spec of the entity ``name``; NotFoundError (a KeyError) names the known ones."""
     try:
         return ENTITIES[name]
     except KeyError:
-        raise KeyError(
+        raise NotFoundError(
             f"unknown entity {name!r}; known entities: {', '.join(sorted(ENTITIES))}"
         ) from None

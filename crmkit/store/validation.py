@@ -19,8 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crmkit.errors import NotFoundError, RowError
-from crmkit.store.schema import ENTITIES, Column, Entity
+from crmkit.errors import RowError
+from crmkit.store.schema import Column, Entity
+from crmkit.store.schema import entity as entity_spec
 
 #: Earliest date accepted anywhere.
 MIN_DATE = pd.Timestamp("1900-01-01")
@@ -142,7 +143,7 @@ def validate(
         For an unknown entity.
 
     """
-    spec = _spec(entity)
+    spec = entity_spec(entity)
     n = len(df)
     rows = np.arange(1, n + 1) if row_numbers is None else np.asarray(row_numbers)
     if len(rows) != n:
@@ -191,16 +192,6 @@ def validate(
 
 
 # ---------------------------------------------------------------------- helpers
-def _spec(name: str) -> Entity:
-    """Return the entity spec, or raise NotFoundError naming the known entities."""
-    try:
-        return ENTITIES[name]
-    except KeyError:
-        raise NotFoundError(
-            f"unknown entity {name!r}; known entities: {', '.join(sorted(ENTITIES))}"
-        ) from None
-
-
 def _missing(v: object) -> bool:
     """Tell whether ``v`` is None, NaN, NaT or pd.NA."""
     if v is None or v is pd.NA or v is pd.NaT:

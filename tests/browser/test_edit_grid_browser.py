@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from crmkit.browser import CHROMIUM_FLAGS, free_port
 from crmkit.store import Store
 from tests.factories import small_company
 
@@ -21,14 +22,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "notebooks" / "apps" / "edit_deals.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = list(CHROMIUM_FLAGS)
 # Geometry of the deal grid, as set by crmkit.widgets.grid.EntityGrid (pixels).
 ROW_HEADER, COLUMN_HEADER, COLUMN, ROW = 110, 28, 120, 26
 GRID_COLUMNS = ["account_id", "name", "owner", "team", "pipeline", "stage"]  # first shown columns
@@ -48,12 +42,6 @@ def need_browser() -> None:
         if os.environ.get("CI"):
             pytest.fail(problem)
         pytest.skip(problem)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,20 +14,14 @@ import numpy as np
 import pytest
 
 from crmkit.app import build_app_command
+from crmkit.browser import CHROMIUM_FLAGS, free_port
 from crmkit.store import Snapshot, Store
 from tests.snapshot_factory import make_fake_snapshot
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM_ARGS = list(CHROMIUM_FLAGS)
 #: Generous bounds for a loaded machine: these only stop a hung run, they measure nothing.
 SERVER_START_S = 120
 PAGE_MS = 180_000
@@ -50,16 +43,10 @@ def _need_browser() -> None:
         pytest.skip(msg)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _voila(db: Path, log_path: Path, pool_size: int = 0) -> Iterator[str]:
     """Serve the app on a free port; yield the page's URL; stop the server."""
-    cmd = build_app_command(db, port=_free_port(), pool_size=pool_size)
+    cmd = build_app_command(db, port=free_port(), pool_size=pool_size)
     with log_path.open("w") as log:
         proc = subprocess.Popen(cmd.argv, env=cmd.env, stdout=log, stderr=subprocess.STDOUT)
         base = cmd.url.split("/voila/")[0]
