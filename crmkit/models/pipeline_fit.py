@@ -13,19 +13,9 @@ import numpy as np
 from scipy import optimize
 
 from crmkit.errors import CrmkitError
+from crmkit.models.laplace import laplace_draws, numeric_hessian
 
 FIT_METHODS = ("nuts", "map", "advi")
-
-
-def _hessian(grad, x0: np.ndarray) -> np.ndarray:
-    """Central-difference Hessian from a gradient function."""
-    k = len(x0)
-    h = np.zeros((k, k))
-    for i in range(k):
-        step = np.zeros(k)
-        step[i] = 1e-4 * max(1.0, abs(x0[i]))
-        h[i] = (grad(x0 + step) - grad(x0 - step)) / (2 * step[i])
-    return (h + h.T) / 2
 
 
 def _fit_map(model, names: list[str], n_draws: int, seed: int) -> tuple[dict, dict]:
@@ -55,17 +45,7 @@ def _fit_map(model, names: list[str], n_draws: int, seed: int) -> tuple[dict, di
         method="L-BFGS-B",
         options={"maxiter": 5000},
     )
-    hess = _hessian(grad, res.x)
-    try:
-        cov = np.linalg.inv(hess)
-        np.linalg.cholesky(cov)
-        pd_ok = True
-    except np.linalg.LinAlgError:
-        w, v = np.linalg.eigh(hess)
-        cov = (v / np.maximum(w, 1e-6)) @ v.T
-        pd_ok = False
-    rng = np.random.default_rng(seed)
-    z = rng.multivariate_normal(res.x, cov, size=n_draws, method="eigh")
+    z, _, pd_ok = laplace_draws(res.x, numeric_hessian(grad, res.x), n_draws, seed)
     outs = model.replace_rvs_by_values([model[n] for n in names])
     to_nat = model.compile_fn(outs, inputs=vvars, on_unused_input="ignore")
     nat = [to_nat(point(zi)) for zi in z]

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from crmkit.models.laplace import laplace_draws, numeric_hessian
 from crmkit.models.pipeline_data import DUE_LEVELS, GROUPS, MONTH_EDGES, Levels
-from crmkit.models.pipeline_fit import _hessian
 
 
 class _Layout:
@@ -125,17 +125,8 @@ def fit_map_numpy(
     res = optimize.minimize(
         neg, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 10000, "gtol": 1e-7}
     )
-    hess = _hessian(lambda t: neg(t)[1], res.x)
-    try:
-        cov = np.linalg.inv(hess)
-        np.linalg.cholesky(cov)
-        pd_ok = True
-    except np.linalg.LinAlgError:
-        w, v = np.linalg.eigh(hess)
-        cov = (v / np.maximum(w, 1e-6)) @ v.T
-        pd_ok = False
-    rng = np.random.default_rng(seed)
-    th = rng.multivariate_normal(res.x, cov, size=n_draws, method="eigh")
+    hess = numeric_hessian(lambda t: neg(t)[1], res.x)
+    th, _, pd_ok = laplace_draws(res.x, hess, n_draws, seed)
     post = {
         "stage": lay.get(th, "stage"),
         "ahead": _full(lay.get(th, "ahead")),

@@ -25,8 +25,9 @@ import pandas as pd
 from scipy import optimize, special
 
 from crmkit.history import deals_as_of, month_index
+from crmkit.models.laplace import laplace_draws, numeric_hessian
 from crmkit.models.pipeline_data import last_full_month
-from crmkit.models.pipeline_fit import _hessian, fit_model
+from crmkit.models.pipeline_fit import fit_model
 
 MAX_LAG = 12
 DIRICHLET_PRIOR = (8.0, 1.0, 1.0)  # open, won, lost
@@ -110,15 +111,7 @@ def _arrivals_map(counts: pd.Series, n_draws: int, seed: int) -> tuple[dict, dic
 
     theta0 = np.concatenate([prior_mu, [np.log(0.1)]])
     res = optimize.minimize(neg, theta0, jac=grad, method="BFGS")
-    hess = _hessian(grad, res.x)
-    try:
-        cov = np.linalg.inv(hess)
-        np.linalg.cholesky(cov)
-        ok = True
-    except np.linalg.LinAlgError:
-        w, v = np.linalg.eigh(hess)
-        cov, ok = (v / np.maximum(w, 1e-6)) @ v.T, False
-    th = np.random.default_rng(seed).multivariate_normal(res.x, cov, size=n_draws, method="eigh")
+    th, _, ok = laplace_draws(res.x, numeric_hessian(grad, res.x), n_draws, seed)
     post = {
         "a": th[:, 0],
         "b": th[:, 1],
