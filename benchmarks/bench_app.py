@@ -1,14 +1,16 @@
 """Time the manager app in a real browser: one viewer, then N viewers at the same moment.
 
-"Complete" means the headline numbers are on the page and the fan chart image is decoded.
+"Complete" means the headline numbers, the fan chart (SVG) and the campaign section are on
+the page. Chromium runs on the same machine as Voilà, so its CPU time (printed) shares the
+cores with the server's.
 The app reads a snapshot only, so what a page costs depends on the snapshot's size, not on
 the database's: ``--deals N`` adds per-deal draw arrays for N open deals (as the forecast
 saves them) to a contract-shaped fake snapshot; ``--db PATH`` uses an existing database
 with a real snapshot instead.
 
-    .venv/bin/python benchmarks/bench_app.py                       # 1 viewer x3, then 10 at once
+    .venv/bin/python benchmarks/bench_app.py                  # 1 viewer x3, then 10 at once
     .venv/bin/python benchmarks/bench_app.py --deals 100000
-    .venv/bin/python benchmarks/bench_app.py --pool 4              # preheated kernels
+    .venv/bin/python benchmarks/bench_app.py --pool 0         # a kernel started per viewer
     .venv/bin/python benchmarks/bench_app.py --db data/crmkit.db
 """
 
@@ -30,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crmkit import app  # noqa: E402
 from crmkit.app import build_app_command  # noqa: E402
 from crmkit.browser import CHROMIUM_FLAGS, free_port  # noqa: E402
 from crmkit.store import Store  # noqa: E402
@@ -38,8 +41,8 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = list(CHROMIUM_FLAGS)
 DONE = (
     "() => document.querySelector('.crmkit-headline [data-q=\"p50\"]') !== null && "
-    "(() => { const i = document.querySelector('img.crmkit-fanchart');"
-    " return i !== null && i.complete && i.naturalWidth > 400; })()"
+    "document.querySelector('svg.crmkit-fan-svg .crmkit-fan-p50') !== null && "
+    "document.querySelector('.crmkit-roi') !== null"
 )
 
 
@@ -90,32 +93,60 @@ def server_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def browser_cpu(server_pid: int) -> dict[int, float]:
+    """CPU seconds used so far by the browser: this process's children other than Voilà."""
+    import psutil
+
+    out = {}
+    for p in psutil.Process().children(recursive=True):
+        if p.pid == server_pid:
+            continue
+        try:
+            if server_pid in [a.pid for a in p.parents()]:
+                continue
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds spent between two readings (new processes count in full)."""
     return sum(v - before.get(pid, 0.0) for pid, v in after.items())
 
 
-async def run(url: str, viewers: int, repeats: int, pid: int) -> dict:
+def new_cpu(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds of the processes started between two readings (kernels started)."""
+    return sum(v for pid, v in after.items() if pid not in before)
+
+
+async def run(url: str, viewers: int, repeats: int, pid: int, pause: float) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         await one_view(browser, url)  # warm-up: first kernel, caches
-        await asyncio.sleep(3)
-        c0 = server_cpu(pid)
-        single = [await one_view(browser, url) for _ in range(repeats)]
-        await asyncio.sleep(3)
-        c1 = server_cpu(pid)
+        await asyncio.sleep(pause)
+        c0, b0 = server_cpu(pid), browser_cpu(pid)
+        single = []
+        for _ in range(repeats):
+            single.append(await one_view(browser, url))
+            await asyncio.sleep(pause)  # with a pool: let Voilà replace the kernel used
+        c1, b1 = server_cpu(pid), browser_cpu(pid)
         t0 = time.perf_counter()
         crowd = await asyncio.gather(*[one_view(browser, url, t0) for _ in range(viewers)])
-        await asyncio.sleep(3)
-        c2 = server_cpu(pid)
+        c2, b2 = server_cpu(pid), browser_cpu(pid)
         await browser.close()
     return {
         "single": single,
         "crowd": sorted(crowd),
+        "new_single": new_cpu(c0, c1) / repeats,
+        "new_crowd": new_cpu(c1, c2) / viewers,
         "cpu_single": cpu_delta(c0, c1) / repeats,
         "cpu_crowd": cpu_delta(c1, c2) / viewers,
+        "browser_single": cpu_delta(b0, b1) / repeats,
+        "browser_crowd": cpu_delta(b1, b2) / viewers,
     }
 
 
@@ -125,13 +156,23 @@ def main() -> None:
     ap.add_argument("--deals", type=int, default=0, help="per-deal arrays in the fake snapshot")
     ap.add_argument("--viewers", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--pool", type=int, default=0, help="preheated kernels (0: none)")
+    ap.add_argument(
+        "--pool", type=int, default=app.DEFAULT_POOL,
+        help=f"preheated kernels (default {app.DEFAULT_POOL}, as crmkit app; 0: none)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--fill-delay", type=float, default=app.POOL_FILL_DELAY_SECONDS,
+        help="seconds before Voilà replaces a used preheated kernel (as crmkit app)",
+    )  # fmt: skip
     args = ap.parse_args()
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "bench.db"
         if not args.db:
             make_db(db, args.deals)
-        cmd = build_app_command(db, port=free_port(), pool_size=args.pool)
+        cmd = build_app_command(
+            db, port=free_port(), pool_size=args.pool, pool_fill_delay=args.fill_delay
+        )
         log = open(Path(tmp) / "voila.log", "w")
         proc = subprocess.Popen(cmd.argv, env=cmd.env, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -143,22 +184,29 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.2)
             if args.pool:
-                time.sleep(10 + 3 * args.pool)  # let the pool fill
-            res = asyncio.run(run(cmd.url, args.viewers, args.repeats, proc.pid))
+                time.sleep(10 + 2 * args.pool)  # let the pool fill
+            pause = 3.0 if not args.pool else args.fill_delay + 12.0
+            res = asyncio.run(run(cmd.url, args.viewers, args.repeats, proc.pid, pause))
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    load = os.getloadavg()[0]
+    load = os.getloadavg()
     what = args.db or f"fake snapshot, {args.deals:,} deal arrays"
     cores = os.cpu_count()
-    print(f"# manager app ({what}; pool {args.pool}; load avg {load:.1f} on {cores} cores)")
+    print(f"# manager app ({what}; pool {args.pool}, fill delay {args.fill_delay:g} s; "
+          f"on {cores} cores)")  # fmt: skip
+    print(f"load average before {load0[0]:.2f}, after {load[0]:.2f} (1 min)")
     s, c = res["single"], res["crowd"]
     print(f"single viewer, complete page: median {statistics.median(s):.2f} s "
           f"(runs: {', '.join(f'{x:.2f}' for x in s)})")  # fmt: skip
     print(f"{args.viewers} viewers at once: all complete; fastest {c[0]:.2f} s, median "
           f"{statistics.median(c):.2f} s, slowest {c[-1]:.2f} s")  # fmt: skip
     print(f"server CPU per page view (Voilà + kernel): {res['cpu_single']:.2f} s alone, "
-          f"{res['cpu_crowd']:.2f} s in the crowd")  # fmt: skip
+          f"{res['cpu_crowd']:.2f} s in the crowd; of which kernels started in the window "
+          f"(per-viewer kernels, or pool refills): {res['new_single']:.2f} s alone, "
+          f"{res['new_crowd']:.2f} s in the crowd")  # fmt: skip
+    print(f"browser CPU per page view (chromium): {res['browser_single']:.2f} s alone, "
+          f"{res['browser_crowd']:.2f} s in the crowd")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,8 +3,11 @@
 Run in its own venv (not crmkit's):
   python3 -m venv /work/bench-venvs/pymcm && /work/bench-venvs/pymcm/bin/pip install pymc-marketing
   /work/bench-venvs/pymcm/bin/python benchmarks/bench_clv_pymcm.py KIND WHICH [CHAINS] [DRAWS]
-(KIND bgnbd or paretonbd, WHICH sample or master).
-Reads the CDNOW files directly (no crmkit import).
+(KIND bgnbd or paretonbd, WHICH sample or master, or a CSV with customer_id, frequency,
+recency, T such as the 1M simulated customers written by
+`.venv/bin/python benchmarks/bench_clv_nuts.py export million /tmp/clv_million.csv`).
+Reads the CDNOW files directly (no crmkit import). Pareto/NBD as in issue 4:
+  timeout 1800 /work/bench-venvs/pymcm/bin/python benchmarks/bench_clv_pymcm.py paretonbd sample 4
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ CDNOW = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "cd
 
 
 def summary(which: str) -> pd.DataFrame:
+    if which.endswith(".csv"):
+        return pd.read_csv(which, usecols=["customer_id", "frequency", "recency", "T"])
     if which == "sample":
         raw = pd.read_csv(
             CDNOW / "CDNOW_sample.txt",
@@ -59,6 +64,8 @@ def main() -> None:
     which = sys.argv[2] if len(sys.argv) > 2 else "sample"
     chains = int(sys.argv[3]) if len(sys.argv) > 3 else 2
     draws = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+    print("$", sys.executable, "benchmarks/bench_clv_pymcm.py", " ".join(sys.argv[1:]))
+    print(f"load avg before {os.getloadavg()[0]:.1f}", flush=True)
     df = summary(which)
     if kind == "bgnbd":
         cfg = {

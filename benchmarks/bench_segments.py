@@ -7,9 +7,13 @@ bench_summary.py for that part):
 - ``cohort_table`` (customers and revenue) over the orders.
 With ``--store`` it also loads a SQLite store and times the whole path
 ``store.purchase_summary`` -> ``rfm_scores`` -> ``rfm_segments``.
+With ``--clv N`` it times the segment explorer's CLV on N customers simulated from BG/NBD and
+Gamma-Gamma: ``customer_value`` (MLE fits + CLV draws), tiers, and ``segment_clv`` (sums of
+draws) for the RFM-like segments, and exits.
 
     .venv/bin/python benchmarks/bench_segments.py [--customers 1000000] [--orders 5000000] \
         [--store] [--only-rfm] [--repeat 3]
+    .venv/bin/python benchmarks/bench_segments.py --clv 20000 [--clv-draws 100]
 """
 
 from __future__ import annotations
@@ -91,6 +95,25 @@ def rfm_pipeline(summary: pd.DataFrame) -> pd.DataFrame:
     return rfm_segments(rfm_scores(summary))
 
 
+def clv_timing(n: int, n_draws: int) -> None:
+    """Time the CLV the segment explorer computes, on ``n`` simulated customers."""
+    from crmkit.datasets_cdnow import simulate_bgnbd_gammagamma
+    from crmkit.segments import customer_clv_tiers, customer_value, segment_clv
+
+    data = simulate_bgnbd_gammagamma(n, seed=5)
+    data["customer_id"] = [f"C{i:07d}" for i in range(n)]
+    print(f"CLV for {n:,} customers, {n_draws} draws, 12 months:")
+    timed("import crmkit.models.clv (PyMC)", __import__, "crmkit.models.clv")
+    clv, t_fit = timed("customer_value (BG/NBD + Gamma-Gamma MLE, draws)", customer_value,
+                       data, n_draws=n_draws)  # fmt: skip
+    tiers, _ = timed("customer_clv_tiers", customer_clv_tiers, clv)
+    labels = pd.Series(np.random.default_rng(1).integers(0, 11, n).astype(str), index=tiers.index)
+    _, t_seg = timed("segment_clv, 11 segments (sums of draws)", segment_clv, clv, labels)
+    _, t_tier = timed("segment_clv, CLV tiers", segment_clv, clv, tiers)
+    print(f"  first view (fit + tiers + one segmentation): {t_fit + t_seg:.2f} s; "
+          f"each further segmentation {max(t_seg, t_tier):.2f} s")  # fmt: skip
+
+
 def main() -> None:
     """Build the data, run the timings and print them."""
     ap = argparse.ArgumentParser()
@@ -99,8 +122,14 @@ def main() -> None:
     ap.add_argument("--store", action="store_true", help="also time the path from SQLite")
     ap.add_argument("--only-rfm", action="store_true", help="time only the RFM target")
     ap.add_argument("--repeat", type=int, default=3, help="RFM runs (the best is kept)")
+    ap.add_argument("--clv", type=int, default=0, help="time only the CLV of N customers")
+    ap.add_argument("--clv-draws", type=int, default=100, help="CLV parameter draws")
     args = ap.parse_args()
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.clv:
+        clv_timing(args.clv, args.clv_draws)
+        print(f"load average at end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return
 
     print(f"data: {args.customers:,} customers, {args.orders:,} orders over three years")
     orders, _ = timed("generate orders", make_orders, args.customers, args.orders)

@@ -24,10 +24,9 @@ from pathlib import Path
 from crmkit.errors import CrmkitError
 
 #: Front-end extensions no app in ``notebooks/apps`` uses; Voilà would load each on every
-#: page view. (``ipydatagrid`` stays: the deal editor app uses it.)
+#: page view. (``ipydatagrid`` and the ``bqplot``/``bqscales`` it needs stay: without them
+#: the deal editor's grid never appears.)
 DENIED_EXTENSIONS = (
-    "bqplot",
-    "bqscales",
     "jupyter-matplotlib",
     "jupyterlab_pygments",
     "@voila-dashboards/jupyterlab-preview",
@@ -39,10 +38,27 @@ CULL_INTERVAL_SECONDS = 60
 EXECUTE_TIMEOUT_SECONDS = 120
 #: Cell time limit with preheated kernels: they wait in a cell until a viewer comes.
 POOL_WAIT_SECONDS = 7 * 24 * 3600
-#: Kernels started ahead of viewers by ``crmkit app`` (see :func:`wait_for_viewer`). Off by
-#: default: with a pool of 2 and 10 viewers arriving at once, some pages never completed in
-#: benchmarks/bench_app.py (Voilà 0.5.13), while a kernel per page view always did.
-DEFAULT_POOL = 0
+#: Seconds Voilà waits for a cell's output messages after the kernel says the cell is done.
+#: nbclient's default (4 s) is too short when many pages are built at once on two cores:
+#: the page's widget output then arrives late, is dropped, and the browser shows a blank
+#: page forever. This was why pages "hung" when viewers outnumbered the pool.
+IOPUB_TIMEOUT_SECONDS = 120
+#: Kernels started ahead of viewers by ``crmkit app`` (see :func:`wait_for_viewer`): enough
+#: for 10 viewers arriving at once. Each idle preheated kernel holds about 110 MB (PSS;
+#: benchmarks/results/app.md). A viewer beyond the pool waits for a replacement kernel.
+DEFAULT_POOL = 10
+#: Seconds before Voilà replaces a used preheated kernel (Voilà's default: 1). Replacing
+#: one costs a few CPU-seconds (start Python and ipykernel, import the page's modules);
+#: waiting keeps that work out of the way of a crowd being served.
+POOL_FILL_DELAY_SECONDS = 30
+#: Front-end extensions the manager page does not use but other apps do (dropped from its
+#: page only, by a Voilà ``page_config_hook``): ipydatagrid's many script chunks and the
+#: bqplot scales it builds on.
+MANAGER_DENIED_EXTENSIONS = ("ipydatagrid", "bqplot", "bqscales")
+#: The deal editor app, and its preheated kernels when a pool is on: it waits for its viewer
+#: before reading the store (:func:`wait_for_viewer`), so a preheated page is never stale.
+EDITOR_NOTEBOOK = "edit_deals.ipynb"
+EDITOR_POOL = 1
 #: The notebook managers open.
 APP_NOTEBOOK = "manager.ipynb"
 
@@ -71,6 +87,7 @@ def build_app_command(
     open_browser: bool = False,
     *,
     pool_size: int = 0,
+    pool_fill_delay: float = POOL_FILL_DELAY_SECONDS,
     notebooks: str | os.PathLike[str] | None = None,
     python: str | None = None,
     cull_idle: int = CULL_IDLE_SECONDS,
@@ -95,6 +112,10 @@ def build_app_command(
         view). The page waits for its viewer before reading the snapshot
         (:func:`wait_for_viewer`), so a preheated page is never stale. Other notebooks in the
         folder get no pool.
+    pool_fill_delay
+        Seconds before a used preheated kernel is replaced. Longer keeps the replacing
+        (a few CPU-seconds per kernel) out of a crowd's way; but a viewer who comes when
+        every pooled kernel is in use waits for a replacement: this long plus a start.
     notebooks
         Folder served (default: ``notebooks/apps``).
     python
@@ -116,6 +137,8 @@ def build_app_command(
         raise CrmkitError(f"port must be an integer between 1024 and 65535, got {port!r}")
     if not isinstance(pool_size, int) or pool_size < 0:
         raise CrmkitError(f"pool_size must be a whole number >= 0, got {pool_size!r}")
+    if not isinstance(pool_fill_delay, int | float) or not 0 <= pool_fill_delay <= 3600:
+        raise CrmkitError(f"pool_fill_delay must be 0 to 3600 seconds, got {pool_fill_delay!r}")
     folder = Path(notebooks) if notebooks is not None else apps_dir()
     if not (folder / APP_NOTEBOOK).exists():
         raise CrmkitError(f"{folder / APP_NOTEBOOK} is missing; run crmkit from its project folder")
@@ -135,22 +158,58 @@ def build_app_command(
         *(f"--VoilaConfiguration.extension_denylist={e}" for e in DENIED_EXTENSIONS),
         # a preheated kernel waits in a cell for its viewer: that wait must not time out
         f"--VoilaExecutor.timeout={POOL_WAIT_SECONDS if pool_size > 0 else int(timeout)}",
+        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_SECONDS}",
+        f"--Voila.config_file_paths={json.dumps([str(_voila_config_dir())])}",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
         f"--MappingKernelManager.cull_interval={CULL_INTERVAL_SECONDS}",
         f"--token={token or ''}",
     ]
     if pool_size > 0:
-        pools = {"default": {"pool_size": 0}, APP_NOTEBOOK: {"pool_size": pool_size}}
+        pools = {
+            "default": {"pool_size": 0},
+            APP_NOTEBOOK: {"pool_size": pool_size},
+            EDITOR_NOTEBOOK: {"pool_size": EDITOR_POOL},
+        }
         argv += [
             "--preheat_kernel=True",
             f"--pool_size={pool_size}",
             f"--VoilaKernelManager.kernel_pools_config={json.dumps(pools)}",
+            f"--VoilaKernelManager.fill_delay={float(pool_fill_delay)}",
         ]
     env = {**os.environ, "CRMKIT_DB_URL": db_url, "MPLBACKEND": "Agg"}
     url = f"http://127.0.0.1:{port}/voila/render/{APP_NOTEBOOK}"
     if token:
         url += f"?token={token}"
     return AppCommand(argv=argv, env=env, url=url, db_url=db_url)
+
+
+_VOILA_CONFIG = f"""# written by crmkit.app: Voila settings that command-line options cannot give
+def _page_config_hook(page_config, **kwargs):
+    # the manager page loads no front-end extension it does not use
+    if str(kwargs.get("notebook_path") or "").endswith({APP_NOTEBOOK!r}):
+        deny = {MANAGER_DENIED_EXTENSIONS!r}
+        page_config["federated_extensions"] = [
+            e for e in page_config.get("federated_extensions", []) if e.get("name") not in deny
+        ]
+    return page_config
+
+
+c.VoilaConfiguration.page_config_hook = _page_config_hook
+"""
+
+
+def _voila_config_dir() -> Path:
+    """Write Voilà's ``voila.py`` (the page config hook) into a private folder; return it."""
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / f"crmkit-voila-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / "voila.py"
+    if not path.exists() or path.read_text() != _VOILA_CONFIG:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(_VOILA_CONFIG)
+        os.replace(tmp, path)
+    return folder
 
 
 def _port_free(port: int) -> bool:
@@ -227,6 +286,11 @@ def add_app_arguments(p: argparse.ArgumentParser) -> None:
         "--pool", type=int, default=DEFAULT_POOL,
         help=f"kernels started ahead of viewers (default {DEFAULT_POOL}; 0: one per page view)",
     )  # fmt: skip
+    p.add_argument(
+        "--pool-fill-delay", type=float, default=POOL_FILL_DELAY_SECONDS, metavar="SECONDS",
+        help="seconds before a used preheated kernel is replaced "
+        f"(default {POOL_FILL_DELAY_SECONDS})",
+    )  # fmt: skip
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
 
 
@@ -242,23 +306,25 @@ def app_command(args: argparse.Namespace) -> int:
     -------
     int
     """
-    return serve_app(args.db, args.port, args.token, args.open, pool_size=args.pool)
+    return serve_app(
+        args.db, args.port, args.token, args.open, pool_size=args.pool,
+        pool_fill_delay=getattr(args, "pool_fill_delay", POOL_FILL_DELAY_SECONDS),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- the page
 def warm_up() -> None:
-    """Import the page's modules and draw a tiny figure, so the first real page is quick.
+    """Import the page's modules, so that building the page is quick.
 
-    In a preheated Voilà kernel this runs before any viewer asks for the page.
+    In a preheated Voilà kernel this runs before any viewer asks for the page. (Not at a
+    lower CPU priority: the kernel keeps it when it serves its viewer, and on a shared
+    machine a niced kernel crawls.)
     """
-    from matplotlib.figure import Figure
+    import sqlalchemy.dialects.sqlite  # noqa: F401  (the embedded database's driver)
 
-    import crmkit.app_view  # noqa: F401
-    from crmkit.fanchart import figure_png
+    from crmkit import app_view
 
-    fig = Figure(figsize=(1, 1))
-    fig.add_subplot().plot([0, 1], [0, 1], label="x")
-    figure_png(fig, dpi=20)
+    del app_view  # imported for its side effect: every module the page needs is loaded
 
 
 def wait_for_viewer() -> None:
@@ -294,15 +360,20 @@ def manager_app(db: str | None = None, *, snapshot_id: int | None = None, top_n:
 
     """
     import ipywidgets as w
+    from sqlalchemy import exc as sa_exc
 
     from crmkit.dashboard import latest_snapshot, no_snapshot_message
     from crmkit.store import Store
 
-    store = Store.open(db)
+    # read only: no schema check or migration here (``crmkit app`` migrated at start), which
+    # also keeps alembic out of the page; a database without the tables has no snapshot
+    store = Store.open(db, migrate_db=False)
     try:
         snap = latest_snapshot(store, snapshot_id)
-        url = store.url
+    except (sa_exc.OperationalError, sa_exc.ProgrammingError):
+        snap = None
     finally:
+        url = store.url
         store.close()
     if snap is None:
         return w.HTML(

@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="map: seconds (Laplace approximation); nuts: full MCMC, minutes",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--plan",
+        metavar="CSV|campaigns",
+        help="planned marketing spend: a CSV of channel,week_start,spend (or date plus one "
+        "column per channel), or 'campaigns' for the campaigns in the database; its extra new "
+        "deals against spend as usual (last 13 weeks' average) enter the new-business forecast",
+    )
     p.add_argument("--out", type=Path, help="write the forecast as JSON here")
 
     p = sub.add_parser(
@@ -244,6 +251,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         target=args.target,
         seed=args.seed,
         method=args.method,
+        plan=args.plan,
     )
     result = forecast_to_json(snap)
     text = json.dumps(result, indent=2, default=str)

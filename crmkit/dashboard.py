@@ -348,9 +348,18 @@ def pipeline_by_stage(snap: Snapshot, flt: Filter | None = None) -> pd.DataFrame
     keys = ["pipeline", "stage"]
     if not by_stage.empty:
         cols = [c for c in ("n_deals", "amount", "expected") if c in by_stage.columns]
-        sums = by_stage.groupby(keys, sort=False)[cols].sum().reset_index()
+        by_stage = by_stage.assign(**{c: pd.to_numeric(by_stage[c]) for c in cols})
+        if "stage_order" in by_stage.columns and rates.empty:
+            keys_order = by_stage.groupby(keys, sort=False)["stage_order"].min().reset_index()
+        else:
+            keys_order = None
+        sums = by_stage.groupby(keys, sort=False)[cols].sum(min_count=1).reset_index()
+        if keys_order is not None:
+            sums = sums.merge(keys_order, on=keys, how="left")
         rates = sums if rates.empty else rates.merge(sums, on=keys, how="left")
-        rates[cols] = rates[cols].fillna(0)
+        rates[[c for c in cols if c != "expected"]] = rates[
+            [c for c in cols if c != "expected"]
+        ].fillna(0)
     order = [c for c in ("pipeline", "stage_order", "configured") if c in rates.columns]
     if order:  # stages in their order (the configured win rate rises along the pipeline)
         rates = rates.sort_values(order, kind="stable")

@@ -111,11 +111,14 @@ def memberships(frame: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- data
-def load_frames(store) -> dict[str, pd.DataFrame]:
-    """The store's tables a forecast needs."""
-    return {
-        name: store.read(name) for name in ("deals", "deal_history", "accounts", "stages", "orders")
-    }
+FORECAST_TABLES = ("deals", "deal_history", "accounts", "stages", "orders")
+MARKETING_TABLES = ("channel_spend", "campaigns")
+
+
+def load_frames(store, *, marketing: bool = False) -> dict[str, pd.DataFrame]:
+    """The store's tables a forecast needs (and those of a marketing plan if asked)."""
+    names = FORECAST_TABLES + (MARKETING_TABLES if marketing else ())
+    return {name: store.read(name) for name in names}
 
 
 def _won_in(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -139,23 +142,64 @@ def fit_models(
     """Fit the pipeline and new-business models on what was known on ``as_of``."""
     deals = deal_frame(frames["deals"], frames.get("accounts"))
     history = frames.get("deal_history")
-    pipe = PipelineModel(
-        method=method,
-        seed=seed,
-        progress=progress,
-        window_months=window_months,
-        draws=draws,
-        tune=tune,
-    ).fit(deals, history, as_of=as_of, stages=frames.get("stages"))
-    nb = NewBusinessModel(
-        method=method,
-        seed=seed,
-        progress=progress,
-        window_months=window_months,
-        draws=draws,
-        tune=tune,
-    ).fit(deals, history, as_of=as_of)
+    settings = {
+        "method": method,
+        "seed": seed,
+        "progress": progress,
+        "window_months": window_months,
+        "draws": draws,
+        "tune": tune,
+    }
+    pipe = PipelineModel(**settings).fit(deals, history, as_of=as_of, stages=frames.get("stages"))
+    nb = NewBusinessModel(**settings).fit(deals, history, as_of=as_of)
     return {"pipeline": pipe, "new_business": nb}
+
+
+def new_business_draws(
+    nb: NewBusinessModel,
+    accounts: pd.DataFrame | None,
+    axis: PeriodAxis,
+    gindex: dict[str, int],
+    *,
+    draws: int,
+    n_p: int,
+    seed: int,
+    extra: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, dict]:
+    """New-business revenue draws ``(sample, period, group)`` and the model's diagnostics.
+
+    ``extra`` ``(n_p, months)`` is added to the arrival means (a marketing plan's extra
+    deals against the baseline; the mean is floored at 0). None when there is nothing to
+    draw from.
+    """
+    if nb.posterior_ is None or not len(nb.templates_):
+        return None, {
+            **getattr(nb, "diagnostics_", {}),
+            "ok": True,
+            "message": "no arrivals model or no won deals to draw amounts from",
+        }
+    mu_nb, alpha = nb.arrival_means(axis.first_month, axis.months, n_p, seed)
+    mu_nb[:, 0] *= axis.frac_first
+    if extra is not None:
+        mu_nb = np.maximum(mu_nb + extra, 0.0)
+    rng = np.random.default_rng(seed + 1)
+    pick = np.arange(draws) % n_p
+    shape = 1.0 / np.maximum(alpha[pick], 1e-6)
+    lam = rng.gamma(shape[:, None], mu_nb[pick] / shape[:, None])
+    counts = rng.poisson(lam)
+    cdf = nb.win_cdf(axis.first_month, axis.months, n_p, seed)
+    t = deal_frame(nb.templates_, accounts)
+    rev = simulate_new_business(
+        counts,
+        cdf,
+        axis.period_of_k,
+        t["amount"].to_numpy(float),
+        memberships(t, gindex),
+        n_periods=len(axis.labels),
+        n_groups=len(gindex),
+        seed=seed + 2,
+    )
+    return rev, dict(nb.diagnostics_)
 
 
 # ---------------------------------------------------------------------- forecasting
@@ -171,15 +215,22 @@ def forecast_draws(
     param_draws: int = 100,
     include_repeat: bool = True,
     repeat_method: str = "map",
+    plan: pd.DataFrame | str | None = None,
 ) -> dict[str, Any]:
     """Revenue draws per source, period and group from fitted models.
+
+    ``plan`` (weekly spend per channel, see :func:`crmkit.forecast_marketing.plan_arrivals`)
+    needs ``models["marketing"]``, a :class:`~crmkit.models.marketing.MarketingMixModel`
+    fitted on weekly new deals: the plan's extra arrivals against the baseline plan are
+    added to the new-business arrival means, and nothing else changes.
 
     Returns
     -------
     dict
         ``rollup`` ``(sample, period, source, group)``, ``coords``, ``axis`` (PeriodAxis),
         ``deals`` (open deals with ``p_win``, ``p_slip``, ``expected_revenue``),
-        ``diagnostics`` per source and ``closed_to_date`` ``(period, group)``.
+        ``diagnostics`` per source, ``closed_to_date`` ``(period, group)`` and
+        ``marketing`` (None without a plan).
     """
     axis = period_axis(as_of, horizon, period)
     pipe: PipelineModel = models["pipeline"]
@@ -230,33 +281,23 @@ def forecast_draws(
     deals_out["p_slip"] = p_slip
     deals_out["expected_revenue"] = p_win * deals_out["amount"].fillna(0.0) * mean_ratio
 
-    # new business
-    if nb.posterior_ is not None and len(nb.templates_):
-        mu_nb, alpha = nb.arrival_means(axis.first_month, axis.months, n_p, seed)
-        mu_nb[:, 0] *= axis.frac_first
-        rng = np.random.default_rng(seed + 1)
-        pick = np.arange(draws) % n_p
-        shape = 1.0 / np.maximum(alpha[pick], 1e-6)
-        lam = rng.gamma(shape[:, None], mu_nb[pick] / shape[:, None])
-        counts = rng.poisson(lam)
-        cdf = nb.win_cdf(axis.first_month, axis.months, n_p, seed)
-        t = deal_frame(nb.templates_, accounts)
-        rollup[:, :, 1, :] = simulate_new_business(
-            counts,
-            cdf,
-            axis.period_of_k,
-            t["amount"].to_numpy(float),
-            memberships(t, gindex),
-            n_periods=n_per,
-            n_groups=n_groups,
-            seed=seed + 2,
-        )
-        nb_diag = dict(nb.diagnostics_)
-    else:
+    # new business (the one place a marketing plan enters: extra arrivals)
+    marketing = None
+    extra = None
+    if plan is not None:
+        from crmkit.forecast_marketing import plan_arrivals
+
+        extra, marketing = plan_arrivals(models, frames, plan, as_of=as_of, axis=axis, n_draws=n_p)
+    nb_rev, nb_diag = new_business_draws(
+        nb, accounts, axis, gindex, draws=draws, n_p=n_p, seed=seed, extra=extra
+    )
+    if nb_rev is not None:
+        rollup[:, :, 1, :] = nb_rev
+    if marketing is not None and not marketing["diagnostics"].get("ok", True):
         nb_diag = {
-            **getattr(nb, "diagnostics_", {}),
-            "ok": True,
-            "message": "no arrivals model or no won deals to draw amounts from",
+            **nb_diag,
+            "ok": False,
+            "message": "the marketing-mix model behind the spend plan did not converge",
         }
 
     # repeat customers
@@ -321,6 +362,8 @@ def forecast_draws(
         "deals": deals_out,
         "diagnostics": diagnostics,
         "closed_to_date": closed,
+        "marketing": marketing,
+        "settings": {"draws": draws, "n_p": n_p, "seed": seed, "gindex": gindex},
     }
 
 
@@ -515,6 +558,8 @@ def build_snapshot(
         },
         "tables": tables,
     }
+    if result.get("marketing") is not None:
+        params["marketing"] = result["marketing"]
     return Snapshot(
         as_of=pd.Timestamp(as_of).date(),
         horizon=int(horizon),
@@ -552,6 +597,8 @@ def run_forecast(
     label: str | None = None,
     save: bool = True,
     include_repeat: bool = True,
+    plan: pd.DataFrame | str | None = None,
+    mmm: Any = None,
 ) -> Snapshot:
     """Fit the models on the store's data as of a day, forecast, and save the snapshot.
 
@@ -581,6 +628,17 @@ def run_forecast(
         Save the snapshot in the store.
     include_repeat
         Forecast repeat revenue from orders (BG/NBD + Gamma-Gamma).
+    plan
+        Planned marketing spend: a DataFrame (long ``channel, week_start, spend`` like the
+        ``channel_spend`` table, or wide ``date`` plus a column per channel), a CSV path,
+        or ``"campaigns"`` for the campaigns in the store. Weeks and channels it does not
+        name follow the baseline (the last 13 weeks' average spend), so the baseline plan
+        gives the forecast without a plan. Its extra new deals against the baseline enter
+        the new-business arrivals only (``docs/marketing.md``). None: no marketing input.
+    mmm
+        A fitted :class:`~crmkit.models.marketing.MarketingMixModel` on weekly new deals
+        for the plan; by default one is fitted on the store's ``channel_spend`` and deals
+        up to ``as_of`` (``method`` ``"nuts"`` samples it, otherwise MAP + Laplace).
 
     Returns
     -------
@@ -589,10 +647,18 @@ def run_forecast(
     """
     if int(draws) < 10:
         raise CrmkitError(f"draws must be at least 10, not {draws!r}")
-    frames = load_frames(store)
+    frames = load_frames(store, marketing=plan is not None)
     if frames["deals"].empty:
         raise CrmkitError("the store has no deals to forecast from")
     models = fit_models(frames, as_of=as_of, method=method, seed=seed, progress=progress)
+    if plan is not None:
+        from crmkit.forecast_marketing import fit_marketing
+
+        models["marketing"] = (
+            mmm
+            if mmm is not None
+            else fit_marketing(frames, as_of=as_of, method=method, seed=seed, progress=progress)
+        )
     result = forecast_draws(
         models,
         frames,
@@ -603,6 +669,7 @@ def run_forecast(
         seed=seed,
         include_repeat=include_repeat,
         repeat_method="map" if method == "nuts" else method,
+        plan=plan,
     )
     snap = build_snapshot(
         result,
@@ -615,6 +682,11 @@ def run_forecast(
         method=method,
         target=target,
         label=label,
+    )
+    from crmkit.snapshot_tables import extra_tables
+
+    snap.parameters.setdefault("tables", {}).update(
+        extra_tables(snap, frames, open_deals=result["deals"], campaigns=store.read("campaigns"))
     )
     if save:
         store.save_snapshot(snap)

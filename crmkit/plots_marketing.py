@@ -178,6 +178,43 @@ def scenario_chart(weekly: pd.DataFrame, *, title: str | None = None) -> Figure:
     return fig
 
 
+def plan_forecast_chart(table: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Total revenue per period for the baseline and the plan, with their ranges.
+
+    Parameters
+    ----------
+    table
+        :meth:`crmkit.forecast_marketing.PlanForecast.summary` output.
+    title
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    """
+    fig = Figure(figsize=FIGSIZE)
+    ax = fig.subplots()
+    x = np.arange(len(table))
+    for name, color, dx in (("baseline", "grey", -0.15), ("plan", "#1f77b4", 0.15)):
+        mid = table[f"{name}_p50"]
+        ax.errorbar(
+            x + dx,
+            mid,
+            yerr=[mid - table[f"{name}_lo"], table[f"{name}_hi"] - mid],
+            fmt="o",
+            color=color,
+            capsize=3,
+            label=f"{name} (median, range)",
+        )
+    ax.set_xticks(x, table["period"].astype(str))
+    ax.set_ylabel("revenue (total forecast)")
+    _money(ax)
+    ax.legend(fontsize="small")
+    ax.set_title(title or "Revenue forecast: spend plan against baseline")
+    return fig
+
+
 def allocation_chart(allocation: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Current and optimal weekly spend per channel.
 

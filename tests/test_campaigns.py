@@ -13,6 +13,7 @@ from crmkit.campaigns import (
     campaign_results_from_store,
     campaign_table,
     channel_summary,
+    roas_prior,
     source_results,
 )
 from crmkit.errors import CrmkitError
@@ -170,3 +171,20 @@ def test_from_store():
     deals = store.read("deals")
     assert len(res) == store.count("campaigns")
     assert res["deals"].sum() == deals["campaign_id"].notna().sum()
+
+
+def test_roas_prior_from_attribution_with_pooled_fallback():
+    camp, deals = _campaigns(), _deals()
+    prior = roas_prior(camp, deals, ["search", "events", "email"], min_deals=2)["roas"]
+    assert prior["dist"] == "LogNormal"
+    # search: 5 deals for 1,500 of cost; events 1 deal (< 2) and email none: pooled 6 / 3,500
+    np.testing.assert_allclose(np.exp(prior["mu"]), [5 / 1500, 6 / 3500, 6 / 3500])
+    assert prior["sigma"] == [0.7, 1.5, 1.5]
+    value = roas_prior(camp, deals, ["search"], target="new_deal_value", min_deals=2)["roas"]
+    assert np.exp(value["mu"][0]) == pytest.approx(540 / 1500)
+    rev = roas_prior(
+        camp, deals, ["search"], target="revenue", orders=_orders(), min_deals=2, sigma=0.4
+    )["roas"]
+    assert np.exp(rev["mu"][0]) == pytest.approx(100 / 1500) and rev["sigma"] == [0.4]
+    with pytest.raises(CrmkitError, match="orders"):
+        roas_prior(camp, deals, ["search"], target="revenue")

@@ -71,3 +71,21 @@ def test_response_curve_chart_marks_current_spend():
     )
     ax = p.response_curve_chart(c, current={"a": 1.0}).axes[0]
     assert len(ax.lines) == 2  # the curve and the current-spend marker
+
+
+def test_plan_forecast_chart_two_series_with_ranges():
+    t = pd.DataFrame(
+        {
+            "period": ["2025-01", "2025-02"],
+            "baseline_lo": [1.0, 2.0],
+            "baseline_p50": [2.0, 3.0],
+            "baseline_hi": [3.0, 4.0],
+            "plan_lo": [1.5, 2.5],
+            "plan_p50": [2.5, 3.5],
+            "plan_hi": [3.5, 9.0],
+        }
+    )
+    ax = p.plan_forecast_chart(t).axes[0]
+    assert len(ax.containers) == 2  # one errorbar series per plan
+    assert [tk.get_text() for tk in ax.get_xticklabels()] == ["2025-01", "2025-02"]
+    assert ax.get_ylim()[1] >= 9.0

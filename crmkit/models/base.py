@@ -67,7 +67,13 @@ class BayesianEstimator:
         "tune": 1000,
         "chains": 2,
         "target_accept": 0.8,
-        "sampler": None,  # None or "nutpie" (numba), "nutpie-pyfunc", "pymc"
+        # None (= "nutpie-numba" when the model has a kernel, else "nutpie"), "nutpie-numba"
+        # (crmkit's numba log-posterior), "nutpie" (PyMC graph compiled by nutpie with numba),
+        # "nutpie-pyfunc" (PyMC's C logp called from Python) or "pymc".
+        "sampler": None,
+        # nutpie's low-rank modified mass matrix (adapts to posterior correlations such as
+        # r-alpha); None = on with the numba kernels, off otherwise.
+        "low_rank_mass_matrix": None,
         "advi_iterations": 20000,
         "approx_draws": 1000,
         "max_rhat": 1.01,
@@ -105,6 +111,10 @@ class BayesianEstimator:
     def _start(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Starting values (natural scale) for optimisation."""
         return np.ones(len(self.param_names))
+
+    def _numba_kernel(self, arrays: dict[str, np.ndarray]):
+        """Numba log-posterior ``z -> (logp, grad)`` in log space, or None (use PyMC)."""
+        return None
 
     # -- settings ------------------------------------------------------------------------
     @property
@@ -315,14 +325,34 @@ class BayesianEstimator:
 
     def _fit_nuts(self, arrays, settings) -> tuple[az.InferenceData, dict]:
         """Full NUTS: nutpie if importable, else PyMC's sampler."""
-        model = self._build(arrays)
         sampler = settings.get("sampler")
+        if sampler not in (None, "nutpie-numba", "nutpie", "nutpie-pyfunc", "pymc"):
+            raise CrmkitError(
+                f"sampler must be None, 'nutpie-numba', 'nutpie', 'nutpie-pyfunc' or 'pymc', "
+                f"not {sampler!r}"
+            )
         try:
             import nutpie
         except ImportError:  # pragma: no cover - nutpie is a dependency
             nutpie = None
-        if sampler in (None, "nutpie", "nutpie-pyfunc") and nutpie is not None:
-            if sampler == "nutpie-pyfunc":
+        kernel = None
+        if sampler in (None, "nutpie-numba") and nutpie is not None:
+            kernel = self._numba_kernel(arrays)
+            if kernel is None and sampler == "nutpie-numba":
+                warnings.warn(
+                    f"{type(self).__name__}: no numba kernel for these priors; "
+                    "sampling the PyMC graph with nutpie instead",
+                    CrmkitWarning,
+                    stacklevel=3,
+                )
+        model = None if kernel is not None else self._build(arrays)
+        if kernel is not None or (sampler != "pymc" and nutpie is not None):
+            low_rank = settings.get("low_rank_mass_matrix")
+            if low_rank is None:  # default: on for the numba kernels (correlated posteriors)
+                low_rank = kernel is not None
+            if kernel is not None:
+                compiled = _nutpie_numba(kernel, self.param_names, self._start(arrays))
+            elif sampler == "nutpie-pyfunc":
                 compiled = _nutpie_pyfunc(model, self.param_names, self.random_seed)
             else:
                 compiled = nutpie.compile_pymc_model(model)
@@ -336,8 +366,9 @@ class BayesianEstimator:
                 progress_bar=self.progressbar,
                 save_warmup=False,
                 target_accept=settings["target_accept"],
+                low_rank_modified_mass_matrix=bool(low_rank),
             )
-            used = "nutpie"
+            used = "nutpie-numba" if kernel is not None else sampler or "nutpie"
         else:
             import pymc as pm
 
@@ -489,6 +520,54 @@ def _natural_params_fn(model, param_names: tuple[str, ...]):
     by_name = {v.name: v for v in model.unobserved_value_vars}
     return model.compile_fn(
         [by_name[n] for n in param_names], inputs=model.value_vars, on_unused_input="ignore"
+    )
+
+
+def _nutpie_numba(kernel, param_names: tuple[str, ...], start: np.ndarray):
+    """Nutpie model calling a numba log-posterior ``z -> (logp, grad)`` (see ``clv_numba``).
+
+    Chains start near the posterior mode (found with the kernel's own gradient), jittered
+    by up to two approximate posterior sd (from a numerical Hessian) in each direction.
+    """
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    ndim = len(param_names)
+
+    def neg(z: np.ndarray) -> tuple[float, np.ndarray]:
+        lp, g = kernel(z)
+        return (-lp, -g) if np.isfinite(lp) else (1e300, np.zeros(ndim))
+
+    z0 = np.log(np.asarray(start, dtype=float))
+    res = optimize.minimize(neg, z0, jac=True, method="L-BFGS-B")
+    mode = res.x if np.all(np.isfinite(res.x)) else z0
+    hess = _numeric_hessian(lambda z: neg(z)[1], mode)
+    try:
+        sd = np.sqrt(np.clip(np.diag(np.linalg.inv(hess)), 1e-12, 1.0))
+    except np.linalg.LinAlgError:
+        sd = np.full(ndim, 0.1)
+    sd = np.where(np.isfinite(sd), sd, 0.1)
+
+    def make_logp():
+        return kernel
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x):
+            return {n: np.asarray(np.exp(x[i])) for i, n in enumerate(param_names)}
+
+        return expand
+
+    def initial_point(chain_seed: int) -> np.ndarray:
+        rng = np.random.default_rng(chain_seed)
+        return mode + rng.uniform(-2.0, 2.0, ndim) * sd
+
+    return from_pyfunc(
+        ndim,
+        make_logp,
+        make_expand,
+        [np.dtype("float64")] * ndim,
+        [()] * ndim,
+        list(param_names),
+        make_initial_point_fn=initial_point,
     )
 
 

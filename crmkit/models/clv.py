@@ -236,6 +236,13 @@ class BetaGeo(_PurchaseModel):
     }
     _loglike_fn = staticmethod(betageo_loglike)
 
+    def _numba_kernel(self, arrays):
+        """Numba log-posterior for NUTS, or None for priors it does not support."""
+        from crmkit.models import clv_numba
+
+        table = clv_numba.prior_table(self.priors, self.param_names)
+        return None if table is None else clv_numba.betageo_kernel(arrays, table)
+
     def _start(self, arrays) -> np.ndarray:
         """Starting values: r = 1, alpha = mean T, a = 1, b = 1."""
         return np.array([0.5, max(1.0, float(np.average(arrays["T"], weights=arrays["w"]))), 1, 2])
@@ -264,6 +271,12 @@ class ParetoNBD(_PurchaseModel):
 
     kind = "paretonbd"
     param_names = ("r", "alpha", "s", "beta")
+    #: A higher target acceptance than the default: the (s, beta) posterior is a curved
+    #: ridge where NUTS diverges at 0.8 (36 of 4,000 draws on the CDNOW sample; 4 at 0.9).
+    default_sampler_config: ClassVar[dict[str, Any]] = {
+        **BayesianEstimator.default_sampler_config,
+        "target_accept": 0.95,
+    }
     default_model_config: ClassVar[dict[str, dict[str, Any]]] = {
         "r": {"dist": "HalfNormal", "sigma": 10.0},
         "alpha": {"dist": "HalfNormal", "sigma": 100.0},
@@ -271,6 +284,13 @@ class ParetoNBD(_PurchaseModel):
         "beta": {"dist": "HalfNormal", "sigma": 100.0},
     }
     _loglike_fn = staticmethod(paretonbd_loglike)
+
+    def _numba_kernel(self, arrays):
+        """Numba log-posterior for NUTS, or None for priors it does not support."""
+        from crmkit.models import clv_numba
+
+        table = clv_numba.prior_table(self.priors, self.param_names)
+        return None if table is None else clv_numba.paretonbd_kernel(arrays, table)
 
     def _start(self, arrays) -> np.ndarray:
         """Starting values: r = s = 1, alpha = beta = mean T."""
@@ -322,6 +342,13 @@ class GammaGamma(BayesianEstimator):
     def _start(self, arrays) -> np.ndarray:
         """Starting values: p = q = 2, gamma = mean spend."""
         return np.array([2.0, 2.0, float(np.average(arrays["m"], weights=arrays["w"]))])
+
+    def _numba_kernel(self, arrays):
+        """Numba log-posterior for NUTS, or None for priors it does not support."""
+        from crmkit.models import clv_numba
+
+        table = clv_numba.prior_table(self.priors, self.param_names)
+        return None if table is None else clv_numba.gammagamma_kernel(arrays, table)
 
     def _loglike_np(self, params, arrays) -> float:
         """Weighted total log-likelihood, numpy."""

@@ -5,6 +5,8 @@ segment are sums of draws (for each parameter draw, the sum over customers), com
 in chunks so that a million customers, 12 periods and 1,000 draws fit in a few hundred
 MB. BG/NBD expected purchases factor into P(alive | x, t_x, T) times E[X(t) | alive, x, T];
 the second factor does not depend on t_x, so a total needs it only once per (x, T).
+BG/NBD totals run in numba kernels (:mod:`crmkit.models.clv_predictions_numba`), one draw
+at a time; Pareto/NBD totals and the per-customer outputs use numpy and scipy.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ import xarray as xr
 from scipy import sparse, special
 
 from crmkit.models.clv_likelihoods import NP, paretonbd_loglike
+
+try:  # numba is a dependency; without it the numpy path below is used
+    from crmkit.models.clv_predictions_numba import bgnbd_totals
+
+    _HAVE_KERNEL = True
+except ImportError:  # pragma: no cover
+    _HAVE_KERNEL = False
 
 #: Days per time unit of a purchase summary (as in crmkit.store.aggregates).
 DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
@@ -105,6 +114,27 @@ def expected_purchases_new(kind: str, draws: xr.Dataset, t: float) -> xr.DataArr
     else:
         val = _expected_if_alive(kind, p, 0.0, 0.0, float(t))
     return xr.DataArray(val, dims=("sample",), name="expected_purchases")
+
+
+def finite_mean_spend_prior(sigma: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Gamma-Gamma ``model_config`` that keeps q > 1, where expected spend is finite.
+
+    The population mean spend per purchase is ``p gamma / (q - 1)``: infinite for q <= 1,
+    and a customer without repeat purchases then has no finite expected spend. The prior
+    is the default ``HalfNormal(sigma)`` of q restricted to q > 1 (a normal truncated at 1),
+    so every posterior draw has a finite mean spend.
+
+    Parameters
+    ----------
+    sigma
+        Scale of the half-normal the prior restricts (the default prior's 10).
+
+    Returns
+    -------
+    dict
+        ``{"q": {...}}``, to pass as ``GammaGamma(model_config=...)``.
+    """
+    return {"q": {"dist": "TruncatedNormal", "mu": 0.0, "sigma": float(sigma), "lower": 1.0}}
 
 
 def expected_spend(draws: xr.Dataset, x, mean_spend) -> np.ndarray:
@@ -215,20 +245,40 @@ def expected_totals(
     z = np.zeros(n) if mean_spend is None else np.asarray(mean_spend, dtype=float)
     z = np.where(x > 0, z, 0.0)
     # Unique (segment, x, t_x, T) rows with their count and summed mean spend.
-    key = np.column_stack([seg, x, t_x, T])
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    (x_vals, tx_vals, T_vals), codes = _column_codes(x, t_x, T)
+    row_key, inv = _unique_rows(np.column_stack([seg, *codes]))
     inv = inv.ravel()
-    cnt = np.bincount(inv, minlength=len(uniq)).astype(float)
-    zsum = np.bincount(inv, weights=z, minlength=len(uniq))
+    cnt = np.bincount(inv, minlength=len(row_key)).astype(float)
+    zsum = np.bincount(inv, weights=z, minlength=len(row_key))
     # Groups (segment, x, T): the conditional expectation given alive is shared.
-    gkey = uniq[:, [0, 1, 3]]
-    groups, ginv = np.unique(gkey, axis=0, return_inverse=True)
+    groups_c, ginv = _unique_rows(row_key[:, [0, 1, 3]])
     ginv = ginv.ravel()
+    edges = np.asarray(edges, dtype=float)
+    if kind == "bgnbd" and _HAVE_KERNEL and np.all(x_vals == np.round(x_vals)):
+        return _bgnbd_totals_numba(
+            draws,
+            spend_draws,
+            row_key,
+            ginv,
+            cnt,
+            zsum,
+            groups_c,
+            x_vals,
+            tx_vals,
+            T_vals,
+            len(labels),
+            edges,
+        ), labels
+    uniq = np.column_stack(
+        [row_key[:, 0], x_vals[row_key[:, 1]], tx_vals[row_key[:, 2]], T_vals[row_key[:, 3]]]
+    )
+    groups = np.column_stack([groups_c[:, 0], x_vals[groups_c[:, 1]], T_vals[groups_c[:, 2]]])
     S = draws.sizes["sample"]
     G = len(groups)
     A = np.zeros((S, G))
     if spend_draws is not None:
         p, q, gamma = (_p(spend_draws, nm) for nm in ("p", "q", "gamma"))
+        fallback = _buyers_mean_spend(p, q, gamma, uniq[:, 1], cnt, zsum, chunk_size)
     for lo in range(0, len(uniq), chunk_size):
         hi = min(lo + chunk_size, len(uniq))
         u = uniq[lo:hi]
@@ -237,9 +287,11 @@ def expected_totals(
             weight = alive * cnt[lo:hi][None, :]
         else:
             xu = u[:, 1][None, :]
-            spend = (p * gamma * cnt[lo:hi][None, :] + p * xu * zsum[lo:hi][None, :]) / (
-                p * xu + q - 1.0
+            denom = p * xu + q - 1.0
+            spend = (p * gamma * cnt[lo:hi][None, :] + p * xu * zsum[lo:hi][None, :]) / np.where(
+                denom > 0, denom, 1.0
             )
+            spend = np.where(denom > 0, spend, fallback * cnt[lo:hi][None, :])
             weight = alive * spend
         ind = sparse.csr_matrix(
             (np.ones(hi - lo), (np.arange(hi - lo), ginv[lo:hi])), shape=(hi - lo, G)
@@ -261,6 +313,93 @@ def expected_totals(
         for sidx in np.unique(segs):
             out[:, sidx, :] += per[:, segs == sidx, :].sum(axis=1)
     return out, labels
+
+
+def _buyers_mean_spend(p, q, gamma, x, cnt, zsum, chunk_size: int) -> np.ndarray:
+    """Per draw, the repeat buyers' mean expected spend (expected_spend's fallback), (S, 1)."""
+    num = np.zeros_like(p)
+    buyers = np.flatnonzero(x > 0)
+    for lo in range(0, len(buyers), chunk_size):
+        b = buyers[lo : lo + chunk_size]
+        xb = x[b][None, :]
+        denom = p * xb + q - 1.0
+        val = (p * gamma * cnt[b][None, :] + p * xb * zsum[b][None, :]) / np.where(
+            denom > 0, denom, np.nan
+        )
+        num += val.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / cnt[buyers].sum()
+
+
+def _column_codes(*columns: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Distinct values and integer codes of each column."""
+    vals, codes = [], []
+    for c in columns:
+        v, i = np.unique(c, return_inverse=True)
+        vals.append(v)
+        codes.append(i.ravel().astype(np.int64))
+    return vals, codes
+
+
+def _unique_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique rows of non-negative integer codes (lexicographic order) and the inverse.
+
+    The columns are packed into one int64 key when their ranges allow it (a 1-d sort,
+    much faster than ``np.unique(axis=0)``).
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.shape[0] == 0:
+        return codes, np.zeros(0, dtype=np.int64)
+    span = codes.max(axis=0) + 1
+    if float(np.prod(span.astype(float))) >= 2.0**62:
+        uniq, inv = np.unique(codes, axis=0, return_inverse=True)
+        return uniq, inv.ravel()
+    key = np.zeros(codes.shape[0], dtype=np.int64)
+    for j in range(codes.shape[1]):
+        key = key * span[j] + codes[:, j]
+    ukey, inv = np.unique(key, return_inverse=True)
+    uniq = np.empty((len(ukey), codes.shape[1]), dtype=np.int64)
+    for j in range(codes.shape[1] - 1, -1, -1):
+        uniq[:, j] = ukey % span[j]
+        ukey = ukey // span[j]
+    return uniq, inv.ravel()
+
+
+def _bgnbd_totals_numba(
+    draws, spend_draws, row_key, ginv, cnt, zsum, groups_c, x_vals, tx_vals, T_vals, n_seg, edges
+) -> np.ndarray:
+    """BG/NBD totals by the numba kernel (see :mod:`crmkit.models.clv_predictions_numba`)."""
+    prm = {k: v[:, 0].astype(float) for k, v in _params("bgnbd", draws).items()}
+    S = len(prm["r"])
+    if spend_draws is None:
+        p = q = gamma = np.ones(S)
+    else:
+        p, q, gamma = (spend_draws[nm].to_numpy().astype(float) for nm in ("p", "q", "gamma"))
+    x_int = np.round(x_vals).astype(np.int64)
+    return bgnbd_totals(
+        prm["r"],
+        prm["alpha"],
+        prm["a"],
+        prm["b"],
+        p,
+        q,
+        gamma,
+        spend_draws is not None,
+        x_int[row_key[:, 1]],
+        row_key[:, 2].copy(),
+        row_key[:, 3].copy(),
+        ginv.astype(np.int64),
+        cnt,
+        zsum,
+        tx_vals,
+        T_vals,
+        x_int[groups_c[:, 1]],
+        groups_c[:, 2].copy(),
+        groups_c[:, 0].copy(),
+        int(n_seg),
+        int(x_int.max(initial=0)),
+        edges,
+    )
 
 
 def simulate_totals(

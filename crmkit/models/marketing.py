@@ -36,6 +36,7 @@ import xarray as xr
 from crmkit.errors import CrmkitError, RowError, ValidationError
 
 SATURATIONS = ("logistic", "hill")
+EFFECT_PRIORS = ("beta", "roas")
 METHODS = ("nuts", "map", "advi")
 #: Days per year used for trend and Fourier terms.
 YEAR_DAYS = 365.25
@@ -215,7 +216,15 @@ class MarketingMixModel:
         Include a linear trend.
     model_config
         Prior overrides, ``{name: {"dist": "Beta", "alpha": 1, "beta": 3}}`` (see
-        :attr:`default_model_config`).
+        :attr:`default_model_config`); a value may be a list with one entry per channel.
+    effect_prior
+        ``"beta"``: a prior on each channel's largest weekly effect (``beta``, scaled);
+        ``"roas"``: a prior on each channel's ROAS over the fit weeks (outcome per unit of
+        spend, ``model_config["roas"]``), from which ``beta`` follows -- the way to bring in
+        lift tests or campaign attribution (:func:`crmkit.campaigns.roas_prior`), and what
+        identifies always-on channels whose spend hardly varies. Without a ``"roas"`` entry
+        the ROAS prior is LogNormal around a tenth of the outcome per unit of total spend,
+        sigma 1.5 (weak).
     sampler_config
         Sampler overrides (draws, tune, chains, target_accept, sampler="nutpie"|"pymc").
     random_seed
@@ -237,6 +246,7 @@ class MarketingMixModel:
         "half": {"dist": "Gamma", "alpha": 3.0, "beta": 3.0},
         "slope": {"dist": "Gamma", "alpha": 6.0, "beta": 5.0},
         "sigma": {"dist": "HalfNormal", "sigma": 0.3},
+        "roas": {"dist": "LogNormal", "mu": None, "sigma": 1.5},
     }
     default_sampler_config: ClassVar[dict[str, Any]] = {
         "draws": 1000,
@@ -258,6 +268,7 @@ class MarketingMixModel:
         l_max: int = 12,
         yearly_order: int = 2,
         trend: bool = True,
+        effect_prior: str = "beta",
         model_config: dict[str, dict[str, Any]] | None = None,
         sampler_config: dict[str, Any] | None = None,
         random_seed: int | None = 0,
@@ -272,6 +283,7 @@ class MarketingMixModel:
         self.l_max = l_max
         self.yearly_order = yearly_order
         self.trend = trend
+        self.effect_prior = effect_prior
         self.model_config = model_config
         self.sampler_config = sampler_config
         self.random_seed = random_seed
@@ -300,6 +312,10 @@ class MarketingMixModel:
         if self.saturation not in SATURATIONS:
             errors.append(
                 RowError(None, "saturation", f"use one of {SATURATIONS}", self.saturation)
+            )
+        if self.effect_prior not in EFFECT_PRIORS:
+            errors.append(
+                RowError(None, "effect_prior", f"use one of {EFFECT_PRIORS}", self.effect_prior)
             )
         if len(df) < 2:
             errors.append(RowError(None, None, "need at least two weeks of data", len(df)))
@@ -414,13 +430,31 @@ class MarketingMixModel:
                 slope = self._prior(pm, "slope", dims="channel")
                 a_s = pt.maximum(adstock, 1e-12) ** slope
                 sat = a_s / (a_s + half**slope)
-            beta = self._prior(pm, "beta", dims="channel")
+            if self.effect_prior == "roas":
+                # beta such that the channel's contribution over the fit weeks is roas * spend
+                spend = df[self.channels].to_numpy(float).sum(axis=0) / self.scales_["y"]
+                beta = pm.Deterministic(
+                    "beta",
+                    self._roas_prior(pm, df) * spend / pt.maximum(sat.sum(axis=0), 1e-9),
+                    dims="channel",
+                )
+            else:
+                beta = self._prior(pm, "beta", dims="channel")
             contrib = pm.Deterministic(
                 "channel_contribution_scaled", sat * beta, dims=("date", "channel")
             )
             mu = mu + contrib.sum(axis=1)
             pm.Normal("y", mu=mu, sigma=self._prior(pm, "sigma"), observed=y, dims="date")
         return model
+
+    def _roas_prior(self, pm, df: pd.DataFrame):
+        """The ROAS random variable; a weak data-based centre when none is configured."""
+        spec = dict(self.priors["roas"])
+        if spec.get("mu") is None:
+            y = float(df[self.target].to_numpy(float).sum())
+            x = float(df[self.channels].to_numpy(float).sum())
+            spec["mu"] = float(np.log(max(0.1 * y / max(x, 1e-12), 1e-12)))
+        return getattr(pm, spec.pop("dist"))("roas", **spec, dims="channel")
 
     @property
     def param_names(self) -> list[str]:
@@ -430,6 +464,7 @@ class MarketingMixModel:
         names += ["control"] if self.controls else []
         names += ["event"] if self.events else []
         names += ["decay"] + (["lam"] if self.saturation == "logistic" else ["half", "slope"])
+        names += ["roas"] if self.effect_prior == "roas" else []
         return [*names, "beta", "sigma"]
 
     def fit(self, df: pd.DataFrame, method: str = "nuts", **kwargs: Any) -> Self:
@@ -482,6 +517,7 @@ class MarketingMixModel:
                     "half": ["channel"],
                     "slope": ["channel"],
                     "beta": ["channel"],
+                    "roas": ["channel"],
                     "control": ["control_name"],
                     "event": ["event_name"],
                 },
@@ -539,6 +575,7 @@ class MarketingMixModel:
             "l_max",
             "yearly_order",
             "trend",
+            "effect_prior",
             "model_config",
             "sampler_config",
             "random_seed",
@@ -610,7 +647,8 @@ class MarketingMixModel:
             nutpie = None
         if s.get("sampler") in (None, "nutpie") and nutpie is not None:
             t0 = time.perf_counter()
-            compiled = nutpie.compile_pymc_model(model)
+            # only the parameters are kept: no per-draw (date, channel) contributions
+            compiled = nutpie.compile_pymc_model(model, var_names=self.param_names)
             compile_s = time.perf_counter() - t0
             idata = nutpie.sample(
                 compiled,

@@ -5,11 +5,19 @@
 - :mod:`~crmkit.segments.cohorts`: cohort retention tables by period of first purchase;
 - :mod:`~crmkit.segments.rules`: rule segments (filters on account and purchase fields);
 - :mod:`~crmkit.segments.storage`: saving rule segments and assigning accounts in the store;
-- :mod:`~crmkit.segments.summary`: size, revenue share and trend per segment.
+- :mod:`~crmkit.segments.summary`: size, revenue share and trend per segment;
+- :mod:`~crmkit.segments.clv_segments`: CLV draws per customer, CLV tiers, CLV per segment.
 """
 
 from __future__ import annotations
 
+from crmkit.segments.clv_segments import (
+    customer_clv_tiers,
+    customer_value,
+    expected_clv,
+    segment_clv,
+    store_customer_value,
+)
 from crmkit.segments.cohorts import cohort_sizes, cohort_table
 from crmkit.segments.rfm import (
     SEGMENT_RULES,
@@ -40,17 +48,22 @@ __all__ = [
     "clv_tiers",
     "cohort_sizes",
     "cohort_table",
+    "customer_clv_tiers",
     "customer_table",
+    "customer_value",
     "delete_segment",
     "evaluate_rule",
+    "expected_clv",
     "list_segments",
     "load_segment",
     "rfm_scores",
     "rfm_segments",
     "rules_markdown",
     "save_segment",
+    "segment_clv",
     "segment_labels",
     "segment_summary",
     "segment_trend",
+    "store_customer_value",
     "validate_rule",
 ]

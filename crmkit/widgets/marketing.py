@@ -3,7 +3,8 @@
 * :class:`ContributionPanel` -- choose channels and a period; see weekly contributions and
   ROAS with their intervals (calls ``contribution_summary`` and ``roas``).
 * :class:`ScenarioEditor` -- an editable grid of planned weekly spend; every edit reruns
-  :func:`crmkit.models.marketing_plan.scenario` and redraws the forecast and its range.
+  :func:`crmkit.models.marketing_plan.scenario` and redraws the outcome and its range, and,
+  given a :class:`crmkit.forecast_marketing.PlanForecast`, the revenue forecast per period.
 * :class:`CampaignExplorer` -- campaign results filtered by channel and period, sorted by
   any column, as a table and a chart.
 
@@ -22,6 +23,7 @@ from IPython.display import display
 from crmkit import plots_marketing as pm_plots
 from crmkit.campaigns import campaign_table
 from crmkit.errors import CrmkitError
+from crmkit.forecast_marketing import PlanForecast
 from crmkit.models import marketing_plan
 from crmkit.models.marketing import MarketingMixModel
 
@@ -108,20 +110,37 @@ class ScenarioEditor(w.VBox):
         Horizon in weeks.
     n_draws
         Posterior draws per scenario.
+    forecast
+        A :class:`crmkit.forecast_marketing.PlanForecast` over the same fitted model: every
+        edit then also redraws the total revenue forecast per period and its range (the
+        plan's extra new deals enter the new-business arrivals only).
     """
 
-    def __init__(self, mmm: MarketingMixModel, *, weeks: int = 12, n_draws: int = 300) -> None:
+    def __init__(
+        self,
+        mmm: MarketingMixModel,
+        *,
+        weeks: int = 12,
+        n_draws: int = 300,
+        forecast: PlanForecast | None = None,
+    ) -> None:
         self.mmm = mmm
         self.n_draws = n_draws
+        self.forecast = forecast
         self.baseline = marketing_plan.baseline_plan(mmm, weeks)
         shown = self.baseline.assign(date=self.baseline["date"].dt.strftime("%Y-%m-%d"))
         self.grid = DataGrid(shown.round(2), editable=True, layout={"height": "260px"})
         self.grid.on_cell_change(self._on_edit)
         self.summary = w.HTML()
         self.out = w.Output()
+        self.revenue = w.HTML()
+        self.revenue_out = w.Output()
         self.reset_button = w.Button(description="Reset to baseline")
         self.reset_button.on_click(self._reset)
-        super().__init__([self.grid, self.reset_button, self.summary, self.out])
+        parts = [self.grid, self.reset_button, self.summary, self.out]
+        if forecast is not None:
+            parts += [self.revenue, self.revenue_out]
+        super().__init__(parts)
         self.plan = self.baseline.copy()
         self._refresh()
 
@@ -138,18 +157,19 @@ class ScenarioEditor(w.VBox):
             return
         plan = self.plan.copy()
         plan.loc[int(cell["row"]), col] = value
-        self.set_plan(plan)
+        self.set_plan(plan, show=False)
 
-    def set_plan(self, plan: pd.DataFrame) -> None:
-        """Use a new plan (same weeks) and recompute the scenario."""
+    def set_plan(self, plan: pd.DataFrame, *, show: bool = True) -> None:
+        """Use a new plan (same weeks), show it in the grid and recompute the scenario."""
         self.plan = plan.reset_index(drop=True)
+        if show:
+            self.grid.data = self.plan.assign(
+                date=pd.to_datetime(self.plan["date"]).dt.strftime("%Y-%m-%d")
+            ).round(2)
         self._refresh()
 
     def _reset(self, *_: object) -> None:
         """Go back to the baseline plan."""
-        self.grid.data = self.baseline.assign(
-            date=self.baseline["date"].dt.strftime("%Y-%m-%d")
-        ).round(2)
         self.set_plan(self.baseline.copy())
 
     def _refresh(self) -> None:
@@ -171,6 +191,33 @@ class ScenarioEditor(w.VBox):
         self.out.clear_output(wait=True)
         with self.out:
             display(pm_plots.scenario_chart(self.result_["weekly"]))
+        if self.forecast is not None:
+            self._refresh_revenue()
+
+    def _refresh_revenue(self) -> None:
+        """Redraw the revenue forecast of the plan against the baseline."""
+        try:
+            table = self.forecast.summary(self.plan)
+        except CrmkitError as exc:
+            self.revenue.value = f"<b>{html.escape(str(exc))}</b>"
+            return
+        self.revenue_table_ = table
+        rows = "".join(
+            f"<tr><td>{html.escape(str(r.period))}</td>"
+            f"<td>{_fmt(r.baseline_p50)} [{_fmt(r.baseline_lo)}-{_fmt(r.baseline_hi)}]</td>"
+            f"<td>{_fmt(r.plan_p50)} [{_fmt(r.plan_lo)}-{_fmt(r.plan_hi)}]</td>"
+            f"<td>{_fmt(r.difference_mean)} [{_fmt(r.difference_lo)}-{_fmt(r.difference_hi)}]"
+            f"</td><td>{r.extra_deals:+.1f}</td></tr>"
+            for r in table.itertuples()
+        )
+        self.revenue.value = (
+            "<b>Revenue forecast (total of all sources), median [80% range]</b><table>"
+            "<tr><th>period</th><th>baseline</th><th>plan</th><th>plan - baseline</th>"
+            f"<th>extra new deals</th></tr>{rows}</table>"
+        )
+        self.revenue_out.clear_output(wait=True)
+        with self.revenue_out:
+            display(pm_plots.plan_forecast_chart(table))
 
 
 class CampaignExplorer(w.VBox):

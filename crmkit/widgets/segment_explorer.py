@@ -2,7 +2,10 @@
 
 A thin view over :mod:`crmkit.segments` and :mod:`crmkit.plots`: the customer table, the
 labels of a segmentation, the per-segment summary and trend are computed by those plain
-functions; moving customers calls :func:`crmkit.segments.assign_segment`.
+functions; moving customers calls :func:`crmkit.segments.assign_segment`. Each customer's
+CLV draws (:func:`crmkit.segments.store_customer_value`) give the "CLV tiers"
+segmentation and, for every segmentation, each segment's expected CLV with the 10th to
+90th percentiles of its total (:func:`crmkit.segments.segment_clv`: sums of draws).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from crmkit.store import Store
 from crmkit.widgets.grid import error_message
 
 #: Built-in segmentations: label -> customer-table column.
-BUILTIN = {"Account segment": "segment", "RFM segments": "rfm_segment"}
+BUILTIN = {"Account segment": "segment", "RFM segments": "rfm_segment", "CLV tiers": "clv_tier"}
+#: The segmentation offered only when the customers' CLV could be computed.
+CLV_TIERS = "CLV tiers"
 #: Prefix of saved rule segments in the segmentation drop-down.
 RULE_PREFIX = "Rule: "
 #: Customers listed at most in the member table (largest revenue first).
@@ -30,16 +35,22 @@ MEMBER_COLUMNS = (
     "owner",
     "segment",
     "rfm_segment",
+    "clv_tier",
+    "clv",
     "revenue",
     "n_orders",
     "last_purchase",
 )
 
 
-def segmentations(store: Store) -> list[str]:
-    """List the segmentations one can explore: the built-in ones, then every saved rule segment."""
+def segmentations(store: Store, *, clv: bool = False) -> list[str]:
+    """List the segmentations one can explore: the built-in ones, then every saved rule segment.
+
+    "CLV tiers" is listed only with ``clv=True`` (when the customers' CLV is known).
+    """
     saved = segments.list_segments(store)
-    return [*BUILTIN, *[f"{RULE_PREFIX}{n}" for n in saved["name"]]]
+    builtin = [b for b in BUILTIN if clv or b != CLV_TIERS]
+    return [*builtin, *[f"{RULE_PREFIX}{n}" for n in saved["name"]]]
 
 
 def segment_column(store: Store, customers: pd.DataFrame, segmentation: str) -> pd.Series:
@@ -61,6 +72,8 @@ def segment_column(store: Store, customers: pd.DataFrame, segmentation: str) -> 
 
     """
     if segmentation in BUILTIN:
+        if BUILTIN[segmentation] not in customers.columns:
+            raise CrmkitError(f"{segmentation} are not known: the customers have no CLV")
         return customers[BUILTIN[segmentation]]
     if segmentation.startswith(RULE_PREFIX):
         name = segmentation[len(RULE_PREFIX) :]
@@ -98,6 +111,12 @@ class SegmentExplorer:
         Period of the revenue trend: ``"M"``, ``"Q"`` or ``"W"``.
     plots_enabled
         Draw the bar and trend figures (turn off for speed in tests).
+    clv
+        Compute each customer's CLV (:func:`crmkit.segments.store_customer_value`): adds
+        the "CLV tiers" segmentation and each segment's expected CLV with its interval.
+    clv_options
+        Keyword arguments for :func:`crmkit.segments.store_customer_value` (``method``,
+        ``periods``, ``discount_rate``, ``n_draws``, ...).
 
     Attributes
     ----------
@@ -107,13 +126,26 @@ class SegmentExplorer:
         :func:`crmkit.segments.segment_summary` of the chosen segmentation.
     member_frame
         The customers listed for the chosen segment.
+    clv_draws
+        CLV draws ``(sample, customer_id)`` of the customers with purchases, or None when
+        CLV is off or could not be computed (``clv_note`` says why).
 
     """
 
     def __init__(
-        self, store: Store, *, user: str = "analyst", period: str = "M", plots_enabled: bool = True
+        self,
+        store: Store,
+        *,
+        user: str = "analyst",
+        period: str = "M",
+        plots_enabled: bool = True,
+        clv: bool = True,
+        clv_options: dict | None = None,
     ) -> None:
         self.store, self.user, self.period, self.plots_enabled = store, user, period, plots_enabled
+        self.clv_enabled, self.clv_options = clv, dict(clv_options or {})
+        self.clv_draws = None
+        self.clv_note = ""
         self.segmentation = w.Dropdown(options=segmentations(store), description="Segmentation")
         self.segment = w.Dropdown(options=[], description="Segment")
         self.target = w.Combobox(
@@ -124,6 +156,8 @@ class SegmentExplorer:
         self.refresh_button = w.Button(description="Reload", icon="refresh")
         self.message = w.HTML()
         self.summary_table = w.HTML()
+        self.clv_label = w.HTML()
+        self.clv_label.add_class("crmkit-clv-note")
         self.plot_out = w.Output()
         self.members_label = w.Label()
         self.member_grid = DataGrid(
@@ -141,6 +175,7 @@ class SegmentExplorer:
             [
                 w.HBox([self.segmentation, self.refresh_button]),
                 self.summary_table,
+                self.clv_label,
                 self.plot_out,
                 w.HBox([self.segment, self.members_label]),
                 self.member_grid,
@@ -155,12 +190,42 @@ class SegmentExplorer:
         """Read the customers and orders again and redraw."""
         self.customers = segments.customer_table(self.store)
         self.orders = self.store.read("orders", columns=["account_id", "ordered_at", "amount"])
+        self._add_clv()
         self.target.options = sorted({str(v) for v in self.customers["segment"].dropna()})
         current = self.segmentation.value
-        self.segmentation.options = segmentations(self.store)
+        self.segmentation.options = segmentations(self.store, clv=self.clv_draws is not None)
         if current in self.segmentation.options:
             self.segmentation.value = current
         self.show_segmentation()
+
+    def _add_clv(self) -> None:
+        """Compute the customers' CLV draws and add ``clv`` and ``clv_tier`` to the table."""
+        self.clv_draws = None
+        if not self.clv_enabled:
+            self.clv_note = ""
+            return
+        try:
+            self.clv_draws = segments.store_customer_value(self.store, **self.clv_options)
+        except CrmkitError as err:
+            self.clv_note = f"No CLV: {err}"
+            return
+        ids = self.customers["account_id"]
+        clv = segments.expected_clv(self.clv_draws)
+        tiers = segments.customer_clv_tiers(self.clv_draws)
+        self.customers = self.customers.copy()
+        self.customers["clv"] = ids.map(clv).to_numpy()
+        self.customers["clv_tier"] = pd.Categorical(
+            ids.map(tiers.astype(object)).to_numpy(), categories=tiers.cat.categories
+        )
+        a = self.clv_draws.attrs
+        flag = "" if a.get("diagnostics_ok", 1) else " The fit FAILS its diagnostics: "
+        self.clv_note = (
+            f"Expected CLV: repeat revenue over the next {a.get('periods')} months "
+            f"(BG/NBD × Gamma-Gamma, {a.get('method')}, discount {a.get('discount_rate', 0):g} "
+            f"a month), with the 10th–90th percentiles of each segment's total from "
+            f"{self.clv_draws.sizes['sample']} parameter draws; customers without purchases "
+            f"add none.{flag}{a.get('diagnostics', '') if flag else ''}"
+        )
 
     def show_segmentation(self) -> None:
         """Compute and show the chosen segmentation's summary, figures and segments."""
@@ -176,7 +241,16 @@ class SegmentExplorer:
         self.summary = segments.segment_summary(
             frame, summary_input, orders=self.orders, period=self.period, column="label"
         )
+        if self.clv_draws is not None:
+            by_id = pd.Series(self.labels.to_numpy(), index=self.customers["account_id"].to_numpy())
+            value = segments.segment_clv(self.clv_draws, by_id).drop(columns="clv_customers")
+            value["segment"] = value["segment"].astype(str)
+            self.summary = self.summary.assign(segment_key=self.summary["segment"].astype(str))
+            self.summary = self.summary.merge(
+                value.rename(columns={"segment": "segment_key"}), on="segment_key", how="left"
+            ).drop(columns="segment_key")
         self.summary_table.value = summary_html(self.summary)
+        self.clv_label.value = html.escape(self.clv_note)
         self.plot_out.clear_output(wait=True)
         if self.plots_enabled and len(self.summary):
             trend = segments.segment_trend(frame, self.orders, period=self.period, column="label")
@@ -283,6 +357,10 @@ def summary_html(summary: pd.DataFrame) -> str:
         "revenue_last": "{:,.0f}".format,
         "revenue_previous": "{:,.0f}".format,
         "revenue_change": lambda v: "" if pd.isna(v) else f"{v:+.0%}",
+        "expected_clv": "{:,.0f}".format,
+        "clv_low": "{:,.0f}".format,
+        "clv_high": "{:,.0f}".format,
+        "clv_share": "{:.1%}".format,
     }
     shown = summary.copy()
     for c, f in fmt.items():

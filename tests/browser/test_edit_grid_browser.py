@@ -52,9 +52,15 @@ def db(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture
-def voila(db, tmp_path) -> Iterator[str]:
+@pytest.fixture(params=[0, 1], ids=["kernel-per-view", "preheated"])
+def voila(request, db, tmp_path) -> Iterator[str]:
+    """Serve the app with a kernel started per page view, or with a preheated kernel.
+
+    A preheated kernel has run the imports ahead and waits in the notebook for its viewer
+    (:func:`crmkit.app.wait_for_viewer`); both ways must show the stored deals and save edits.
+    """
     need_browser()
+    pool = request.param
     app_dir = tmp_path / "apps"
     app_dir.mkdir()
     shutil.copy(APP, app_dir / APP.name)
@@ -69,9 +75,14 @@ def voila(db, tmp_path) -> Iterator[str]:
             "--no-browser",
             f"--port={port}",
             "--Voila.ip=127.0.0.1",
-            "--VoilaExecutor.timeout=180",
+            "--VoilaExecutor.iopub_timeout=120",
             "--MappingKernelManager.cull_idle_timeout=120",
             "--MappingKernelManager.cull_interval=30",
+            *(
+                ["--preheat_kernel=True", f"--pool_size={pool}", "--VoilaExecutor.timeout=3600"]
+                if pool
+                else ["--VoilaExecutor.timeout=180"]
+            ),
         ],
         cwd=tmp_path,
         env=env,

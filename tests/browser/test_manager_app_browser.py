@@ -120,12 +120,13 @@ def test_app_shows_the_snapshot_and_follows_the_filter(served, browser) -> None:
     for q in ("p10", "p50", "p90"):
         assert shown[q] == round(want[q])
     assert shown["p_target"] == f"{100 * want['p_target']:.0f}%"
-    # the fan chart is an image that the browser decoded
-    page.wait_for_function(
-        "() => { const i = document.querySelector('img.crmkit-fanchart');"
-        " return i !== null && i.naturalWidth > 400; }",
-        timeout=PAGE_MS,
-    )
+    # the fan chart is SVG, drawn at its full width, with the snapshot's medians
+    box = page.locator("svg.crmkit-fan-svg").bounding_box()
+    assert box is not None and box["width"] > 400
+    p50 = page.get_attribute("svg.crmkit-fan-svg .crmkit-fan-p50", "data-values")
+    fan = snap.quantiles[(snap.quantiles.group_by == "all") & (snap.quantiles.source == "total")]
+    want_p50 = fan["p50"] + fan["closed_to_date"]
+    np.testing.assert_allclose([float(v) for v in p50.split()], want_p50, atol=0.01)
     assert page.locator("text=Deals most at risk of slipping").count() == 1
     assert "manager_app(" not in page.content()  # no code on the page
 
@@ -165,4 +166,8 @@ def test_preheated_kernels_read_the_snapshot_when_the_page_is_opened(
         shown = _shown(page, "all")
         assert page.get_attribute(".crmkit-snapshot", "data-snapshot-id") == "2"
         assert shown["p50"] == round(_expected(newer, "all")["p50"])
+        # the filters work in a preheated page
+        page.select_option(".crmkit-filter-team select", "south")
+        south = _shown(page, "team=south")
+        assert south["p50"] == round(_expected(newer, "team=south")["p50"])
         page.close()

@@ -106,6 +106,42 @@ def test_unfitted_model_raises():
         MarketingMixModel(["x1"]).roas()
 
 
+# ---------------------------------------------------------------------- ROAS prior
+def test_roas_parametrisation_gives_each_channel_its_roas():
+    """With effect_prior="roas", beta is such that contribution / spend equals roas."""
+    df, _ = simulate_mmm(40, seed=2)
+    config = {"roas": {"dist": "LogNormal", "mu": [-3.0, -4.0], "sigma": [0.5, 0.5]}}
+    mmm = MarketingMixModel(["x1", "x2"], yearly_order=1, effect_prior="roas", model_config=config)
+    model = mmm.build_model(df)
+    assert "roas" in mmm.param_names and "beta" in mmm.param_names
+    np.testing.assert_allclose(model["roas"].owner.inputs[-2].eval(), [-3.0, -4.0])  # mu
+    free = [n for n in mmm.param_names if n != "beta"]
+    fn = pytensor.function([model[n] for n in free], model["beta"], on_unused_input="ignore")
+    p = {
+        "intercept": np.array([0.5]),
+        "trend": np.array([0.0]),
+        "fourier": np.zeros((1, 2)),
+        "decay": np.array([[0.3, 0.6]]),
+        "lam": np.array([[2.0, 3.0]]),
+        "roas": np.array([[0.05, 0.02]]),
+        "sigma": np.array([0.1]),
+    }
+    p["beta"] = fn(*[p[n][0] for n in free])[None]
+    mmm.set_posterior(df, {k: v[None] for k, v in p.items()})
+    r = mmm.roas(n_draws=None).set_index("channel")["roas"]
+    np.testing.assert_allclose(r.to_numpy(), [0.05, 0.02], rtol=1e-6)
+    with pytest.raises(ValidationError, match="effect_prior"):
+        MarketingMixModel(["x1", "x2"], effect_prior="lift").build_model(df)
+
+
+def test_default_roas_prior_is_centred_on_a_tenth_of_outcome_per_spend():
+    df, _ = simulate_mmm(30, seed=1)
+    model = MarketingMixModel(["x1", "x2"], effect_prior="roas").build_model(df)
+    mu = model["roas"].owner.inputs[-2].eval()
+    expected = np.log(0.1 * df["y"].sum() / df[["x1", "x2"]].to_numpy().sum())
+    np.testing.assert_allclose(mu, expected)
+
+
 # ---------------------------------------------------------------------- a short fit
 @pytest.fixture(scope="module")
 def fitted():

@@ -220,3 +220,22 @@ def test_edits_update_the_loaded_table(company):
     assert g.table.loc["D1", "row_version"] == 2
     g.filter_widgets["owner"].value = "zoe"
     assert list(g.rows.index) == ["D1"]
+
+
+def test_pages_before_the_table_is_read_come_in_key_order(company):
+    from crmkit.widgets.grid import read_slice
+
+    keys = sorted(company.read("deals")["deal_id"])
+    assert list(read_slice(company, "deals", 1, 2)["deal_id"]) == keys[1:3]
+    assert read_slice(company, "deals", len(keys), 5).empty
+    g = EntityGrid(company, "deals", page_size=2)
+    assert list(g.page.index) == keys[:2] and g.n_rows == len(keys)
+    assert "of 3" in g.page_label.value and not g.loaded
+    new = company.read("deals", where={"deal_id": "D1"}).drop(columns=["row_version", "updated_at"])
+    new["deal_id"] = "D0"
+    company.insert("deals", new)
+    g.reload()  # counts again without reading the table
+    assert not g.loaded and g.n_rows == len(keys) + 1
+    assert list(g.page.index) == ["D0", keys[0]]
+    g.last_button.click()
+    assert list(g.page.index) == keys[-2:]  # D0, D1 | D2, D3

@@ -63,6 +63,45 @@ def test_scenario_editor_updates_forecast_on_edit(mmm):
     assert ed.result_["total"]["difference_mean"].iloc[0] == pytest.approx(0.0)
 
 
+class RecordingForecast:
+    """Stands in for a PlanForecast: its table grows with the plan's total spend."""
+
+    def __init__(self, channels: list[str]) -> None:
+        self.channels = channels
+        self.plans: list[pd.DataFrame] = []
+
+    def summary(self, plan: pd.DataFrame) -> pd.DataFrame:
+        self.plans.append(plan.copy())
+        spend = float(plan[self.channels].to_numpy().sum())
+        row = {f"{n}_{q}": spend for n in ("baseline", "plan") for q in ("lo", "p50", "hi")}
+        return pd.DataFrame(
+            [
+                {
+                    "period": "2025-01",
+                    **row,
+                    "difference_mean": spend,
+                    "difference_lo": 0.0,
+                    "difference_hi": spend,
+                    "extra_deals": 1.5,
+                }
+            ]
+        )
+
+
+def test_scenario_editor_redraws_the_revenue_forecast_on_edit(mmm):
+    fc = RecordingForecast(mmm.channels)
+    ed = ScenarioEditor(mmm, weeks=4, n_draws=20, forecast=fc)
+    assert ed.revenue in ed.children and len(fc.plans) == 1
+    fire_cell_edit(ed.grid, 2, "x2", 12345)
+    assert fc.plans[-1].loc[2, "x2"] == 12345.0  # the edited plan reaches the forecast
+    assert ed.revenue_table_["difference_mean"].iloc[0] == pytest.approx(
+        fc.plans[-1][["x1", "x2"]].to_numpy().sum()
+    )
+    assert "extra new deals" in ed.revenue.value and "+1.5" in ed.revenue.value
+    plain = ScenarioEditor(mmm, weeks=4, n_draws=20)
+    assert plain.revenue not in plain.children
+
+
 def test_campaign_explorer_filters_and_sorts():
     camp = pd.DataFrame(
         {

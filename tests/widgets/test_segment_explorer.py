@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from crmkit import segments
@@ -119,3 +120,68 @@ def test_plots_are_drawn_from_the_summary_and_trend(company, monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
     SegmentExplorer(company, plots_enabled=True)
     assert calls == ["segment_bars", "segment_trend_chart"]
+
+
+def test_small_company_has_no_clv_and_says_why(explorer):
+    assert "CLV tiers" not in explorer.segmentation.options
+    assert explorer.clv_draws is None
+    assert "No CLV" in explorer.clv_label.value and "too few" in explorer.clv_label.value
+    assert "expected_clv" not in explorer.summary.columns
+    with pytest.raises(CrmkitError, match="no CLV"):
+        segment_column(explorer.store, explorer.customers, "CLV tiers")
+
+
+@pytest.fixture(scope="module")
+def demo_explorer(tmp_path_factory):
+    from crmkit import datasets
+    from crmkit.store import Store
+
+    store = Store.open(tmp_path_factory.mktemp("explorer") / "demo.db")
+    datasets.build_demo(store, n_customers=150, n_deals=200, seed=3)
+    ex = SegmentExplorer(store, plots_enabled=False, clv_options={"n_draws": 40})
+    yield ex
+    store.close()
+
+
+def test_clv_tiers_segmentation_and_expected_clv_per_segment(demo_explorer):
+    ex = demo_explorer
+    assert "CLV tiers" in ex.segmentation.options
+    clv = ex.clv_draws.to_numpy()  # (sample, customer_id)
+    ids = list(ex.clv_draws["customer_id"].to_numpy())
+    grand = clv.sum(axis=1)  # the base's total, draw by draw
+    for segmentation in ("Account segment", "RFM segments", "CLV tiers"):
+        ex.segmentation.value = segmentation
+        s = ex.summary
+        assert {"expected_clv", "clv_low", "clv_high"} <= set(s.columns)
+        assert (s["clv_low"] <= s["expected_clv"]).all()
+        assert (s["expected_clv"] <= s["clv_high"]).all()
+        # every customer is in one segment: the segments' expected CLVs add up to the base's
+        assert s["expected_clv"].sum() == pytest.approx(grand.mean())
+        assert "expected_clv" in s.columns and "Expected CLV" in ex.clv_label.value
+    tiers = ex.summary.set_index("segment")
+    assert list(tiers.index[:4]) == ["Tier 1", "Tier 2", "Tier 3", "Tier 4"]
+    assert tiers["expected_clv"].iloc[:4].is_monotonic_decreasing
+    # a segment's interval is that of the sum of its customers' draws
+    ex.segment.value = "Tier 1"
+    members = [ids.index(a) for a in ex.member_frame.index]
+    total = clv[:, members].sum(axis=1)
+    assert tiers.loc["Tier 1", "clv_high"] == pytest.approx(np.quantile(total, 0.9))
+    assert tiers.loc["Tier 1", "clv_low"] == pytest.approx(np.quantile(total, 0.1))
+    assert "clv" in ex.member_frame.columns
+    assert ex.member_frame["clv_tier"].astype(str).eq("Tier 1").all()
+
+
+def test_moving_customers_keeps_their_clv(demo_explorer):
+    ex = demo_explorer
+    ex.segmentation.value = "Account segment"
+    before = ex.summary["expected_clv"].sum()
+    first = ex.summary["segment"].iloc[0]
+    ex.segment.value = first
+    moved = list(ex.member_frame.index[:2])
+    assert ex.move(moved, segment="Watch list") == 2
+    s = ex.summary.set_index("segment")
+    assert s.loc["Watch list", "customers"] == 2
+    assert s["expected_clv"].sum() == pytest.approx(before)
+    assert s.loc["Watch list", "expected_clv"] == pytest.approx(
+        ex.customers.set_index("account_id").loc[moved, "clv"].fillna(0).sum()
+    )
