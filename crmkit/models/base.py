@@ -33,19 +33,9 @@ import xarray as xr
 from scipy import optimize
 
 from crmkit.errors import CrmkitError, CrmkitWarning
+from crmkit.models.laplace import numeric_hessian
 
 METHODS = ("nuts", "map", "advi", "mle")
-
-
-def _numeric_hessian(grad, x0: np.ndarray, eps: float = 1e-5) -> np.ndarray:
-    """Central-difference Hessian of a function given its gradient."""
-    k = len(x0)
-    h = np.zeros((k, k))
-    for i in range(k):
-        step = np.zeros(k)
-        step[i] = eps * max(1.0, abs(x0[i]))
-        h[i] = (grad(x0 + step) - grad(x0 - step)) / (2 * step[i])
-    return (h + h.T) / 2
 
 
 def _normal_draws(mean: np.ndarray, cov: np.ndarray, n_draws: int, seed: int | None) -> np.ndarray:
@@ -229,7 +219,7 @@ class BayesianEstimator:
     def _fit_mle(self, arrays, settings) -> tuple[az.InferenceData, dict]:
         """Maximum likelihood on log-parameters, normal approximation for draws."""
         res, nll = self._optimise_loglike(arrays)
-        hess = _numeric_hessian(lambda z: optimize.approx_fprime(z, nll, 1e-6), res.x, 1e-4)
+        hess = numeric_hessian(lambda z: optimize.approx_fprime(z, nll, 1e-6), res.x, 1e-4)
         cov, pd_ok = self._invert(hess)
         # Converged: the gradient is tiny relative to the curvature (Newton step < 1e-4).
         step = np.linalg.solve(hess, optimize.approx_fprime(res.x, nll, 1e-7)) if pd_ok else 1
@@ -286,7 +276,7 @@ class BayesianEstimator:
             options={"gtol": 1e-6},
         )
         neg_grad = lambda z: -np.asarray(dlogp(point(z)), dtype=float)  # noqa: E731
-        hess = _numeric_hessian(neg_grad, res.x)
+        hess = numeric_hessian(neg_grad, res.x, 1e-5)
         cov, pd_ok = self._invert(hess)
         step = np.linalg.solve(hess, neg_grad(res.x)) if pd_ok else 1
         converged = bool(np.all(np.abs(step) < 1e-3))
@@ -540,7 +530,7 @@ def _nutpie_numba(kernel, param_names: tuple[str, ...], start: np.ndarray):
     z0 = np.log(np.asarray(start, dtype=float))
     res = optimize.minimize(neg, z0, jac=True, method="L-BFGS-B")
     mode = res.x if np.all(np.isfinite(res.x)) else z0
-    hess = _numeric_hessian(lambda z: neg(z)[1], mode)
+    hess = numeric_hessian(lambda z: neg(z)[1], mode, 1e-5)
     try:
         sd = np.sqrt(np.clip(np.diag(np.linalg.inv(hess)), 1e-12, 1.0))
     except np.linalg.LinAlgError:
