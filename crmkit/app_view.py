@@ -12,7 +12,7 @@ import html
 import ipywidgets as w
 
 from crmkit import dashboard as db
-from crmkit import fanchart
+from crmkit import fanchart_svg
 from crmkit.dashboard import headline_html, table_html
 from crmkit.store import Snapshot
 
@@ -41,7 +41,7 @@ class ManagerView:
     The page is few widgets: the title, the three filter dropdowns, one HTML widget with
     everything that follows the filter (headline, fan chart, pipeline by stage, deals at
     risk) and one with what does not (segments, campaigns). Figures are SVG written by
-    :mod:`crmkit.fanchart`, so neither matplotlib nor a picture cache is involved.
+    :mod:`crmkit.fanchart_svg`, so neither matplotlib nor a picture cache is involved.
 
     Parameters
     ----------
@@ -127,9 +127,9 @@ class ManagerView:
         """The filtered part of the page: headline, fan chart, stages, deals at risk."""
         s = self.snap
         what = "" if flt.dimension == "all" else f" — {flt.dimension} {flt.value}"
-        fan = fanchart.fan_chart_svg(db.fan_data(s, flt), title=f"Revenue by period{what}")
+        fan = fanchart_svg.fan_chart_svg(db.fan_data(s, flt), title=f"Revenue by period{what}")
         stages = db.pipeline_by_stage(s, flt)
-        stage_svg = "" if stages.empty else fanchart.stage_rates_svg(stages)
+        stage_svg = "" if stages.empty else fanchart_svg.stage_rates_svg(stages)
         stage_table = table_html(
             stages.drop(columns=["pipeline", "stage_order"], errors="ignore"),
             css="crmkit-stages",
@@ -161,7 +161,7 @@ class ManagerView:
     def _static_html(self) -> str:
         """The parts that do not depend on the filter: segments and campaigns."""
         seg = db.segment_contributions(self.snap)
-        seg_svg = "" if seg.empty else fanchart.segment_svg(seg)
+        seg_svg = "" if seg.empty else fanchart_svg.segment_svg(seg)
         seg_table = table_html(
             seg, css="crmkit-segments", money=("closed_to_date", "p10", "p50", "p90"),
             shares=("share",),

@@ -7,12 +7,18 @@ Every function takes the DataFrame a crmkit function returned and gives a new
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from crmkit.plots import FIGSIZE, _compact
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
 
 #: Colour of each channel, cycled in the order the channels come.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
@@ -27,6 +33,32 @@ def _money(ax, axis: str = "y") -> None:
     """Compact number labels (12k, 1.2M) on an axis."""
     fmt = FuncFormatter(lambda v, _: _compact(v))
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def _axes(figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
+    """A new figure with one axis."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def _mean_band(
+    ax: Axes,
+    x: ArrayLike,
+    mean: ArrayLike,
+    lo: ArrayLike,
+    hi: ArrayLike,
+    *,
+    color: str,
+    label: str,
+) -> None:
+    """A mean line with its credible band shaded around it."""
+    ax.plot(x, mean, color=color, label=label)
+    ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
+
+
+def _err(mid: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> list[ArrayLike]:
+    """Distances below and above the middle value, as matplotlib's ``xerr`` / ``yerr``."""
+    return [mid - lo, hi - mid]
 
 
 def contribution_chart(summary: pd.DataFrame, *, title: str | None = None) -> Figure:
@@ -44,12 +76,10 @@ def contribution_chart(summary: pd.DataFrame, *, title: str | None = None) -> Fi
     matplotlib.figure.Figure
 
     """
-    fig = Figure(figsize=FIGSIZE)
-    ax = fig.subplots()
+    fig, ax = _axes()
     colors = _colors(summary["channel"])
     for ch, g in summary.groupby("channel", sort=True):
-        ax.plot(g["date"], g["mean"], color=colors[ch], label=str(ch))
-        ax.fill_between(g["date"], g["lo"], g["hi"], color=colors[ch], alpha=0.2, lw=0)
+        _mean_band(ax, g["date"], g["mean"], g["lo"], g["hi"], color=colors[ch], label=str(ch))
     ax.set_ylabel("contribution per week")
     _money(ax)
     ax.legend(loc="upper left", fontsize="small")
@@ -73,16 +103,14 @@ def roas_chart(roas: pd.DataFrame, *, title: str | None = None) -> Figure:
     matplotlib.figure.Figure
 
     """
-    fig = Figure(figsize=FIGSIZE)
-    ax = fig.subplots()
+    fig, ax = _axes()
     y = np.arange(len(roas))
     for off, name, label in ((-0.18, "roas", "ROAS"), (0.18, "mroas", "marginal ROAS")):
-        err = [roas[name] - roas[f"{name}_lo"], roas[f"{name}_hi"] - roas[name]]
         ax.barh(
             y + off,
             roas[name],
             height=0.34,
-            xerr=err,
+            xerr=_err(roas[name], roas[f"{name}_lo"], roas[f"{name}_hi"]),
             capsize=3,
             label=label,
             alpha=0.85 if name == "roas" else 0.5,
@@ -114,12 +142,10 @@ def response_curve_chart(
     matplotlib.figure.Figure
 
     """
-    fig = Figure(figsize=FIGSIZE)
-    ax = fig.subplots()
+    fig, ax = _axes()
     colors = _colors(curves["channel"])
     for ch, g in curves.groupby("channel", sort=True):
-        ax.plot(g["spend"], g["mean"], color=colors[ch], label=str(ch))
-        ax.fill_between(g["spend"], g["lo"], g["hi"], color=colors[ch], alpha=0.2, lw=0)
+        _mean_band(ax, g["spend"], g["mean"], g["lo"], g["hi"], color=colors[ch], label=str(ch))
         if current and ch in current:
             ax.axvline(current[ch], color=colors[ch], ls=":", lw=1)
     ax.set_xlabel("weekly spend")
@@ -149,22 +175,16 @@ def scenario_chart(weekly: pd.DataFrame, *, title: str | None = None) -> Figure:
     fig = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 1.3))
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(2, 1))
     for name, color in (("baseline", "grey"), ("plan", "#1f77b4")):
-        top.plot(weekly["date"], weekly[f"{name}_mean"], color=color, label=name)
-        top.fill_between(
-            weekly["date"], weekly[f"{name}_lo"], weekly[f"{name}_hi"], color=color, alpha=0.2, lw=0
-        )
+        mean, lo, hi = (weekly[f"{name}_{k}"] for k in ("mean", "lo", "hi"))
+        _mean_band(top, weekly["date"], mean, lo, hi, color=color, label=name)
     top.legend(fontsize="small")
     top.set_ylabel("outcome per week")
     _money(top)
     bottom.bar(weekly["date"], weekly["difference_mean"], width=5, color="#2ca02c")
-    err = [
-        weekly["difference_mean"] - weekly["difference_lo"],
-        weekly["difference_hi"] - weekly["difference_mean"],
-    ]
     bottom.errorbar(
         weekly["date"],
         weekly["difference_mean"],
-        yerr=err,
+        yerr=_err(*(weekly[f"difference_{k}"] for k in ("mean", "lo", "hi"))),
         fmt="none",
         ecolor="black",
         capsize=2,
@@ -193,15 +213,14 @@ def plan_forecast_chart(table: pd.DataFrame, *, title: str | None = None) -> Fig
     matplotlib.figure.Figure
 
     """
-    fig = Figure(figsize=FIGSIZE)
-    ax = fig.subplots()
+    fig, ax = _axes()
     x = np.arange(len(table))
     for name, color, dx in (("baseline", "grey", -0.15), ("plan", "#1f77b4", 0.15)):
         mid = table[f"{name}_p50"]
         ax.errorbar(
             x + dx,
             mid,
-            yerr=[mid - table[f"{name}_lo"], table[f"{name}_hi"] - mid],
+            yerr=_err(mid, table[f"{name}_lo"], table[f"{name}_hi"]),
             fmt="o",
             color=color,
             capsize=3,
@@ -230,8 +249,7 @@ def allocation_chart(allocation: pd.DataFrame, *, title: str | None = None) -> F
     matplotlib.figure.Figure
 
     """
-    fig = Figure(figsize=FIGSIZE)
-    ax = fig.subplots()
+    fig, ax = _axes()
     x = np.arange(len(allocation))
     ax.bar(x - 0.2, allocation["current"], width=0.4, label="current", color="grey")
     ax.bar(x + 0.2, allocation["optimal"], width=0.4, label="optimal", color="#1f77b4")
@@ -266,14 +284,11 @@ def campaign_chart(
 
     """
     rows = results.head(top).reset_index(drop=True)
-    fig = Figure(figsize=(FIGSIZE[0], max(3.0, 0.28 * len(rows) + 1.2)))
-    ax = fig.subplots()
+    fig, ax = _axes((FIGSIZE[0], max(3.0, 0.28 * len(rows) + 1.2)))
     colors = _colors(results["channel"])
     y = np.arange(len(rows))[::-1]
     mid = rows[metric].to_numpy(float)
-    err = np.vstack(
-        [mid - rows[f"{metric}_lo"].to_numpy(float), rows[f"{metric}_hi"].to_numpy(float) - mid]
-    )
+    err = np.vstack(_err(mid, *(rows[f"{metric}_{k}"].to_numpy(float) for k in ("lo", "hi"))))
     ax.barh(y, np.nan_to_num(mid), color=[colors[c] for c in rows["channel"]], alpha=0.8)
     ax.errorbar(
         np.nan_to_num(mid),
