@@ -12,6 +12,7 @@ with a real snapshot instead.
     .venv/bin/python benchmarks/bench_app.py --deals 100000
     .venv/bin/python benchmarks/bench_app.py --pool 0         # a kernel started per viewer
     .venv/bin/python benchmarks/bench_app.py --db data/crmkit.db
+    .venv/bin/python benchmarks/bench_app.py --returning  # crowd with warm browser caches
 """
 
 from __future__ import annotations
@@ -66,15 +67,17 @@ def make_db(path: Path, deals: int) -> None:
         store.save_snapshot(snap)
 
 
-async def one_view(browser, url: str, t0: float | None = None) -> float:
-    """Open the page in a fresh context; seconds until it is complete."""
-    ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+async def one_view(browser, url: str, t0: float | None = None, ctx=None) -> float:
+    """Open the page, in ``ctx`` or else a fresh context; seconds until it is complete."""
+    own = ctx is None
+    if own:
+        ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await ctx.new_page()
     start = t0 if t0 is not None else time.perf_counter()
     await page.goto(url, timeout=300_000)
     await page.wait_for_function(DONE, timeout=300_000, polling=50)
     took = time.perf_counter() - start
-    await ctx.close()
+    await (ctx.close() if own else page.close())
     return took
 
 
@@ -121,12 +124,29 @@ def new_cpu(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(v for pid, v in after.items() if pid not in before)
 
 
-async def run(url: str, viewers: int, repeats: int, pid: int, pause: float) -> dict:
+async def run(
+    url: str, viewers: int, repeats: int, pid: int, pause: float, returning: bool = False
+) -> dict:
+    """Time ``repeats`` single views, then ``viewers`` at once; CPU per view of each side.
+
+    With ``returning`` the crowd's viewers have each opened the page once before in their own
+    browser context (scripts in its cache), as managers who use the app do; otherwise every
+    crowd viewer comes with an empty cache.
+    """
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        await one_view(browser, url)  # warm-up: first kernel, caches
+        await one_view(browser, url)  # warm-up: first kernel
+        contexts = [None] * viewers
+        if returning:  # each crowd viewer's earlier visit, one after the other
+            contexts = [
+                await browser.new_context(viewport={"width": 1280, "height": 900})
+                for _ in range(viewers)
+            ]
+            for ctx in contexts:
+                await one_view(browser, url, ctx=ctx)
+            await asyncio.sleep(viewers * 3.0)  # with a pool: the used kernels are replaced
         await asyncio.sleep(pause)
         c0, b0 = server_cpu(pid), browser_cpu(pid)
         single = []
@@ -135,7 +155,7 @@ async def run(url: str, viewers: int, repeats: int, pid: int, pause: float) -> d
             await asyncio.sleep(pause)  # with a pool: let Voilà replace the kernel used
         c1, b1 = server_cpu(pid), browser_cpu(pid)
         t0 = time.perf_counter()
-        crowd = await asyncio.gather(*[one_view(browser, url, t0) for _ in range(viewers)])
+        crowd = await asyncio.gather(*[one_view(browser, url, t0, ctx) for ctx in contexts])
         c2, b2 = server_cpu(pid), browser_cpu(pid)
         await browser.close()
     return {
@@ -164,6 +184,10 @@ def main() -> None:
         "--fill-delay", type=float, default=app.POOL_FILL_DELAY_SECONDS,
         help="seconds before Voilà replaces a used preheated kernel (as crmkit app)",
     )  # fmt: skip
+    ap.add_argument(
+        "--returning", action="store_true",
+        help="the crowd's viewers opened the page once before (warm browser caches)",
+    )  # fmt: skip
     args = ap.parse_args()
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,7 +210,9 @@ def main() -> None:
             if args.pool:
                 time.sleep(10 + 2 * args.pool)  # let the pool fill
             pause = 3.0 if not args.pool else args.fill_delay + 12.0
-            res = asyncio.run(run(cmd.url, args.viewers, args.repeats, proc.pid, pause))
+            res = asyncio.run(
+                run(cmd.url, args.viewers, args.repeats, proc.pid, pause, args.returning)
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=60)
@@ -199,7 +225,8 @@ def main() -> None:
     s, c = res["single"], res["crowd"]
     print(f"single viewer, complete page: median {statistics.median(s):.2f} s "
           f"(runs: {', '.join(f'{x:.2f}' for x in s)})")  # fmt: skip
-    print(f"{args.viewers} viewers at once: all complete; fastest {c[0]:.2f} s, median "
+    who = "returning viewers (warm caches)" if args.returning else "viewers (empty caches)"
+    print(f"{args.viewers} {who} at once: all complete; fastest {c[0]:.2f} s, median "
           f"{statistics.median(c):.2f} s, slowest {c[-1]:.2f} s")  # fmt: skip
     print(f"server CPU per page view (Voilà + kernel): {res['cpu_single']:.2f} s alone, "
           f"{res['cpu_crowd']:.2f} s in the crowd; of which kernels started in the window "

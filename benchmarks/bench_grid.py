@@ -29,13 +29,15 @@ import time
 from pathlib import Path
 
 from crmkit import datasets
-from crmkit.browser import CHROMIUM_FLAGS, free_port
+from crmkit.browser import CHROMIUM_FLAGS, CHROMIUM_GPU_FLAGS, free_port
 from crmkit.store import Store
 from crmkit.widgets.grid import EntityGrid
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "notebooks" / "apps" / "edit_deals.ipynb"
-CHROMIUM_ARGS = list(CHROMIUM_FLAGS)
+#: How the browser draws canvases: "software" (``--disable-gpu``, the tests' setting) or "gpu"
+#: (GPU emulated on the CPU by SwiftShader, as desktop browsers with a graphics card draw).
+CANVAS_FLAGS = {"software": list(CHROMIUM_FLAGS), "gpu": list(CHROMIUM_GPU_FLAGS)}
 
 
 def build(db: Path, n_deals: int, n_customers: int) -> Store:
@@ -110,8 +112,11 @@ def python_side(store: Store, n_edits: int) -> None:
     )
 
 
-def browser_side(db: Path, runs: int, pool: int, gap: float) -> None:
-    """Time page loads of the Voilà app; ``pool`` preheated kernels (0: one per page view)."""
+def browser_side(db: Path, runs: int, pool: int, gap: float, canvas: str = "software") -> None:
+    """Time page loads of the Voilà app; ``pool`` preheated kernels (0: one per page view).
+
+    ``canvas`` chooses the browser's canvas drawing (:data:`CANVAS_FLAGS`).
+    """
     import json
 
     from playwright.sync_api import sync_playwright
@@ -133,6 +138,7 @@ def browser_side(db: Path, runs: int, pool: int, gap: float) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     label = f"{pool} preheated kernel(s)" if pool else "a kernel started per page view"
+    label += f", {canvas} canvas"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -145,7 +151,9 @@ def browser_side(db: Path, runs: int, pool: int, gap: float) -> None:
                 time.sleep(0.3)
         url = f"http://127.0.0.1:{port}/"
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CANVAS_FLAGS[canvas]
+            )
             times = []
             for i in range(runs):
                 if pool:  # let Voilà fill (then refill) its pool, as between real viewers
@@ -202,6 +210,11 @@ def main() -> None:
         "--gap", type=float, default=15.0,
         help="seconds between page loads with a pool, for Voilà to refill it (default 15)",
     )  # fmt: skip
+    ap.add_argument(
+        "--canvas", default="software,gpu",
+        help="canvas drawing to time, comma-separated: software (--disable-gpu, as the "
+        "tests) and/or gpu (GPU emulated on the CPU, as desktop browsers); default both",
+    )  # fmt: skip
     args = ap.parse_args()
     store = build(args.db, args.deals, args.customers)
     print(
@@ -210,8 +223,9 @@ def main() -> None:
     python_side(store, args.edits)
     store.close()
     if not args.no_browser:
-        for pool in (int(p) for p in args.pools.split(",")):
-            browser_side(args.db, args.runs, pool, args.gap)
+        for canvas in args.canvas.split(","):
+            for pool in (int(p) for p in args.pools.split(",")):
+                browser_side(args.db, args.runs, pool, args.gap, canvas)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,16 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--no-first-run",
 )
+#: The same, but with the GPU emulated on the CPU (SwiftShader through ANGLE), so canvases are
+#: GPU-backed as in desktop browsers. Canvas-heavy pages (ipydatagrid) need it to be measured
+#: fairly: on a software canvas each grid cell's copy from lumino's buffer canvas duplicates
+#: the whole buffer (a 2048 x 512 pixel copy per cell). Pages of HTML and SVG cost more this
+#: way (GPU compositing on the CPU), so it is not the default.
+CHROMIUM_GPU_FLAGS = (
+    *(f for f in CHROMIUM_FLAGS if f != "--disable-gpu"),
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+)
 
 
 def chromium_path() -> str | None:
