@@ -16,6 +16,9 @@ Methods
 ``"mle"``
     Maximum likelihood (no priors) with draws from the asymptotic normal of the
     log-parameters (inverse Hessian), so every prediction still has a spread.
+
+``"map"`` and ``"mle"`` draw with :func:`crmkit.models.laplace.laplace_draws`: a Hessian that
+is not positive definite has its eigenvalues floored, and the fit fails its diagnostics.
 """
 
 from __future__ import annotations
@@ -33,15 +36,10 @@ import xarray as xr
 from scipy import optimize
 
 from crmkit.errors import CrmkitError, CrmkitWarning
-from crmkit.models.laplace import numeric_hessian
+from crmkit.models.laplace import laplace_draws, numeric_hessian
+from crmkit.models.persist import load_idata, save_idata
 
 METHODS = ("nuts", "map", "advi", "mle")
-
-
-def _normal_draws(mean: np.ndarray, cov: np.ndarray, n_draws: int, seed: int | None) -> np.ndarray:
-    """Draws from a multivariate normal, shape (n_draws, k)."""
-    rng = np.random.default_rng(seed)
-    return rng.multivariate_normal(mean, cov, size=n_draws, method="eigh")
 
 
 class BayesianEstimator:
@@ -220,11 +218,10 @@ class BayesianEstimator:
         """Maximum likelihood on log-parameters, normal approximation for draws."""
         res, nll = self._optimise_loglike(arrays)
         hess = numeric_hessian(lambda z: optimize.approx_fprime(z, nll, 1e-6), res.x, 1e-4)
-        cov, pd_ok = self._invert(hess)
+        draws, _, pd_ok = laplace_draws(res.x, hess, settings["approx_draws"], self.random_seed)
         # Converged: the gradient is tiny relative to the curvature (Newton step < 1e-4).
         step = np.linalg.solve(hess, optimize.approx_fprime(res.x, nll, 1e-7)) if pd_ok else 1
         converged = bool(np.all(np.abs(step) < 1e-3))
-        draws = _normal_draws(res.x, cov, settings["approx_draws"], self.random_seed)
         idata = self._posterior_from_unconstrained(draws)
         mle = dict(zip(self.param_names, np.exp(res.x), strict=True))
         idata.attrs["mle"] = json.dumps(mle)
@@ -235,15 +232,6 @@ class BayesianEstimator:
             "hessian_positive_definite": pd_ok,
         }
         return idata, diag
-
-    @staticmethod
-    def _invert(hess: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Inverse of a negative-log-density Hessian, and whether it is positive definite."""
-        try:
-            np.linalg.cholesky(hess)
-            return np.linalg.inv(hess), True
-        except np.linalg.LinAlgError:
-            return np.linalg.pinv(hess) + np.eye(len(hess)) * 1e-6, False
 
     def _log_space_model(self, arrays):
         """PyMC model plus compiled logp / dlogp in the unconstrained space."""
@@ -277,10 +265,9 @@ class BayesianEstimator:
         )
         neg_grad = lambda z: -np.asarray(dlogp(point(z)), dtype=float)  # noqa: E731
         hess = numeric_hessian(neg_grad, res.x, 1e-5)
-        cov, pd_ok = self._invert(hess)
+        draws, _, pd_ok = laplace_draws(res.x, hess, settings["approx_draws"], self.random_seed)
         step = np.linalg.solve(hess, neg_grad(res.x)) if pd_ok else 1
         converged = bool(np.all(np.abs(step) < 1e-3))
-        draws = _normal_draws(res.x, cov, settings["approx_draws"], self.random_seed)
         nat = np.array([to_nat(point(d)) for d in draws], dtype=float)
         post = {n: nat[:, i][None, :] for i, n in enumerate(self.param_names)}
         idata = az.from_dict(posterior=post)
@@ -457,18 +444,9 @@ class BayesianEstimator:
             The path written.
         """
         self._check_fitted()
-        path = Path(path)
-        idata = self.idata_.copy()
         fit = self.fit_data_.copy()
         fit["customer_id"] = fit["customer_id"].astype(str)
-        ds = xr.Dataset(
-            {c: ("row", fit[c].to_numpy()) for c in fit.columns if c != "customer_id"},
-            coords={"row": np.arange(len(fit)), "customer_id": ("row", fit["customer_id"].array)},
-        )
-        ds["customer_id"] = ds["customer_id"].astype("U")
-        idata.add_groups(constant_data=ds)
-        idata.to_netcdf(str(path))
-        return path
+        return save_idata(path, self.idata_, fit)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -484,7 +462,7 @@ class BayesianEstimator:
         Self
             A fitted model equal to the one saved.
         """
-        idata = az.from_netcdf(str(path))
+        idata, fit, _ = load_idata(path)
         name = idata.attrs.get("crmkit_model")
         if name != cls.__name__:
             raise CrmkitError(f"{path} holds a {name!r} fit, not {cls.__name__}")
@@ -492,12 +470,7 @@ class BayesianEstimator:
             model_config=json.loads(idata.attrs["model_config"]),
             time_unit=idata.attrs["time_unit"],
         )
-        cd = idata.constant_data
-        fit = pd.DataFrame({v: cd[v].to_numpy() for v in cd.data_vars})
-        fit.insert(0, "customer_id", cd["customer_id"].to_numpy().astype(str))
-        groups = [g for g in idata.groups() if g != "constant_data"]
-        model.idata_ = az.InferenceData(**{g: idata[g] for g in groups})
-        model.idata_.attrs.update(idata.attrs)
+        model.idata_ = idata
         model.method_ = idata.attrs["method"]
         model.diagnostics_ = json.loads(idata.attrs["diagnostics"])
         model.fit_data_ = fit

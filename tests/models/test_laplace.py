@@ -43,3 +43,14 @@ def test_laplace_draws_are_reproducible_with_a_seed():
     a, _, _ = laplace_draws(np.zeros(3), hess, 10, seed=7)
     b, _, _ = laplace_draws(np.zeros(3), hess, 10, seed=7)
     np.testing.assert_array_equal(a, b)
+
+
+def test_laplace_draws_floor_the_eigenvalues_of_a_singular_hessian():
+    # Singular: the first direction is known (variance 1/2), the second not at all; the floor
+    # (1e-6) gives it variance 1e6 and keeps the draws finite.
+    draws, cov, ok = laplace_draws(np.array([1.0, 2.0]), np.diag([2.0, 0.0]), 20_000, seed=3)
+    assert not ok
+    np.testing.assert_allclose(cov, np.diag([0.5, 1e6]))
+    assert np.all(np.isfinite(draws))
+    np.testing.assert_allclose(draws.std(axis=0), [np.sqrt(0.5), 1000.0], rtol=0.03)
+    np.testing.assert_allclose(draws[:, 0].mean(), 1.0, atol=0.02)

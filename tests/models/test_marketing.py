@@ -1,8 +1,11 @@
-"""Marketing-mix model: transforms by hand, validation, recovery, scenarios, allocation."""
+"""Marketing-mix model: validation, the PyMC model, saving; scenarios and budgets on a fit.
+
+The transforms, data frames, fitting and posterior computations are tested in
+``test_marketing_transforms.py``, ``test_marketing_data.py``, ``test_marketing_fit.py`` and
+``test_marketing_posterior.py``; the fitted model ``fitted`` is in ``conftest.py``.
+"""
 
 from __future__ import annotations
-
-import math
 
 import arviz as az
 import numpy as np
@@ -11,76 +14,25 @@ import pytensor
 import pytest
 
 from crmkit.errors import CrmkitError, ValidationError
-from crmkit.models import marketing_plan as plan
-from crmkit.models.marketing import (
-    MarketingMixModel,
-    fourier_terms,
-    geometric_adstock,
-    hill_saturation,
-    logistic_saturation,
-    mmm_frame,
-    simulate_mmm,
-)
+from crmkit.models import marketing, marketing_data, marketing_transforms
+from crmkit.models.marketing import MarketingMixModel, simulate_mmm
 
 
-# ---------------------------------------------------------------------- transforms
-def test_geometric_adstock_hand_values():
-    np.testing.assert_allclose(geometric_adstock([1.0, 0, 0, 0], 0.5), [1, 0.5, 0.25, 0.125])
-    np.testing.assert_allclose(geometric_adstock([1.0, 2.0, 0.0], 0.5), [1, 2.5, 1.25])
-    np.testing.assert_allclose(geometric_adstock([1.0, 0, 0], 0.5, l_max=2), [1, 0.5, 0])
-    x = np.array([[1.0, 10.0], [0.0, 0.0]])
-    np.testing.assert_allclose(geometric_adstock(x, np.array([0.2, 0.9])), [[1, 10], [0.2, 9]])
-
-
-def test_geometric_adstock_batched_decay():
-    x = np.array([[1.0, 1.0], [0.0, 1.0]])
-    out = geometric_adstock(x, np.array([[0.5, 0.0], [0.1, 1.0]]), l_max=3)
-    assert out.shape == (2, 2, 2)
-    np.testing.assert_allclose(out[0], [[1, 1], [0.5, 1]])
-    np.testing.assert_allclose(out[1], [[1, 1], [0.1, 2]])
-
-
-def test_saturation_hand_values():
-    assert logistic_saturation(0.0, 3.0) == 0.0
-    assert logistic_saturation(1.0, 1.0) == pytest.approx((1 - math.exp(-1)) / (1 + math.exp(-1)))
-    assert logistic_saturation(100.0, 1.0) == pytest.approx(1.0)
-    assert hill_saturation(5.0, 5.0, 1.7) == pytest.approx(0.5)
-    assert hill_saturation(2.0, 1.0, 2.0) == pytest.approx(4 / 5)
-    assert hill_saturation(0.0, 1.0, 2.0) == 0.0
-    assert hill_saturation(3.0, 1.0, 1.0) == pytest.approx(3 / 4)
-
-
-def test_fourier_terms_shape_and_values():
-    f = fourier_terms(pd.to_datetime(["2025-01-01", "2025-07-02"]), 2)
-    assert f.shape == (2, 4)
-    ang = 2 * np.pi * 1 / 365.25
-    assert f[0, 0] == pytest.approx(np.sin(ang)) and f[0, 1] == pytest.approx(np.cos(ang))
-
-
-# ---------------------------------------------------------------------- data
-def test_mmm_frame_counts_new_deals_per_week():
-    spend = pd.DataFrame(
-        {
-            "channel": ["a", "a", "b"],
-            "week_start": pd.to_datetime(["2025-01-06", "2025-01-13", "2025-01-06"]),
-            "spend": [10.0, 20.0, 5.0],
-        }
-    )
-    deals = pd.DataFrame(
-        {
-            "created_at": pd.to_datetime(
-                ["2025-01-06 10:00", "2025-01-12 00:00", "2025-01-13 00:00", "2025-03-01 00:00"]
-            ),
-            "amount": [1.0, 2.0, 4.0, 8.0],
-        }
-    )
-    out = mmm_frame(spend, deals, target="new_deals")
-    assert out["date"].tolist() == list(pd.to_datetime(["2025-01-06", "2025-01-13"]))
-    assert out["a"].tolist() == [10.0, 20.0] and out["b"].tolist() == [5.0, 0.0]
-    assert out["y"].tolist() == [2.0, 1.0]
-    assert mmm_frame(spend, deals, target="new_deal_value")["y"].tolist() == [3.0, 4.0]
-    with pytest.raises(CrmkitError):
-        mmm_frame(spend, deals, target="clicks")
+def test_public_names_of_the_split_modules_are_importable_from_marketing():
+    # the names other modules, notebooks and benchmarks import from crmkit.models.marketing
+    homes = {
+        "mmm_frame": marketing_data,
+        "simulate_mmm": marketing_data,
+        "YEAR_DAYS": marketing_transforms,
+        "fourier_terms": marketing_transforms,
+        "geometric_adstock": marketing_transforms,
+        "hill_saturation": marketing_transforms,
+        "logistic_saturation": marketing_transforms,
+    }
+    for name, module in homes.items():
+        assert getattr(marketing, name) is getattr(module, name), name
+        assert name in marketing.__all__
+    assert "MarketingMixModel" in marketing.__all__
 
 
 def test_validation_names_row_and_field():
@@ -101,12 +53,6 @@ def test_validation_names_row_and_field():
         _ = MarketingMixModel(["x1"], model_config={"nope": {}}).priors
 
 
-def test_unfitted_model_raises():
-    with pytest.raises(CrmkitError, match="not fitted"):
-        MarketingMixModel(["x1"]).roas()
-
-
-# ---------------------------------------------------------------------- ROAS prior
 def test_roas_parametrisation_gives_each_channel_its_roas():
     """With effect_prior="roas", beta is such that contribution / spend equals roas."""
     df, _ = simulate_mmm(40, seed=2)
@@ -140,124 +86,6 @@ def test_default_roas_prior_is_centred_on_a_tenth_of_outcome_per_spend():
     mu = model["roas"].owner.inputs[-2].eval()
     expected = np.log(0.1 * df["y"].sum() / df[["x1", "x2"]].to_numpy().sum())
     np.testing.assert_allclose(mu, expected)
-
-
-# ---------------------------------------------------------------------- a short fit
-@pytest.fixture(scope="module")
-def fitted():
-    """A short NUTS fit on 2 years of data simulated from known adstock and saturation."""
-    df, truth = simulate_mmm(
-        104, decay=[0.3, 0.6], lam=[2.0, 3.0], beta=[300.0, 200.0], noise=30.0, seed=7
-    )
-    mmm = MarketingMixModel(["x1", "x2"], yearly_order=1, random_seed=7)
-    mmm.fit(df, draws=300, tune=400, chains=2)
-    return mmm, df, truth
-
-
-def test_numpy_contributions_match_the_pymc_model(fitted):
-    mmm, df, _ = fitted
-    model = mmm.build_model(df)
-    rvs = [model[n] for n in mmm.param_names]
-    fn = pytensor.function(rvs, model["channel_contribution_scaled"], on_unused_input="ignore")
-    p = mmm.draws(3)
-    for s in range(3):
-        expected = fn(*[p[n][s] for n in mmm.param_names]) * mmm.scales_["y"]
-        got = mmm.channel_response(
-            df[["x1", "x2"]].to_numpy(float), {k: v[s : s + 1] for k, v in p.items()}
-        )
-        np.testing.assert_allclose(got[0], expected, rtol=1e-6, atol=1e-6)
-
-
-def test_recovers_roas_and_decay(fitted):
-    mmm, _, truth = fitted
-    roas = mmm.roas(ci=0.98).set_index("channel")  # one data set: 98% should hold the truth
-    for ch in ("x1", "x2"):
-        assert roas.loc[ch, "roas_lo"] <= truth["roas"][ch] <= roas.loc[ch, "roas_hi"], ch
-    decay = mmm.idata_.posterior["decay"].quantile([0.01, 0.99], ("chain", "draw")).values
-    for j, d in enumerate(truth["decay"]):
-        assert decay[0, j] <= d <= decay[1, j]
-    # total media contribution close to the truth
-    contrib = mmm.contributions(200).sum(("date", "channel"))
-    assert (
-        float(contrib.quantile(0.02))
-        <= truth["contributions"].sum()
-        <= float(contrib.quantile(0.98))
-    )
-    assert mmm.diagnostics_["divergences"] < 10
-
-
-def test_marginal_roas_below_average_roas_under_saturation(fitted):
-    mmm, _, _ = fitted
-    r = mmm.roas()
-    assert (r["mroas"] < r["roas"]).all()  # concave response: the next dollar earns less
-    assert (r["roas_lo"] <= r["roas"]).all() and (r["roas"] <= r["roas_hi"]).all()
-
-
-def test_response_curves_monotone_from_zero(fitted):
-    mmm, _, _ = fitted
-    rc = mmm.response_curves(n_points=10)
-    for _, g in rc.groupby("channel"):
-        assert g["mean"].iloc[0] == 0.0
-        assert g["mean"].is_monotonic_increasing
-        assert (g["lo"] <= g["mean"]).all() and (g["mean"] <= g["hi"]).all()
-
-
-def test_contribution_summary_filters(fitted):
-    mmm, df, _ = fitted
-    s = mmm.contribution_summary(
-        channels=["x2"], start=df["date"].iloc[10], end=df["date"].iloc[19]
-    )
-    assert len(s) == 10 and set(s["channel"]) == {"x2"}
-    assert np.allclose(s["spend"], df["x2"].iloc[10:20])
-    with pytest.raises(CrmkitError, match="unknown channel"):
-        mmm.contribution_summary(channels=["tv"])
-
-
-def test_scenario_sanity(fitted):
-    mmm, _, _ = fitted
-    base = plan.baseline_plan(mmm, 8)
-    same = plan.scenario(mmm, base, base, n_draws=100)
-    assert np.allclose(same["difference"].values, 0.0)
-    more = base.copy()
-    more["x1"] *= 2
-    sc = plan.scenario(mmm, more, base, n_draws=100)
-    assert (sc["difference"].values >= -1e-9).all()  # more spend never lowers the mean
-    assert sc["total"]["difference_lo"].iloc[0] > 0
-    none = base.assign(x1=0.0, x2=0.0)
-    assert plan.scenario(mmm, none, base, n_draws=100)["total"]["difference_hi"].iloc[0] < 0
-    w = sc["weekly"]
-    assert (w["plan_lo"] <= w["plan_mean"]).all() and (w["plan_mean"] <= w["plan_hi"]).all()
-    bad = base.assign(x1=-1.0)
-    with pytest.raises(ValidationError, match="x1"):
-        plan.scenario(mmm, bad)
-
-
-def test_marketing_arrivals_sum_weeks_by_month(fitted):
-    mmm, _, _ = fitted
-    base = plan.baseline_plan(mmm, 9)
-    more = base.assign(x2=base["x2"] * 1.5)
-    extra = plan.marketing_arrivals(mmm, more, base, n_draws=50)
-    diff = plan.scenario(mmm, more, base, n_draws=50)["difference"]
-    assert extra.dims == ("sample", "period")
-    np.testing.assert_allclose(extra.sum("period").values, diff.sum("date").values)
-    months = pd.DatetimeIndex(base["date"]).to_period("M").astype(str).unique().tolist()
-    assert list(extra["period"].values) == sorted(months)
-
-
-def test_optimize_budget_sanity(fitted):
-    mmm, _, _ = fitted
-    budget = 3000.0
-    out = plan.optimize_budget(mmm, budget, n_draws=200)
-    alloc = out["allocation"]
-    assert alloc["optimal"].sum() == pytest.approx(budget, rel=1e-4)
-    assert out["optimal_draws"].mean() >= out["current_draws"].mean() - 1e-6
-    assert out["gain"]["lo"] <= out["gain"]["mean"] <= out["gain"]["hi"]
-    capped = plan.optimize_budget(mmm, budget, bounds={"x1": (0.0, 500.0)}, n_draws=200)
-    assert capped["allocation"].set_index("channel").loc["x1", "optimal"] <= 500.0 + 1e-6
-    with pytest.raises(ValidationError):
-        plan.optimize_budget(mmm, -1.0)
-    with pytest.raises(CrmkitError, match="cannot add up"):
-        plan.optimize_budget(mmm, budget, bounds={"x1": (0, 10), "x2": (0, 10)})
 
 
 def test_events_and_controls_enter_model_and_baseline():
@@ -313,23 +141,3 @@ def test_save_and_load_round_trip(tmp_path):
     az.from_dict(posterior={"a": np.zeros((1, 3))}).to_netcdf(str(other))
     with pytest.raises(CrmkitError, match="does not hold"):
         MarketingMixModel.load(other)
-
-
-def test_custom_column_names():
-    df, _ = simulate_mmm(12, seed=5)
-    df = df.rename(columns={"date": "date_week", "y": "sales"})
-    post = {
-        "intercept": np.full((1, 4), 0.5),
-        "decay": np.full((1, 4, 2), 0.3),
-        "lam": np.full((1, 4, 2), 2.0),
-        "beta": np.full((1, 4, 2), 0.1),
-        "sigma": np.full((1, 4), 0.05),
-    }
-    mmm = MarketingMixModel(
-        ["x1", "x2"], date_column="date_week", target="sales", trend=False, yearly_order=0
-    ).set_posterior(df, post)
-    c = mmm.contributions()
-    assert c.dims == ("sample", "date", "channel") and c.sizes["date"] == 12
-    s = mmm.contribution_summary()
-    assert s["date"].nunique() == 12 and s["spend"].notna().all()
-    assert mmm.fitted()["actual"].tolist() == df["sales"].tolist()
