@@ -5,6 +5,13 @@ their sum draw by draw, and every roll-up (team, owner, segment) is a sum of the
 draws, never a sum of quantiles. The result is a :class:`crmkit.store.Snapshot` laid out
 as ``helper-notes/FORECAST_CONTRACT.md`` describes.
 
+This module fits the models (:func:`fit_models`), draws the forecast
+(:func:`forecast_draws`) and runs the whole (:func:`run_forecast`). The rest lives beside it
+and is re-exported here: the period and group axes (:mod:`crmkit.forecast_axes`), the
+quantile table, P(target), actuals and the CLI's JSON (:mod:`crmkit.forecast_tables`), the
+snapshot's layout (:mod:`crmkit.forecast_snapshot`) and the comparison of two snapshots
+(:mod:`crmkit.forecast_compare`); the last two modules import no modelling stack.
+
 Quantiles are of the revenue still to come after ``as_of``; ``closed_to_date`` (won before
 ``as_of`` in the current period, on the ``total`` rows) is kept apart and added for
 ``p_target = P(closed_to_date + forecast >= target)``. Repeat revenue is allocated to
@@ -14,101 +21,35 @@ the deals) where known.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from crmkit.errors import CrmkitError
+from crmkit.forecast_axes import (
+    GROUP_BYS,
+    SOURCES,
+    PeriodAxis,
+    group_axis,
+    memberships,
+    period_axis,
+)
+from crmkit.forecast_compare import compare_snapshots
 from crmkit.forecast_kernels import simulate_new_business, simulate_pipeline
-from crmkit.history import deals_as_of, end_of_day, month_index, month_label
+from crmkit.forecast_snapshot import build_snapshot
+from crmkit.forecast_tables import (
+    QUANTILES,
+    actuals_table,
+    forecast_to_json,
+    probability_of_target,
+    quantile_table,
+)
+from crmkit.history import deals_as_of, end_of_day
 from crmkit.models.pipeline import PipelineModel
 from crmkit.models.pipeline_data import deal_frame
 from crmkit.models.pipeline_newbiz import NewBusinessModel
 from crmkit.store.snapshots import Snapshot
-
-QUANTILES = {
-    "p05": 0.05,
-    "p10": 0.10,
-    "p25": 0.25,
-    "p50": 0.50,
-    "p75": 0.75,
-    "p90": 0.90,
-    "p95": 0.95,
-}
-SOURCES = ("pipeline", "new_business", "repeat", "total")
-GROUP_BYS = ("team", "owner", "segment")
-
-
-# ---------------------------------------------------------------------- axes
-@dataclass
-class PeriodAxis:
-    """Forecast months and the periods they fall in."""
-
-    first_month: int
-    period_of_k: np.ndarray
-    labels: list[str]
-    period_months: list[list[int]]
-    frac_first: float
-
-    @property
-    def months(self) -> int:
-        """Number of simulated months."""
-        return len(self.period_of_k)
-
-
-def period_axis(as_of: object, horizon: int, period: str = "M") -> PeriodAxis:
-    """The forecast periods after ``as_of``: the current one (if not over) and the next ones.
-
-    When ``as_of`` is a period's last day the first period is the next one; otherwise the
-    first period is the current one, of which only the rest is forecast.
-    """
-    if period not in ("M", "Q"):
-        raise CrmkitError(f"period must be 'M' or 'Q', not {period!r}")
-    if int(horizon) < 1:
-        raise CrmkitError(f"horizon must be at least 1, not {horizon!r}")
-    t = pd.Timestamp(as_of).normalize()
-    m = month_index(t)
-    dim = t.days_in_month
-    if t.day == dim:
-        first, frac = m + 1, 1.0
-    else:
-        first, frac = m, (dim - t.day) / dim
-    step = 1 if period == "M" else 3
-    p0 = first // step
-    months = list(range(first, (p0 + horizon) * step))
-    period_of_k = np.array([mm // step - p0 for mm in months], dtype=np.int64)
-    labels, groups = [], []
-    for i in range(horizon):
-        p = p0 + i
-        labels.append(month_label(p) if period == "M" else f"{p // 4:04d}-Q{p % 4 + 1}")
-        groups.append([mm for mm in months if mm // step == p])
-    return PeriodAxis(first, period_of_k, labels, groups, frac)
-
-
-def group_axis(frame: pd.DataFrame, accounts: pd.DataFrame | None = None) -> list[str]:
-    """Group labels: ``all``, then ``team=..``, ``owner=..``, ``segment=..`` seen in the data."""
-    labels = ["all"]
-    for g in GROUP_BYS:
-        vals = set(frame[g].dropna().astype(str))
-        if g == "segment" and accounts is not None and "segment" in accounts:
-            vals |= set(accounts["segment"].dropna().astype(str))
-        if g == "owner" and accounts is not None and "owner" in accounts:
-            vals |= set(accounts["owner"].dropna().astype(str))
-        labels += [f"{g}={v}" for v in sorted(vals) if v != "(none)"]
-    return labels
-
-
-def memberships(frame: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
-    """``(rows, 4)`` group columns (all, team, owner, segment) of each deal; -1 when none."""
-    cols = [np.zeros(len(frame), np.int64)]
-    for g in GROUP_BYS:
-        cols.append(
-            frame[g].astype(str).map(lambda v, g=g: index.get(f"{g}={v}", -1)).to_numpy(np.int64)
-        )
-    return np.stack(cols, axis=1)
-
 
 # ---------------------------------------------------------------------- data
 FORECAST_TABLES = ("deals", "deal_history", "accounts", "stages", "orders")
@@ -367,222 +308,6 @@ def forecast_draws(
     }
 
 
-def quantile_table(
-    rollup: np.ndarray,
-    labels: list[str],
-    groups: list[str],
-    closed_to_date: np.ndarray,
-    target: object = None,
-) -> pd.DataFrame:
-    """Long quantile table of the contract from rollup draws ``(sample, period, source, group)``.
-
-    ``target`` is a number (every period) or ``{period_label: amount}``; it applies to the
-    ``total`` of group ``all``.
-    """
-    qs = np.quantile(rollup, list(QUANTILES.values()), axis=0)  # (q, period, source, group)
-    mean = rollup.mean(axis=0)
-    rows = []
-    for gi, g in enumerate(groups):
-        group_by, value = ("all", "all") if g == "all" else tuple(g.split("=", 1))
-        for si, s in enumerate(SOURCES):
-            for pi, p in enumerate(labels):
-                row = {
-                    "group_by": group_by,
-                    "group": value,
-                    "source": s,
-                    "period": p,
-                    "mean": float(mean[pi, si, gi]),
-                }
-                for qi, name in enumerate(QUANTILES):
-                    row[name] = float(qs[qi, pi, si, gi])
-                ctd = float(closed_to_date[pi, gi]) if s == "total" else 0.0
-                row["closed_to_date"] = ctd
-                tgt = _target_for(target, p) if (g == "all" and s == "total") else None
-                row["target"] = float("nan") if tgt is None else float(tgt)
-                row["p_target"] = (
-                    float("nan")
-                    if tgt is None
-                    else float(np.mean(ctd + rollup[:, pi, si, gi] >= tgt))
-                )
-                rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _target_for(target: object, period: str) -> float | None:
-    """The target of one period, or None."""
-    if target is None:
-        return None
-    if isinstance(target, dict):
-        v = target.get(period)
-        return None if v is None else float(v)
-    return float(target)
-
-
-def probability_of_target(
-    snapshot: Snapshot,
-    target: float,
-    *,
-    period: str | None = None,
-    group: str = "all",
-    source: str = "total",
-) -> float:
-    """P(closed to date + forecast >= target) from a snapshot's draws (no refit).
-
-    ``period`` None means the sum over all the snapshot's periods.
-    """
-    arr = snapshot.draws["rollup"]
-    c = snapshot.coords
-    si, gi = c["source"].index(source), c["group"].index(group)
-    q = snapshot.quantiles
-    sel = q[(q["source"] == "total") & (q["group_by"] == "all")]
-    ctd = dict(zip(sel["period"], sel["closed_to_date"], strict=False))
-    if period is None:
-        total = arr[:, :, si, gi].sum(axis=1) + sum(ctd.values())
-    else:
-        pi = c["period"].index(period)
-        total = arr[:, pi, si, gi] + ctd.get(period, 0.0)
-    return float(np.mean(total >= target))
-
-
-def actuals_table(frame: pd.DataFrame, as_of: object, period: str, n_back: int = 12) -> list[dict]:
-    """Won deal revenue per past period (``source`` ``deals``) for the fan chart."""
-    t = end_of_day(as_of)
-    won = frame[
-        frame["status"].eq("won")
-        & frame["closed_at"].notna()
-        & (pd.to_datetime(frame["closed_at"]) <= t)
-    ]
-    if won.empty:
-        return []
-    m = month_index(won["closed_at"])
-    key = m if period == "M" else m // 3
-    s = pd.Series(won["amount"].fillna(0).to_numpy(float)).groupby(key).sum().sort_index()
-    s = s.iloc[-n_back:]
-    lab = (
-        (lambda k: month_label(int(k)))
-        if period == "M"
-        else (lambda k: f"{int(k) // 4:04d}-Q{int(k) % 4 + 1}")
-    )
-    return [{"period": lab(k), "source": "deals", "amount": float(v)} for k, v in s.items()]
-
-
-def build_snapshot(
-    result: dict[str, Any],
-    models: dict[str, Any],
-    *,
-    as_of: object,
-    horizon: int,
-    period: str,
-    draws: int,
-    seed: int,
-    method: str,
-    target: object = None,
-    label: str | None = None,
-) -> Snapshot:
-    """A :class:`Snapshot` of forecast draws, quantiles, diagnostics and tables."""
-    axis: PeriodAxis = result["axis"]
-    rollup = result["rollup"]
-    groups = result["groups"]
-    q = quantile_table(rollup, axis.labels, groups, result["closed_to_date"], target)
-    pipe: PipelineModel = models["pipeline"]
-    deals = result["deals"]
-    at_risk = deals.sort_values("expected_revenue", ascending=False).head(200).copy()
-    at_risk["expected_close_date"] = pd.to_datetime(at_risk["expected_close_date"]).dt.strftime(
-        "%Y-%m-%d"
-    )
-    stage_tab = pipe.stage_probabilities()
-    diag_models = {}
-    for k, d in result["diagnostics"].items():
-        diag_models[k] = {
-            "ok": bool(d.get("ok", True)),
-            "method": d.get("method"),
-            "r_hat_max": d.get("r_hat_max"),
-            "ess_bulk_min": d.get("ess_bulk_min"),
-            "divergences": d.get("divergences"),
-            "seconds": d.get("seconds"),
-        }
-    messages = [
-        f"{k}: {d['message']}" for k, d in result["diagnostics"].items() if d.get("message")
-    ]
-    messages += [
-        f"{k}: diagnostics not ok ({v['method']})" for k, v in diag_models.items() if not v["ok"]
-    ]
-    tables = {
-        "stage_probabilities": stage_tab.to_dict("records"),
-        "at_risk_deals": at_risk[
-            [
-                "deal_id",
-                "name",
-                "owner",
-                "team",
-                "stage",
-                "amount",
-                "expected_close_date",
-                "p_win",
-                "p_slip",
-            ]
-        ]
-        .astype(object)
-        .where(at_risk.notna(), None)
-        .to_dict("records"),
-        "actuals": actuals_table(pipe.frame_, as_of, period),
-    }
-    deal_ids = deals["deal_id"].astype(str).tolist()
-    exp_m = month_index(deals["expected_close_date"])
-    snap_draws = {
-        "rollup": rollup.astype(np.float64),
-        "deal_p_win": deals["p_win"].to_numpy(float),
-        "deal_expected": deals["expected_revenue"].to_numpy(float),
-        "deal_amount": deals["amount"].fillna(0).to_numpy(float),
-        "deal_expected_month": np.asarray(exp_m, np.int64),
-        "deal_stage": np.asarray(deals["stage"].astype(str).to_numpy(), dtype=str),
-    }
-    dims = {"rollup": ["sample", "period", "source", "group"]}
-    dims.update({k: ["deal_id"] for k in snap_draws if k.startswith("deal_")})
-    params = {
-        "as_of": str(pd.Timestamp(as_of).date()),
-        "horizon": int(horizon),
-        "period": period,
-        "draws": int(draws),
-        "target": target,
-        "seed": int(seed),
-        "methods": {
-            "pipeline": pipe.method,
-            "new_business": models["new_business"].method,
-            "repeat": result["diagnostics"]["repeat"].get("method"),
-        },
-        "data": {
-            "pipeline": pipe.data_,
-            "new_business": models["new_business"].data_,
-            "open_deals": len(deals),
-        },
-        "tables": tables,
-    }
-    if result.get("marketing") is not None:
-        params["marketing"] = result["marketing"]
-    return Snapshot(
-        as_of=pd.Timestamp(as_of).date(),
-        horizon=int(horizon),
-        period=period,
-        quantiles=q,
-        draws=snap_draws,
-        coords={
-            "period": axis.labels,
-            "source": list(SOURCES),
-            "group": groups,
-            "deal_id": deal_ids,
-        },
-        dims=dims,
-        parameters=params,
-        diagnostics={
-            "ok": all(v["ok"] for v in diag_models.values()),
-            "models": diag_models,
-            "messages": messages,
-        },
-        label=label or f"forecast as of {pd.Timestamp(as_of).date()} ({method})",
-    )
-
-
 def run_forecast(
     store,
     *,
@@ -693,157 +418,21 @@ def run_forecast(
     return snap
 
 
-def forecast_to_json(snapshot: Snapshot) -> dict[str, Any]:
-    """The CLI's JSON: for each period, p10 / p50 / p90 per source and total, and P(target).
-
-    Returns
-    -------
-    dict
-        ``{"as_of", "horizon", "period", "snapshot_id", "diagnostics_ok", "periods": [{"period",
-        "pipeline": {"p10", "p50", "p90", "mean"}, "new_business": {...}, "repeat": {...},
-        "total": {...}, "closed_to_date", ["target", "p_target"]}]}``.
-    """
-    q = snapshot.quantiles
-    q = q[(q["group_by"] == "all")]
-    periods = []
-    labels = snapshot.coords.get("period") or list(dict.fromkeys(q["period"]))
-    for p in labels:
-        entry: dict[str, Any] = {"period": p}
-        rows = q[q["period"] == p].set_index("source")
-        for s in SOURCES:
-            r = rows.loc[s]
-            entry[s] = {k: float(r[k]) for k in ("p10", "p50", "p90", "mean")}
-        tot = rows.loc["total"]
-        entry["closed_to_date"] = float(tot["closed_to_date"])
-        if pd.notna(tot.get("target", np.nan)):
-            entry["target"] = float(tot["target"])
-            entry["p_target"] = float(tot["p_target"])
-        periods.append(entry)
-    return {
-        "as_of": str(snapshot.as_of),
-        "horizon": int(snapshot.horizon),
-        "period": snapshot.period,
-        "snapshot_id": snapshot.snapshot_id,
-        "diagnostics_ok": bool(snapshot.diagnostics.get("ok", False)),
-        "periods": periods,
-    }
-
-
-def compare_snapshots(
-    old: Snapshot, new: Snapshot, deals: pd.DataFrame | None = None
-) -> dict[str, pd.DataFrame]:
-    """How the forecast moved between two snapshots, and why.
-
-    Parameters
-    ----------
-    old, new
-        Two forecast snapshots (``old`` made earlier).
-    deals
-        Current deals (``store.read("deals")``), to tell won from lost among the deals that
-        left the pipeline; without them they count as ``closed``.
-
-    Returns
-    -------
-    dict of DataFrame
-        ``"periods"``: per period in both, total mean and p50 before and after;
-        ``"reasons"``: per reason (``won``, ``lost``, ``closed``, ``added``, ``slipped``,
-        ``pulled in``, ``amount changed``, ``stage changed``, ``re-estimated``,
-        ``new_business``, ``repeat``) the number of deals and the change of expected revenue;
-        ``"deals"``: the per-deal changes.
-    """
-
-    def deal_table(s: Snapshot) -> pd.DataFrame:
-        d = s.draws
-        return pd.DataFrame(
-            {
-                "deal_id": s.coords.get("deal_id", []),
-                "expected": d.get("deal_expected", np.array([])),
-                "amount": d.get("deal_amount", np.array([])),
-                "month": d.get("deal_expected_month", np.array([], np.int64)),
-                "stage": d.get("deal_stage", np.array([], str)),
-            }
-        ).set_index("deal_id")
-
-    a, b = deal_table(old), deal_table(new)
-    j = a.merge(b, how="outer", left_index=True, right_index=True, suffixes=("_old", "_new"))
-    status = deals.set_index("deal_id")["status"] if deals is not None else pd.Series(dtype=str)
-    reasons = []
-    for did, r in j.iterrows():
-        if pd.isna(r["expected_new"]):
-            st = status.get(did)
-            reasons.append(st if st in ("won", "lost") else "closed")
-        elif pd.isna(r["expected_old"]):
-            reasons.append("added")
-        elif r["month_new"] > r["month_old"]:
-            reasons.append("slipped")
-        elif r["month_new"] < r["month_old"]:
-            reasons.append("pulled in")
-        elif r["amount_new"] != r["amount_old"]:
-            reasons.append("amount changed")
-        elif r["stage_new"] != r["stage_old"]:
-            reasons.append("stage changed")
-        else:
-            reasons.append("re-estimated")
-    j["reason"] = reasons
-    j["delta"] = j["expected_new"].fillna(0.0) - j["expected_old"].fillna(0.0)
-    summary = (
-        j.groupby("reason")
-        .agg(deals=("delta", "size"), delta_expected=("delta", "sum"))
-        .reset_index()
-    )
-    common = [p for p in old.coords["period"] if p in new.coords["period"]]
-    rows = []
-    for src in ("new_business", "repeat"):
-        delta = 0.0
-        for p in common:
-            delta += _mean(new, p, src) - _mean(old, p, src)
-        rows.append({"reason": src, "deals": 0, "delta_expected": delta})
-    summary = pd.concat([summary, pd.DataFrame(rows)], ignore_index=True)
-    periods = pd.DataFrame(
-        [
-            {
-                "period": p,
-                "mean_old": _mean(old, p, "total"),
-                "mean_new": _mean(new, p, "total"),
-                "p50_old": _q(old, p, "p50"),
-                "p50_new": _q(new, p, "p50"),
-            }
-            for p in common
-        ]
-    )
-    if len(periods):
-        periods["change"] = periods["mean_new"] - periods["mean_old"]
-    return {"periods": periods, "reasons": summary, "deals": j.reset_index()}
-
-
-def _mean(s: Snapshot, period: str, source: str) -> float:
-    """Mean of one source for group all in one period."""
-    arr = s.draws["rollup"]
-    return float(
-        arr[
-            :,
-            s.coords["period"].index(period),
-            s.coords["source"].index(source),
-            s.coords["group"].index("all"),
-        ].mean()
-    )
-
-
-def _q(s: Snapshot, period: str, col: str) -> float:
-    """A quantile of the total for group all."""
-    q = s.quantiles
-    r = q[(q["group_by"] == "all") & (q["source"] == "total") & (q["period"] == period)]
-    return float(r[col].iloc[0]) if len(r) else float("nan")
-
-
 __all__ = [
+    "GROUP_BYS",
     "QUANTILES",
     "SOURCES",
+    "PeriodAxis",
+    "actuals_table",
     "build_snapshot",
     "compare_snapshots",
     "fit_models",
     "forecast_draws",
     "forecast_to_json",
+    "group_axis",
+    "load_frames",
+    "memberships",
+    "new_business_draws",
     "period_axis",
     "probability_of_target",
     "quantile_table",

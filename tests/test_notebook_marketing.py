@@ -6,19 +6,19 @@ more spend from code (as a grid edit does) and shows the forecast totals.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import nbformat
-import papermill as pm
 import pytest
 
-from crmkit import datasets
-from crmkit.store import Store
+from tests.notebook_runner import (
+    WIDGET,
+    demo_database,
+    mimes,
+    outputs_of,
+    parameters_source,
+    run_notebook,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 NAME = "04_marketing.ipynb"
-WIDGET = "application/vnd.jupyter.widget-view+json"
 
 pytestmark = pytest.mark.notebook
 
@@ -26,16 +26,11 @@ pytestmark = pytest.mark.notebook
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> nbformat.NotebookNode:
     tmp = tmp_path_factory.mktemp("nb04")
-    db = tmp / "demo.db"
-    with Store.open(db) as store:
-        datasets.build_demo(store, n_customers=150, n_deals=300, seed=3)
-    src = tmp / NAME
-    shutil.copy(ROOT / "notebooks" / NAME, src)
-    out = tmp / f"out_{NAME}"
-    pm.execute_notebook(
-        str(src),
-        str(out),
-        parameters={
+    db = demo_database(tmp / "demo.db", n_customers=150, n_deals=300, seed=3)
+    return run_notebook(
+        NAME,
+        tmp,
+        {
             "db_url": str(db),
             "method": "map",
             "draws": 200,
@@ -43,33 +38,16 @@ def executed(tmp_path_factory) -> nbformat.NotebookNode:
             "forecast_months": 2,
             "forecast_draws": 300,
         },
-        kernel_name="python3",
-        progress_bar=False,
-        cwd=str(tmp),
         # a lost kernel message (seen once with ipykernel 7 under load: kernel and client
         # both idle) fails the test instead of stalling the suite
         execution_timeout=300,
     )
-    return nbformat.read(out, as_version=4)
-
-
-def outputs_of(nb: nbformat.NotebookNode, needle: str) -> list:
-    cells = [c for c in nb.cells if c.cell_type == "code" and needle in c.source]
-    assert cells, f"no cell contains {needle!r}"
-    return [o for c in cells for o in c.outputs]
-
-
-def mimes(outputs: list) -> set[str]:
-    return {m for o in outputs for m in o.get("data", {})}
 
 
 def test_parameters_cell_and_kernel():
-    nb = nbformat.read(ROOT / "notebooks" / NAME, as_version=4)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
+    source = parameters_source(NAME)
     for name in ("db_url", "method", "draws", "progress = False", "forecast_draws"):
-        assert name in tagged[0].source
+        assert name in source
 
 
 def test_widgets_and_charts_render(executed):
