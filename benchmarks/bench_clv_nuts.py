@@ -9,7 +9,9 @@ means with Monte Carlo standard errors, R-hat, ESS and divergences):
   .venv/bin/python benchmarks/bench_clv_nuts.py bggg million
 
 Arguments: KIND (bgnbd, paretonbd, or bggg = BG/NBD then Gamma-Gamma), DATA (sample,
-master: CDNOW; million: 1,000,000 simulated customers, T uniform 0-52 weeks on a day grid),
+master: CDNOW; million: 1,000,000 simulated customers, T uniform 0-52 weeks on a day grid,
+for which the distance of each posterior mean from the simulator's truth is printed in
+posterior sd),
 CHAINS (default 2), SAMPLER (default: crmkit's choice, i.e. "nutpie-numba"; or "nutpie",
 "nutpie-pyfunc", "pymc"). Always 1,000 tuning and 1,000 draws per chain, seed 1.
 `bench_clv_nuts.py export million /tmp/clv_million.csv` writes the simulated data for
@@ -18,6 +20,7 @@ CHAINS (default 2), SAMPLER (default: crmkit's choice, i.e. "nutpie-numba"; or "
 
 from __future__ import annotations
 
+import inspect
 import os
 import resource
 import sys
@@ -26,6 +29,7 @@ import warnings
 
 import arviz as az
 
+from crmkit.datasets_cdnow import simulate_bgnbd_gammagamma
 from crmkit.models.clv import BetaGeo, GammaGamma, ParetoNBD
 
 warnings.simplefilter("ignore")
@@ -44,15 +48,19 @@ def load() -> str:
 def data(which: str):
     """A purchase summary (with monetary_value for the simulated data)."""
     if which == "million":
-        from crmkit.datasets_cdnow import simulate_bgnbd_gammagamma
-
         return simulate_bgnbd_gammagamma(1_000_000, T_min=0.0, T_max=52.0, seed=1)
     from crmkit.datasets_cdnow import load_cdnow_transactions, summary_from_transactions
 
     return summary_from_transactions(load_cdnow_transactions(which))
 
 
-def fit(cls, df, chains: int, sampler: str | None):
+def truth() -> dict[str, float]:
+    """The simulator's true parameters (its defaults)."""
+    sig = inspect.signature(simulate_bgnbd_gammagamma).parameters
+    return {k: sig[k].default for k in ("r", "alpha", "a", "b", "p", "q", "gamma")}
+
+
+def fit(cls, df, chains: int, sampler: str | None, known: dict[str, float] | None = None):
     """Fit one model by NUTS and print its figures."""
     kw = {"chains": chains, "tune": 1000, "draws": 1000}
     if sampler is not None:
@@ -76,6 +84,12 @@ def fit(cls, df, chains: int, sampler: str | None):
         ", ".join(f"{k} {float(post[k].mean()):.4g} +- {float(mcse[k]):.2g}" for k in names),
     )
     print("  posterior sd:", ", ".join(f"{k} {float(post[k].std()):.3g}" for k in names))
+    if known is not None:
+        z = {k: (float(post[k].mean()) - known[k]) / float(post[k].std()) for k in names}
+        print(
+            "  (mean - truth) / sd:",
+            ", ".join(f"{k} {z[k]:+.2f} (truth {known[k]:g})" for k in names),
+        )
     print(
         f"  max R-hat {d['max_rhat']:.4f}, min ESS bulk {d['min_ess_bulk']:.0f}, "
         f"tail {d['min_ess_tail']:.0f}, divergences {d['divergences']}, "
@@ -99,7 +113,8 @@ def main() -> None:
     df = data(which)
     print(f"data {which}: {len(df)} customers in {time.perf_counter() - t:.1f} s", flush=True)
     classes = {"bgnbd": [BetaGeo], "paretonbd": [ParetoNBD], "bggg": [BetaGeo, GammaGamma]}
-    total = sum(fit(cls, df, chains, sampler) for cls in classes[kind])
+    known = truth() if which == "million" else None
+    total = sum(fit(cls, df, chains, sampler, known) for cls in classes[kind])
     if len(classes[kind]) > 1:
         print(f"total fit wall {total:.1f} s, peak RSS {peak_gib():.2f} GiB")
 

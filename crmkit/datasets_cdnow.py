@@ -248,8 +248,12 @@ def simulate_bgnbd_gammagamma(
     """Simulate customers from BG/NBD purchases and Gamma-Gamma spend with known truth.
 
     Customers are acquired uniformly so that T is between ``T_min`` and ``T_max``;
-    times are rounded down to whole days (``days_per_unit`` days per time unit), as in
-    real summaries. Defaults are the published CDNOW estimates (weeks).
+    times are on a grid of whole days (``days_per_unit`` days per time unit), as in real
+    summaries: T is drawn and then put on the grid before the purchases are simulated
+    (so it is exact), and the recency is rounded to the *nearest* day. Rounding the
+    recency down (as this function did before) shifts every t_x by half a day on average;
+    at a million customers that moved the fitted r and alpha 5-7 standard errors away
+    from the truth. Defaults are the published CDNOW estimates (weeks).
 
     Parameters
     ----------
@@ -264,7 +268,7 @@ def simulate_bgnbd_gammagamma(
     holdout
         Length of a holdout period after T; adds ``frequency_holdout``.
     days_per_unit
-        Rounding grid of the times (days per time unit); 0 for no rounding.
+        Grid of the times (days per time unit); 0 for continuous times.
     seed
         Random seed.
 
@@ -289,7 +293,9 @@ def simulate_bgnbd_gammagamma(
     bx = np.where(x > 0, x, 1)
     tx = np.where(x > 0, T * rng.beta(bx, np.maximum(N - x, 0) + 1), 0.0)
     if days_per_unit:
-        tx = np.floor(tx * days_per_unit) / days_per_unit
+        # Nearest day, i.e. each day's bin represented by its midpoint: unbiased, and never
+        # beyond T (a grid point >= t_x). Flooring biased t_x low by half a day.
+        tx = np.round(tx * days_per_unit) / days_per_unit
     alive = x < D
     nu = rng.gamma(q, 1.0 / gamma, n)
     mean_spend = np.where(x > 0, rng.gamma(p * np.maximum(x, 1), 1.0) / (nu * np.maximum(x, 1)), 0)
