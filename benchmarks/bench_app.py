@@ -13,6 +13,7 @@ with a real snapshot instead.
     .venv/bin/python benchmarks/bench_app.py --pool 0         # a kernel started per viewer
     .venv/bin/python benchmarks/bench_app.py --db data/crmkit.db
     .venv/bin/python benchmarks/bench_app.py --returning  # crowd with warm browser caches
+    .venv/bin/python benchmarks/bench_app.py --protocol   # 1 browser + 9 browserless viewers
 """
 
 from __future__ import annotations
@@ -81,6 +82,62 @@ async def one_view(browser, url: str, t0: float | None = None, ctx=None) -> floa
     return took
 
 
+def _kernel_message(
+    msg_type: str, content: dict, session: str, metadata: dict | None = None
+) -> str:
+    """A Jupyter message for the kernel's websocket (JSON form)."""
+    import datetime
+    import json
+    import uuid
+
+    header = {
+        "msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": session,
+        "username": "bench", "version": "5.3",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(),
+    }  # fmt: skip
+    return json.dumps(
+        {"header": header, "parent_header": {}, "metadata": metadata or {},
+         "content": content, "channel": "shell", "buffers": []}
+    )  # fmt: skip
+
+
+async def protocol_view(url: str, t0: float) -> float:
+    """What a browser asks of the server for one page, without a browser; seconds to done.
+
+    Fetches the page's HTML, connects to its kernel's websocket and asks for the widgets'
+    state (as the page's widget manager does); done when the state holds the fan chart.
+    """
+    import json
+    import re
+    import uuid
+
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.websocket import websocket_connect
+
+    page = await AsyncHTTPClient().fetch(url, request_timeout=300)
+    kernel = re.search(r'"kernelId": *"([^"]+)"', page.body.decode()).group(1)
+    session, comm = uuid.uuid4().hex, uuid.uuid4().hex
+    base = url.split("/voila/")[0].replace("http", "ws", 1)
+    ws = await websocket_connect(f"{base}/api/kernels/{kernel}/channels?session_id={session}")
+    open_ = {"comm_id": comm, "target_name": "jupyter.widget.control", "data": {}}
+    await ws.write_message(_kernel_message("comm_open", open_, session, {"version": "1.0.0"}))
+    ask = {"comm_id": comm, "data": {"method": "request_states"}}
+    await ws.write_message(_kernel_message("comm_msg", ask, session))
+    while True:
+        raw = await ws.read_message()
+        if raw is None:
+            raise RuntimeError("the kernel's websocket closed before the widgets' state came")
+        if isinstance(raw, bytes):
+            continue
+        msg = json.loads(raw)
+        data = msg.get("content", {}).get("data", {})
+        if msg.get("msg_type") == "comm_msg" and data.get("method") == "update_states":
+            if "crmkit-fan-p50" not in json.dumps(data["states"]):
+                raise RuntimeError("the widgets' state has no fan chart")
+            ws.close()
+            return time.perf_counter() - t0
+
+
 def server_cpu(pid: int) -> dict[int, float]:
     """CPU seconds used so far by the Voilà server and each of its kernels."""
     import psutil
@@ -125,13 +182,22 @@ def new_cpu(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 async def run(
-    url: str, viewers: int, repeats: int, pid: int, pause: float, returning: bool = False
+    url: str,
+    viewers: int,
+    repeats: int,
+    pid: int,
+    pause: float,
+    returning: bool = False,
+    protocol: bool = False,
 ) -> dict:
     """Time ``repeats`` single views, then ``viewers`` at once; CPU per view of each side.
 
     With ``returning`` the crowd's viewers have each opened the page once before in their own
     browser context (scripts in its cache), as managers who use the app do; otherwise every
-    crowd viewer comes with an empty cache.
+    crowd viewer comes with an empty cache. With ``protocol`` the crowd is one viewer in
+    the browser and :func:`protocol_view` clients for the others: the server serves ten
+    viewers while only one browser shares its cores, as when each viewer has a computer
+    (``repeats`` such crowds).
     """
     from playwright.async_api import async_playwright
 
@@ -155,10 +221,22 @@ async def run(
             await asyncio.sleep(pause)  # with a pool: let Voilà replace the kernel used
         c1, b1 = server_cpu(pid), browser_cpu(pid)
         t0 = time.perf_counter()
-        crowd = await asyncio.gather(*[one_view(browser, url, t0, ctx) for ctx in contexts])
+        in_browser = []
+        if protocol:  # one viewer in this browser, the others' browsers elsewhere
+            views = [one_view(browser, url, t0), *(protocol_view(url, t0) for _ in contexts[1:])]
+            crowd = await asyncio.gather(*views)
+            in_browser.append(crowd[0])
+        else:
+            crowd = await asyncio.gather(*[one_view(browser, url, t0, c) for c in contexts])
         c2, b2 = server_cpu(pid), browser_cpu(pid)
+        for _ in range(repeats - 1 if protocol else 0):  # more crowds: the browser's view varies
+            await asyncio.sleep(pause + 2.0 * viewers)  # the pool is refilled
+            t0 = time.perf_counter()
+            views = [one_view(browser, url, t0), *(protocol_view(url, t0) for _ in contexts[1:])]
+            in_browser.append((await asyncio.gather(*views))[0])
         await browser.close()
     return {
+        "in_browser": in_browser,
         "single": single,
         "crowd": sorted(crowd),
         "new_single": new_cpu(c0, c1) / repeats,
@@ -188,6 +266,11 @@ def main() -> None:
         "--returning", action="store_true",
         help="the crowd's viewers opened the page once before (warm browser caches)",
     )  # fmt: skip
+    ap.add_argument(
+        "--protocol", action="store_true",
+        help="one crowd viewer in the browser, the others fetch the page and its widgets' "
+        "state without one (as when each viewer's browser runs on their own computer)",
+    )  # fmt: skip
     args = ap.parse_args()
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -211,7 +294,15 @@ def main() -> None:
                 time.sleep(10 + 2 * args.pool)  # let the pool fill
             pause = 3.0 if not args.pool else args.fill_delay + 12.0
             res = asyncio.run(
-                run(cmd.url, args.viewers, args.repeats, proc.pid, pause, args.returning)
+                run(
+                    cmd.url,
+                    args.viewers,
+                    args.repeats,
+                    proc.pid,
+                    pause,
+                    returning=args.returning,
+                    protocol=args.protocol,
+                )
             )
         finally:
             proc.terminate()
@@ -226,8 +317,14 @@ def main() -> None:
     print(f"single viewer, complete page: median {statistics.median(s):.2f} s "
           f"(runs: {', '.join(f'{x:.2f}' for x in s)})")  # fmt: skip
     who = "returning viewers (warm caches)" if args.returning else "viewers (empty caches)"
+    if args.protocol:
+        who = "viewers, 1 in the browser and the rest without one (page + widget state)"
     print(f"{args.viewers} {who} at once: all complete; fastest {c[0]:.2f} s, median "
           f"{statistics.median(c):.2f} s, slowest {c[-1]:.2f} s")  # fmt: skip
+    if args.protocol:
+        b = res["in_browser"]
+        print(f"the browser's page in those crowds: complete after {max(b):.2f} s at most "
+              f"(crowds: {', '.join(f'{x:.2f}' for x in b)})")  # fmt: skip
     print(f"server CPU per page view (Voilà + kernel): {res['cpu_single']:.2f} s alone, "
           f"{res['cpu_crowd']:.2f} s in the crowd; of which kernels started in the window "
           f"(per-viewer kernels, or pool refills): {res['new_single']:.2f} s alone, "

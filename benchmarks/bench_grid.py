@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from crmkit import datasets
+from crmkit.app import voila_template_settings
 from crmkit.browser import CHROMIUM_FLAGS, CHROMIUM_GPU_FLAGS, free_port
 from crmkit.store import Store
 from crmkit.widgets.grid import EntityGrid
@@ -129,12 +130,14 @@ def browser_side(db: Path, runs: int, pool: int, gap: float, canvas: str = "soft
             "--Voila.ip=127.0.0.1", "--MappingKernelManager.cull_idle_timeout=60",
             "--VoilaExecutor.iopub_timeout=120",  # late widget output is not dropped
             "--MappingKernelManager.cull_interval=20"]  # fmt: skip
+    template_argv, env = voila_template_settings({**os.environ, "CRMKIT_DB_URL": str(db)})
+    argv += template_argv  # as crmkit app serves it
     if pool > 0:  # the kernel waits in the notebook for its viewer: no cell time limit
         argv += ["--preheat_kernel=True", f"--pool_size={pool}", "--VoilaExecutor.timeout=604800"]
     else:
         argv += ["--VoilaExecutor.timeout=300"]
     proc = subprocess.Popen(
-        argv, cwd=work, env={**os.environ, "CRMKIT_DB_URL": str(db)},
+        argv, cwd=work, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     label = f"{pool} preheated kernel(s)" if pool else "a kernel started per page view"

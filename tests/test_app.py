@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -17,9 +18,11 @@ from crmkit.app import (
     DENIED_EXTENSIONS,
     EDITOR_NOTEBOOK,
     EDITOR_POOL,
+    TEMPLATE,
     apps_dir,
     build_app_command,
     manager_app,
+    voila_template_settings,
 )
 from crmkit.errors import CrmkitError
 from crmkit.store import Store
@@ -60,6 +63,22 @@ def test_command_serves_apps_on_loopback_with_load_settings(tmp_path: Path) -> N
     assert not any(a.startswith("--preheat_kernel") for a in cmd.argv)
     # late output of a busy kernel must not be dropped (blank pages in a crowd)
     assert int(_opt(cmd.argv, "VoilaExecutor.iopub_timeout")) >= 60
+
+
+def test_pages_use_crmkits_template_found_first_on_jupyter_path() -> None:
+    cmd = build_app_command("sqlite://", port=18996)
+    assert _opt(cmd.argv, "template") == TEMPLATE
+    first = Path(cmd.env["JUPYTER_PATH"].split(os.pathsep)[0])
+    folder = first / "voila" / "templates" / TEMPLATE
+    assert json.loads((folder / "conf.json").read_text())["base_template"] == "lab"
+    spinner = (folder / "spinner.macro.html.j2").read_text()
+    # Voilà's scripts update and remove these elements; nothing on the notice animates
+    assert 'id="loading"' in spinner and 'id="loading_text"' in spinner
+    assert "animation:" not in spinner and "@keyframes" not in spinner
+    # an existing JUPYTER_PATH is kept after the template's folder
+    argv, env = voila_template_settings({"JUPYTER_PATH": "/opt/jupyter"})
+    assert env["JUPYTER_PATH"].split(os.pathsep) == [str(first), "/opt/jupyter"]
+    assert argv == [f"--template={TEMPLATE}"]
 
 
 def test_token_and_pool_options() -> None:

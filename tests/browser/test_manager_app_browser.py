@@ -145,6 +145,15 @@ def test_app_shows_the_snapshot_and_follows_the_filter(served, browser) -> None:
     page.close()
 
 
+def test_page_loads_with_crmkits_still_loading_notice(served) -> None:
+    """Served with crmkit's template: Voilà's notice ids, without its animated spinner."""
+    url, _ = served
+    page_html = urllib.request.urlopen(url, timeout=PAGE_MS / 1000).read().decode()
+    assert 'id="loading_text"' in page_html and 'id="loading"' in page_html
+    assert 'class="spinner"' not in page_html and "@keyframes" not in page_html
+    assert "jp-Notebook" in page_html  # still Voilà's lab page
+
+
 def test_preheated_kernels_read_the_snapshot_when_the_page_is_opened(
     served, browser, tmp_path: Path
 ) -> None:
