@@ -4,21 +4,35 @@ Targets (issue 3): the deal grid visible in the browser with 100k deals in at mo
 one edit saved in at most 200 ms.
 
     .venv/bin/python benchmarks/bench_grid.py [--deals 100000] [--customers 20000] \
-        [--db /tmp/crmkit_bench_grid.db] [--no-browser]
+        [--db /tmp/crmkit_bench_grid.db] [--no-browser] [--where voila,jupyterlab]
 
 The database is built once with the demo generator and reused when ``--db`` exists.
-"Visible in the browser" is timed from ``page.goto`` on the Voilà app
+``--where`` chooses where the grid is shown in the browser (comma-separated, default
+``voila``): ``voila``, the editing app, and/or ``jupyterlab``, a notebook already open in
+JupyterLab. "Visible in the browser" is timed from ``page.goto`` on the Voilà app
 (``notebooks/apps/edit_deals.ipynb``) until the grid's canvas is shown and the pager says
 how many deals there are. Without a pool (``--pools 0``) it includes Voilà starting a
 kernel and importing; with a preheated kernel (``--preheat_kernel --pool_size``) the
 kernel has imported everything ahead and waits in the notebook for its viewer
 (:func:`crmkit.app.wait_for_viewer`), so the deals are still read when the page is asked.
+
+In JupyterLab (``--where jupyterlab``) the analyst already has JupyterLab open and the
+kernel running: the script starts ``jupyter lab`` from this venv on a temporary root directory
+holding a two-cell notebook (and temporary settings: no news, no update check, no saved
+workspace), opens it, waits for the ``python3`` kernel to be idle, runs cell 1 (the imports and
+``Store.open()``, timed but not counted) and then times cell 2,
+``grid, page = editor(store, "deals", ...); page``, from running it until the grid's canvas
+and its pager ("rows 1–25 of 100,000") are shown, the same condition as the Voilà app. Cell 2
+is run ``--runs`` times in the same kernel and page (its output is cleared, untimed, before
+each run), so the first run also loads ipydatagrid's scripts in the page and later runs do not.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -118,8 +132,6 @@ def browser_side(db: Path, runs: int, pool: int, gap: float, canvas: str = "soft
 
     ``canvas`` chooses the browser's canvas drawing (:data:`CANVAS_FLAGS`).
     """
-    import json
-
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="crmkit_bench_voila_"))
@@ -143,15 +155,7 @@ def browser_side(db: Path, runs: int, pool: int, gap: float, canvas: str = "soft
     label = f"{pool} preheated kernel(s)" if pool else "a kernel started per page view"
     label += f", {canvas} canvas"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("voila did not start") from None
-                time.sleep(0.3)
+        wait_for_port(port, "voila")
         url = f"http://127.0.0.1:{port}/"
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -188,11 +192,196 @@ def browser_side(db: Path, runs: int, pool: int, gap: float, canvas: str = "soft
             f"(load average now {Path('/proc/loadavg').read_text().split()[0]})"
         )
     finally:
-        proc.terminate()
+        stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_for_port(port: int, what: str, timeout: float = 60) -> None:
+    """Wait until a server listens on ``127.0.0.1:port``."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.3)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server started by this script, killing it if it does not stop."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+#: The notebook an analyst runs in JupyterLab: the imports, then the editing page.
+LAB_CELLS = (
+    "from crmkit import Store\nfrom crmkit.widgets import editor\n\nstore = Store.open()",
+    'grid, page = editor(store, "deals", user="bench", page_size=25)\npage',
+)
+#: JupyterLab user settings: no news or update check (their toast would ask), no autosave.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+    "@jupyterlab/notebook-extension/tracker": {"recordTiming": True},  # kernel's timestamps
+}
+#: Running and clearing cells through JupyterLab's own commands (``window.jupyterapp``).
+LAB_JS = """
+window.benchNotebook = () => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return w && w.content && w.sessionContext ? w : null;
+};
+window.benchRunCell = (index) => {
+  const nb = window.benchNotebook();
+  nb.content.activeCellIndex = index;
+  nb.content.deselectAll();
+  window.benchDone = null;
+  window.benchStart = performance.now();
+  return window.jupyterapp.commands.execute("notebook:run-cell")
+    .then(() => { window.benchDone = performance.now() - window.benchStart; });
+};
+window.benchKernelTime = (index) => {  // execute_input to execute_reply, in the kernel's clock
+  const nb = window.benchNotebook();
+  const t = nb.content.widgets[index].model.getMetadata("execution") || {};
+  const a = Date.parse(t["iopub.execute_input"]), b = Date.parse(t["shell.execute_reply"]);
+  return Number.isFinite(a) && Number.isFinite(b) ? (b - a) / 1000 : null;
+};
+"""
+
+
+def lab_notebook(path: Path) -> None:
+    """Write the two-cell notebook of :data:`LAB_CELLS`, for the ``python3`` kernel."""
+    cells = [
+        {"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {},
+         "outputs": [], "source": src}
+        for i, src in enumerate(LAB_CELLS)
+    ]  # fmt: skip
+    nb = {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def jupyterlab_side(db: Path, runs: int, canvas: str = "software") -> None:
+    """Time running the editor cell in a notebook already open in JupyterLab.
+
+    ``canvas`` chooses the browser's canvas drawing (:data:`CANVAS_FLAGS`).
+    """
+    from playwright.sync_api import sync_playwright
+
+    work = Path(tempfile.mkdtemp(prefix="crmkit_bench_lab_"))
+    root, settings = work / "root", work / "user-settings"
+    root.mkdir()
+    lab_notebook(root / "bench_grid.ipynb")
+    for plugin, values in LAB_SETTINGS.items():
+        target = settings / f"{plugin}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
+    port, token = free_port(), secrets.token_hex(16)
+    argv = [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
+            f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={work / 'workspaces'}", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.expose_app_in_browser=True"]  # fmt: skip
+    if os.geteuid() == 0:  # as the browser: this machine runs everything as root
+        argv.append("--allow-root")
+    env = {
+        **os.environ,
+        "CRMKIT_DB_URL": str(db),
+        "JUPYTER_CONFIG_DIR": str(work / "config"),  # not the user's ~/.jupyter
+        "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
+    }
+    log_path = work / "jupyter.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(argv, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    label = f"JupyterLab, {canvas} canvas"
+    try:
+        wait_for_port(port, "jupyter lab")
+        url = f"http://127.0.0.1:{port}/lab/tree/bench_grid.ipynb?token={token}"
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path="/usr/bin/chromium", args=CANVAS_FLAGS[canvas]
+            )
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.add_init_script(LAB_JS)
+            t = time.perf_counter()
+            page.goto(url, timeout=300_000)
+            page.wait_for_function(
+                "() => { const w = window.benchNotebook && window.benchNotebook();"
+                " const k = w && w.sessionContext.session && w.sessionContext.session.kernel;"
+                " return k && k.status === 'idle' && w.content.widgets.length === 2; }",
+                timeout=300_000,
+            )
+            opened = time.perf_counter() - t
+            dialogs = page.locator(".jp-Dialog").count()
+            if dialogs:  # none expected: the notebook names its kernel
+                print(f"  note: {dialogs} JupyterLab dialog(s) shown; accepting")
+                page.locator(".jp-Dialog .jp-mod-accept").first.click()
+            t = time.perf_counter()
+            page.evaluate("window.benchRunCell(0)")
+            imports = time.perf_counter() - t
+            error = page.locator('.jp-Notebook [data-mime-type="application/vnd.jupyter.stderr"]')
+            if error.count():
+                raise RuntimeError(f"cell 1 failed:\n{error.first.inner_text()}")
+            print(
+                f"  {label}: notebook open and kernel idle {opened:.2f} s; "
+                f"cell 1 (imports, Store.open) {imports:.2f} s"
+            )
+            outputs = page.locator(".jp-Notebook .jp-OutputArea-output")
+            grid = outputs.locator(".crmkit-grid canvas").first
+            pager = outputs.locator("text=/rows 1–\\d+ of [\\d,]+/").first
+            times = []
+            for i in range(runs):
+                page.evaluate(
+                    "window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')"
+                )
+                page.locator(".jp-Notebook .crmkit-grid").first.wait_for(state="detached")
+                time.sleep(1)  # let the page settle after clearing, as an analyst would
+                load = Path("/proc/loadavg").read_text().split()[0]
+                t = time.perf_counter()
+                page.evaluate("() => { window.benchRunCell(1); }")
+                grid.wait_for(state="visible", timeout=300_000)
+                pager.wait_for(timeout=300_000)
+                elapsed = time.perf_counter() - t
+                shown = pager.inner_text()
+                page.wait_for_function("() => window.benchDone !== null", timeout=300_000)
+                done = page.evaluate("window.benchDone") / 1000
+                kernel = page.evaluate("window.benchKernelTime(1)")
+                times.append(elapsed)
+                print(
+                    f"  lab run {i + 1} ({label}): cell run in the kernel "
+                    f"{'?' if kernel is None else f'{kernel:.2f}'} s, its messages handled "
+                    f"by the page {done:.2f} s, deal grid visible {elapsed:.2f} s "
+                    f"('{shown.split('·')[-1].strip()}', load average {load})"
+                )
+            page.close()
+            browser.close()
+        print(
+            f"deal grid visible in {label}: median {statistics.median(times):.2f} s over "
+            f"{runs} runs of the editor cell (load average now "
+            f"{Path('/proc/loadavg').read_text().split()[0]})"
+        )
+    except Exception:
+        print("jupyter lab's log (last lines):", *log_path.read_text().splitlines()[-20:], sep="\n")
+        raise
+    finally:
+        stop(proc)
+        log.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -218,7 +407,15 @@ def main() -> None:
         help="canvas drawing to time, comma-separated: software (--disable-gpu, as the "
         "tests) and/or gpu (GPU emulated on the CPU, as desktop browsers); default both",
     )  # fmt: skip
+    ap.add_argument(
+        "--where", default="voila",
+        help="where the grid is shown, comma-separated: voila (the editing app) and/or "
+        "jupyterlab (the editor cell run in a notebook open in JupyterLab); default voila",
+    )  # fmt: skip
     args = ap.parse_args()
+    where = args.where.split(",")
+    if unknown := set(where) - {"voila", "jupyterlab"}:
+        ap.error(f"--where: unknown {', '.join(sorted(unknown))} (voila, jupyterlab)")
     store = build(args.db, args.deals, args.customers)
     print(
         f"database {args.db}: {store.count('deals'):,} deals, {store.count('accounts'):,} accounts"
@@ -227,8 +424,11 @@ def main() -> None:
     store.close()
     if not args.no_browser:
         for canvas in args.canvas.split(","):
-            for pool in (int(p) for p in args.pools.split(",")):
-                browser_side(args.db, args.runs, pool, args.gap, canvas)
+            if "voila" in where:
+                for pool in (int(p) for p in args.pools.split(",")):
+                    browser_side(args.db, args.runs, pool, args.gap, canvas)
+            if "jupyterlab" in where:
+                jupyterlab_side(args.db, args.runs, canvas)
 
 
 if __name__ == "__main__":
