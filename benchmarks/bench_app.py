@@ -220,20 +220,23 @@ async def run(
             single.append(await one_view(browser, url))
             await asyncio.sleep(pause)  # with a pool: let Voilà replace the kernel used
         c1, b1 = server_cpu(pid), browser_cpu(pid)
-        t0 = time.perf_counter()
-        in_browser = []
-        if protocol:  # one viewer in this browser, the others' browsers elsewhere
-            views = [one_view(browser, url, t0), *(protocol_view(url, t0) for _ in contexts[1:])]
-            crowd = await asyncio.gather(*views)
-            in_browser.append(crowd[0])
-        else:
-            crowd = await asyncio.gather(*[one_view(browser, url, t0, c) for c in contexts])
+
+        async def at_once() -> list[float]:
+            """Every viewer opens the page at the same moment; seconds each until done."""
+            t0 = time.perf_counter()
+            if protocol:  # one viewer in this browser, the others' browsers elsewhere
+                others = [protocol_view(url, t0) for _ in contexts[1:]]
+                views = [one_view(browser, url, t0), *others]
+            else:
+                views = [one_view(browser, url, t0, c) for c in contexts]
+            return list(await asyncio.gather(*views))
+
+        crowd = await at_once()
         c2, b2 = server_cpu(pid), browser_cpu(pid)
+        in_browser = crowd[:1] if protocol else []
         for _ in range(repeats - 1 if protocol else 0):  # more crowds: the browser's view varies
             await asyncio.sleep(pause + 2.0 * viewers)  # the pool is refilled
-            t0 = time.perf_counter()
-            views = [one_view(browser, url, t0), *(protocol_view(url, t0) for _ in contexts[1:])]
-            in_browser.append((await asyncio.gather(*views))[0])
+            in_browser.append((await at_once())[0])
         await browser.close()
     return {
         "in_browser": in_browser,

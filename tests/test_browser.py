@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from crmkit.browser import CHROMIUM_FLAGS, CHROMIUM_GPU_FLAGS, free_port
-
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.browser.support import CHROMIUM, need_browser
 
 # A buffer canvas copied cell by cell into the visible canvas, as lumino's DataGrid paints.
 PAGE = """<canvas id=c width=600 height=200></canvas><script>
@@ -47,10 +43,7 @@ def test_free_port_can_be_bound():
 @pytest.mark.parametrize("flags", ["software", "gpu"])
 def test_debian_chromium_draws_canvases_with_each_flag_set(flags, tmp_path):
     """Both flag sets start Debian's chromium and copy canvas cells exactly; "gpu" accelerates."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is absent (bash dev.sh test installs Debian's chromium)")
-        pytest.skip(f"{CHROMIUM} is absent")
+    need_browser()
     from playwright.sync_api import sync_playwright
 
     page_file = tmp_path / "canvas.html"

@@ -15,33 +15,17 @@ import pytest
 
 from crmkit.browser import CHROMIUM_FLAGS, free_port
 from crmkit.store import Store
+from tests.browser.support import CHROMIUM, need_browser
 from tests.factories import small_company
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "notebooks" / "apps" / "edit_deals.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = list(CHROMIUM_FLAGS)
 # Geometry of the deal grid, as set by crmkit.widgets.grid.EntityGrid (pixels).
 ROW_HEADER, COLUMN_HEADER, COLUMN, ROW = 110, 28, 120, 26
 GRID_COLUMNS = ["account_id", "name", "owner", "team", "pipeline", "stage"]  # first shown columns
-
-
-def need_browser() -> None:
-    """Skip (fail in CI) when chromium or playwright is missing."""
-    problem = None
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is absent (bash dev.sh test installs Debian's chromium)"
-    else:
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            problem = "the playwright package is not installed"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
 
 
 @pytest.fixture

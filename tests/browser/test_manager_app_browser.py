@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 import urllib.request
@@ -16,31 +15,15 @@ import pytest
 from crmkit.app import build_app_command
 from crmkit.browser import CHROMIUM_FLAGS, free_port
 from crmkit.store import Snapshot, Store
+from tests.browser.support import CHROMIUM, need_browser
 from tests.snapshot_factory import make_fake_snapshot
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = list(CHROMIUM_FLAGS)
 #: Generous bounds for a loaded machine: these only stop a hung run, they measure nothing.
 SERVER_START_S = 120
 PAGE_MS = 180_000
-
-
-def _need_browser() -> None:
-    """Skip (or fail in CI) when chromium or playwright is missing."""
-    missing = []
-    if not CHROMIUM.exists():
-        missing.append(f"{CHROMIUM} (apt-get install chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright Python package")
-    if missing:
-        msg = f"browser test needs {' and '.join(missing)}"
-        if os.environ.get("CI"):
-            pytest.fail(msg + " in CI")
-        pytest.skip(msg)
 
 
 @contextlib.contextmanager
@@ -72,7 +55,7 @@ def _voila(db: Path, log_path: Path, pool_size: int = 0) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Snapshot]]:
-    _need_browser()
+    need_browser()
     root = tmp_path_factory.mktemp("app")
     snap = make_fake_snapshot(seed=11)
     with Store.open(root / "app.db") as store:
