@@ -34,9 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crmkit import app  # noqa: E402
-from crmkit.app import build_app_command  # noqa: E402
-from crmkit.browser import CHROMIUM_FLAGS, free_port  # noqa: E402
+from crmkit.apps import server as app  # noqa: E402
+from crmkit.apps.browser import CHROMIUM_FLAGS, free_port  # noqa: E402
+from crmkit.apps.server import build_app_command  # noqa: E402
 from crmkit.store import Store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

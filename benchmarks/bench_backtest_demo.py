@@ -24,8 +24,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crmkit.backtest import backtest, month_ends, summarise  # noqa: E402
-from crmkit.datasets import build_demo, generate_demo  # noqa: E402
+from crmkit.data.demo.company import build_demo, generate_demo  # noqa: E402
+from crmkit.forecast.backtest import backtest, month_ends, summarise  # noqa: E402
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
         print(summarise(res).round(3).to_string(index=False))
         print(f"method={args.method} draws={args.draws} origins={len(origins)} seconds={secs:.1f}")
     if args.refit:
-        from crmkit.forecast import forecast_to_json, run_forecast
+        from crmkit.forecast.engine import forecast_to_json, run_forecast
         from crmkit.store import Store
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +69,7 @@ def main() -> None:
             )
             for k, v in snap.diagnostics["models"].items():
                 print("  ", k, v)
-            from crmkit.demo import params
+            from crmkit.data.demo import params
 
             truth, prob = {}, 1.0
             for stage, p_next in reversed(

@@ -4,7 +4,7 @@ Protocol (issue 5): origins at the month ends March to November 2017; forecast t
 revenue of the next month and of the next three months; compare the model with the
 weighted pipeline and the run rate (CRPS, median error, 50/80/95% coverage).
 
-Mapping of the data into crmkit deals (done here; the official importer is crmkit.io):
+Mapping of the data into crmkit deals (done here; the official importer is crmkit.data.io):
 * deal_id = opportunity_id, owner = sales_agent, team = regional_office, account_id =
   account (missing for 1,425 open deals), segment = the account's sector ("technolgy" fixed);
 * created_at = engage_date; the 500 "Prospecting" deals have no date at all and are dropped
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MAVEN = ROOT / ".." / "shared" / "datasets" / "maven_crm"
 sys.path.insert(0, str(ROOT))
 
-from crmkit.backtest import backtest, month_ends, summarise  # noqa: E402
+from crmkit.forecast.backtest import backtest, month_ends, summarise  # noqa: E402
 
 
 def load_maven(path: Path = MAVEN) -> dict[str, pd.DataFrame]:

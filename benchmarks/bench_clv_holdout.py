@@ -5,9 +5,9 @@ standard model (MAP + Laplace) on weeks 1..c, forecast the cohort's repeat trans
 weeks c+1..78 in three equal periods, with purchase noise (posterior predictive), and
 compare with what happened:
 
-- ``standard``: :func:`crmkit.models.clv.repeat_purchases` with ``noise=True``;
+- ``standard``: :func:`crmkit.models.clv.models.repeat_purchases` with ``noise=True``;
 - ``random walk``: the same draws times a log-rate random walk fitted to the weekly
-  residuals of weeks 1..c (the default :class:`~crmkit.models.clv_calendar.CalendarEffect`);
+  residuals of weeks 1..c (the default :class:`~crmkit.models.clv.calendar.CalendarEffect`);
 - ``AR(1) or walk``: ``CalendarEffect(half_lives=...)``, which also weighs mean-reverting
   alternatives (half-lives of a week to 16 months).
 
@@ -30,9 +30,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from crmkit.datasets_cdnow import load_cdnow_transactions, summary_from_transactions
-from crmkit.models.clv import BetaGeo, ParetoNBD, repeat_purchases
-from crmkit.models.clv_calendar import CalendarEffect, repeat_counts_by_period
+from crmkit.data.cdnow import load_cdnow_transactions, summary_from_transactions
+from crmkit.models.clv.calendar import CalendarEffect, repeat_counts_by_period
+from crmkit.models.clv.models import BetaGeo, ParetoNBD, repeat_purchases
 
 warnings.simplefilter("ignore")
 START = pd.Timestamp("1997-01-01")

@@ -14,8 +14,8 @@ import sys
 import time
 import warnings
 
-from crmkit.datasets_cdnow import simulate_bgnbd_gammagamma
-from crmkit.models.clv import BetaGeo, GammaGamma, repeat_purchases
+from crmkit.data.cdnow import simulate_bgnbd_gammagamma
+from crmkit.models.clv.models import BetaGeo, GammaGamma, repeat_purchases
 
 warnings.simplefilter("ignore")
 

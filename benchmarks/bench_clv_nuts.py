@@ -29,8 +29,8 @@ import warnings
 
 import arviz as az
 
-from crmkit.datasets_cdnow import simulate_bgnbd_gammagamma
-from crmkit.models.clv import BetaGeo, GammaGamma, ParetoNBD
+from crmkit.data.cdnow import simulate_bgnbd_gammagamma
+from crmkit.models.clv.models import BetaGeo, GammaGamma, ParetoNBD
 
 warnings.simplefilter("ignore")
 
@@ -49,7 +49,7 @@ def data(which: str):
     """A purchase summary (with monetary_value for the simulated data)."""
     if which == "million":
         return simulate_bgnbd_gammagamma(1_000_000, T_min=0.0, T_max=52.0, seed=1)
-    from crmkit.datasets_cdnow import load_cdnow_transactions, summary_from_transactions
+    from crmkit.data.cdnow import load_cdnow_transactions, summary_from_transactions
 
     return summary_from_transactions(load_cdnow_transactions(which))
 

@@ -12,8 +12,8 @@ import warnings
 
 import numpy as np
 
-from crmkit.datasets_cdnow import simulate_bgnbd_gammagamma
-from crmkit.models.clv import BetaGeo, GammaGamma
+from crmkit.data.cdnow import simulate_bgnbd_gammagamma
+from crmkit.models.clv.models import BetaGeo, GammaGamma
 
 warnings.simplefilter("ignore")
 TRUTH = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "gamma": 15.44}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 def run_one(customers: int, deals: int, build: bool, validate: bool) -> dict:
     """Generate (and load) one company in this process; return the figures."""
-    from crmkit.datasets import build_demo, generate_demo
+    from crmkit.data.demo.company import build_demo, generate_demo
 
     out: dict[str, object] = {"customers": customers, "deals": deals}
     t0, c0 = time.perf_counter(), time.process_time()

@@ -22,9 +22,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from crmkit.forecast_kernels import simulate_pipeline  # noqa: E402
-from crmkit.models.pipeline import PipelineModel  # noqa: E402
-from crmkit.models.pipeline_data import GROUPS, deal_frame  # noqa: E402
+from crmkit.models.pipeline.data import GROUPS, deal_frame  # noqa: E402
+from crmkit.models.pipeline.kernels import simulate_pipeline  # noqa: E402
+from crmkit.models.pipeline.model import PipelineModel  # noqa: E402
 from tests.sim_deals import simulate  # noqa: E402
 
 

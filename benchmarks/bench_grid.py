@@ -14,7 +14,7 @@ JupyterLab. "Visible in the browser" is timed from ``page.goto`` on the Voilà a
 how many deals there are. Without a pool (``--pools 0``) it includes Voilà starting a
 kernel and importing; with a preheated kernel (``--preheat_kernel --pool_size``) the
 kernel has imported everything ahead and waits in the notebook for its viewer
-(:func:`crmkit.app.wait_for_viewer`), so the deals are still read when the page is asked.
+(:func:`crmkit.apps.server.wait_for_viewer`), so the deals are still read when the page is asked.
 
 In JupyterLab (``--where jupyterlab``) the analyst already has JupyterLab open and the
 kernel running: the script starts ``jupyter lab`` from this venv on a temporary root directory
@@ -42,9 +42,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from crmkit import datasets
-from crmkit.app import voila_template_settings
-from crmkit.browser import CHROMIUM_FLAGS, CHROMIUM_GPU_FLAGS, free_port
+from crmkit.apps.browser import CHROMIUM_FLAGS, CHROMIUM_GPU_FLAGS, free_port
+from crmkit.apps.server import voila_template_settings
+from crmkit.data.demo import company as datasets
 from crmkit.store import Store
 from crmkit.widgets.grid import EntityGrid
 

@@ -1,8 +1,8 @@
-"""Import of 100k deals and 1M orders from CSV through ``crmkit.io.import_file``: time, memory.
+"""Import of 100k deals and 1M orders from CSV through ``crmkit.data.io.import_file``: time, memory.
 
 Target (issue 2): at most 60 s and 2 GiB on a 2-core machine. Each import runs in its own
 process so its peak resident memory (``ru_maxrss``, Python and pandas included) is its own.
-The files come from the demo company (``crmkit.datasets.generate_demo``); when it has fewer
+The files come from the demo company (``crmkit.data.demo.company.generate_demo``); when it has fewer
 orders than asked, more are drawn for the same customers.
 
     .venv/bin/python benchmarks/bench_import.py [--deals 100000] [--orders 1000000]
@@ -32,7 +32,7 @@ def make_files(
     workdir: Path, n_customers: int, n_deals: int, n_orders: int, seed: int = 7
 ) -> dict[str, Path]:
     """Write the demo company's reference entities, deals and orders as CSV files."""
-    from crmkit.datasets import generate_demo
+    from crmkit.data.demo.company import generate_demo
 
     demo = generate_demo(n_customers=n_customers, n_deals=n_deals, seed=seed)
     frames = dict(demo.frames)
@@ -64,7 +64,7 @@ def make_files(
 
 def run_import(db: str, entity: str, path: Path) -> dict[str, float]:
     """Import one file in this process; return seconds and peak resident memory."""
-    from crmkit import io
+    from crmkit.data import io
     from crmkit.store import Store
 
     store = Store.open(db)

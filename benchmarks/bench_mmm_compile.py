@@ -14,7 +14,7 @@ import os
 import resource
 import time
 
-from crmkit.models.marketing import MarketingMixModel, simulate_mmm
+from crmkit.models.mmm.model import MarketingMixModel, simulate_mmm
 
 
 def _cpu() -> float:

@@ -13,7 +13,7 @@ in ``demo_truth``.
 With ``--roas-prior`` the fits use the ROAS parametrisation (``effect_prior="roas"``): on
 simulated data the prior is centred on the true ROAS times a random factor
 ``exp(N(0, 0.5))`` (a lift test with its error) with sigma 0.7; on the demo it comes from
-the campaign attribution (:func:`crmkit.campaigns.roas_prior`).
+the campaign attribution (:func:`crmkit.models.mmm.campaigns.roas_prior`).
 
     .venv/bin/python benchmarks/bench_mmm_recovery.py [--datasets 10] [--weeks 156] [--demo] \\
         [--demo-saturation hill|logistic] [--roas-prior]
@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from crmkit.models.marketing import MarketingMixModel, mmm_frame, simulate_mmm
+from crmkit.models.mmm.model import MarketingMixModel, mmm_frame, simulate_mmm
 
 
 def one(seed: int, weeks: int, draws: int, roas_prior: bool = False) -> dict[str, list[bool]]:
@@ -71,8 +71,8 @@ def one(seed: int, weeks: int, draws: int, roas_prior: bool = False) -> dict[str
 
 
 def demo(draws: int, saturation: str = "hill", roas_prior: bool = False) -> None:
-    from crmkit.campaigns import roas_prior as campaign_roas_prior
-    from crmkit.datasets import generate_demo
+    from crmkit.data.demo.company import generate_demo
+    from crmkit.models.mmm.campaigns import roas_prior as campaign_roas_prior
 
     company = generate_demo()
     f = company.frames

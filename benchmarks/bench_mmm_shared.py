@@ -1,6 +1,6 @@
 """Marketing-mix fit on ../shared/datasets/mmm_simulated, crmkit beside PyMC-Marketing.
 
-Fits crmkit's :class:`~crmkit.models.marketing.MarketingMixModel` on ``mmm_example.csv``
+Fits crmkit's :class:`~crmkit.models.mmm.model.MarketingMixModel` on ``mmm_example.csv``
 (179 weeks; channels x1, x2; events event_1, event_2; trend; yearly seasonality of order 2;
 geometric adstock with l_max 8 and logistic saturation) and prints each channel's total
 contribution, its share of the media contribution and its ROAS with 90% intervals. Then runs
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crmkit.models.marketing import MarketingMixModel
+from crmkit.models.mmm.model import MarketingMixModel
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = (ROOT / ".." / "shared" / "datasets" / "mmm_simulated" / "mmm_example.csv").resolve()

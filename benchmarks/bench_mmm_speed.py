@@ -15,8 +15,8 @@ import os
 import resource
 import time
 
-from crmkit.models import marketing_plan
-from crmkit.models.marketing import MarketingMixModel, simulate_mmm
+from crmkit.models.mmm import budget, scenario
+from crmkit.models.mmm.model import MarketingMixModel, simulate_mmm
 
 
 def _cpu() -> float:
@@ -69,9 +69,9 @@ def main() -> None:
     mmm.roas()
     mmm.contribution_summary()
     mmm.response_curves()
-    base = marketing_plan.baseline_plan(mmm, 13)
-    marketing_plan.scenario(mmm, base.assign(x1=base["x1"] * 1.5))
-    marketing_plan.optimize_budget(mmm, float(base[channels].iloc[0].sum()))
+    base = scenario.baseline_plan(mmm, 13)
+    scenario.scenario(mmm, base.assign(x1=base["x1"] * 1.5))
+    budget.optimize_budget(mmm, float(base[channels].iloc[0].sum()))
     print(
         "outputs (ROAS, contributions, curves, scenario, allocation): "
         f"{time.perf_counter() - t1:.1f} s"

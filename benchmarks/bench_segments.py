@@ -97,13 +97,13 @@ def rfm_pipeline(summary: pd.DataFrame) -> pd.DataFrame:
 
 def clv_timing(n: int, n_draws: int) -> None:
     """Time the CLV the segment explorer computes, on ``n`` simulated customers."""
-    from crmkit.datasets_cdnow import simulate_bgnbd_gammagamma
+    from crmkit.data.cdnow import simulate_bgnbd_gammagamma
     from crmkit.segments import customer_clv_tiers, customer_value, segment_clv
 
     data = simulate_bgnbd_gammagamma(n, seed=5)
     data["customer_id"] = [f"C{i:07d}" for i in range(n)]
     print(f"CLV for {n:,} customers, {n_draws} draws, 12 months:")
-    timed("import crmkit.models.clv (PyMC)", __import__, "crmkit.models.clv")
+    timed("import crmkit.models.clv.models (PyMC)", __import__, "crmkit.models.clv.models")
     clv, t_fit = timed("customer_value (BG/NBD + Gamma-Gamma MLE, draws)", customer_value,
                        data, n_draws=n_draws)  # fmt: skip
     tiers, _ = timed("customer_clv_tiers", customer_clv_tiers, clv)

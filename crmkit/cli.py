@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the managers' Voilà app on 127.0.0.1",
         description="Serve the manager app (notebooks/apps) with Voilà and print its address.",
     )
-    from crmkit.app import add_app_arguments
+    from crmkit.apps.server import add_app_arguments
 
     add_app_arguments(p)
 
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run notebooks/reports/forecast_report.ipynb with Papermill. Parameters are "
         "checked first; outputs are written under temporary names and renamed only on success.",
     )
-    from crmkit.reports import add_report_arguments
+    from crmkit.apps.report import add_report_arguments
 
     add_report_arguments(p)
     return parser
@@ -147,7 +147,7 @@ def _mapping(args: argparse.Namespace) -> dict[str, str] | None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo company."""
-    from crmkit import datasets
+    from crmkit.data.demo import company as datasets
     from crmkit.store import Store
 
     store = Store.open(args.db)
@@ -172,7 +172,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     """Import a file."""
-    from crmkit import io
+    from crmkit.data import io
     from crmkit.store import Store
 
     if args.skip_bad and not args.rejects:
@@ -208,7 +208,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     """Export an entity."""
-    from crmkit import io
+    from crmkit.data import io
     from crmkit.store import Store
 
     store = Store.open(args.db)
@@ -220,7 +220,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_summary(args: argparse.Namespace) -> int:
     """Print a summary of the database."""
     from crmkit.store import Store
-    from crmkit.summary import database_summary
+    from crmkit.store.summary import database_summary
 
     store = Store.open(args.db)
     print(database_summary(store))
@@ -229,9 +229,9 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
     """Fit, forecast, save the snapshot and write JSON."""
-    from crmkit.forecast import forecast_to_json, run_forecast
+    from crmkit.forecast.engine import forecast_to_json, run_forecast
     from crmkit.store import Store
-    from crmkit.summary import last_data_day
+    from crmkit.store.summary import last_data_day
 
     if args.horizon < 1:
         raise CrmkitError(f"--horizon must be at least 1, not {args.horizon}")
@@ -267,14 +267,14 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
 
 def _cmd_app(args: argparse.Namespace) -> int:
     """Serve the manager app."""
-    from crmkit.app import app_command
+    from crmkit.apps.server import app_command
 
     return app_command(args)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     """Run the forecast report."""
-    from crmkit.reports import report_command
+    from crmkit.apps.report import report_command
 
     return report_command(args)
 

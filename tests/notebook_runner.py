@@ -14,7 +14,7 @@ from typing import Any
 import nbformat
 import papermill as pm
 
-from crmkit import datasets
+from crmkit.data.demo import company as datasets
 from crmkit.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crmkit.forecast import run_forecast
+from crmkit.forecast.engine import run_forecast
 from crmkit.store import Store
 from tests.notebook_runner import (
     demo_database,

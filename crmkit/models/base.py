@@ -17,7 +17,8 @@ Methods
     Maximum likelihood (no priors) with draws from the asymptotic normal of the
     log-parameters (inverse Hessian), so every prediction still has a spread.
 
-``"map"`` and ``"mle"`` draw with :func:`crmkit.models.laplace.laplace_draws`: a Hessian that
+``"map"`` and ``"mle"`` draw with :func:`crmkit.models.inference.laplace.laplace_draws`: a Hessian
+that
 is not positive definite has its eigenvalues floored, and the fit fails its diagnostics.
 """
 
@@ -36,7 +37,7 @@ import xarray as xr
 from scipy import optimize
 
 from crmkit.errors import CrmkitError, CrmkitWarning
-from crmkit.models.laplace import laplace_draws, numeric_hessian
+from crmkit.models.inference.laplace import laplace_draws, numeric_hessian
 from crmkit.models.persist import load_idata, save_idata
 
 METHODS = ("nuts", "map", "advi", "mle")

@@ -1,7 +1,7 @@
 """Customer lifetime value for segmentation: CLV draws per customer, tiers, CLV per segment.
 
 The CLV of a customer is the discounted expected revenue of its repeat purchases over a
-horizon (BG/NBD purchases times Gamma-Gamma spend, :mod:`crmkit.models.clv`), as posterior
+horizon (BG/NBD purchases times Gamma-Gamma spend, :mod:`crmkit.models.clv.models`), as posterior
 draws ``(sample, customer_id)``. A segment's expected CLV is a sum of draws: for each draw,
 the sum over the segment's customers, so its interval is the interval of that sum, never a
 sum of per-customer intervals or means. The intervals carry the parameter uncertainty of
@@ -89,8 +89,8 @@ def customer_value(
             f"{len(data)} customers with purchases, {n_rep} of them repeat buyers: too few for "
             f"a CLV model (at least {MIN_CUSTOMERS} and {MIN_REPEATERS} needed)"
         )
-    from crmkit.models.clv import BetaGeo, GammaGamma, customer_lifetime_value
-    from crmkit.models.clv_predictions import month_length
+    from crmkit.models.clv.models import BetaGeo, GammaGamma, customer_lifetime_value
+    from crmkit.models.clv.predictions import month_length
 
     purchases = BetaGeo(time_unit="W", random_seed=seed).fit(data, method=method)
     spend = GammaGamma(time_unit="W", random_seed=seed).fit(

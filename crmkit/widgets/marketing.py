@@ -3,8 +3,8 @@
 * :class:`ContributionPanel` -- choose channels and a period; see weekly contributions and
   ROAS with their intervals (calls ``contribution_summary`` and ``roas``).
 * :class:`ScenarioEditor` -- an editable grid of planned weekly spend; every edit reruns
-  :func:`crmkit.models.marketing_plan.scenario` and redraws the outcome and its range, and,
-  given a :class:`crmkit.forecast_marketing.PlanForecast`, the revenue forecast per period.
+  :func:`crmkit.models.mmm.scenario.scenario` and redraws the outcome and its range, and,
+  given a :class:`crmkit.forecast.plans.PlanForecast`, the revenue forecast per period.
 * :class:`CampaignExplorer` -- campaign results filtered by channel and period, sorted by
   any column, as a table and a chart.
 
@@ -20,12 +20,12 @@ import pandas as pd
 from ipydatagrid import DataGrid
 from IPython.display import display
 
-from crmkit import plots_marketing as pm_plots
-from crmkit.campaigns import campaign_table
 from crmkit.errors import CrmkitError
-from crmkit.forecast_marketing import PlanForecast
-from crmkit.models import marketing_plan
-from crmkit.models.marketing import MarketingMixModel
+from crmkit.forecast.plans import PlanForecast
+from crmkit.models.mmm import scenario
+from crmkit.models.mmm.campaigns import campaign_table
+from crmkit.models.mmm.model import MarketingMixModel
+from crmkit.plots import marketing as pm_plots
 
 
 def _fmt(v: float) -> str:
@@ -39,7 +39,7 @@ class ContributionPanel(w.VBox):
     Parameters
     ----------
     mmm
-        A fitted :class:`~crmkit.models.marketing.MarketingMixModel`.
+        A fitted :class:`~crmkit.models.mmm.model.MarketingMixModel`.
     n_draws
         Posterior draws used for the figures.
     """
@@ -111,7 +111,7 @@ class ScenarioEditor(w.VBox):
     n_draws
         Posterior draws per scenario.
     forecast
-        A :class:`crmkit.forecast_marketing.PlanForecast` over the same fitted model: every
+        A :class:`crmkit.forecast.plans.PlanForecast` over the same fitted model: every
         edit then also redraws the total revenue forecast per period and its range (the
         plan's extra new deals enter the new-business arrivals only).
     """
@@ -127,7 +127,7 @@ class ScenarioEditor(w.VBox):
         self.mmm = mmm
         self.n_draws = n_draws
         self.forecast = forecast
-        self.baseline = marketing_plan.baseline_plan(mmm, weeks)
+        self.baseline = scenario.baseline_plan(mmm, weeks)
         shown = self.baseline.assign(date=self.baseline["date"].dt.strftime("%Y-%m-%d"))
         self.grid = DataGrid(shown.round(2), editable=True, layout={"height": "260px"})
         self.grid.on_cell_change(self._on_edit)
@@ -175,7 +175,7 @@ class ScenarioEditor(w.VBox):
     def _refresh(self) -> None:
         """Recompute the scenario and redraw."""
         try:
-            self.result_ = marketing_plan.scenario(
+            self.result_ = scenario.scenario(
                 self.mmm, self.plan, self.baseline, n_draws=self.n_draws
             )
         except CrmkitError as exc:
@@ -226,7 +226,7 @@ class CampaignExplorer(w.VBox):
     Parameters
     ----------
     results
-        :func:`crmkit.campaigns.campaign_results` output.
+        :func:`crmkit.models.mmm.campaigns.campaign_results` output.
     metric
         Column drawn in the chart (with its interval).
     """

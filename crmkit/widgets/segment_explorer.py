@@ -1,6 +1,6 @@
 """The segment explorer: pick a segmentation, see each segment, and move customers between them.
 
-A thin view over :mod:`crmkit.segments` and :mod:`crmkit.plots`: the customer table, the
+A thin view over :mod:`crmkit.segments` and :mod:`crmkit.plots.segments`: the customer table, the
 labels of a segmentation, the per-segment summary and trend are computed by those plain
 functions; moving customers calls :func:`crmkit.segments.assign_segment`. Each customer's
 CLV draws (:func:`crmkit.segments.store_customer_value`) give the "CLV tiers"
@@ -16,8 +16,9 @@ import ipywidgets as w
 import pandas as pd
 from ipydatagrid import DataGrid
 
-from crmkit import plots, segments
+from crmkit import segments
 from crmkit.errors import CrmkitError, ValidationError
+from crmkit.plots import segments as plots
 from crmkit.store import Store
 from crmkit.widgets.grid import error_message
 

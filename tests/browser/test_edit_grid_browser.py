@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from crmkit.browser import CHROMIUM_FLAGS, free_port
+from crmkit.apps.browser import CHROMIUM_FLAGS, free_port
 from crmkit.store import Store
 from tests.browser.support import CHROMIUM, need_browser
 from tests.factories import small_company
@@ -41,7 +41,8 @@ def voila(request, db, tmp_path) -> Iterator[str]:
     """Serve the app with a kernel started per page view, or with a preheated kernel.
 
     A preheated kernel has run the imports ahead and waits in the notebook for its viewer
-    (:func:`crmkit.app.wait_for_viewer`); both ways must show the stored deals and save edits.
+    (:func:`crmkit.apps.server.wait_for_viewer`); both ways must show the stored deals and save
+    edits.
     """
     need_browser()
     pool = request.param

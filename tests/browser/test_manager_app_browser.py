@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crmkit.app import build_app_command
-from crmkit.browser import CHROMIUM_FLAGS, free_port
+from crmkit.apps.browser import CHROMIUM_FLAGS, free_port
+from crmkit.apps.server import build_app_command
 from crmkit.store import Snapshot, Store
 from tests.browser.support import CHROMIUM, need_browser
 from tests.snapshot_factory import make_fake_snapshot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from crmkit.models.marketing import MarketingMixModel, simulate_mmm
+from crmkit.models.mmm.model import MarketingMixModel, simulate_mmm
 
 
 @pytest.fixture(scope="session")

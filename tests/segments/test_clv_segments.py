@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from crmkit import datasets
-from crmkit.datasets_cdnow import simulate_bgnbd_gammagamma
+from crmkit.data.cdnow import simulate_bgnbd_gammagamma
+from crmkit.data.demo import company as datasets
 from crmkit.errors import CrmkitError
 from crmkit.segments import clv_segments as cs
 from crmkit.segments.summary import NO_SEGMENT

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmkit.campaigns import campaign_results
-from crmkit.models.marketing import MarketingMixModel, simulate_mmm
+from crmkit.models.mmm.campaigns import campaign_results
+from crmkit.models.mmm.model import MarketingMixModel, simulate_mmm
 from crmkit.widgets.marketing import CampaignExplorer, ContributionPanel, ScenarioEditor
 from tests.widgets.conftest import fire_cell_edit
 

@@ -109,7 +109,7 @@ def test_plain_helpers(company):
 
 
 def test_plots_are_drawn_from_the_summary_and_trend(company, monkeypatch):
-    from crmkit import plots
+    from crmkit.plots import segments as plots
 
     calls = []
     for name in ("segment_bars", "segment_trend_chart"):
@@ -133,7 +133,7 @@ def test_small_company_has_no_clv_and_says_why(explorer):
 
 @pytest.fixture(scope="module")
 def demo_explorer(tmp_path_factory):
-    from crmkit import datasets
+    from crmkit.data.demo import company as datasets
     from crmkit.store import Store
 
     store = Store.open(tmp_path_factory.mktemp("explorer") / "demo.db")

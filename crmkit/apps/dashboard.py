@@ -1,0 +1,611 @@
+"""What the manager app and the report show, computed from a saved forecast snapshot.
+
+Plain functions: a :class:`~crmkit.store.Snapshot` (and a :class:`Filter`) in, a DataFrame
+out. Nothing here samples or imports the modelling stack, so a page that calls these
+functions opens in about a second.
+
+How the snapshot is read (see ``helper-notes/FORECAST_CONTRACT.md``): the draws
+``rollup`` (sample, period, source, group) and the quantiles describe revenue still to
+come after the as-of day; ``closed_to_date`` is revenue already won in a period. A
+period's revenue is therefore ``closed_to_date + forecast``, and every range shown adds
+the closed amount to the forecast's quantiles.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crmkit.errors import CrmkitError, NotFoundError
+from crmkit.forecast.axes import SOURCE_NAMES, SOURCES
+from crmkit.store import Snapshot, Store
+
+#: The dimensions a view can be filtered by.
+FILTER_DIMENSIONS = ("team", "owner", "segment")
+_BAND = {"p10": 0.1, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90": 0.9}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which part of the company to show: one team, one owner, one segment, or all.
+
+    A snapshot rolls its draws up along one dimension at a time, so at most one of the
+    fields may be set.
+
+    Parameters
+    ----------
+    team, owner, segment
+        The value to keep, or None for all.
+
+    """
+
+    team: str | None = None
+    owner: str | None = None
+    segment: str | None = None
+
+    def __post_init__(self) -> None:
+        set_ = [d for d in FILTER_DIMENSIONS if getattr(self, d) not in (None, "")]
+        if len(set_) > 1:
+            raise CrmkitError(
+                f"filter by one of team, owner or segment at a time, got {', '.join(set_)}"
+            )
+
+    @property
+    def dimension(self) -> str:
+        """``"all"``, ``"team"``, ``"owner"`` or ``"segment"``."""
+        for d in FILTER_DIMENSIONS:
+            if getattr(self, d) not in (None, ""):
+                return d
+        return "all"
+
+    @property
+    def value(self) -> str:
+        """The kept value (``"all"`` when nothing is filtered)."""
+        d = self.dimension
+        return "all" if d == "all" else str(getattr(self, d))
+
+    @property
+    def group(self) -> str:
+        """The snapshot's group label: ``"all"``, ``"team=north"``, ..."""
+        d = self.dimension
+        return "all" if d == "all" else f"{d}={self.value}"
+
+    @classmethod
+    def from_mapping(cls, filters: dict | None) -> Filter:
+        """Build a filter from ``{"team": "north"}`` (empty values and ``"All"`` mean all)."""
+        filters = dict(filters or {})
+        unknown = set(filters) - set(FILTER_DIMENSIONS)
+        if unknown:
+            raise CrmkitError(f"unknown filter {sorted(unknown)}; use team, owner or segment")
+        clean = {k: v for k, v in filters.items() if v not in (None, "", "All", "all")}
+        return cls(**clean)
+
+
+def latest_snapshot(store: Store, snapshot_id: int | None = None) -> Snapshot | None:
+    """Return the newest saved snapshot (or the one asked for), or None if there is none.
+
+    Parameters
+    ----------
+    store
+        The database.
+    snapshot_id
+        A particular snapshot; None for the newest.
+
+    Returns
+    -------
+    Snapshot or None
+
+    """
+    try:
+        return store.load_snapshot(snapshot_id)
+    except NotFoundError:
+        if snapshot_id is not None:
+            raise
+        return None
+
+
+def previous_snapshot(store: Store, snap: Snapshot) -> Snapshot | None:
+    """Return the snapshot saved just before ``snap``, or None."""
+    listing = store.list_snapshots()
+    older = listing[listing["snapshot_id"] < (snap.snapshot_id or 0)]
+    if older.empty:
+        return None
+    return store.load_snapshot(int(older["snapshot_id"].max()))
+
+
+def no_snapshot_message(store_url: str) -> str:
+    """Explain that there is no forecast yet and how to make one.
+
+    Parameters
+    ----------
+    store_url
+        The database the app reads (shown in the message).
+
+    Returns
+    -------
+    str
+
+    """
+    return (
+        f"No forecast yet: the database {store_url} holds no forecast snapshot. "
+        "Make one with `crmkit report --as-of YYYY-MM-DD --horizon 6` (it fits the models, "
+        "saves a snapshot and writes the report), or in a notebook with "
+        "`crmkit.forecast.engine.run_forecast(store, as_of=..., horizon=...)`; "
+        "then reload this page."
+    )
+
+
+def _rollup(snap: Snapshot) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """Return the rollup draws as (sample, period, source, group) with their labels."""
+    if "rollup" not in snap.draws:
+        raise CrmkitError(f"snapshot {snap.snapshot_id} has no 'rollup' draws")
+    arr = np.asarray(snap.draws["rollup"], dtype=float)
+    dims = list(snap.dims.get("rollup", ["sample", "period", "source", "group"]))
+    order = ["sample", "period", "source", "group"]
+    arr = np.transpose(arr, [dims.index(d) for d in order])
+    labels = {d: [str(x) for x in snap.coords[d]] for d in order[1:]}
+    return arr, labels
+
+
+def _quantile_rows(snap: Snapshot, flt: Filter) -> pd.DataFrame:
+    """Return the quantile table's rows of one group."""
+    q = snap.quantiles
+    rows = q[(q["group_by"] == flt.dimension) & (q["group"].astype(str) == flt.value)]
+    if rows.empty:
+        raise NotFoundError(f"the forecast has no figures for {flt.dimension} {flt.value!r}")
+    return rows
+
+
+def filter_options(snap: Snapshot) -> dict[str, list[str]]:
+    """List the values each filter can take in this snapshot.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+
+    Returns
+    -------
+    dict
+        ``{"team": [...], "owner": [...], "segment": [...]}``, sorted.
+
+    """
+    q = snap.quantiles
+    return {
+        d: sorted(q.loc[q["group_by"] == d, "group"].astype(str).unique().tolist())
+        for d in FILTER_DIMENSIONS
+    }
+
+
+def headline(snap: Snapshot, flt: Filter | None = None) -> pd.DataFrame:
+    """Revenue over the whole horizon by source, with its range and the chance of the target.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+    flt
+        The part of the company to show (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by source (``pipeline``, ``new_business``, ``repeat``, ``total``), columns
+        ``closed_to_date``, ``mean``, ``p10``, ``p50``, ``p90`` (closed plus forecast),
+        ``target`` (sum of the period targets, NaN unless every period has one) and
+        ``p_target`` (the share of draws reaching it).
+
+    """
+    flt = flt or Filter()
+    arr, labels = _rollup(snap)
+    if flt.group not in labels["group"]:
+        raise NotFoundError(f"the forecast has no draws for {flt.dimension} {flt.value!r}")
+    rows = _quantile_rows(snap, flt)
+    g = labels["group"].index(flt.group)
+    out = []
+    for s in SOURCES:
+        if s not in labels["source"]:
+            continue
+        r = rows[rows["source"] == s]
+        closed = float(r["closed_to_date"].fillna(0.0).sum())
+        sums = arr[:, :, labels["source"].index(s), g].sum(axis=1) + closed
+        targets = r["target"].astype(float)
+        target = float(targets.sum()) if len(targets) and targets.notna().all() else np.nan
+        out.append(
+            {
+                "source": s,
+                "closed_to_date": closed,
+                "mean": float(sums.mean()),
+                **{k: float(np.quantile(sums, _BAND[k])) for k in ("p10", "p50", "p90")},
+                "target": target,
+                "p_target": float(np.mean(sums >= target)) if np.isfinite(target) else np.nan,
+            }
+        )
+    return pd.DataFrame(out).set_index("source")
+
+
+def fan_data(snap: Snapshot, flt: Filter | None = None) -> pd.DataFrame:
+    """Return the fan chart's numbers: actual revenue of past periods and the forecast by period.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+    flt
+        The part of the company to show (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (period, source): ``kind`` (``"actual"`` or ``"forecast"``),
+        ``actual`` (past periods; NaN for forecast periods) and ``actual_label``
+        (``"actual"``, or ``"won deals"`` when the snapshot records won deals only),
+        ``closed_to_date``,
+        ``p10`` ... ``p90`` (closed plus forecast), ``target`` and ``p_target``.
+        Past actuals are shown for the whole company, or for the filtered group when the
+        snapshot's ``actuals`` table has a ``group`` column.
+
+    """
+    flt = flt or Filter()
+    rows = _quantile_rows(snap, flt).copy()
+    closed = rows["closed_to_date"].fillna(0.0).astype(float)
+    fc = pd.DataFrame(
+        {
+            "period": rows["period"].astype(str),
+            "source": rows["source"].astype(str),
+            "kind": "forecast",
+            "actual": np.nan,
+            "closed_to_date": closed,
+        }
+    )
+    for k in _BAND:
+        fc[k] = rows[k].astype(float) + closed
+    fc["target"] = rows["target"].astype(float)
+    fc["p_target"] = rows["p_target"].astype(float)
+    actuals = pd.DataFrame(snap.parameters.get("tables", {}).get("actuals") or [])
+    if not actuals.empty:
+        if "group" in actuals.columns:
+            actuals = actuals[actuals["group"].astype(str) == flt.group]
+        elif flt.group != "all":
+            actuals = actuals.iloc[0:0]
+    if not actuals.empty:
+        source = actuals["source"].astype(str)
+        label = pd.Series("actual", index=actuals.index)
+        if "total" not in set(source) and "deals" in set(source):
+            # the forecast records won deal revenue only: draw it on the total panel
+            label = label.where(source != "deals", "won deals")
+            source = source.replace("deals", "total")
+        past = pd.DataFrame(
+            {
+                "period": actuals["period"].astype(str),
+                "source": source,
+                "kind": "actual",
+                "actual": actuals["amount"].astype(float),
+                "actual_label": label,
+            }
+        )
+        past = past[past["source"].isin(SOURCES)]
+        past = past[~past["period"].isin(set(fc["period"]))]
+        fc = pd.concat([past, fc], ignore_index=True)
+    order = {s: i for i, s in enumerate(SOURCES)}
+    fc["_s"] = fc["source"].map(order).fillna(len(order))
+    fc = fc.sort_values(["_s", "period"], kind="stable").drop(columns="_s")
+    return fc.reset_index(drop=True)
+
+
+def _table(snap: Snapshot, name: str) -> pd.DataFrame:
+    """One of the extra tables stored in ``parameters["tables"]`` (empty if absent)."""
+    return pd.DataFrame(snap.parameters.get("tables", {}).get(name) or [])
+
+
+def _filter_rows(df: pd.DataFrame, flt: Filter) -> pd.DataFrame:
+    """Keep the rows of a deal-level table that match the filter."""
+    if flt.dimension == "all" or df.empty:
+        return df
+    if flt.dimension not in df.columns:
+        return df.iloc[0:0]
+    return df[df[flt.dimension].astype(str) == flt.value]
+
+
+def pipeline_by_stage(snap: Snapshot, flt: Filter | None = None) -> pd.DataFrame:
+    """Open pipeline by stage, with the configured and the learned win rates.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+    flt
+        The part of the company to show (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (pipeline, stage): ``configured``, ``learned_mean``, ``learned_p10``,
+        ``learned_p90`` and ``n_deals`` and ``amount`` of open deals matching the filter,
+        from the snapshot's ``pipeline_by_stage`` table; without one, the whole company's
+        open deals (with ``expected`` revenue) come from its per-deal arrays, and a filtered
+        view shows the win rates only. Win rates are learned for the whole company.
+
+    """
+    flt = flt or Filter()
+    rates = _table(snap, "stage_probabilities")
+    by_stage = _table(snap, "pipeline_by_stage")
+    if by_stage.empty and flt.dimension == "all":
+        by_stage = _deal_stage_totals(snap)
+    by_stage = _filter_rows(by_stage, flt)
+    if rates.empty and by_stage.empty:
+        return pd.DataFrame(columns=["pipeline", "stage", "configured", "learned_mean"])
+    keys = ["pipeline", "stage"]
+    if not by_stage.empty:
+        cols = [c for c in ("n_deals", "amount", "expected") if c in by_stage.columns]
+        by_stage = by_stage.assign(**{c: pd.to_numeric(by_stage[c]) for c in cols})
+        if "stage_order" in by_stage.columns and rates.empty:
+            keys_order = by_stage.groupby(keys, sort=False)["stage_order"].min().reset_index()
+        else:
+            keys_order = None
+        sums = by_stage.groupby(keys, sort=False)[cols].sum(min_count=1).reset_index()
+        if keys_order is not None:
+            sums = sums.merge(keys_order, on=keys, how="left")
+        rates = sums if rates.empty else rates.merge(sums, on=keys, how="left")
+        rates[[c for c in cols if c != "expected"]] = rates[
+            [c for c in cols if c != "expected"]
+        ].fillna(0)
+    order = [c for c in ("pipeline", "stage_order", "configured") if c in rates.columns]
+    if order:  # stages in their order (the configured win rate rises along the pipeline)
+        rates = rates.sort_values(order, kind="stable")
+    return rates.reset_index(drop=True)
+
+
+def _deal_stage_totals(snap: Snapshot) -> pd.DataFrame:
+    """Open deals and amounts by stage from the snapshot's per-deal arrays (whole company)."""
+    d = snap.draws
+    if "deal_stage" not in d or "deal_amount" not in d:
+        return pd.DataFrame()
+    deals = pd.DataFrame(
+        {"stage": np.asarray(d["deal_stage"]).astype(str), "n_deals": 1,
+         "amount": np.asarray(d["deal_amount"], dtype=float)}
+    )  # fmt: skip
+    if "deal_expected" in d:
+        deals["expected"] = np.asarray(d["deal_expected"], dtype=float)
+    out = deals.groupby("stage", sort=False).sum().reset_index()
+    rates = _table(snap, "stage_probabilities")
+    pipes = dict(zip(rates.get("stage", []), rates.get("pipeline", []), strict=False))
+    out.insert(0, "pipeline", out["stage"].map(pipes).fillna("default"))
+    return out
+
+
+def at_risk_deals(snap: Snapshot, flt: Filter | None = None, *, n: int = 10) -> pd.DataFrame:
+    """Return the open deals most likely to slip past their expected close date.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+    flt
+        The part of the company to show (default: all).
+    n
+        How many deals to return.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The snapshot's ``at_risk_deals`` rows matching the filter, highest ``p_slip``
+        first (ties: larger amount first).
+
+    """
+    flt = flt or Filter()
+    deals = _filter_rows(_table(snap, "at_risk_deals"), flt)
+    if deals.empty:
+        return deals
+    deals = deals.assign(
+        p_slip=pd.to_numeric(deals["p_slip"], errors="coerce"),
+        amount=pd.to_numeric(deals["amount"], errors="coerce"),
+    )
+    return (
+        deals.sort_values(
+            ["p_slip", "amount"], ascending=[False, False], kind="stable", na_position="last"
+        )
+        .head(n)
+        .reset_index(drop=True)
+    )
+
+
+def segment_contributions(snap: Snapshot) -> pd.DataFrame:
+    """Each segment's total revenue over the horizon, its range and its share.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per segment: ``closed_to_date``, ``p10``, ``p50``, ``p90`` and ``share``
+        (the segment's P50 over the sum of the segments' P50), largest first.
+
+    """
+    rows = []
+    for seg in filter_options(snap)["segment"]:
+        h = headline(snap, Filter(segment=seg)).loc["total"]
+        rows.append({"segment": seg, **h[["closed_to_date", "p10", "p50", "p90"]].to_dict()})
+    df = pd.DataFrame(rows, columns=["segment", "closed_to_date", "p10", "p50", "p90"])
+    total = df["p50"].sum()
+    df["share"] = df["p50"] / total if total > 0 else np.nan
+    return df.sort_values("p50", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def campaign_roi(snap: Snapshot) -> pd.DataFrame | None:
+    """Return campaign return on investment when the forecast measured it, else None.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The ``campaign_roi`` table with ``roi_p10``, ``roi_p50``, ``roi_p90`` added
+        (``revenue / cost - 1``) when it has ``revenue_p*`` and ``cost`` columns.
+
+    """
+    df = _table(snap, "campaign_roi")
+    if df.empty:
+        return None
+    if "cost" in df.columns:
+        cost = df["cost"].astype(float).where(df["cost"].astype(float) > 0)
+        for k in ("p10", "p50", "p90"):
+            if f"revenue_{k}" in df.columns and f"roi_{k}" not in df.columns:
+                df[f"roi_{k}"] = df[f"revenue_{k}"].astype(float) / cost - 1.0
+    return df
+
+
+def diagnostics_table(snap: Snapshot) -> pd.DataFrame:
+    """Return the model diagnostics as a table, one row per model.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model``, ``method``, ``r_hat_max``, ``ess_bulk_min``, ``divergences``, ``ok``.
+
+    """
+    models = snap.diagnostics.get("models", {}) or {}
+    cols = ["model", "method", "r_hat_max", "ess_bulk_min", "divergences", "ok"]
+    return pd.DataFrame(
+        [{"model": m, **{c: d.get(c) for c in cols[1:]}} for m, d in models.items()],
+        columns=cols,
+    )
+
+
+def backtest_table(snap: Snapshot) -> pd.DataFrame | None:
+    """Return the backtest accuracy stored with the snapshot, or None."""
+    df = _table(snap, "backtest")
+    return None if df.empty else df
+
+
+def changes_since(
+    previous: Snapshot | None, current: Snapshot, flt: Filter | None = None
+) -> pd.DataFrame:
+    """Compare two forecasts: the horizon totals by source, side by side.
+
+    Parameters
+    ----------
+    previous
+        The earlier snapshot, or None (then only the current figures are given).
+    current
+        The newer snapshot.
+    flt
+        The part of the company to compare (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by source: ``p50_before``, ``p50_now``, ``change``, ``p10_now``,
+        ``p90_now``, ``p_target_before``, ``p_target_now``.
+
+    """
+    now = headline(current, flt)
+    out = pd.DataFrame(
+        {"p50_now": now["p50"], "p10_now": now["p10"], "p90_now": now["p90"]}, index=now.index
+    )
+    out["p_target_now"] = now["p_target"]
+    if previous is None:
+        out["p50_before"] = np.nan
+        out["p_target_before"] = np.nan
+    else:
+        before = headline(previous, flt).reindex(now.index)
+        out["p50_before"] = before["p50"]
+        out["p_target_before"] = before["p_target"]
+    out["change"] = out["p50_now"] - out["p50_before"]
+    return out[
+        ["p50_before", "p50_now", "change", "p10_now", "p90_now", "p_target_before", "p_target_now"]
+    ]
+
+
+def format_amount(x: float) -> str:
+    """Format an amount in whole currency units with thousands separators (``1,234,567``)."""
+    return "–" if x is None or not np.isfinite(x) else f"{round(float(x)):,}"
+
+
+def format_share(p: float) -> str:
+    """Format a probability as a whole percentage (``73%``)."""
+    return "–" if p is None or not np.isfinite(p) else f"{100 * float(p):.0f}%"
+
+
+# ---------------------------------------------------------------- HTML for the app and report
+def _num(value: float, *, source: str, q: str) -> str:
+    """Wrap an amount in a span that tests can find by source and quantile."""
+    return (
+        f'<span class="crmkit-num" data-source="{source}" data-q="{q}">'
+        f"{format_amount(value)}</span>"
+    )
+
+
+def headline_html(head: pd.DataFrame, flt: Filter) -> str:
+    """Render the headline table: P50 with P10-P90 per source, won so far, P(target)."""
+    what = "whole company" if flt.dimension == "all" else f"{flt.dimension} {flt.value}"
+    rows = []
+    for source, r in head.iterrows():
+        name = SOURCE_NAMES.get(str(source), str(source))
+        bold = ("<b>", "</b>") if source == "total" else ("", "")
+        rows.append(
+            f"<tr><td>{bold[0]}{name}{bold[1]}</td>"
+            f"<td>{bold[0]}{_num(r['p50'], source=str(source), q='p50')}{bold[1]}</td>"
+            f"<td>{_num(r['p10'], source=str(source), q='p10')} – "
+            f"{_num(r['p90'], source=str(source), q='p90')}</td>"
+            f"<td>{_num(r['closed_to_date'], source=str(source), q='closed')}</td></tr>"
+        )
+    total = head.loc["total"] if "total" in head.index else None
+    target = ""
+    if total is not None and np.isfinite(total["target"]):
+        target = (
+            f'<p class="crmkit-target">Target {_num(total["target"], source="total", q="target")}'
+            f': chance of reaching it <b><span class="crmkit-num" data-source="total" '
+            f'data-q="p_target">{format_share(total["p_target"])}</span></b></p>'
+        )
+    return (
+        f'<div class="crmkit-headline" data-group="{html.escape(flt.group)}">'
+        f"<h3>Revenue over the horizon — {html.escape(what)}</h3>"
+        "<table><tr><th>Source</th><th>P50</th><th>P10 – P90</th><th>Won so far</th></tr>"
+        f"{''.join(rows)}</table>{target}</div>"
+    )
+
+
+#: Column headings of the tables shown to managers.
+COLUMN_LABELS = {
+    "deal_id": "deal",
+    "expected_close_date": "expected close",
+    "p_win": "P(win)",
+    "p_slip": "P(slip)",
+    "configured": "configured win rate",
+    "learned_mean": "learned (mean)",
+    "learned_p10": "learned P10",
+    "learned_p90": "learned P90",
+    "n_deals": "open deals",
+    "expected": "expected revenue",
+    "closed_to_date": "won so far",
+    "delta_expected": "change of expected revenue",
+}
+
+
+def table_html(df: pd.DataFrame, *, css: str, money: tuple[str, ...] = (), shares=()) -> str:
+    """Render a small table with amounts and percentages formatted."""
+    if df is None or df.empty:
+        return f'<p class="crmkit-note {css}">Nothing to show for this selection.</p>'
+    out = df.copy()
+    for c in out.columns:
+        if c in money:
+            out[c] = pd.to_numeric(out[c], errors="coerce").map(format_amount)
+        elif c in shares:
+            out[c] = pd.to_numeric(out[c], errors="coerce").map(format_share)
+    out = out.rename(columns=lambda c: COLUMN_LABELS.get(c, c.replace("_", " ")))
+    return out.to_html(index=False, classes=f"crmkit-table {css}", border=0, na_rep="–")

@@ -1,0 +1,272 @@
+"""What the forecast report notebook shows, one function a section.
+
+``notebooks/reports/forecast_report.ipynb`` holds only its parameters and calls to these
+functions: :func:`prepare` fits (or loads) the forecast, the ``show_*`` functions display
+a section, :func:`write_outputs` leaves the fan chart and the headline figures beside the
+report for :func:`crmkit.apps.report.run_report`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from crmkit.apps import dashboard as db
+from crmkit.errors import CrmkitError
+from crmkit.plots.fanchart import fan_chart, figure_png
+from crmkit.store import Snapshot, Store
+
+
+@dataclass
+class ReportContext:
+    """The snapshot a report shows, the one before it, and how it was obtained."""
+
+    snapshot: Snapshot
+    previous: Snapshot | None
+    filter: db.Filter
+    db_url: str
+    refitted: bool
+    deals: pd.DataFrame | None = None
+    backtest: pd.DataFrame | None = None
+
+
+def prepare(
+    *,
+    as_of: str,
+    horizon: int,
+    period: str = "M",
+    target: object = None,
+    db_url: str | None = None,
+    draws: int = 1000,
+    filters: dict | None = None,
+    refit: bool = True,
+    method: str = "map",
+    seed: int = 0,
+    backtest: int = 0,
+    label: str | None = None,
+) -> ReportContext:
+    """Fit the models and save a new snapshot (or take the newest), and find the previous one.
+
+    Parameters
+    ----------
+    as_of, horizon, period, target, db_url, draws, filters, refit, method, seed, backtest
+        See :func:`crmkit.apps.report.validate_parameters`. The backtest runs here unless the
+        snapshot already holds one.
+    label
+        Label of the new snapshot.
+
+    Returns
+    -------
+    ReportContext
+
+    """
+    from crmkit.apps.report import validate_parameters
+
+    p = validate_parameters(
+        as_of, horizon, period, target, db_url, draws, filters, ".", refit, method, seed, backtest
+    )
+    store = Store.open(p["db_url"])
+    try:
+        if p["refit"]:
+            from crmkit.forecast.engine import run_forecast
+
+            snap = run_forecast(
+                store, as_of=p["as_of"], horizon=p["horizon"], period=p["period"],
+                draws=p["draws"], target=p["target"], seed=p["seed"], method=p["method"],
+                label=label, progress=False, save=True,
+            )  # fmt: skip
+        else:
+            snap = db.latest_snapshot(store)
+            if snap is None:
+                raise CrmkitError(db.no_snapshot_message(store.url))
+        previous = db.previous_snapshot(store, snap)
+        scores = None
+        if p["backtest"] and db.backtest_table(snap) is None:
+            scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
+        deals = store.read("deals", columns=["deal_id", "status"]) if previous else None
+        url = store.url
+    finally:
+        store.close()
+    return ReportContext(
+        snapshot=snap,
+        previous=previous,
+        filter=db.Filter.from_mapping(p["filters"]),
+        db_url=url,
+        refitted=p["refit"],
+        deals=deals,
+        backtest=scores,
+    )
+
+
+def run_backtest(
+    store: Store, snap: Snapshot, *, origins: int, method: str = "map"
+) -> pd.DataFrame:
+    """Backtest the forecast from the last ``origins`` month ends whose outcomes are known.
+
+    Parameters
+    ----------
+    store
+        The database.
+    snap
+        The snapshot reported (its as-of day, period and horizon, at most 3 periods).
+    origins
+        Number of origins.
+    method
+        Fit method.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`crmkit.forecast.backtest.summarise` of the scores, for the sum over the horizon.
+    """
+    from crmkit.forecast.backtest import backtest, month_ends, summarise
+    from crmkit.forecast.engine import load_frames
+
+    h = min(int(snap.horizon), 3)
+    months = h if snap.period == "M" else 3 * h
+    last = pd.Timestamp(snap.as_of) - pd.DateOffset(months=months)
+    first = last - pd.DateOffset(months=origins + 1)
+    ends = month_ends(first, last)[-origins:]
+    draws = min(int(snap.parameters.get("draws", 500) or 500), 500)
+    scores = backtest(load_frames(store), ends, horizon=h, period=snap.period, draws=draws,
+                      method=method, seed=int(snap.parameters.get("seed", 0) or 0))  # fmt: skip
+    summary = summarise(scores)
+    return summary[summary["lead"] == f"1-{h}"].reset_index(drop=True)
+
+
+def _show(markup: str) -> None:
+    """Display HTML in the notebook."""
+    from IPython.display import HTML, display
+
+    display(HTML(markup))
+
+
+def show_headline(ctx: ReportContext) -> None:
+    """Show the title, where the figures come from, and the headline numbers with ranges."""
+    s = ctx.snapshot
+    how = "fitted for this report" if ctx.refitted else "the newest saved forecast (not refitted)"
+    per = {"M": "months", "Q": "quarters"}.get(s.period, s.period)
+    _show(
+        f'<h1>Revenue forecast as of {s.as_of}</h1><p class="crmkit-snapshot" '
+        f'data-snapshot-id="{s.snapshot_id}">Snapshot {s.snapshot_id}: {how}; next {s.horizon} '
+        f"{per}; {html.escape(str(s.parameters.get('draws', '?')))} draws; database "
+        f"{html.escape(ctx.db_url)}. Ranges are P10–P90: in 8 of 10 outcomes revenue lands "
+        "inside; P50 is as likely to be beaten as missed.</p>"
+        + db.headline_html(db.headline(s, ctx.filter), ctx.filter)
+    )
+
+
+def show_fan_chart(ctx: ReportContext, out_dir: str | Path | None = None) -> None:
+    """Show the fan chart by period and source, and save it as ``fanchart.png`` in ``out_dir``."""
+    from IPython.display import Image, display
+
+    flt = ctx.filter
+    what = "" if flt.dimension == "all" else f" — {flt.dimension} {flt.value}"
+    fig = fan_chart(db.fan_data(ctx.snapshot, flt), title=f"Revenue by period{what}")
+    png = figure_png(fig, dpi=110)
+    if out_dir is not None:
+        (Path(out_dir) / "fanchart.png").write_bytes(png)
+    display(Image(data=png, format="png"))
+
+
+def show_changes(ctx: ReportContext) -> None:
+    """Show how the forecast moved since the previous snapshot, and why where known."""
+    if ctx.previous is None:
+        _show('<p class="crmkit-changes">This is the first saved forecast: nothing to compare.</p>')
+        return
+    ch = db.changes_since(ctx.previous, ctx.snapshot, ctx.filter).reset_index()
+    ch["source"] = ch["source"].map(db.SOURCE_NAMES)
+    p = ctx.previous
+    parts = [
+        f'<p class="crmkit-changes">Compared with snapshot {p.snapshot_id} (as of {p.as_of}, '
+        "horizon totals):</p>",
+        db.table_html(
+            ch, css="crmkit-changes-table",
+            money=("p50_before", "p50_now", "change", "p10_now", "p90_now"),
+            shares=("p_target_before", "p_target_now"),
+        ),
+    ]  # fmt: skip
+    reasons = _change_reasons(ctx)
+    if reasons is not None and not reasons.empty:
+        parts.append("<p>Change of expected revenue by reason:</p>")
+        parts.append(db.table_html(reasons, css="crmkit-reasons", money=("delta_expected",)))
+    _show("".join(parts))
+
+
+def _change_reasons(ctx: ReportContext) -> pd.DataFrame | None:
+    """Per-deal reasons (:func:`crmkit.forecast.compare.compare_snapshots`) if both have deals."""
+    both = all("deal_expected" in s.draws for s in (ctx.snapshot, ctx.previous))  # type: ignore[union-attr]
+    if not both:
+        return None
+    from crmkit.forecast.engine import compare_snapshots
+
+    return compare_snapshots(ctx.previous, ctx.snapshot, ctx.deals)["reasons"]
+
+
+def show_backtest(ctx: ReportContext) -> None:
+    """Show how often past forecasts' ranges held, against two baselines, or say why not."""
+    bt = ctx.backtest if ctx.backtest is not None else db.backtest_table(ctx.snapshot)
+    if bt is None or bt.empty:
+        _show(
+            '<p class="crmkit-backtest">No backtest was run for this report (backtest = 0), '
+            "so how often the forecast's ranges held in the past is not shown.</p>"
+        )
+        return
+    intro = ""
+    if ctx.backtest is not None:
+        intro = (
+            '<p class="crmkit-backtest">Won deal revenue over the next periods, forecast from '
+            f"{int(bt['origins'].max())} past month ends by the model and by two baselines "
+            "(weighted pipeline, run rate): cover80 is how often the actual fell inside the "
+            "P10–P90 range (0.8 is ideal); lower CRPS and median error are better.</p>"
+        )
+    shares = tuple(c for c in bt if "cover" in c)
+    money = tuple(c for c in bt if c in ("crps", "mae_median"))
+    _show(intro + db.table_html(bt, css="crmkit-backtest", shares=shares, money=money))
+
+
+def show_diagnostics(ctx: ReportContext) -> None:
+    """Show the models' convergence diagnostics and any warnings."""
+    d = ctx.snapshot.diagnostics or {}
+    ok = bool(d.get("ok", False))
+    verdict = (
+        "All models passed their checks."
+        if ok
+        else "Some models did not pass their checks: read the ranges with care."
+    )
+    msgs = "".join(f"<li>{html.escape(str(m))}</li>" for m in d.get("messages", []))
+    _show(
+        f'<p class="crmkit-diagnostics" data-ok="{str(ok).lower()}">{verdict}</p>'
+        + db.table_html(db.diagnostics_table(ctx.snapshot), css="crmkit-diagnostics-table")
+        + (f"<ul>{msgs}</ul>" if msgs else "")
+    )
+
+
+def summary(ctx: ReportContext) -> dict:
+    """Return the report's headline figures as JSON-ready data."""
+    s = ctx.snapshot
+    head = db.headline(s, ctx.filter)
+    return {
+        "snapshot_id": s.snapshot_id,
+        "as_of": str(s.as_of),
+        "horizon": s.horizon,
+        "period": s.period,
+        "group": ctx.filter.group,
+        "refitted": ctx.refitted,
+        "diagnostics_ok": bool((s.diagnostics or {}).get("ok", False)),
+        "headline": {
+            src: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()}
+            for src, row in head.to_dict("index").items()
+        },
+    }
+
+
+def write_outputs(ctx: ReportContext, out_dir: str | Path) -> Path:
+    """Write ``summary.json`` (headline figures) into ``out_dir`` and return its path."""
+    path = Path(out_dir) / "summary.json"
+    path.write_text(json.dumps(summary(ctx), indent=2))
+    return path

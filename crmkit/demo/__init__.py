@@ -1,1 +1,0 @@
-"""Generators of the seeded demo company; the public entry is :mod:`crmkit.datasets`."""

@@ -1,0 +1,140 @@
+"""The forecast's axes: the periods after ``as_of``, the revenue sources and the groups.
+
+Forecast draws have dims ``(sample, period, source, group)``. :func:`period_axis` maps the
+simulated months to the reported periods (months or quarters), :data:`SOURCES` names the
+sources, and :func:`group_axis` / :func:`memberships` give the roll-up groups (``all``,
+``team=..``, ``owner=..``, ``segment=..``) and the groups each deal counts in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from crmkit.errors import CrmkitError
+from crmkit.store.history import month_index, month_label
+
+SOURCES = ("pipeline", "new_business", "repeat", "total")
+#: Human names of the sources.
+SOURCE_NAMES = {
+    "pipeline": "Open pipeline",
+    "new_business": "New business",
+    "repeat": "Repeat customers",
+    "total": "Total",
+}
+GROUP_BYS = ("team", "owner", "segment")
+
+
+@dataclass
+class PeriodAxis:
+    """Forecast months and the periods they fall in."""
+
+    first_month: int
+    period_of_k: np.ndarray
+    labels: list[str]
+    period_months: list[list[int]]
+    frac_first: float
+
+    @property
+    def months(self) -> int:
+        """Number of simulated months."""
+        return len(self.period_of_k)
+
+
+def period_axis(as_of: object, horizon: int, period: str = "M") -> PeriodAxis:
+    """The forecast periods after ``as_of``: the current one (if not over) and the next ones.
+
+    When ``as_of`` is a period's last day the first period is the next one; otherwise the
+    first period is the current one, of which only the rest is forecast.
+
+    Parameters
+    ----------
+    as_of
+        The day of the forecast.
+    horizon
+        Number of periods (at least 1).
+    period
+        ``"M"`` (months) or ``"Q"`` (quarters).
+
+    Returns
+    -------
+    PeriodAxis
+        The simulated months (from ``first_month``), the period of each, the period labels
+        (``"2026-11"`` or ``"2026-Q4"``), the months of each period and the share of the
+        first month still to come.
+    """
+    if period not in ("M", "Q"):
+        raise CrmkitError(f"period must be 'M' or 'Q', not {period!r}")
+    if int(horizon) < 1:
+        raise CrmkitError(f"horizon must be at least 1, not {horizon!r}")
+    t = pd.Timestamp(as_of).normalize()
+    m = month_index(t)
+    dim = t.days_in_month
+    if t.day == dim:
+        first, frac = m + 1, 1.0
+    else:
+        first, frac = m, (dim - t.day) / dim
+    step = 1 if period == "M" else 3
+    p0 = first // step
+    months = list(range(first, (p0 + horizon) * step))
+    period_of_k = np.array([mm // step - p0 for mm in months], dtype=np.int64)
+    labels, groups = [], []
+    for i in range(horizon):
+        p = p0 + i
+        labels.append(month_label(p) if period == "M" else f"{p // 4:04d}-Q{p % 4 + 1}")
+        groups.append([mm for mm in months if mm // step == p])
+    return PeriodAxis(first, period_of_k, labels, groups, frac)
+
+
+def group_axis(frame: pd.DataFrame, accounts: pd.DataFrame | None = None) -> list[str]:
+    """Group labels: ``all``, then ``team=..``, ``owner=..``, ``segment=..`` seen in the data.
+
+    Parameters
+    ----------
+    frame
+        Deals with ``team``, ``owner`` and ``segment`` columns.
+    accounts
+        Accounts whose ``segment`` and ``owner`` values are added (repeat revenue).
+
+    Returns
+    -------
+    list of str
+        ``"all"`` first, then each group by's values in sorted order (``(none)`` left out).
+    """
+    labels = ["all"]
+    for g in GROUP_BYS:
+        vals = set(frame[g].dropna().astype(str))
+        if g == "segment" and accounts is not None and "segment" in accounts:
+            vals |= set(accounts["segment"].dropna().astype(str))
+        if g == "owner" and accounts is not None and "owner" in accounts:
+            vals |= set(accounts["owner"].dropna().astype(str))
+        labels += [f"{g}={v}" for v in sorted(vals) if v != "(none)"]
+    return labels
+
+
+def memberships(frame: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
+    """``(rows, 4)`` group columns (all, team, owner, segment) of each deal; -1 when none.
+
+    Parameters
+    ----------
+    frame
+        Deals with ``team``, ``owner`` and ``segment`` columns.
+    index
+        Position of each group label (from :func:`group_axis`).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 group positions, column 0 being ``all``.
+    """
+    cols = [np.zeros(len(frame), np.int64)]
+    for g in GROUP_BYS:
+        cols.append(
+            frame[g].astype(str).map(lambda v, g=g: index.get(f"{g}={v}", -1)).to_numpy(np.int64)
+        )
+    return np.stack(cols, axis=1)
+
+
+__all__ = ["GROUP_BYS", "SOURCES", "PeriodAxis", "group_axis", "memberships", "period_axis"]

@@ -1,0 +1,440 @@
+"""The revenue forecast: draws per period from open deals, new business and repeat customers.
+
+Each source gives draws of revenue with dims ``(sample, period, group)``; the total is
+their sum draw by draw, and every roll-up (team, owner, segment) is a sum of the deals'
+draws, never a sum of quantiles. The result is a :class:`crmkit.store.Snapshot` laid out
+as ``helper-notes/FORECAST_CONTRACT.md`` describes.
+
+This module fits the models (:func:`fit_models`), draws the forecast
+(:func:`forecast_draws`) and runs the whole (:func:`run_forecast`). The rest lives beside it
+and is re-exported here: the period and group axes (:mod:`crmkit.forecast.axes`), the
+quantile table, P(target), actuals and the CLI's JSON (:mod:`crmkit.forecast.tables`), the
+snapshot's layout (:mod:`crmkit.forecast.snapshot`) and the comparison of two snapshots
+(:mod:`crmkit.forecast.compare`); the last two modules import no modelling stack.
+
+Quantiles are of the revenue still to come after ``as_of``; ``closed_to_date`` (won before
+``as_of`` in the current period, on the ``total`` rows) is kept apart and added for
+``p_target = P(closed_to_date + forecast >= target)``. Repeat revenue is allocated to
+segments by account, and to owners and teams by account owner (and the owner's team in
+the deals) where known.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crmkit.errors import CrmkitError
+from crmkit.forecast.axes import (
+    GROUP_BYS,
+    SOURCES,
+    PeriodAxis,
+    group_axis,
+    memberships,
+    period_axis,
+)
+from crmkit.forecast.compare import compare_snapshots
+from crmkit.forecast.snapshot import build_snapshot
+from crmkit.forecast.tables import (
+    QUANTILES,
+    actuals_table,
+    forecast_to_json,
+    probability_of_target,
+    quantile_table,
+)
+from crmkit.models.pipeline.data import deal_frame
+from crmkit.models.pipeline.kernels import simulate_new_business, simulate_pipeline
+from crmkit.models.pipeline.model import PipelineModel
+from crmkit.models.pipeline.new_business import NewBusinessModel
+from crmkit.store.history import deals_as_of, end_of_day
+from crmkit.store.snapshots import Snapshot
+
+# ---------------------------------------------------------------------- data
+FORECAST_TABLES = ("deals", "deal_history", "accounts", "stages", "orders")
+MARKETING_TABLES = ("channel_spend", "campaigns")
+
+
+def load_frames(store, *, marketing: bool = False) -> dict[str, pd.DataFrame]:
+    """The store's tables a forecast needs (and those of a marketing plan if asked)."""
+    names = FORECAST_TABLES + (MARKETING_TABLES if marketing else ())
+    return {name: store.read(name) for name in names}
+
+
+def _won_in(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Deals won with ``start <= closed_at <= end``."""
+    c = pd.to_datetime(frame["closed_at"])
+    return frame[frame["status"].eq("won") & (c >= start) & (c <= end)]
+
+
+# ---------------------------------------------------------------------- fitting
+def fit_models(
+    frames: dict[str, pd.DataFrame],
+    *,
+    as_of: object,
+    method: str = "map",
+    seed: int = 0,
+    progress: bool = False,
+    window_months: int = 24,
+    draws: int = 500,
+    tune: int = 500,
+) -> dict[str, Any]:
+    """Fit the pipeline and new-business models on what was known on ``as_of``."""
+    deals = deal_frame(frames["deals"], frames.get("accounts"))
+    history = frames.get("deal_history")
+    settings = {
+        "method": method,
+        "seed": seed,
+        "progress": progress,
+        "window_months": window_months,
+        "draws": draws,
+        "tune": tune,
+    }
+    pipe = PipelineModel(**settings).fit(deals, history, as_of=as_of, stages=frames.get("stages"))
+    nb = NewBusinessModel(**settings).fit(deals, history, as_of=as_of)
+    return {"pipeline": pipe, "new_business": nb}
+
+
+def new_business_draws(
+    nb: NewBusinessModel,
+    accounts: pd.DataFrame | None,
+    axis: PeriodAxis,
+    gindex: dict[str, int],
+    *,
+    draws: int,
+    n_p: int,
+    seed: int,
+    extra: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, dict]:
+    """New-business revenue draws ``(sample, period, group)`` and the model's diagnostics.
+
+    ``extra`` ``(n_p, months)`` is added to the arrival means (a marketing plan's extra
+    deals against the baseline; the mean is floored at 0). None when there is nothing to
+    draw from.
+    """
+    if nb.posterior_ is None or not len(nb.templates_):
+        return None, {
+            **getattr(nb, "diagnostics_", {}),
+            "ok": True,
+            "message": "no arrivals model or no won deals to draw amounts from",
+        }
+    mu_nb, alpha = nb.arrival_means(axis.first_month, axis.months, n_p, seed)
+    mu_nb[:, 0] *= axis.frac_first
+    if extra is not None:
+        mu_nb = np.maximum(mu_nb + extra, 0.0)
+    rng = np.random.default_rng(seed + 1)
+    pick = np.arange(draws) % n_p
+    shape = 1.0 / np.maximum(alpha[pick], 1e-6)
+    lam = rng.gamma(shape[:, None], mu_nb[pick] / shape[:, None])
+    counts = rng.poisson(lam)
+    cdf = nb.win_cdf(axis.first_month, axis.months, n_p, seed)
+    t = deal_frame(nb.templates_, accounts)
+    rev = simulate_new_business(
+        counts,
+        cdf,
+        axis.period_of_k,
+        t["amount"].to_numpy(float),
+        memberships(t, gindex),
+        n_periods=len(axis.labels),
+        n_groups=len(gindex),
+        seed=seed + 2,
+    )
+    return rev, dict(nb.diagnostics_)
+
+
+# ---------------------------------------------------------------------- forecasting
+def forecast_draws(
+    models: dict[str, Any],
+    frames: dict[str, pd.DataFrame],
+    *,
+    as_of: object,
+    horizon: int,
+    period: str = "M",
+    draws: int = 1000,
+    seed: int = 0,
+    param_draws: int = 100,
+    include_repeat: bool = True,
+    repeat_method: str = "map",
+    plan: pd.DataFrame | str | None = None,
+) -> dict[str, Any]:
+    """Revenue draws per source, period and group from fitted models.
+
+    ``plan`` (weekly spend per channel, see :func:`crmkit.forecast.sources.marketing.plan_arrivals`)
+    needs ``models["marketing"]``, a :class:`~crmkit.models.mmm.model.MarketingMixModel`
+    fitted on weekly new deals: the plan's extra arrivals against the baseline plan are
+    added to the new-business arrival means, and nothing else changes.
+
+    Returns
+    -------
+    dict
+        ``rollup`` ``(sample, period, source, group)``, ``coords``, ``axis`` (PeriodAxis),
+        ``deals`` (open deals with ``p_win``, ``p_slip``, ``expected_revenue``),
+        ``diagnostics`` per source, ``closed_to_date`` ``(period, group)`` and
+        ``marketing`` (None without a plan).
+    """
+    axis = period_axis(as_of, horizon, period)
+    pipe: PipelineModel = models["pipeline"]
+    nb: NewBusinessModel = models["new_business"]
+    accounts = frames.get("accounts")
+    frame = pipe.frame_
+    groups = group_axis(frame, accounts)
+    gindex = {g: i for i, g in enumerate(groups)}
+    n_groups, n_per = len(groups), len(axis.labels)
+    rollup = np.zeros((draws, n_per, len(SOURCES), n_groups))
+    n_p = min(param_draws, draws)
+
+    # open pipeline
+    open_deals = pipe.open_deals()
+    post = pipe.posterior_subset(n_p, seed)
+    mu, sig = pipe.amount_.draws(n_p, seed)
+    codes = pipe.deal_codes(open_deals)
+    pipe_rev, p_win, p_slip = simulate_pipeline(
+        post,
+        codes,
+        open_deals["amount"].fillna(0.0).to_numpy(float),
+        memberships(open_deals, gindex),
+        first_month=axis.first_month,
+        period_of_k=axis.period_of_k,
+        frac_first=axis.frac_first,
+        ratio_mu=mu,
+        ratio_sigma=sig,
+        n_draws=draws,
+        n_periods=n_per,
+        n_groups=n_groups,
+        seed=seed,
+    )
+    rollup[:, :, 0, :] = pipe_rev
+    mean_ratio = float(np.mean(np.exp(mu + sig**2 / 2)))
+    deals_out = open_deals.reindex(
+        columns=[
+            "deal_id",
+            "name",
+            "owner",
+            "team",
+            "segment",
+            "stage",
+            "amount",
+            "expected_close_date",
+        ]
+    ).copy()
+    deals_out["p_win"] = p_win
+    deals_out["p_slip"] = p_slip
+    deals_out["expected_revenue"] = p_win * deals_out["amount"].fillna(0.0) * mean_ratio
+
+    # new business (the one place a marketing plan enters: extra arrivals)
+    marketing = None
+    extra = None
+    if plan is not None:
+        from crmkit.forecast.sources.marketing import plan_arrivals
+
+        extra, marketing = plan_arrivals(models, frames, plan, as_of=as_of, axis=axis, n_draws=n_p)
+    nb_rev, nb_diag = new_business_draws(
+        nb, accounts, axis, gindex, draws=draws, n_p=n_p, seed=seed, extra=extra
+    )
+    if nb_rev is not None:
+        rollup[:, :, 1, :] = nb_rev
+    if marketing is not None and not marketing["diagnostics"].get("ok", True):
+        nb_diag = {
+            **nb_diag,
+            "ok": False,
+            "message": "the marketing-mix model behind the spend plan did not converge",
+        }
+
+    # repeat customers
+    rep_diag: dict = {"ok": True, "method": "none", "message": "not requested"}
+    if include_repeat:
+        from crmkit.forecast.sources.repeat import repeat_draws
+
+        owner_team = (
+            frame[frame["team"] != "(none)"]
+            .groupby("owner")["team"]
+            .agg(lambda s: s.mode().iloc[0])
+            .to_dict()
+        )
+        t0 = pd.Timestamp(as_of).normalize()
+        ends = [
+            pd.Timestamp(year=m // 12, month=m % 12 + 1, day=1) + pd.offsets.MonthEnd(0)
+            for m in axis.first_month + np.arange(axis.months)
+        ]
+        weeks = np.array([(e - t0).days / 7.0 for e in ends])
+        try:
+            rep, rep_diag = repeat_draws(
+                frames.get("orders"),
+                accounts,
+                gindex,
+                owner_team,
+                as_of=as_of,
+                month_edges_weeks=weeks,
+                period_of_k=axis.period_of_k,
+                n_periods=n_per,
+                n_draws=draws,
+                method=repeat_method,
+                seed=seed,
+            )
+            rollup[:, :, 2, :] = rep
+        except Exception as exc:  # a failed repeat fit must not sink the whole forecast
+            rep_diag = {"ok": False, "method": repeat_method, "message": f"repeat failed: {exc}"}
+    rollup[:, :, 3, :] = rollup[:, :, :3, :].sum(axis=2)
+
+    # closed to date in the current period
+    closed = np.zeros((n_per, n_groups))
+    if axis.frac_first < 1.0 or period == "Q":
+        state = deals_as_of(frame, pipe.history_, as_of)
+        first_m = axis.period_months[0][0]
+        start = pd.Timestamp(year=first_m // 12, month=first_m % 12 + 1, day=1)
+        if period == "Q":
+            q = axis.first_month // 3
+            start = pd.Timestamp(year=q // 4, month=(q % 4) * 3 + 1, day=1)
+        won = _won_in(state, start, end_of_day(as_of))
+        if len(won):
+            gid = memberships(won, gindex)
+            for col in range(gid.shape[1]):
+                np.add.at(
+                    closed[0],
+                    gid[:, col][gid[:, col] >= 0],
+                    won["amount"].fillna(0).to_numpy(float)[gid[:, col] >= 0],
+                )
+    diagnostics = {"pipeline": pipe.diagnostics_, "new_business": nb_diag, "repeat": rep_diag}
+    return {
+        "rollup": rollup,
+        "groups": groups,
+        "axis": axis,
+        "deals": deals_out,
+        "diagnostics": diagnostics,
+        "closed_to_date": closed,
+        "marketing": marketing,
+        "settings": {"draws": draws, "n_p": n_p, "seed": seed, "gindex": gindex},
+    }
+
+
+def run_forecast(
+    store,
+    *,
+    as_of: object,
+    horizon: int,
+    period: str = "M",
+    draws: int = 1000,
+    target: object = None,
+    seed: int = 0,
+    method: str = "map",
+    progress: bool = False,
+    label: str | None = None,
+    save: bool = True,
+    include_repeat: bool = True,
+    plan: pd.DataFrame | str | None = None,
+    mmm: Any = None,
+) -> Snapshot:
+    """Fit the models on the store's data as of a day, forecast, and save the snapshot.
+
+    Parameters
+    ----------
+    store
+        A :class:`crmkit.Store`.
+    as_of
+        The day of the forecast (data after it are ignored).
+    horizon
+        Number of periods.
+    period
+        ``"M"`` or ``"Q"``.
+    draws
+        Number of forecast draws.
+    target
+        Revenue target per period (number or ``{period_label: amount}``), or None.
+    seed
+        Random seed.
+    method
+        ``"map"`` (seconds; Laplace approximation), ``"nuts"`` (nutpie; minutes) or ``"advi"``.
+    progress
+        Show sampling progress.
+    label
+        Snapshot label.
+    save
+        Save the snapshot in the store.
+    include_repeat
+        Forecast repeat revenue from orders (BG/NBD + Gamma-Gamma).
+    plan
+        Planned marketing spend: a DataFrame (long ``channel, week_start, spend`` like the
+        ``channel_spend`` table, or wide ``date`` plus a column per channel), a CSV path,
+        or ``"campaigns"`` for the campaigns in the store. Weeks and channels it does not
+        name follow the baseline (the last 13 weeks' average spend), so the baseline plan
+        gives the forecast without a plan. Its extra new deals against the baseline enter
+        the new-business arrivals only (``docs/marketing.md``). None: no marketing input.
+    mmm
+        A fitted :class:`~crmkit.models.mmm.model.MarketingMixModel` on weekly new deals
+        for the plan; by default one is fitted on the store's ``channel_spend`` and deals
+        up to ``as_of`` (``method`` ``"nuts"`` samples it, otherwise MAP + Laplace).
+
+    Returns
+    -------
+    Snapshot
+        The saved snapshot (with ``snapshot_id`` when saved).
+    """
+    if int(draws) < 10:
+        raise CrmkitError(f"draws must be at least 10, not {draws!r}")
+    frames = load_frames(store, marketing=plan is not None)
+    if frames["deals"].empty:
+        raise CrmkitError("the store has no deals to forecast from")
+    models = fit_models(frames, as_of=as_of, method=method, seed=seed, progress=progress)
+    if plan is not None:
+        from crmkit.forecast.sources.marketing import fit_marketing
+
+        models["marketing"] = (
+            mmm
+            if mmm is not None
+            else fit_marketing(frames, as_of=as_of, method=method, seed=seed, progress=progress)
+        )
+    result = forecast_draws(
+        models,
+        frames,
+        as_of=as_of,
+        horizon=horizon,
+        period=period,
+        draws=draws,
+        seed=seed,
+        include_repeat=include_repeat,
+        repeat_method="map" if method == "nuts" else method,
+        plan=plan,
+    )
+    snap = build_snapshot(
+        result,
+        models,
+        as_of=as_of,
+        horizon=horizon,
+        period=period,
+        draws=draws,
+        seed=seed,
+        method=method,
+        target=target,
+        label=label,
+    )
+    from crmkit.forecast.snapshot_tables import extra_tables
+
+    snap.parameters.setdefault("tables", {}).update(
+        extra_tables(snap, frames, open_deals=result["deals"], campaigns=store.read("campaigns"))
+    )
+    if save:
+        store.save_snapshot(snap)
+    return snap
+
+
+__all__ = [
+    "GROUP_BYS",
+    "QUANTILES",
+    "SOURCES",
+    "PeriodAxis",
+    "actuals_table",
+    "build_snapshot",
+    "compare_snapshots",
+    "fit_models",
+    "forecast_draws",
+    "forecast_to_json",
+    "group_axis",
+    "load_frames",
+    "memberships",
+    "new_business_draws",
+    "period_axis",
+    "probability_of_target",
+    "quantile_table",
+    "run_forecast",
+]

@@ -1,0 +1,82 @@
+"""A plain-text summary of what a crmkit database holds."""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from crmkit.store.core import Store
+
+
+def database_summary(store: Store) -> str:
+    """Describe a database: row counts, date ranges, deals by status and revenue by year.
+
+    Parameters
+    ----------
+    store
+        The database.
+
+    Returns
+    -------
+    str
+        Several lines of text.
+
+    """
+    counts = store.counts()
+    lines = [f"crmkit database: {store.url}", "", "rows per entity:"]
+    lines += [f"  {name:<20} {n:>10,}" for name, n in counts.items()]
+    with store.engine.connect() as conn:
+        if counts["orders"]:
+            lo, hi, total = conn.execute(
+                sa.text("SELECT MIN(ordered_at), MAX(ordered_at), SUM(amount) FROM orders")
+            ).one()
+            lines += [
+                "",
+                f"orders: {pd.Timestamp(lo):%Y-%m-%d} .. {pd.Timestamp(hi):%Y-%m-%d}, "
+                f"revenue {total:,.0f}",
+            ]
+        if counts["deals"]:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT status, COUNT(*), COALESCE(SUM(amount), 0) FROM deals "
+                    "GROUP BY status ORDER BY status"
+                )
+            ).all()
+            lines += ["", "deals by status:"]
+            lines += [f"  {s:<8} {n:>8,} deals, amount {a:>16,.0f}" for s, n, a in rows]
+            closed = {s: n for s, n, _ in rows if s in ("won", "lost")}
+            if sum(closed.values()):
+                rate = closed.get("won", 0) / sum(closed.values())
+                lines.append(f"  win rate on closed deals: {rate:.1%}")
+    snaps = store.list_snapshots()
+    lines += ["", f"forecast snapshots: {len(snaps)}"]
+    if len(snaps):
+        s = snaps.iloc[0]
+        lines.append(f"  newest: #{s.snapshot_id} as of {s.as_of:%Y-%m-%d}, {s.horizon} periods")
+    return "\n".join(lines)
+
+
+def last_data_day(store: Store) -> str | None:
+    """Return the last day with a deal created or closed or an order placed, as ISO text.
+
+    Parameters
+    ----------
+    store
+        The database.
+
+    Returns
+    -------
+    str or None
+        ``YYYY-MM-DD``, or None for an empty database.
+    """
+    days = []
+    with store.engine.connect() as conn:
+        for sql in (
+            "SELECT MAX(created_at) FROM deals",
+            "SELECT MAX(closed_at) FROM deals",
+            "SELECT MAX(ordered_at) FROM orders",
+        ):
+            v = conn.execute(sa.text(sql)).scalar()
+            if v is not None:
+                days.append(pd.Timestamp(v).normalize())
+    return max(days).date().isoformat() if days else None

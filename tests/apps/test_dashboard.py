@@ -1,0 +1,160 @@
+"""The dashboard's numbers come straight from the snapshot's draws and tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmkit.apps import dashboard as db
+from crmkit.errors import CrmkitError, NotFoundError
+from crmkit.store import Store
+from tests.snapshot_factory import OWNERS, make_fake_snapshot
+
+
+@pytest.fixture(scope="module")
+def snap():
+    return make_fake_snapshot()
+
+
+def _draw_sums(snap, group: str, source: str) -> np.ndarray:
+    """Per-draw sum over the periods, read from the raw array by label."""
+    g = snap.coords["group"].index(group)
+    s = snap.coords["source"].index(source)
+    return snap.draws["rollup"][:, :, s, g].sum(axis=1)
+
+
+def test_filter_allows_one_dimension_at_a_time() -> None:
+    assert db.Filter().group == "all"
+    assert db.Filter(team="north").group == "team=north"
+    assert (
+        db.Filter.from_mapping({"team": "All", "owner": "ann", "segment": ""}).group == "owner=ann"
+    )
+    with pytest.raises(CrmkitError, match="one of team, owner or segment"):
+        db.Filter(team="north", owner="ann")
+    with pytest.raises(CrmkitError, match="unknown filter"):
+        db.Filter.from_mapping({"region": "EU"})
+
+
+def test_filter_options_list_the_groups(snap) -> None:
+    opts = db.filter_options(snap)
+    assert opts == {"team": ["north", "south"], "owner": ["ann", "bob", "cy"],
+                    "segment": ["Enterprise", "SMB"]}  # fmt: skip
+
+
+def test_headline_adds_closed_revenue_to_the_draws(snap) -> None:
+    head = db.headline(snap)
+    assert list(head.index) == ["pipeline", "new_business", "repeat", "total"]
+    closed_total = 95_000.0 + 10_000.0  # won by the three owners + repeat, in the factory
+    assert head.loc["total", "closed_to_date"] == pytest.approx(closed_total)
+    sums = _draw_sums(snap, "all", "total") + closed_total
+    assert head.loc["total", "p50"] == pytest.approx(np.median(sums))
+    assert head.loc["total", "p10"] < head.loc["total", "p50"] < head.loc["total", "p90"]
+    assert head.loc["total", "target"] == pytest.approx(1_100_000.0)
+    assert head.loc["total", "p_target"] == pytest.approx(np.mean(sums >= 1_100_000.0))
+    # the sources' means add up to the total's mean
+    assert head.loc[["pipeline", "new_business", "repeat"], "mean"].sum() == pytest.approx(
+        head.loc["total", "mean"]
+    )
+    assert np.isnan(head.loc["pipeline", "p_target"])
+
+
+def test_headline_follows_the_filter(snap) -> None:
+    north = db.headline(snap, db.Filter(team="north")).loc["total"]
+    assert north["closed_to_date"] == pytest.approx(40_000.0 + 25_000.0)
+    sums = _draw_sums(snap, "team=north", "total") + 65_000.0
+    assert north["p90"] == pytest.approx(np.quantile(sums, 0.9))
+    assert north["p50"] < db.headline(snap).loc["total", "p50"]
+    with pytest.raises(NotFoundError, match="owner 'zed'"):
+        db.headline(snap, db.Filter(owner="zed"))
+
+
+def test_fan_data_bands_are_quantiles_plus_closed(snap) -> None:
+    fan = db.fan_data(snap)
+    fc = fan[(fan["kind"] == "forecast") & (fan["source"] == "total")]
+    q = snap.quantiles
+    q = q[(q["group"] == "all") & (q["source"] == "total")]
+    assert list(fc["period"]) == snap.coords["period"]
+    np.testing.assert_allclose(fc["p50"], q["p50"] + q["closed_to_date"])
+    np.testing.assert_allclose(fc["p_target"], q["p_target"])
+    past = fan[fan["kind"] == "actual"]
+    assert len(past) == 6 * 4 and past["period"].max() < fc["period"].min()
+    assert past["p50"].isna().all() and past["actual"].gt(0).all()
+    # actuals carry no group, so a filtered view shows the forecast only
+    north = db.fan_data(snap, db.Filter(team="north"))
+    assert set(north["kind"]) == {"forecast"}
+
+
+def test_pipeline_by_stage_merges_rates_and_filtered_amounts(snap) -> None:
+    df = db.pipeline_by_stage(snap, db.Filter(owner="ann"))
+    assert list(df["stage"]) == ["Qualification", "Discovery", "Proposal", "Negotiation"]
+    assert list(df["amount"]) == [50_000.0, 100_000.0, 150_000.0, 200_000.0]
+    assert list(df["configured"]) == [0.1, 0.25, 0.6, 0.8]
+    everyone = db.pipeline_by_stage(snap)
+    assert list(everyone["amount"]) == [a * len(OWNERS) for a in df["amount"]]
+
+
+def test_at_risk_deals_sorted_and_filtered(snap) -> None:
+    risk = db.at_risk_deals(snap, n=5)
+    assert len(risk) == 5 and risk["p_slip"].is_monotonic_decreasing
+    south = db.at_risk_deals(snap, db.Filter(team="south"), n=50)
+    assert set(south["owner"]) == {"cy"} and len(south) == 8
+    smb = db.at_risk_deals(snap, db.Filter(segment="SMB"), n=50)
+    assert set(smb["segment"]) == {"SMB"}
+
+
+def test_segment_contributions_share_the_total(snap) -> None:
+    seg = db.segment_contributions(snap)
+    assert list(seg["segment"]) == ["Enterprise", "SMB"]  # larger share first
+    assert seg["share"].sum() == pytest.approx(1.0)
+    ent = _draw_sums(snap, "segment=Enterprise", "total") + 0.6 * 105_000.0
+    assert seg.loc[0, "p50"] == pytest.approx(np.median(ent))
+
+
+def test_campaign_roi_when_available(snap) -> None:
+    roi = db.campaign_roi(snap)
+    assert roi is not None
+    assert roi.loc[0, "roi_p50"] == pytest.approx(42_000 / 20_000 - 1)
+    bare = make_fake_snapshot()
+    del bare.parameters["tables"]["campaign_roi"]
+    assert db.campaign_roi(bare) is None
+
+
+def test_diagnostics_and_backtest_tables(snap) -> None:
+    diag = db.diagnostics_table(snap)
+    assert list(diag["model"]) == ["pipeline", "new_business", "repeat"]
+    assert diag["ok"].all()
+    assert len(db.backtest_table(snap)) == 2
+
+
+def test_no_snapshot_gives_none_and_a_helpful_message(mem_store: Store) -> None:
+    assert db.latest_snapshot(mem_store) is None
+    msg = db.no_snapshot_message(mem_store.url)
+    assert "no forecast snapshot" in msg and "crmkit report" in msg
+    with pytest.raises(NotFoundError):
+        db.latest_snapshot(mem_store, snapshot_id=7)
+
+
+def test_stored_snapshot_reads_the_same_and_changes_since(tmp_path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    first = make_fake_snapshot(seed=1)
+    second = make_fake_snapshot(seed=2, scale=1.2)
+    store.save_snapshot(first)
+    store.save_snapshot(second)
+    loaded = db.latest_snapshot(store)
+    assert loaded.snapshot_id == second.snapshot_id
+    pd.testing.assert_frame_equal(db.headline(loaded), db.headline(second))
+    prev = db.previous_snapshot(store, loaded)
+    assert prev is not None and prev.snapshot_id == first.snapshot_id
+    assert db.previous_snapshot(store, prev) is None
+    ch = db.changes_since(prev, loaded)
+    assert ch.loc["total", "p50_before"] == pytest.approx(db.headline(first).loc["total", "p50"])
+    assert ch.loc["total", "change"] > 0  # everything is scaled up by 20 %
+    assert db.changes_since(None, loaded)["p50_before"].isna().all()
+    store.close()
+
+
+def test_formatting() -> None:
+    assert db.format_amount(1234567.4) == "1,234,567"
+    assert db.format_amount(float("nan")) == "–"
+    assert db.format_share(0.456) == "46%"

@@ -1,0 +1,169 @@
+"""The report runs for real with Papermill; a failed run keeps the last good report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crmkit.apps.report import ReportError, main, run_report, validate_parameters
+from crmkit.errors import ValidationError
+from crmkit.store import Store
+from crmkit.store.engine import resolve_url
+from tests.snapshot_factory import make_fake_snapshot
+
+TODAY = dt.date(2026, 11, 27)
+
+
+class _Numbers(HTMLParser):
+    """Collect the text of ``<span data-source=.. data-q=..>`` elements, in any attribute order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: dict[tuple[str, str], str] = {}
+        self._key: tuple[str, str] | None = None
+
+    def handle_starttag(self, tag, attrs) -> None:
+        a = dict(attrs)
+        if tag == "span" and "data-q" in a:
+            self._key = (a["data-source"], a["data-q"])
+
+    def handle_data(self, data) -> None:
+        if self._key is not None:
+            self.found.setdefault(self._key, data)
+            self._key = None
+
+
+def shown_numbers(html: str) -> dict[tuple[str, str], str]:
+    parser = _Numbers()
+    parser.feed(html)
+    return parser.found
+
+
+def _fields(exc: ValidationError) -> set[str]:
+    return {e.field for e in exc.errors}
+
+
+def test_parameters_are_normalised() -> None:
+    p = validate_parameters(
+        dt.date(2026, 10, 31), 6, "M", 250_000, "x.db", 200, {"team": "north"}, "out", today=TODAY
+    )
+    assert p["as_of"] == "2026-10-31" and p["db_url"] == resolve_url("x.db")
+    assert p["filters"] == {"team": "north"} and p["refit"] is True
+    q = validate_parameters("2026-09-30", 4, "Q", {"2026-Q4": 1e6}, filters={"owner": "All"},
+                            today=TODAY)  # fmt: skip
+    assert q["filters"] == {} and q["target"] == {"2026-Q4": 1e6}
+
+
+def test_every_bad_parameter_is_named_before_anything_runs(tmp_path: Path) -> None:
+    afile = tmp_path / "a_file"
+    afile.write_text("x")
+    with pytest.raises(ValidationError) as err:
+        validate_parameters(
+            "2026-13-01", 0, "W", -5, 3.5, 5, {"team": "n", "owner": "a"}, str(afile), "yes",
+            "gibbs", -1, 99, today=TODAY,
+        )  # fmt: skip
+    assert _fields(err.value) == {
+        "as_of", "horizon", "period", "target", "db_url", "draws", "filters", "out_dir", "refit",
+        "method", "seed", "backtest",
+    }  # fmt: skip
+    with pytest.raises(ValidationError, match="in the future"):
+        validate_parameters("2026-12-01", 3, today=TODAY)
+    with pytest.raises(ValidationError) as err:
+        validate_parameters("2026-10-31", 13, "Q", draws=True, today=TODAY)
+    assert _fields(err.value) == {"horizon", "draws"}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One successful report on a database holding two fake snapshots."""
+    root = tmp_path_factory.mktemp("report")
+    db_path = root / "crm.db"
+    with Store.open(db_path) as store:
+        store.save_snapshot(make_fake_snapshot(seed=3, scale=0.9, label="older"))
+        snap = make_fake_snapshot(seed=4)
+        store.save_snapshot(snap)
+    out = root / "reports"
+    result = run_report("2026-11-15", 3, db=db_path, out_dir=out, refit=False, log=None)
+    return {"db": db_path, "out": out, "result": result, "snap": snap}
+
+
+def test_report_files_and_content_match_the_snapshot(report: dict) -> None:
+    r, snap, out = report["result"], report["snap"], report["out"]
+    assert {p.name for p in out.iterdir()} == {
+        "forecast_report.ipynb", "forecast_report.html", "forecast_report.pdf",
+        "forecast_report.summary.json", "forecast_report.fanchart.png",
+    }  # fmt: skip
+    assert r.pdf.read_bytes()[:5] == b"%PDF-"
+    assert r.fanchart.read_bytes()[:4] == b"\x89PNG"
+    html = r.html.read_text()
+    # headline: the total over the horizon, computed here from the raw draws
+    g, s = snap.coords["group"].index("all"), snap.coords["source"].index("total")
+    closed = snap.quantiles.query("group == 'all' and source == 'total'")["closed_to_date"].sum()
+    sums = snap.draws["rollup"][:, :, s, g].sum(axis=1) + closed
+    shown = shown_numbers(html)
+    for q, value in {"p10": np.quantile(sums, 0.1), "p50": np.median(sums),
+                     "p90": np.quantile(sums, 0.9)}.items():  # fmt: skip
+        assert int(shown["total", q].replace(",", "")) == round(value)
+    p_target = np.mean(sums >= 1_100_000.0)
+    assert shown["total", "p_target"] == f"{100 * p_target:.0f}%"
+    assert f'data-snapshot-id="{snap.snapshot_id}"' in html
+    assert "Compared with snapshot 1" in html  # what changed since the older snapshot
+    assert "crmkit-backtest" in html and 'data-ok="true"' in html
+    assert "data:image/png;base64" in html  # the fan chart is embedded
+    assert "report_sections" not in html and "prepare(" not in html  # no code shown
+    summary = json.loads((out / "forecast_report.summary.json").read_text())
+    assert summary["snapshot_id"] == snap.snapshot_id and summary["refitted"] is False
+    assert summary["headline"]["total"]["p50"] == pytest.approx(np.median(sums))
+
+
+def _state(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_failed_runs_keep_the_previous_report(report: dict, capsys) -> None:
+    out = report["out"]
+    before = _state(out)
+    # 1. a bad parameter: refused before anything runs, through the command too
+    with pytest.raises(ValidationError, match="horizon"):
+        run_report("2026-11-15", 0, db=report["db"], out_dir=out, refit=False, log=None)
+    code = main(["--as-of", "2026-11-31", "--horizon", "3", "--db", str(report["db"]),
+                 "--out-dir", str(out), "--no-refit"])  # fmt: skip
+    assert code == 1 and "as_of" in capsys.readouterr().err
+    # 2. a model error inside the notebook: refitting a database without deals
+    with pytest.raises(ReportError, match="no deals to forecast") as err:
+        run_report("2026-11-15", 3, db=report["db"], out_dir=out, refit=True, draws=20, log=None)
+    assert "previous report was kept" in str(err.value)
+    assert _state(out) == before  # same files, same bytes, no temporary leftovers
+
+
+def test_output_folder_is_created_and_pdf_is_optional(report: dict, tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b"
+    r = run_report("2026-11-15", 3, db=report["db"], out_dir=out, refit=False, pdf=False, log=None)
+    assert r.pdf is None and r.html.exists() and not (out / "forecast_report.pdf").exists()
+
+
+@pytest.mark.slow
+def test_report_refits_with_the_forecast_models(tmp_path: Path) -> None:
+    """A real fit on a small demo company, with few draws: the saved snapshot is the report's."""
+    from crmkit.data.demo import company as datasets
+
+    db_path = tmp_path / "demo.db"
+    with Store.open(db_path) as store:
+        datasets.build_demo(store, n_customers=200, n_deals=400, seed=3)
+    shutil.rmtree(tmp_path / "out", ignore_errors=True)
+    r = run_report("2026-10-31", 2, db=db_path, out_dir=tmp_path / "out", draws=40, target=50_000,
+                   backtest=1, log=None)  # fmt: skip
+    with Store.open(db_path) as store:
+        snap = store.load_snapshot()
+    assert r.summary["snapshot_id"] == snap.snapshot_id and r.summary["refitted"] is True
+    html = r.html.read_text()
+    assert f'data-snapshot-id="{snap.snapshot_id}"' in html
+    assert "cover80" in html  # the backtest ran, with its baselines
+    p50 = shown_numbers(html)["total", "p50"]
+    assert int(p50.replace(",", "")) == round(r.summary["headline"]["total"]["p50"])

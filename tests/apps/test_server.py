@@ -1,0 +1,278 @@
+"""The app launcher builds a safe Voilà command; the page is built from the snapshot alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crmkit.apps import dashboard as db
+from crmkit.apps.server import (
+    APP_NOTEBOOK,
+    DENIED_EXTENSIONS,
+    EDITOR_NOTEBOOK,
+    EDITOR_POOL,
+    TEMPLATE,
+    apps_dir,
+    build_app_command,
+    manager_app,
+    voila_template_settings,
+)
+from crmkit.errors import CrmkitError
+from crmkit.store import Store
+from crmkit.store.engine import resolve_url
+from tests.snapshot_factory import make_fake_snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def db_with_snapshot(tmp_path: Path) -> Path:
+    path = tmp_path / "app.db"
+    with Store.open(path) as store:
+        store.save_snapshot(make_fake_snapshot())
+    return path
+
+
+def _opt(argv: list[str], name: str) -> str:
+    hits = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+    assert len(hits) == 1, name
+    return hits[0]
+
+
+def test_command_serves_apps_on_loopback_with_load_settings(tmp_path: Path) -> None:
+    cmd = build_app_command(tmp_path / "x.db", port=18999)
+    assert cmd.argv[1:4] == ["-m", "voila", str(apps_dir())]
+    assert _opt(cmd.argv, "Voila.ip") == "127.0.0.1"
+    assert _opt(cmd.argv, "port") == "18999"
+    assert "--no-browser" in cmd.argv
+    denied = [a.split("=", 1)[1] for a in cmd.argv if "extension_denylist=" in a]
+    assert denied == list(DENIED_EXTENSIONS)
+    assert "@jupyter-widgets/jupyterlab-manager" not in denied  # the page needs the widgets
+    assert int(_opt(cmd.argv, "MappingKernelManager.cull_idle_timeout")) > 0
+    assert int(_opt(cmd.argv, "VoilaExecutor.timeout")) > 0
+    assert _opt(cmd.argv, "strip_sources") == "True"
+    assert cmd.env["CRMKIT_DB_URL"] == resolve_url(tmp_path / "x.db")
+    assert cmd.url == f"http://127.0.0.1:18999/voila/render/{APP_NOTEBOOK}"
+    assert not any(a.startswith("--preheat_kernel") for a in cmd.argv)
+    # late output of a busy kernel must not be dropped (blank pages in a crowd)
+    assert int(_opt(cmd.argv, "VoilaExecutor.iopub_timeout")) >= 60
+
+
+def test_pages_use_crmkits_template_found_first_on_jupyter_path() -> None:
+    cmd = build_app_command("sqlite://", port=18996)
+    assert _opt(cmd.argv, "template") == TEMPLATE
+    first = Path(cmd.env["JUPYTER_PATH"].split(os.pathsep)[0])
+    folder = first / "voila" / "templates" / TEMPLATE
+    assert json.loads((folder / "conf.json").read_text())["base_template"] == "lab"
+    spinner = (folder / "spinner.macro.html.j2").read_text()
+    # Voilà's scripts update and remove these elements; nothing on the notice animates
+    assert 'id="loading"' in spinner and 'id="loading_text"' in spinner
+    assert "animation:" not in spinner and "@keyframes" not in spinner
+    # an existing JUPYTER_PATH is kept after the template's folder
+    argv, env = voila_template_settings({"JUPYTER_PATH": "/opt/jupyter"})
+    assert env["JUPYTER_PATH"].split(os.pathsep) == [str(first), "/opt/jupyter"]
+    assert argv == [f"--template={TEMPLATE}"]
+
+
+def test_token_and_pool_options() -> None:
+    cmd = build_app_command("sqlite://", port=18998, token="s3cret", pool_size=2)
+    assert cmd.url.endswith("?token=s3cret") and _opt(cmd.argv, "token") == "s3cret"
+    assert "--preheat_kernel=True" in cmd.argv and _opt(cmd.argv, "pool_size") == "2"
+    assert int(_opt(cmd.argv, "VoilaExecutor.timeout")) >= 24 * 3600  # pooled kernels wait
+    pools = json.loads(_opt(cmd.argv, "VoilaKernelManager.kernel_pools_config"))
+    assert pools == {
+        "default": {"pool_size": 0},
+        APP_NOTEBOOK: {"pool_size": 2},
+        EDITOR_NOTEBOOK: {"pool_size": EDITOR_POOL},
+    }
+    assert float(_opt(cmd.argv, "VoilaKernelManager.fill_delay")) > 1
+    cmd = build_app_command("sqlite://", port=18998, pool_size=2, pool_fill_delay=0.5)
+    assert float(_opt(cmd.argv, "VoilaKernelManager.fill_delay")) == 0.5
+    with pytest.raises(CrmkitError, match="pool_fill_delay"):
+        build_app_command("sqlite://", pool_size=2, pool_fill_delay=-1)
+    generated = build_app_command("sqlite://", token="generate")
+    assert len(_opt(generated.argv, "token")) >= 24
+
+
+def test_voila_config_drops_unused_extensions_from_the_manager_page_only() -> None:
+
+    cmd = build_app_command("sqlite://", port=18997)
+    folder = Path(json.loads(_opt(cmd.argv, "Voila.config_file_paths"))[0])
+    config = type("C", (), {})()
+    config.VoilaConfiguration = type("V", (), {})()
+    exec((folder / "voila.py").read_text(), {"c": config})
+    hook = config.VoilaConfiguration.page_config_hook
+    exts = [
+        {"name": "ipydatagrid"},
+        {"name": "bqscales"},
+        {"name": "@jupyter-widgets/jupyterlab-manager"},
+    ]
+
+    def names(nb: str) -> list[str]:
+        page = hook({"federated_extensions": list(exts)}, base_url="/", notebook_path=nb)
+        return [e["name"] for e in page["federated_extensions"]]
+
+    assert names(APP_NOTEBOOK) == ["@jupyter-widgets/jupyterlab-manager"]
+    assert names("edit_deals.ipynb") == [e["name"] for e in exts]
+    # the deal editor's grid needs ipydatagrid and the bqplot scales: never denied globally
+    assert {"ipydatagrid", "bqplot", "bqscales"}.isdisjoint(DENIED_EXTENSIONS)
+
+
+@pytest.mark.parametrize("port", [80, 70000, "8866", True])
+def test_bad_port_is_refused(port) -> None:
+    with pytest.raises(CrmkitError, match="port"):
+        build_app_command("sqlite://", port=port)
+
+
+def test_missing_notebook_folder_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(CrmkitError, match=APP_NOTEBOOK):
+        build_app_command("sqlite://", notebooks=tmp_path)
+
+
+def test_page_without_snapshot_says_how_to_make_one(tmp_path: Path) -> None:
+    page = manager_app(str(tmp_path / "empty.db"))
+    assert "crmkit-no-snapshot" in page.value and "crmkit report" in page.value
+
+
+def _svg_values(page_html: str, css: str) -> list[float]:
+    """The numbers of the first SVG element with this class (its ``data-values``)."""
+    m = re.search(rf'class="{css}"[^>]*data-values="([^"]*)"', page_html)
+    assert m, css
+    return [float(v) for v in m.group(1).split()]
+
+
+def test_page_shows_the_snapshot_and_filters_update_it(db_with_snapshot: Path) -> None:
+    from crmkit.apps.manager import ManagerView
+
+    snap = db.latest_snapshot(Store.open(db_with_snapshot))
+    view = ManagerView(snap, top_n=3)
+    body = view.body.value
+    total = db.headline(snap).loc["total"]
+    assert f'data-q="p50">{db.format_amount(total["p50"])}<' in body
+    assert db.format_share(total["p_target"]) in body
+    # the fan chart is SVG drawn from the snapshot's numbers
+    fan = db.fan_data(snap)
+    fc = fan[(fan["source"] == "total") & (fan["kind"] == "forecast")]
+    assert "<svg" in body and 'class="crmkit-fan-svg"' in body
+    np.testing.assert_allclose(_svg_values(body, "crmkit-fan-p50"), fc["p50"], atol=0.01)
+    assert 'class="crmkit-stage-svg' in body or "crmkit-bars-svg crmkit-stage-svg" in body
+    assert "crmkit-segment-svg" in view.static.value and "Spring webinar" in view.static.value
+    first_body = body
+    view.dropdowns["owner"].value = "ann"
+    view.dropdowns["team"].value = "north"  # resets owner: one roll-up at a time
+    assert view.dropdowns["owner"].value == "All"
+    body = view.body.value
+    north = db.headline(snap, db.Filter(team="north")).loc["total"]
+    assert f'data-q="p50">{db.format_amount(north["p50"])}<' in body
+    assert 'data-group="team=north"' in body
+    fan_n = db.fan_data(snap, db.Filter(team="north"))
+    fc_n = fan_n[(fan_n["source"] == "total") & (fan_n["kind"] == "forecast")]
+    np.testing.assert_allclose(_svg_values(body, "crmkit-fan-p50"), fc_n["p50"], atol=0.01)
+    assert body != first_body
+    risk = body.split("crmkit-risk", 1)[1]
+    assert "<td>cy</td>" not in risk and "<td>ann</td>" in risk
+    assert risk.count("<tr") == 1 + 3  # header and top_n rows
+    # pipeline by stage follows the team: north's open deals only
+    stages = db.pipeline_by_stage(snap, db.Filter(team="north"))
+    assert f"<td>{stages['n_deals'].iloc[0]:.0f}</td>" in body.split("crmkit-stages", 1)[1]
+    view.dropdowns["team"].value = "All"
+    assert 'data-group="all"' in view.body.value
+
+
+def test_page_code_path_never_imports_the_modelling_stack(
+    db_with_snapshot: Path, tmp_path: Path
+) -> None:
+    code = (
+        "import sys\n"
+        "from crmkit.apps.server import manager_app\n"
+        f"page = manager_app({str(db_with_snapshot)!r})\n"
+        "heavy = sorted(m for m in ('pymc', 'pytensor', 'arviz', 'nutpie', 'matplotlib',"
+        " 'scipy', 'alembic') if m in sys.modules)\n"
+        "print(type(page).__name__, heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "VBox []"
+
+
+def test_notebook_has_a_parameters_cell_and_only_calls_crmkit() -> None:
+    nb = json.loads((apps_dir() / APP_NOTEBOOK).read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"].get("tags", [])
+    body = "".join("".join(c["source"]) for c in code[1:])
+    assert "manager_app(" in body and "import pymc" not in body
+    assert all(not c.get("outputs") for c in code)
+
+
+def test_wait_for_viewer_returns_at_once_outside_a_preheated_kernel(monkeypatch) -> None:
+    from crmkit.apps.server import wait_for_viewer, warm_up
+
+    monkeypatch.delenv("VOILA_PREHEAT", raising=False)
+    assert wait_for_viewer() is None
+    monkeypatch.setenv("VOILA_PREHEAT", "False")
+    assert wait_for_viewer() is None
+    warm_up()
+
+
+def test_command_line_options_reach_the_command(monkeypatch) -> None:
+    import argparse
+
+    from crmkit.apps import server as app
+
+    parser = argparse.ArgumentParser()
+    app.add_app_arguments(parser)
+    seen = {}
+    monkeypatch.setattr(app, "serve_app", lambda *a, **k: seen.update(args=a, kw=k) or 0)
+    args = parser.parse_args(["--db", "x.db", "--port", "9001", "--token", "t", "--pool", "0"])
+    assert app.app_command(args) == 0
+    assert seen == {
+        "args": ("x.db", 9001, "t", False),
+        "kw": {"pool_size": 0, "pool_fill_delay": app.POOL_FILL_DELAY_SECONDS},
+    }
+    args = parser.parse_args(["--pool", "3", "--pool-fill-delay", "2.5"])
+    app.app_command(args)
+    assert seen["kw"] == {"pool_size": 3, "pool_fill_delay": 2.5}
+    assert parser.parse_args([]).pool == app.DEFAULT_POOL
+
+
+def test_page_without_the_extra_tables_still_shows_the_forecast() -> None:
+    from crmkit.apps.manager import ManagerView
+
+    snap = make_fake_snapshot()
+    for name in ("pipeline_by_stage", "campaign_roi", "actuals", "at_risk_deals"):
+        snap.parameters["tables"].pop(name)
+    view = ManagerView(snap)
+    total = db.headline(snap).loc["total"]
+    assert f'data-q="p50">{db.format_amount(total["p50"])}<' in view.body.value
+    assert "crmkit-fan-svg" in view.body.value and "crmkit-fan-actual" not in view.body.value
+    assert "did not measure campaign returns" in view.static.value
+    view.dropdowns["segment"].value = "SMB"
+    assert 'data-group="segment=SMB"' in view.body.value
+    assert (
+        "Nothing to show"
+        in view.body.value.split("crmkit-risk", 1)[0][-200:]
+        + (view.body.value.split("Deals most at risk", 1)[1])
+    )
+
+
+def test_page_lists_the_campaigns_with_most_projected_revenue() -> None:
+    from crmkit.apps.manager import MAX_CAMPAIGNS, ManagerView
+
+    snap = make_fake_snapshot()
+    snap.parameters["tables"]["campaign_roi"] = [
+        {"campaign_id": f"C{i:02d}", "name": f"Campaign {i}", "cost": 100.0,
+         "revenue_p10": 10.0 * i, "revenue_p50": 20.0 * i, "revenue_p90": 30.0 * i}
+        for i in range(MAX_CAMPAIGNS + 5)
+    ]  # fmt: skip
+    static = ManagerView(snap).static.value
+    assert len(re.findall(r"<td>C\d\d</td>", static)) == MAX_CAMPAIGNS
+    assert f"<td>C{MAX_CAMPAIGNS + 4:02d}</td>" in static and "<td>C00</td>" not in static

@@ -1,0 +1,408 @@
+"""Import and export: CSV, Excel and mappings; every bad-input class leaves the store unchanged."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from crmkit.data import io
+from crmkit.data.mappings import import_cdnow, import_maven
+from crmkit.errors import NotFoundError, ValidationError
+from crmkit.store import Store
+from crmkit.store.schema import ENTITIES, LOAD_ORDER
+from tests.conftest import shared_dataset
+from tests.factories import small_company
+
+DEAL_HEADER = "deal_id,account_id,owner,stage,status,amount,created_at,closed_at"
+GOOD_DEALS = [
+    "N1,A1,ann,Proposal,open,1000,2024-05-01,",
+    "N2,A2,bob,Discovery,won,250.5,2024-05-02,2024-06-01",
+]
+
+
+@pytest.fixture
+def store(store: Store) -> Store:
+    """The conftest store (a SQLite file, and PostgreSQL in CI) holding the factory company."""
+    store.insert_many(small_company())
+    return store
+
+
+def write(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def state(store: Store) -> dict[str, object]:
+    """Everything a failed import must not change: counts and the deals and orders tables."""
+    return {
+        "counts": store.counts(),
+        "deals": store.read("deals").drop(columns="updated_at"),
+        "orders": store.read("orders"),
+    }
+
+
+def assert_unchanged(store: Store, before: dict[str, object]) -> None:
+    after = state(store)
+    assert after["counts"] == before["counts"]
+    pd.testing.assert_frame_equal(after["deals"], before["deals"])
+    pd.testing.assert_frame_equal(after["orders"], before["orders"])
+
+
+# ---------------------------------------------------------------------- happy paths
+def test_csv_import_writes_typed_rows_and_deal_history(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, *GOOD_DEALS])
+    result = io.import_file(store, "deals", path)
+    assert result.written == {"deals": 2} and result.rows_rejected == 0
+    new = store.read("deals", where={"deal_id": ["N1", "N2"]}).set_index("deal_id")
+    assert new.loc["N2", "amount"] == 250.5
+    assert new.loc["N2", "closed_at"] == pd.Timestamp("2024-06-01")
+    assert new.loc["N1", "pipeline"] == "default"  # schema default
+    hist = store.read("deal_history", where={"deal_id": ["N1", "N2"]})
+    assert set(hist["changed_by"]) == {"import"} and hist["old_value"].isna().all()
+
+
+def test_mapping_renames_and_drops_columns(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "crm.csv",
+        ["Opportunity;Customer;Rep;Stage;Status;Value;Opened;Closed;Notes"]
+        + [line.replace(",", ";") + ";x" for line in GOOD_DEALS],
+    )
+    mapping = {
+        "Opportunity": "deal_id",
+        "Customer": "account_id",
+        "Rep": "owner",
+        "Stage": "stage",
+        "Status": "status",
+        "Value": "amount",
+        "Opened": "created_at",
+        "Closed": "closed_at",
+        "Notes": None,
+    }
+    result = io.import_file(store, "deals", path, mapping=mapping)
+    assert result.written == {"deals": 2}
+    assert store.read("deals", where={"deal_id": "N1"})["owner"].iloc[0] == "ann"
+
+
+def test_excel_import_with_sheet_and_mapping(store: Store, tmp_path: Path) -> None:
+    rows = pd.DataFrame(
+        {
+            "Id": [1001, 1002],
+            "Company": ["Umbrella", "Hooli"],
+            "Since": [pd.Timestamp("2020-01-01"), pd.Timestamp("2021-06-15")],
+        }
+    )
+    path = tmp_path / "accounts.xlsx"
+    with pd.ExcelWriter(path) as xl:
+        pd.DataFrame({"x": [1]}).to_excel(xl, sheet_name="notes", index=False)
+        rows.to_excel(xl, sheet_name="customers", index=False)
+    mapping = {"Id": "account_id", "Company": "name", "Since": "created_at"}
+    result = io.import_file(store, "accounts", path, sheet="customers", mapping=mapping)
+    assert result.written == {"accounts": 2}
+    got = store.read("accounts", where={"account_id": ["1001", "1002"]})
+    assert list(got["name"]) == ["Umbrella", "Hooli"]
+    assert got["created_at"].iloc[1] == pd.Timestamp("2021-06-15")
+
+
+def test_excel_bad_row_reports_the_spreadsheet_row(store: Store, tmp_path: Path) -> None:
+    rows = pd.DataFrame(
+        {"account_id": ["X1", "X2"], "name": ["a", "b"], "created_at": ["2020-01-01", "2020-13-01"]}
+    )
+    path = tmp_path / "accounts.xlsx"
+    rows.to_excel(path, index=False)
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "accounts", path)
+    assert [(e.row, e.field) for e in exc.value.errors] == [(3, "created_at")]
+    assert_unchanged(store, before)
+
+
+def test_excel_missing_sheet_is_named(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "a.xlsx"
+    pd.DataFrame({"account_id": ["X"]}).to_excel(path, index=False, sheet_name="one")
+    with pytest.raises(io.FileFormatError, match="no sheet 'two'; sheets: one"):
+        io.import_file(store, "accounts", path, sheet="two")
+
+
+def test_blank_cells_spaces_blank_lines_and_bom(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(
+        "\ufeffaccount_id , name,created_at,segment\n"
+        "X1,  Zeta  ,2024-01-01,\n"
+        "\n"
+        "X2,Eta,2024-01-02, SMB \n".encode()
+    )
+    io.import_file(store, "accounts", path)
+    got = store.read("accounts", where={"account_id": ["X1", "X2"]}).set_index("account_id")
+    assert got.loc["X1", "name"] == "Zeta" and got.loc["X1", "segment"] is None
+    assert got.loc["X2", "segment"] == "SMB"
+
+
+def test_line_numbers_count_blank_lines_and_quoted_newlines(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text('account_id,name,created_at\nX1,"two\nlines",2024-01-01\n\nX2,ok,2024-02-30\n')
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "accounts", path)
+    assert [(e.row, e.field) for e in exc.value.errors] == [(5, "created_at")]
+
+
+def test_import_frame_takes_the_same_path(store: Store) -> None:
+    df = pd.DataFrame({"order_id": ["P1", "P2"], "account_id": ["A1", "A9"]}).assign(
+        ordered_at="2024-06-01", amount=[5.0, 6.0]
+    )
+    with pytest.raises(ValidationError) as exc:
+        io.import_frame(store, "orders", df)
+    assert [(e.row, e.field) for e in exc.value.errors] == [(2, "account_id")]
+    result = io.import_frame(store, "orders", df.iloc[:1])
+    assert result.written == {"orders": 1}
+
+
+# ---------------------------------------------------------------------- bad input
+BAD_DEALS = {
+    "wrong type": ("N1,A1,ann,Proposal,open,lots,2024-05-01,", 2, "amount", "not a number"),
+    "unparseable date": ("N1,A1,ann,Proposal,open,1,1st May,", 2, "created_at", "unparseable"),
+    "impossible date": ("N1,A1,ann,Proposal,open,1,2023-02-30,", 2, "created_at", "impossible"),
+    "date before 1900": ("N1,A1,ann,Proposal,open,1,1850-01-01,", 2, "created_at", "1900"),
+    "negative amount": ("N1,A1,ann,Proposal,open,-10,2024-05-01,", 2, "amount", "negative"),
+    "unknown stage": ("N1,A1,ann,Closing,open,1,2024-05-01,", 2, "stage", "unknown stage"),
+    "bad status": ("N1,A1,ann,Proposal,pending,1,2024-05-01,", 2, "status", "one of"),
+    "missing account": ("N1,A404,ann,Proposal,open,1,2024-05-01,", 2, "account_id", "not found"),
+    "duplicate of stored": (
+        "D1,A1,ann,Proposal,open,1,2024-05-01,",
+        2,
+        "deal_id",
+        "already exists",
+    ),
+    "missing value": ("N1,A1,,Proposal,open,1,2024-05-01,", 2, "owner", "required value missing"),
+    "won without closed_at": ("N1,A1,ann,Proposal,won,1,2024-05-01,", 2, "closed_at", "required"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DEALS))
+def test_bad_row_is_reported_and_nothing_is_written(
+    store: Store, tmp_path: Path, case: str
+) -> None:
+    line, row, field, reason = BAD_DEALS[case]
+    # a good row first, so the bad one is on line 3 of the file
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, GOOD_DEALS[1], line])
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path)
+    errors = exc.value.errors
+    assert [(e.row, e.field) for e in errors] == [(row + 1, field)]
+    assert reason in errors[0].reason
+    assert f"row {row + 1}" in str(exc.value)
+    assert_unchanged(store, before)
+
+
+def test_duplicate_ids_inside_the_file(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, GOOD_DEALS[0], GOOD_DEALS[1], GOOD_DEALS[0]])
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path)
+    e = exc.value.errors[0]
+    assert (e.row, e.field, e.reason) == (4, "deal_id", "duplicate deal_id 'N1' (first on row 2)")
+    assert_unchanged(store, before)
+
+
+def test_order_for_a_missing_deal(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "orders.csv",
+        ["order_id,account_id,ordered_at,amount,deal_id", "P1,A1,2024-06-01,10,D404"],
+    )
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "orders", path)
+    e = exc.value.errors[0]
+    assert (e.row, e.field, e.reason) == (2, "deal_id", "deal_id 'D404' not found in deals")
+    assert_unchanged(store, before)
+
+
+def test_missing_required_columns_are_listed(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "deals.csv", ["deal_id,account_id,stage", "N1,A1,Proposal"])
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path, on_error="skip")  # cannot be skipped
+    assert [(e.row, e.field) for e in exc.value.errors] == [(None, "owner"), (None, "created_at")]
+    assert "required column missing" in exc.value.errors[0].reason
+    assert_unchanged(store, before)
+
+
+def test_unmapped_columns_are_named_with_a_hint(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ["account_id,name,created_at,Revenue", "X,x,2024-01-01,5"])
+    with pytest.raises(io.FileFormatError, match=r"'Revenue' are not fields of accounts.*None"):
+        io.import_file(store, "accounts", path)
+    assert io.import_file(store, "accounts", path, mapping={"Revenue": None}).written == {
+        "accounts": 1
+    }
+
+
+def test_mapping_naming_an_absent_column(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ["account_id,name,created_at", "X,x,2024-01-01"])
+    with pytest.raises(io.FileFormatError, match="'Nom' that are not in the data"):
+        io.import_file(store, "accounts", path, mapping={"Nom": "name"})
+
+
+def test_non_utf8_file_names_the_encoding_to_pass(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv", ["account_id,name,created_at", "X1,Müller GmbH,2024-01-01"], "cp1252"
+    )
+    before = state(store)
+    with pytest.raises(io.FileFormatError) as exc:
+        io.import_file(store, "accounts", path)
+    msg = str(exc.value)
+    assert "not UTF-8" in msg and "line 2" in msg and "encoding='cp1252'" in msg
+    assert "Müller" in msg  # shows the line as it probably reads
+    assert_unchanged(store, before)
+    io.import_file(store, "accounts", path, encoding="cp1252")
+    assert store.read("accounts", where={"account_id": "X1"})["name"].iloc[0] == "Müller GmbH"
+
+
+def test_utf16_file_is_recognised(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes("account_id,name,created_at\nX1,a,2024-01-01\n".encode("utf-16"))
+    with pytest.raises(io.FileFormatError, match=r"UTF-16.*encoding=.utf-16."):
+        io.import_file(store, "accounts", path)
+    assert io.import_file(store, "accounts", path, encoding="utf-16").written == {"accounts": 1}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is empty"), (b"\n  \n", "is empty"), (b"account_id,name,created_at\n", "no data rows")],
+)
+def test_empty_files(store: Store, tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "a.csv"
+    path.write_bytes(content)
+    before = state(store)
+    with pytest.raises(io.FileFormatError, match=message):
+        io.import_file(store, "accounts", path)
+    assert_unchanged(store, before)
+
+
+def test_missing_file_and_unknown_or_internal_entities(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ["key,value", "a,1"])
+    with pytest.raises(io.FileFormatError, match="no such file"):
+        io.import_file(store, "accounts", tmp_path / "nope.csv")
+    with pytest.raises(NotFoundError, match=r"unknown entity .customers.*accounts"):
+        io.import_file(store, "customers", path)
+    with pytest.raises(io.FileFormatError, match="meta cannot be imported"):
+        io.import_file(store, "meta", path)
+
+
+def test_duplicated_header_column(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ["account_id,name,name,created_at", "X,a,b,2024-01-01"])
+    with pytest.raises(io.FileFormatError, match="'name' appear more than once"):
+        io.import_file(store, "accounts", path)
+
+
+def test_on_error_must_be_raise_or_skip(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, *GOOD_DEALS])
+    with pytest.raises(ValueError, match="on_error"):
+        io.import_file(store, "deals", path, on_error="ignore")
+
+
+# ---------------------------------------------------------------------- skip with rejects
+def test_skip_writes_good_rows_and_rejects_with_reasons(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "deals.csv",
+        [
+            DEAL_HEADER,
+            GOOD_DEALS[0],
+            "N3,A1,ann,Proposal,open,-1,2023-02-30,",
+            GOOD_DEALS[1],
+            "N4,A9,ann,Proposal,open,5,2024-05-01,",
+        ],
+    )
+    rejects = tmp_path / "rejects.csv"
+    n_before = store.count("deals")
+    result = io.import_file(store, "deals", path, on_error="skip", rejects_path=rejects)
+    assert result.written == {"deals": 2} and result.rejected == {"deals": 2}
+    assert store.count("deals") == n_before + 2
+    assert store.known_keys("deals") >= {"N1", "N2"} and "N3" not in store.known_keys("deals")
+    assert [(e.row, e.field) for e in result.errors] == [
+        (3, "amount"),
+        (3, "created_at"),
+        (5, "account_id"),
+    ]
+    with rejects.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["row"] for r in rows] == ["3", "5"]
+    assert [r["deal_id"] for r in rows] == ["N3", "N4"]
+    assert "amount: negative" in rows[0]["reason"] and "created_at: impossible" in rows[0]["reason"]
+    assert rows[1]["account_id"] == "A9"  # the rejected row is kept as given
+    assert "rejected 2 deals" in result.summary()
+
+
+def test_skip_cascades_to_rows_referring_to_rejected_rows(store: Store) -> None:
+    accounts = pd.DataFrame(
+        {"account_id": ["B1", "B2"], "name": ["ok", None], "created_at": "2024-01-01"}
+    )
+    orders = pd.DataFrame(
+        {
+            "order_id": ["Q1", "Q2"],
+            "account_id": ["B1", "B2"],
+            "ordered_at": "2024-02-01",
+            "amount": [1.0, 2.0],
+        }
+    )
+    with pytest.raises(ValidationError) as exc:
+        io.import_frames(store, {"orders": orders, "accounts": accounts})
+    assert [e.reason.split(":")[0] for e in exc.value.errors] == ["accounts", "orders"]
+    result = io.import_frames(store, {"orders": orders, "accounts": accounts}, on_error="skip")
+    assert result.written == {"accounts": 1, "orders": 1}
+    assert "Q1" in store.known_keys("orders") and "Q2" not in store.known_keys("orders")
+
+
+# ---------------------------------------------------------------------- export
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_export_round_trip(store: Store, tmp_path: Path, suffix: str) -> None:
+    fresh = Store.open("sqlite://")
+    names = [n for n in LOAD_ORDER if store.count(n) and n != "deal_history"]
+    for name in names:
+        path = tmp_path / f"{name}{suffix}"
+        assert io.export(store, name, path) == store.count(name)
+        io.import_file(fresh, name, path)
+    for name in names:
+        cols = ENTITIES[name].column_names
+        pd.testing.assert_frame_equal(fresh.read(name)[cols], store.read(name)[cols])
+    fresh.close()
+
+
+def test_export_rejects_other_suffixes(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(io.FileFormatError, match=r"\.csv or \.parquet"):
+        io.export(store, "deals", tmp_path / "deals.json")
+
+
+# ---------------------------------------------------------------------- shared datasets
+def test_maven_crm_imports_with_its_quirks_reported() -> None:
+    folder = shared_dataset("maven_crm")
+    with (folder / "sales_pipeline.csv").open(newline="") as fh:
+        raw = list(csv.DictReader(fh))
+    no_account = sum(1 for r in raw if not r["account"])
+    won = sum(1 for r in raw if r["deal_stage"] == "Won")
+    with Store.open("sqlite://") as s:
+        result = import_maven(s, folder)
+        assert result.written["deals"] == len(raw) and result.rows_rejected == 0
+        text = "\n".join(result.warnings)
+        assert f"{no_account} deals have no account" in text
+        assert "'GTXPro'" in text and "'technolgy'" in text and "no close_value" in text
+        deals = s.read("deals")
+        assert (deals["status"] == "won").sum() == won
+        assert deals["account_id"].isna().sum() == no_account
+        assert "GTXPro" not in set(deals["name"]) and "GTX Pro" in set(deals["name"])
+        assert set(s.read("stages")["pipeline"]) == {"maven"}
+        assert "technolgy" not in set(s.read("accounts")["industry"])
+
+
+def test_cdnow_imports_accounts_and_orders() -> None:
+    path = shared_dataset("cdnow", "CDNOW_sample.txt")
+    lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
+    with Store.open("sqlite://") as s:
+        result = import_cdnow(s, path)
+        assert result.written == {"accounts": len({ln[0] for ln in lines}), "orders": len(lines)}
+        assert any("number_of_cds" in w for w in result.warnings)
+        orders = s.read("orders")
+        assert orders["amount"].sum() == pytest.approx(sum(float(ln[4]) for ln in lines))
+        assert orders["ordered_at"].min() == pd.Timestamp("1997-01-01")

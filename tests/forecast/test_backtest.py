@@ -1,0 +1,83 @@
+"""Backtest scoring (CRPS, coverage), the baselines' predictive draws and the rolling origin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from crmkit.forecast.backtest import (
+    backtest,
+    crps_samples,
+    month_ends,
+    run_rate_draws,
+    score,
+    summarise,
+    weighted_pipeline_draws,
+)
+from crmkit.forecast.engine import period_axis
+from tests.sim_deals import simulate
+
+
+def test_sample_crps_matches_the_normal_closed_form() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, 20000)
+    y = 0.7
+    closed = y * (2 * stats.norm.cdf(y) - 1) + 2 * stats.norm.pdf(y) - 1 / np.sqrt(np.pi)
+    assert crps_samples(x, y) == pytest.approx(closed, abs=0.01)
+
+
+def test_crps_of_a_point_mass_is_the_absolute_error() -> None:
+    assert crps_samples(np.full(10, 3.0), 5.0) == pytest.approx(2.0)
+
+
+def test_score_interval_hits() -> None:
+    x = np.arange(1, 101, dtype=float)
+    inside, outside = score(x, 50.0), score(x, 99.5)
+    assert inside["hit50"] == 1.0 and inside["hit80"] == 1.0
+    assert outside["hit50"] == 0.0 and outside["hit95"] == 0.0
+    assert inside["median_error"] == pytest.approx(0.5)
+
+
+def test_run_rate_centres_on_the_recent_mean() -> None:
+    hist = pd.Series([100.0, 200.0, 300.0, 1000.0, 1100.0, 900.0])
+    d = run_rate_draws(hist, 2, 20000, k=3, seed=0)
+    assert d.shape == (20000, 2)
+    assert np.median(d) == pytest.approx(1000.0, rel=0.03)
+    assert (d >= 0).all()
+
+
+def test_weighted_pipeline_mean_is_amount_times_probability() -> None:
+    state = pd.DataFrame(
+        {
+            "status": ["open", "open", "open", "won"],
+            "stage": ["A", "B", "A", "B"],
+            "amount": [100.0, 200.0, 400.0, 999.0],
+            "expected_close_date": pd.to_datetime(
+                ["2024-05-10", "2024-06-01", "2024-03-01", "2024-05-01"]
+            ),
+        }
+    )
+    stages = pd.DataFrame({"stage": ["A", "B"], "probability": [0.5, 0.25]})
+    ax = period_axis("2024-04-30", 2, "M")
+    d = weighted_pipeline_draws(state, stages, ax, 20000, seed=0)
+    assert d[:, 0].mean() == pytest.approx(50.0, rel=0.05)  # overdue deal not counted
+    assert d[:, 1].mean() == pytest.approx(50.0, rel=0.05)
+
+
+def test_backtest_scores_model_and_baselines() -> None:
+    sim = simulate(n_months=30, arrivals=30, seed=4)
+    res = backtest(sim, month_ends("2023-12-01", "2024-01-31"), horizon=2, draws=300)
+    assert set(res["forecaster"]) == {"model", "weighted_pipeline", "run_rate"}
+    assert set(res["lead"]) == {"1", "2", "1-2"}
+    assert len(res) == 2 * 3 * 3
+    assert np.isfinite(res["crps"]).all() and (res["crps"] >= 0).all()
+    # the actual of January 2024 is the won revenue closed in that month
+    d = sim["deals"]
+    jan = d[(d["status"] == "won") & (d["closed_at"].dt.strftime("%Y-%m") == "2024-01")]
+    first = res[(res["lead"] == "1") & (res["period"] == "2024-01")]
+    assert first["actual"].iloc[0] == pytest.approx(jan["amount"].sum())
+    s = summarise(res)
+    assert {"crps", "cover50", "cover80", "cover95"} <= set(s.columns)
+    assert s["cover80"].between(0, 1).all()
