@@ -65,3 +65,7 @@ class NotFoundError(CrmkitError, KeyError):
 
 class CrmkitWarning(UserWarning):
     """A warning from crmkit about data or a fit; tests turn it into an error."""
+
+
+class NotFittedError(CrmkitError, AttributeError):
+    """A model was asked for results before ``fit`` (scikit-learn's ``NotFittedError``)."""

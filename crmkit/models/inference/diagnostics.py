@@ -1,0 +1,163 @@
+"""One diagnostics schema and one set of thresholds for every model and every method.
+
+Every fitted crmkit model has ``diagnostics_``, a dict with the keys of :data:`KEYS`:
+
+``ok``
+    True when the fit passes its checks: for MCMC, R-hat ≤ :data:`R_HAT_MAX` (with two or
+    more chains), bulk and tail ESS ≥ :data:`ESS_BULK_MIN` and no divergences; for an
+    approximation (MAP + Laplace, ADVI, MLE), a converged optimiser and a positive definite
+    Hessian (or a finite ELBO).
+``method``
+    ``"nuts"``, ``"map"``, ``"advi"``, ``"mle"`` (or a model's own closed-form method).
+``r_hat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``
+    MCMC figures; None for approximations.
+``seconds``
+    Wall time of the fit.
+``message``
+    Why a fit is not ok (None when it is).
+
+Apps, reports and the snapshot read these keys and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Largest acceptable R-hat.
+R_HAT_MAX = 1.01
+#: Smallest acceptable bulk (and tail) effective sample size.
+ESS_BULK_MIN = 400
+#: Acceptable number of divergent transitions.
+DIVERGENCES_MAX = 0
+#: The keys every ``diagnostics_`` holds.
+KEYS = (
+    "ok",
+    "method",
+    "r_hat_max",
+    "ess_bulk_min",
+    "ess_tail_min",
+    "divergences",
+    "seconds",
+    "message",
+)
+
+
+def diagnostics(method: str, *, ok: bool, message: str | None = None, **figures: Any) -> dict:
+    """A diagnostics dict in the one schema.
+
+    Parameters
+    ----------
+    method
+        The fit method.
+    ok
+        Whether the fit passes its checks.
+    message
+        Why it does not (kept None when ``ok``).
+    **figures
+        Values of the other :data:`KEYS` and any extra figures of the method (e.g.
+        ``loglike``, ``converged``).
+
+    Returns
+    -------
+    dict
+        Every key of :data:`KEYS` (missing figures None) plus the extra figures.
+    """
+    out: dict[str, Any] = dict.fromkeys(KEYS)
+    out.update(figures)
+    out["method"] = method
+    out["ok"] = bool(ok)
+    out["message"] = None if ok else (message or "the fit fails its diagnostics")
+    return out
+
+
+def mcmc_diagnostics(idata, *, method: str = "nuts", seconds: float | None = None) -> dict:
+    """R-hat, bulk/tail ESS and divergences of an MCMC fit, judged by the one thresholds.
+
+    Parameters
+    ----------
+    idata
+        ``arviz.InferenceData`` with ``posterior`` (and ``sample_stats`` for divergences).
+    method
+        Recorded as ``method``.
+    seconds
+        Wall time of the fit.
+
+    Returns
+    -------
+    dict
+        The :data:`KEYS` plus ``n_chains``, ``n_draws`` and ``per_parameter`` (a DataFrame
+        of ``ess_bulk``, ``ess_tail`` and ``r_hat`` by variable).
+    """
+    import arviz as az
+
+    post = idata.posterior
+    n_chains = int(post.sizes["chain"])
+    ess_bulk = az.ess(post, method="bulk")
+    ess_tail = az.ess(post, method="tail")
+    rhat = az.rhat(post) if n_chains > 1 else None
+
+    def _worst(ds, how) -> dict[str, float]:
+        return {v: float(getattr(np, how)(ds[v].to_numpy())) for v in post.data_vars}
+
+    per = pd.DataFrame(
+        {
+            "ess_bulk": _worst(ess_bulk, "nanmin"),
+            "ess_tail": _worst(ess_tail, "nanmin"),
+            "r_hat": _worst(rhat, "nanmax")
+            if rhat is not None
+            else dict.fromkeys(post.data_vars, np.nan),
+        }
+    )
+    stats = idata.get("sample_stats") if hasattr(idata, "get") else None
+    div = 0
+    if stats is not None and "diverging" in stats:
+        div = int(stats["diverging"].sum())
+    r_hat_max = float(per["r_hat"].max()) if rhat is not None else None
+    ess_b, ess_t = float(per["ess_bulk"].min()), float(per["ess_tail"].min())
+    reasons = []
+    if r_hat_max is not None and not r_hat_max <= R_HAT_MAX:
+        reasons.append(f"R-hat {r_hat_max:.3f} > {R_HAT_MAX}")
+    if not ess_b >= ESS_BULK_MIN:
+        reasons.append(f"bulk ESS {ess_b:.0f} < {ESS_BULK_MIN}")
+    if not ess_t >= ESS_BULK_MIN:
+        reasons.append(f"tail ESS {ess_t:.0f} < {ESS_BULK_MIN}")
+    if div > DIVERGENCES_MAX:
+        reasons.append(f"{div} divergences")
+    return diagnostics(
+        method,
+        ok=not reasons,
+        message="; ".join(reasons) or None,
+        r_hat_max=r_hat_max,
+        ess_bulk_min=ess_b,
+        ess_tail_min=ess_t,
+        divergences=div,
+        seconds=seconds,
+        n_chains=n_chains,
+        n_draws=int(post.sizes["draw"]),
+        per_parameter=per,
+    )
+
+
+def summary_line(diag: dict) -> str:
+    """One line: method, ok flag and the figures behind it."""
+    keys = ("r_hat_max", "ess_bulk_min", "divergences", "converged", "loglike", "message")
+    figs = ", ".join(
+        f"{k}={diag[k]:.4g}" if isinstance(diag[k], float) else f"{k}={diag[k]}"
+        for k in keys
+        if diag.get(k) is not None
+    )
+    return f"method={diag.get('method')}, ok={diag.get('ok')}" + (f", {figs}" if figs else "")
+
+
+__all__ = [
+    "DIVERGENCES_MAX",
+    "ESS_BULK_MIN",
+    "KEYS",
+    "R_HAT_MAX",
+    "diagnostics",
+    "mcmc_diagnostics",
+    "summary_line",
+]
