@@ -69,8 +69,10 @@ def run(tx, kind, c, n_draws, seed=0):
         m, s, periods=3, period_length=h / 3, noise=True, n_draws=n_draws, seed=seed
     )
     past = repeat_counts_by_period(tx, s["customer_id"], cut, c)
-    walk = CalendarEffect().fit(m, past, s)  # the default: random walk
-    eff = CalendarEffect(half_lives=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)).fit(m, past, s)
+    walk = CalendarEffect().fit(past, purchase_model=m, summary=s)  # the default: random walk
+    eff = CalendarEffect(half_lives=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)).fit(
+        past, purchase_model=m, summary=s
+    )
     rows = []
     forecasts = (
         ("standard", std),

@@ -16,6 +16,7 @@ import warnings
 
 from crmkit.data.cdnow import simulate_bgnbd_gammagamma
 from crmkit.models.clv.models import BetaGeo, GammaGamma, repeat_purchases
+from crmkit.models.inference.diagnostics import summary_line
 
 warnings.simplefilter("ignore")
 
@@ -36,7 +37,7 @@ def main() -> None:
     gg = GammaGamma(random_seed=1).fit(sim, method=method, **kw)
     fit_s = time.perf_counter() - t
     print(f"fit BG/NBD + Gamma-Gamma ({method}): {fit_s:.1f} s, peak {peak_gib():.2f} GiB")
-    print(bg.diagnostics_summary(), "|", gg.diagnostics_summary(), flush=True)
+    print(summary_line(bg.diagnostics_), "|", summary_line(gg.diagnostics_), flush=True)
     if what == "predict":
         t = time.perf_counter()
         rev = repeat_purchases(bg, sim, periods=12, spend_model=gg, n_draws=1000)

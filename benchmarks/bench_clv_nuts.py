@@ -91,8 +91,8 @@ def fit(cls, df, chains: int, sampler: str | None, known: dict[str, float] | Non
             ", ".join(f"{k} {z[k]:+.2f} (truth {known[k]:g})" for k in names),
         )
     print(
-        f"  max R-hat {d['max_rhat']:.4f}, min ESS bulk {d['min_ess_bulk']:.0f}, "
-        f"tail {d['min_ess_tail']:.0f}, divergences {d['divergences']}, "
+        f"  max R-hat {d['r_hat_max']:.4f}, min ESS bulk {d['ess_bulk_min']:.0f}, "
+        f"tail {d['ess_tail_min']:.0f}, divergences {d['divergences']}, "
         f"mean leapfrog steps {steps:.1f}, ok={d['ok']}",
         flush=True,
     )

@@ -64,7 +64,7 @@ def one(seed: int, weeks: int, draws: int, roas_prior: bool = False) -> dict[str
     d = mmm.diagnostics_
     print(
         f"seed {seed}: roas {hits['roas']} decay {hits['decay']} "
-        f"(rhat {d['max_rhat']:.3f}, div {d['divergences']}, {d['fit_seconds']:.0f} s)",
+        f"(rhat {d['r_hat_max']:.3f}, div {d['divergences']}, {d['seconds']:.0f} s)",
         flush=True,
     )
     return hits

@@ -57,8 +57,8 @@ def main() -> None:
     cpu_s = _cpu()
     d = mmm.diagnostics_
     print(
-        f"fit: {fit_s:.1f} s (sampler={d.get('sampler')}, max_rhat={d['max_rhat']:.3f}, "
-        f"min_ess_bulk={d['min_ess_bulk']:.0f}, divergences={d['divergences']}, ok={d['ok']})"
+        f"fit: {fit_s:.1f} s (sampler={d.get('sampler')}, r_hat_max={d['r_hat_max']:.3f}, "
+        f"ess_bulk_min={d['ess_bulk_min']:.0f}, divergences={d['divergences']}, ok={d['ok']})"
     )
     print(
         f"  of which compile {d.get('compile_seconds')} s; process CPU: imports "

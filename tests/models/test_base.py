@@ -1,116 +1,163 @@
-"""The shared estimator base: Laplace draws of the MLE and MAP fits, on toy quadratic models.
+"""The one model contract, checked on every model.
 
-The toy log-likelihoods are quadratic in the log-parameters, so the Hessian of the
-negative log-density in the unconstrained (log) space is known by hand.
+To add a model: append ``(factory, data fixture)`` to :data:`CASES`. The factory builds an
+unfitted model with fixed settings (seed, small sampler); the fixture returns the data to
+fit, or a :class:`tests.models.conftest.FitInput` (data plus ``fit`` keyword arguments such
+as a fast ``method``). Optionally add a prediction to :data:`PREDICT` (default: the
+posterior draws).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import json
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-import pandas as pd
-import pytensor.tensor as pt
 import pytest
 
-from crmkit.errors import CrmkitWarning
-from crmkit.models.base import BayesianEstimator
+from crmkit.errors import CrmkitError, NotFittedError
+from crmkit.models.base import ModelContract
+from crmkit.models.clv.calendar import CalendarEffect
+from crmkit.models.clv.models import BetaGeo, GammaGamma, ParetoNBD
+from crmkit.models.inference.diagnostics import EXTRA_KEYS, KEYS
+from crmkit.models.mmm.model import MarketingMixModel
+from crmkit.models.persist import load_idata, save_idata
+from crmkit.models.pipeline.model import PipelineModel
+from crmkit.models.pipeline.new_business import NewBusinessModel
+from tests.models.conftest import FitInput
 
-PREC = np.array([[4.0, 1.5], [1.5, 2.0]])  # Hessian of -loglike in log space
-MODE = np.array([0.5, -1.0])  # log-parameters at the maximum likelihood
-DATA = pd.DataFrame({"customer_id": ["a", "b"], "x": [1.0, 2.0]})
+CASES: list[tuple[Callable[[], ModelContract], str]] = [
+    (lambda: BetaGeo(random_seed=1), "clv_fit_input"),
+    (lambda: ParetoNBD(random_seed=2, sampler_config={"approx_draws": 200}), "clv_fit_input"),
+    (lambda: GammaGamma(model_config={"p": {"dist": "HalfNormal", "sigma": 5.0}}), "clv_fit_input"),
+    (lambda: CalendarEffect(half_lives=(1.0, 4.0), grid_size=12), "calendar_fit_input"),
+    (
+        lambda: MarketingMixModel(["x1", "x2"], yearly_order=1, l_max=6, random_seed=2),
+        "mmm_fit_input",
+    ),
+    (lambda: PipelineModel(draws=60, chains=1, seed=3), "pipeline_fit_input"),
+    (lambda: NewBusinessModel(draws=60, chains=1, seed=3), "pipeline_fit_input"),
+]
 
+#: A prediction of a fitted model, by class name (default: the posterior draws).
+PREDICT: dict[str, Callable[[Any], np.ndarray]] = {
+    "BetaGeo": lambda m: m.expected_purchases(4.0, n_draws=50).to_numpy(),
+    "ParetoNBD": lambda m: m.probability_alive(n_draws=50).to_numpy(),
+    "GammaGamma": lambda m: m.expected_spend(n_draws=50).to_numpy(),
+    "CalendarEffect": lambda m: m.multiplier_draws(np.array([0.0, 1.0, 3.0]), 50, seed=2),
+    "MarketingMixModel": lambda m: m.fitted(n_draws=50)[["mean", "lo", "hi"]].to_numpy(),
+    "PipelineModel": lambda m: m.stage_probabilities(n_draws=50)[
+        ["learned_mean", "learned_p10", "learned_p90"]
+    ].to_numpy(),
+    "NewBusinessModel": lambda m: m.arrival_means(2024 * 12 + 4, 3, 50, seed=2)[0],
+}
 
-class _Quadratic(BayesianEstimator):
-    """loglike = -(z - MODE)' PREC (z - MODE) / 2 with z = log(params)."""
-
-    param_names = ("a", "b")
-    default_model_config: ClassVar = {
-        "a": {"dist": "HalfFlat"},
-        "b": {"dist": "HalfFlat"},
-    }
-    prec: ClassVar[np.ndarray] = PREC
-
-    def _prepare(self, data):
-        return {"unused": np.zeros(1)}
-
-    def _loglike_np(self, params, arrays):
-        z = np.log(params) - MODE
-        return float(-0.5 * z @ self.prec @ z)
-
-    def _loglike_pt(self, params, arrays):
-        z = [pt.log(p) - m for p, m in zip(params, MODE, strict=True)]
-        return -0.5 * sum(
-            self.prec[i, j] * z[i] * z[j] for i in range(2) for j in range(2) if self.prec[i, j]
-        )
-
-    def _start(self, arrays):
-        return np.exp(MODE + 0.4)
-
-
-class _FlatInB(_Quadratic):
-    """The likelihood ignores ``b`` and its prior is Flat: the Hessian is singular in ``b``."""
-
-    default_model_config: ClassVar = {"a": {"dist": "HalfFlat"}, "b": {"dist": "Flat"}}
-
-    def _loglike_np(self, params, arrays):
-        return float(-2.0 * (np.log(params[0]) - MODE[0]) ** 2)
-
-    def _loglike_pt(self, params, arrays):
-        return -2.0 * (pt.log(params[0]) - MODE[0]) ** 2
+IDS = [f"{f().__class__.__name__}-{i}" for i, (f, _) in enumerate(CASES)]
 
 
-def _log_draws(model: BayesianEstimator) -> np.ndarray:
-    """Draws of the log-parameters, shape (n, k)."""
+def _fit_input(request: pytest.FixtureRequest, fixture: str) -> tuple[Any, dict[str, Any]]:
+    """The data and keyword arguments of ``fit`` given by a fixture."""
+    value = request.getfixturevalue(fixture)
+    if isinstance(value, FitInput):
+        return value.data, dict(value.kwargs)
+    return value, {}
+
+
+def _floats(params: Any) -> list[float]:
+    """Every number in ``params_`` (floats, or dicts of them by label, nested)."""
+    if isinstance(params, dict):
+        return [x for v in params.values() for x in _floats(v)]
+    return [float(params)]
+
+
+def _predict(model: Any) -> np.ndarray:
+    """The model's prediction of :data:`PREDICT`, or its posterior draws."""
+    fn = PREDICT.get(type(model).__name__)
+    if fn is not None:
+        return np.asarray(fn(model))
     post = model.idata_.posterior
-    return np.log(np.column_stack([post[n].values.ravel() for n in model.param_names]))
+    return np.concatenate([post[v].to_numpy().ravel() for v in sorted(post.data_vars)])
 
 
-def test_mle_draws_have_the_inverse_hessian_as_covariance():
-    m = _Quadratic(random_seed=3).fit(DATA, method="mle", approx_draws=20_000)
-    z = _log_draws(m)
-    assert m.diagnostics_["hessian_positive_definite"] and m.diagnostics_["ok"]
-    np.testing.assert_allclose(np.log([m.params_["a"], m.params_["b"]]), MODE, atol=1e-4)
-    np.testing.assert_allclose(z.mean(axis=0), MODE, atol=0.02)
-    np.testing.assert_allclose(np.cov(z.T), np.linalg.inv(PREC), rtol=0.05, atol=0.005)
+@pytest.fixture(scope="module", params=range(len(CASES)), ids=IDS)
+def contract_fit(request: pytest.FixtureRequest) -> tuple[Callable[[], Any], Any, dict[str, Any]]:
+    """(factory, fitted model, fit keyword arguments) of each case, fitted once."""
+    factory, fixture = CASES[request.param]
+    data, kwargs = _fit_input(request, fixture)
+    model = factory()
+    out = model.fit(data, **kwargs)
+    assert out is model  # fit returns self
+    return factory, model, kwargs
 
 
-def test_map_draws_have_the_inverse_hessian_as_covariance():
-    # HalfFlat priors: in log space the log-Jacobian adds sum(z), so the mode moves to
-    # MODE + inv(PREC) @ 1 while the Hessian stays PREC.
-    m = _Quadratic(random_seed=4).fit(DATA, method="map", approx_draws=20_000)
-    z = _log_draws(m)
-    cov = np.linalg.inv(PREC)
-    assert m.diagnostics_["hessian_positive_definite"] and m.diagnostics_["ok"]
-    np.testing.assert_allclose(z.mean(axis=0), MODE + cov @ np.ones(2), atol=0.02)
-    np.testing.assert_allclose(np.cov(z.T), cov, rtol=0.05, atol=0.005)
+@pytest.mark.parametrize(("factory", "fixture"), CASES, ids=IDS)
+def test_get_params_round_trips(factory, fixture):
+    m = factory()
+    params = m.get_params()
+    assert type(m)(**params).get_params() == params
+    # settings are stored unmodified: an unset config stays None, a tuple stays a tuple
+    for name, value in params.items():
+        assert getattr(m, name) is value
 
 
-def _fit_flat(method: str) -> _FlatInB:
-    """A fit of the flat model, which must warn that it fails its diagnostics."""
-    # (the MLE's floored log-draws overflow exp: numpy's warning is expected there)
-    with pytest.warns(CrmkitWarning, match="fails its diagnostics"), np.errstate(over="ignore"):
-        m = _FlatInB(random_seed=5).fit(DATA, method=method, approx_draws=4000)
-    assert not m.diagnostics_["hessian_positive_definite"] and not m.diagnostics_["ok"]
-    a = np.log(m.idata_.posterior["a"].values.ravel())
-    assert np.all(np.isfinite(a))
-    assert np.std(a) == pytest.approx(0.5, rel=0.05)  # 1 / sqrt(4): unaffected by the floor
-    return m
+@pytest.mark.parametrize(("factory", "fixture"), CASES, ids=IDS)
+def test_results_before_fit_raise_not_fitted(factory, fixture, tmp_path):
+    m = factory()
+    assert not m.is_fitted
+    with pytest.raises(NotFittedError, match="not fitted"):
+        m.check_fitted()
+    with pytest.raises(NotFittedError):
+        m.save(tmp_path / "m.nc")
+    with pytest.raises(NotFittedError):
+        _predict(m)
 
 
-@pytest.mark.filterwarnings("ignore:grad method was asked:UserWarning")  # b is not in logp
-def test_map_singular_hessian_gives_finite_draws_at_the_floor_variance():
-    """A flat direction gets the eigenvalue floor's variance (1e6), not a false certainty."""
-    b = _fit_flat("map").idata_.posterior["b"].values.ravel()  # Flat prior: no transform
-    assert np.all(np.isfinite(b))
-    # A pseudo-inverse plus 1e-6 * I would give sd 0.001 here: a flat direction reported as known.
-    assert np.std(b) == pytest.approx(1000.0, rel=0.05)
+def test_fit_sets_the_contract_results(contract_fit):
+    _, m, kwargs = contract_fit
+    assert m.is_fitted and m.method_ == kwargs.get("method", m.method_)
+    post = m.idata_.posterior
+    assert len(post.data_vars) > 0
+    for var in post.data_vars:
+        assert post[var].dims[:2] == ("chain", "draw")
+    assert "observed_data" in m.idata_.groups() and len(m.idata_.observed_data.data_vars) > 0
+    d = m.diagnostics_
+    assert set(KEYS) <= set(d), f"missing {set(KEYS) - set(d)}"
+    assert set(d) - set(KEYS) <= set(EXTRA_KEYS), f"unknown keys {set(d) - set(KEYS)}"
+    assert d["method"] == m.method_ and isinstance(d["ok"], bool)
+    assert (d["message"] is None) == d["ok"]
+    json.dumps(d)  # every value can be saved
+    assert m.params_ and all(np.isfinite(v) for v in _floats(m.params_))
 
 
-def test_mle_singular_hessian_is_flagged_and_floored():
-    m = _fit_flat("mle")
-    # b's log-draws have sd 1000, so its draws run from 0 to overflow.
-    with np.errstate(divide="ignore"):
-        b = np.log(m.idata_.posterior["b"].values.ravel())
-    # P(|N(0, 1000)| > 100) = 0.92
-    assert np.mean(b < -100) > 0.4 and np.mean(b > 100) > 0.4
+def test_save_load_round_trips(contract_fit, tmp_path):
+    _, m, _ = contract_fit
+    path = m.save(tmp_path / "m.nc")
+    back = type(m).load(path)
+    assert back.get_params() == m.get_params()
+    assert back.method_ == m.method_
+    assert back.params_ == m.params_
+    assert back.diagnostics_ == m.diagnostics_
+    np.testing.assert_array_equal(_predict(back), _predict(m))
+    assert "observed_data" in back.idata_.groups()
+
+
+def test_load_refuses_another_model(contract_fit, tmp_path):
+    _, m, _ = contract_fit
+
+    class Other(ModelContract):
+        def __init__(self, scale: float = 1.0) -> None:
+            self.scale = scale
+
+    path = m.save(tmp_path / "m.nc")
+    with pytest.raises(CrmkitError, match="holds"):
+        Other.load(path)
+
+
+def test_load_refuses_another_format_version(contract_fit, tmp_path):
+    _, m, _ = contract_fit
+    idata, frame, attrs = load_idata(m.save(tmp_path / "m.nc"))
+    attrs["crmkit_format"] = str(int(attrs["crmkit_format"]) + 1)
+    path = save_idata(tmp_path / "newer.nc", idata, frame, attrs)
+    with pytest.raises(CrmkitError, match="format"):
+        type(m).load(path)

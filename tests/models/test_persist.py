@@ -7,7 +7,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from crmkit.models.persist import load_idata, save_idata
+from crmkit.models.persist import (
+    dataset_to_table,
+    load_idata,
+    save_idata,
+    split_tables,
+    table_to_dataset,
+    with_tables,
+)
 
 
 def _idata() -> az.InferenceData:
@@ -81,3 +88,34 @@ def test_text_columns_with_numbers_are_kept_as_text(tmp_path):
     frame = pd.DataFrame({"customer_id": pd.Series([1, 22, 333]).astype(str), "x": [1, 2, 3]})
     _, got, _ = load_idata(save_idata(tmp_path / "t.nc", _idata(), frame))
     assert got["customer_id"].tolist() == ["1", "22", "333"]
+
+
+def test_tables_round_trip_with_dtypes_and_missing_values() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series(["a", None, "c"], index=[4, 8, 9], dtype=object),
+            "amount": [1.0 / 3.0, np.nan, 2.5],
+            "n": pd.array([1, None, 3], dtype="Int64"),
+            "when": pd.to_datetime(
+                ["2024-01-01 10:00:00.123456", None, "2024-02-01 00:00:00.000000"]
+            ),
+            "flag": [True, False, True],
+            "label": pd.Series(["x", None, "z"], dtype="str"),
+        },
+        index=pd.Index([4, 8, 9], name="row_id"),
+    )
+    back = dataset_to_table(table_to_dataset(frame))
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
+    assert back["text"].iloc[1] is None
+
+
+def test_tables_travel_in_their_own_groups_and_come_back(tmp_path):
+    idata = az.from_dict(posterior={"a": np.ones((1, 3))})
+    tables = {"deals": pd.DataFrame({"deal_id": ["D1", "D2"], "amount": [1.5, np.nan]})}
+    path = save_idata(tmp_path / "t.nc", with_tables(idata, tables), pd.DataFrame())
+    back, _, _ = load_idata(path)
+    assert "table_deals" in back.groups()
+    rest, found = split_tables(back)
+    assert "table_deals" not in rest.groups()
+    assert "posterior" in rest.groups()
+    pd.testing.assert_frame_equal(found["deals"], tables["deals"])

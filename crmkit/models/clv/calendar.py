@@ -37,15 +37,18 @@ residual trend may be either, and the random walk treats it as calendar time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import time
+from typing import Any, Self
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from crmkit.errors import CrmkitError
+from crmkit.errors import CrmkitError, NotFittedError
+from crmkit.models.base import ModelContract
 from crmkit.models.clv import predictions as pred
+from crmkit.models.inference.diagnostics import diagnostics
 
 
 def expected_by_period(
@@ -150,9 +153,15 @@ def _kalman(y: np.ndarray, obs_var: np.ndarray, sig2, tau2, phi, v0: float):
     return ll, m, P
 
 
-@dataclass
-class CalendarEffect:
+class CalendarEffect(ModelContract):
     """Common calendar-time multiplier of the purchase rate (log-rate AR(1) or random walk).
+
+    Follows the model contract (:class:`~crmkit.models.base.ModelContract`): after
+    :meth:`fit`, ``idata_`` holds ``posterior`` draws (one chain, drawn from the grid
+    posterior) of ``sigma`` (per period), ``tau``, ``phi`` and ``level`` (the current log
+    multiplier) and ``observed_data`` (``observed`` and ``expected`` repeat purchases per
+    past period); ``params_`` the posterior means (and ``period_length``); ``grid_`` the
+    grid posterior itself, which the forecasts draw from.
 
     Parameters
     ----------
@@ -173,33 +182,50 @@ class CalendarEffect:
         Grid points of sigma and of tau.
     """
 
-    sigma_scale: float = 0.1
-    tau_scale: float = 0.5
-    level_sd: float = 0.25
-    half_lives: tuple[float, ...] = ()
-    grid_size: int = 40
-    result_: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    #: Fit methods: the posterior on a grid of (sigma, tau, phi), Kalman-filtered.
+    METHODS = ("grid",)
+    #: Draws from the grid posterior kept in ``idata_``.
+    N_DRAWS = 1000
+    #: Columns of ``grid_``.
+    GRID_COLUMNS = ("sigma", "tau", "phi", "weight", "level_mean", "level_var")
+
+    def __init__(
+        self,
+        sigma_scale: float = 0.1,
+        tau_scale: float = 0.5,
+        level_sd: float = 0.25,
+        half_lives: tuple[float, ...] = (),
+        grid_size: int = 40,
+    ) -> None:
+        self.sigma_scale = sigma_scale
+        self.tau_scale = tau_scale
+        self.level_sd = level_sd
+        self.half_lives = half_lives
+        self.grid_size = grid_size
 
     def fit(
         self,
-        purchase_model: Any,
-        observed: np.ndarray,
-        data: pd.DataFrame | None = None,
+        data: np.ndarray,
+        method: str = "grid",
         *,
+        purchase_model: Any,
+        summary: pd.DataFrame | None = None,
         period_length: float | None = None,
-    ) -> CalendarEffect:
+    ) -> Self:
         """Estimate the multiplier's path and hyperparameters from past periods.
 
         Parameters
         ----------
+        data
+            Observed repeat purchases of the customers in ``summary`` per period before the
+            cut-off, oldest first, the last ending at the cut-off (see
+            :func:`repeat_counts_by_period`).
+        method
+            ``"grid"`` (the only one).
         purchase_model
             A fitted :class:`~crmkit.models.clv.models.BetaGeo` or
             :class:`~crmkit.models.clv.models.ParetoNBD`.
-        observed
-            Repeat purchases of the customers in ``data`` per period before the cut-off,
-            oldest first, the last ending at the cut-off (see
-            :func:`repeat_counts_by_period`).
-        data
+        summary
             The purchase summary at the cut-off (default: the model's fit data).
         period_length
             Length of a period in the model's time unit (default one week in weeks,
@@ -207,14 +233,17 @@ class CalendarEffect:
 
         Returns
         -------
-        CalendarEffect
-            ``self``, with ``result_`` holding the residuals and the grid posterior.
+        Self
+            The fitted effect.
         """
-        purchase_model._check_fitted()
-        df = purchase_model.fit_data_ if data is None else data
+        if method not in self.METHODS:
+            raise CrmkitError(f"method must be one of {self.METHODS}, not {method!r}")
+        started = time.perf_counter()
+        purchase_model.check_fitted()
+        df = purchase_model.fit_data_ if summary is None else summary
         unit = purchase_model.time_unit
         L = 7.0 / pred.DAYS_PER_UNIT[unit] if period_length is None else float(period_length)
-        obs = np.asarray(observed, dtype=float)
+        obs = np.asarray(data, dtype=float)
         if obs.ndim != 1 or len(obs) < 4 or not np.all(np.isfinite(obs)) or (obs < 0).any():
             raise CrmkitError("observed must be at least 4 non-negative counts per period")
         exp_ = expected_by_period(
@@ -234,25 +263,59 @@ class CalendarEffect:
         lp = ll + lw_s[:, None, None] + lw_t[None, :, None] - np.log(len(phis))
         w = np.exp(lp - lp.max())
         w /= w.sum()
-        self.result_ = {
-            "period_length": L,
-            "observed": obs,
-            "expected": exp_,
-            "log_ratio": np.log((obs + 0.5) / (exp_ + 0.5)),
-            "sigma": S2.ravel() ** 0.5,
-            "tau": T2.ravel() ** 0.5,
-            "phi": PH.ravel(),
-            "weight": w.ravel(),
-            "level_mean": m.ravel(),
-            "level_var": P.ravel(),
-        }
+        self.grid_ = pd.DataFrame(
+            {
+                "sigma": S2.ravel() ** 0.5,
+                "tau": T2.ravel() ** 0.5,
+                "phi": PH.ravel(),
+                "weight": w.ravel(),
+                "level_mean": m.ravel(),
+                "level_var": P.ravel(),
+            }
+        )
+        self.method_ = method
+        self.params_ = {**self.summary(), "period_length": L}
+        self.idata_ = self._draws(obs, exp_)
+        ok = bool(np.all(np.isfinite(w)))
+        self.diagnostics_ = diagnostics(
+            method,
+            ok=ok,
+            message="the grid posterior is not finite",
+            seconds=time.perf_counter() - started,
+        )
         return self
+
+    def _draws(self, observed: np.ndarray, expected: np.ndarray) -> az.InferenceData:
+        """Posterior draws from the grid (seed 0) and the observed counts, as InferenceData."""
+        g = self.grid_
+        rng = np.random.default_rng(0)
+        pick = rng.choice(len(g), size=self.N_DRAWS, p=g["weight"].to_numpy())
+        level = rng.normal(
+            g["level_mean"].to_numpy()[pick], np.sqrt(g["level_var"].to_numpy()[pick])
+        )
+        post = {k: g[k].to_numpy()[pick][None, :] for k in ("sigma", "tau", "phi")}
+        post["level"] = level[None, :]
+        return az.from_dict(
+            posterior=post,
+            observed_data={"observed": observed, "expected": expected},
+            dims={"observed": ["period"], "expected": ["period"]},
+        )
+
+    def _fit_frame(self) -> pd.DataFrame:
+        """The grid posterior, kept with a saved fit."""
+        return self.grid_
+
+    def _restore(
+        self, frame: pd.DataFrame, attrs: dict[str, str], tables: dict[str, pd.DataFrame]
+    ) -> None:
+        """Take the grid posterior back from a saved fit."""
+        self.grid_ = frame[list(self.GRID_COLUMNS)].astype(float)
 
     def summary(self) -> dict[str, float]:
         """Posterior means of sigma (per period), tau, phi, P(random walk), the log level."""
         r = self._r()
         w = r["weight"]
-        phi = r.get("phi", np.ones_like(w))
+        phi = r["phi"]
         return {
             "sigma_per_period": float(w @ r["sigma"]),
             "tau": float(w @ r["tau"]),
@@ -264,11 +327,11 @@ class CalendarEffect:
             ),
         }
 
-    def _r(self) -> dict[str, Any]:
-        """The fit result; raise if not fitted."""
-        if not self.result_:
-            raise CrmkitError("CalendarEffect is not fitted; call fit(...) first")
-        return self.result_
+    def _r(self) -> dict[str, np.ndarray]:
+        """The grid posterior's columns; raise if not fitted."""
+        if getattr(self, "grid_", None) is None:
+            raise NotFittedError("CalendarEffect is not fitted; call fit(...) first")
+        return {k: self.grid_[k].to_numpy() for k in self.GRID_COLUMNS}
 
     def multiplier_draws(
         self, edges: np.ndarray, n_draws: int, *, noise: bool = False, seed: int = 0
@@ -293,12 +356,12 @@ class CalendarEffect:
         """
         r = self._r()
         rng = np.random.default_rng(seed)
-        L = r["period_length"]
+        L = float(self.params_["period_length"])
         edges = np.asarray(edges, dtype=float)
         n_steps = max(1, int(np.ceil(edges[-1] / L - 1e-9)))
         pick = rng.choice(len(r["weight"]), size=n_draws, p=r["weight"])
         sig, tau = r["sigma"][pick], r["tau"][pick]
-        phi = r.get("phi", np.ones_like(r["sigma"]))[pick]
+        phi = r["phi"][pick]
         level = rng.normal(r["level_mean"][pick], np.sqrt(r["level_var"][pick]))
         steps = rng.normal(0.0, 1.0, (n_draws, n_steps)) * sig[:, None]
         eta = np.empty((n_draws, n_steps))
@@ -346,7 +409,7 @@ class CalendarEffect:
         s = self.summary()
         out.attrs["calendar_effect"] = (
             f"log-rate AR(1)/random walk: sigma {s['sigma_per_period']:.3g} per period of "
-            f"{self._r()['period_length']:.3g}, tau {s['tau']:.3g}, phi {s['phi']:.3f} "
+            f"{self.params_['period_length']:.3g}, tau {s['tau']:.3g}, phi {s['phi']:.3f} "
             f"(P(random walk) {s['p_random_walk']:.2f}), level {s['level']:+.3f} "
             f"(sd {s['level_sd']:.3f})"
         )
@@ -395,7 +458,7 @@ def calendar_repeat_purchases(
     from crmkit.models.clv.models import repeat_purchases
 
     eff = (effect or CalendarEffect()).fit(
-        purchase_model, observed, data, period_length=observed_period_length
+        observed, purchase_model=purchase_model, summary=data, period_length=observed_period_length
     )
     tot = repeat_purchases(purchase_model, data, seed=seed, **kwargs)
     return eff.adjust(tot, seed=seed + 1)

@@ -21,8 +21,8 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from crmkit.errors import RowError, ValidationError
-from crmkit.models.base import BayesianEstimator
 from crmkit.models.clv import predictions as pred
+from crmkit.models.clv.estimator import BayesianEstimator
 from crmkit.models.clv.likelihoods import (
     NP,
     PT,
@@ -131,9 +131,20 @@ class _PurchaseModel(BayesianEstimator):
         x, tx, T, w = (pt.as_tensor_variable(arrays[k]) for k in ("x", "t_x", "T", "w"))
         return pt.sum(w * type(self)._loglike_fn(PT, *params, x, tx, T))
 
+    def _observed(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each customer's (frequency, recency, T)."""
+        return {c: data[c].to_numpy(float) for c in ("frequency", "recency", "T")}
+
+    def _loglike_rows(self, values, observed) -> np.ndarray:
+        """Each customer's log-likelihood at each parameter vector (rows of ``values``)."""
+        u, _, inv = compress_rows(*(observed[c] for c in ("frequency", "recency", "T")))
+        fn = type(self)._loglike_fn
+        ll = np.array([fn(NP, *v, u[:, 0], u[:, 1], u[:, 2]) for v in values], dtype=float)
+        return ll[:, inv]
+
     def _arrays(self, data: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         """The data to predict for (default: the fit data), validated."""
-        self._check_fitted()
+        self.check_fitted()
         df = self.fit_data_ if data is None else data
         validate_summary(df)
         return df, {
@@ -350,6 +361,17 @@ class GammaGamma(BayesianEstimator):
         table = clv_numba.prior_table(self.priors, self.param_names)
         return None if table is None else clv_numba.gammagamma_kernel(arrays, table)
 
+    def _observed(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+        """(frequency, monetary_value) of the repeat buyers, the likelihood's observations."""
+        rep = data["frequency"].to_numpy(float) > 0
+        return {c: data[c].to_numpy(float)[rep] for c in ("frequency", "monetary_value")}
+
+    def _loglike_rows(self, values, observed) -> np.ndarray:
+        """Each repeat buyer's log-likelihood at each parameter vector (rows of ``values``)."""
+        u, _, inv = compress_rows(observed["frequency"], observed["monetary_value"])
+        ll = np.array([gammagamma_loglike(NP, *v, u[:, 0], u[:, 1]) for v in values], dtype=float)
+        return ll[:, inv]
+
     def _loglike_np(self, params, arrays) -> float:
         """Weighted total log-likelihood, numpy."""
         ll = gammagamma_loglike(NP, *params, arrays["x"], arrays["m"])
@@ -377,7 +399,7 @@ class GammaGamma(BayesianEstimator):
         xarray.DataArray
             Dims ``("sample", "customer_id")``.
         """
-        self._check_fitted()
+        self.check_fitted()
         df = self.fit_data_ if data is None else data
         validate_summary(df, monetary=True)
         draws = self.posterior_draws(n_draws)
@@ -460,7 +482,7 @@ def repeat_purchases(
         Dims ``("sample", "period")``, or ``("sample", "segment", "period")`` with a
         segment; ``period`` coordinates 1..periods and ``period_end`` (in time units).
     """
-    purchase_model._check_fitted()
+    purchase_model.check_fitted()
     df = purchase_model.fit_data_ if data is None else data
     validate_summary(df, monetary=spend_model is not None)
     length = pred.month_length(purchase_model.time_unit) if period_length is None else period_length
@@ -543,7 +565,7 @@ def customer_lifetime_value(
     xarray.DataArray
         Dims ``("sample", "customer_id")``.
     """
-    purchase_model._check_fitted()
+    purchase_model.check_fitted()
     df = purchase_model.fit_data_ if data is None else data
     validate_summary(df, monetary=True)
     length = pred.month_length(purchase_model.time_unit) if period_length is None else period_length

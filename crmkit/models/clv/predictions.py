@@ -18,7 +18,9 @@ import pandas as pd
 import xarray as xr
 from scipy import sparse, special
 
+from crmkit.data.purchases import DAYS_PER_UNIT
 from crmkit.models.clv.likelihoods import NP, paretonbd_loglike
+from crmkit.models.inference.diagnostics import summary_line
 
 try:  # numba is a dependency; without it the numpy path below is used
     from crmkit.models.clv.prediction_kernels import bgnbd_totals
@@ -26,9 +28,6 @@ try:  # numba is a dependency; without it the numpy path below is used
     _HAVE_KERNEL = True
 except ImportError:  # pragma: no cover
     _HAVE_KERNEL = False
-
-#: Days per time unit of a purchase summary (as in crmkit.store.aggregates).
-DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 
 
 def month_length(time_unit: str) -> float:
@@ -178,7 +177,7 @@ def fit_attrs(model: Any) -> dict[str, Any]:
     return {
         "method": model.method_,
         "diagnostics_ok": int(bool(d["ok"])),
-        "diagnostics": model.diagnostics_summary(),
+        "diagnostics": summary_line(d),
         "time_unit": model.time_unit,
     }
 

@@ -16,7 +16,9 @@ Every fitted crmkit model has ``diagnostics_``, a dict with the keys of :data:`K
 ``message``
     Why a fit is not ok (None when it is).
 
-Apps, reports and the snapshot read these keys and nothing else.
+A method may add figures of its own, named in :data:`EXTRA_KEYS` (e.g. ``sampler``,
+``loglike``); every value is JSON-serialisable, so a saved fit gives its diagnostics back.
+Apps, reports and the snapshot read the :data:`KEYS` and nothing else.
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ KEYS = (
     "divergences",
     "seconds",
     "message",
+)
+
+#: Extra figures a method may add to :data:`KEYS` (and nothing else).
+EXTRA_KEYS = (
+    "sampler",
+    "n_chains",
+    "n_draws",
+    "converged",
+    "hessian_positive_definite",
+    "loglike",
+    "loss_rel_sd",
+    "compile_seconds",
 )
 
 
@@ -88,8 +102,8 @@ def mcmc_diagnostics(idata, *, method: str = "nuts", seconds: float | None = Non
     Returns
     -------
     dict
-        The :data:`KEYS` plus ``n_chains``, ``n_draws`` and ``per_parameter`` (a DataFrame
-        of ``ess_bulk``, ``ess_tail`` and ``r_hat`` by variable).
+        The :data:`KEYS` plus ``n_chains`` and ``n_draws`` (per-variable figures:
+        ``arviz.summary(idata)``).
     """
     import arviz as az
 
@@ -137,7 +151,6 @@ def mcmc_diagnostics(idata, *, method: str = "nuts", seconds: float | None = Non
         seconds=seconds,
         n_chains=n_chains,
         n_draws=int(post.sizes["draw"]),
-        per_parameter=per,
     )
 
 
@@ -152,12 +165,43 @@ def summary_line(diag: dict) -> str:
     return f"method={diag.get('method')}, ok={diag.get('ok')}" + (f", {figs}" if figs else "")
 
 
+def fit_diagnostics(
+    method: str, raw: dict[str, Any], seconds: float, message: str | None = None
+) -> dict[str, Any]:
+    """A fit's figures in the one diagnostics schema (figures of no schema key dropped).
+
+    Parameters
+    ----------
+    method
+        The method used.
+    raw
+        The fit's figures (``ok`` and any of the schema's keys and extra keys).
+    seconds
+        Wall time of the fit.
+    message
+        Why the fit is not ok (used when ``raw`` has none).
+
+    Returns
+    -------
+    dict
+        :data:`~crmkit.models.inference.diagnostics.KEYS` plus the extra keys ``raw`` has.
+    """
+    figures = {k: v for k, v in raw.items() if k in KEYS or k in EXTRA_KEYS}
+    figures.pop("ok", None)
+    figures.pop("method", None)
+    msg = figures.pop("message", None) or message
+    figures["seconds"] = seconds
+    return diagnostics(method, ok=bool(raw.get("ok", False)), message=msg, **figures)
+
+
 __all__ = [
     "DIVERGENCES_MAX",
     "ESS_BULK_MIN",
+    "EXTRA_KEYS",
     "KEYS",
     "R_HAT_MAX",
     "diagnostics",
+    "fit_diagnostics",
     "mcmc_diagnostics",
     "summary_line",
 ]

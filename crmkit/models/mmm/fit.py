@@ -1,22 +1,29 @@
-"""Fitting a built marketing-mix model: NUTS, or a MAP / ADVI approximation, and its diagnostics.
+"""Fitting a built marketing-mix model: NUTS, or a MAP / ADVI approximation.
 
 :class:`crmkit.models.mmm.model.MarketingMixModel` builds the PyMC model and calls
-:func:`fit_nuts` or :func:`fit_approx`; both return an InferenceData holding only the free
-parameters (no per-draw contributions) and a dict of diagnostics with an ``ok`` flag.
+:func:`fit_nuts` or :func:`fit_approx`, thin wrappers of the shared inference functions
+(:func:`crmkit.models.inference.nuts.sample_nuts`, :func:`crmkit.models.inference.approx.fit_map`
+and :func:`crmkit.models.inference.approx.fit_advi`). Both return an InferenceData holding
+only the free parameters (no per-draw contributions) on named dimensions (``chain``,
+``draw`` and ``channel`` / ``fourier_mode`` / ``control_name`` / ``event_name``, see
+:data:`PARAM_DIMS`) and diagnostics in the one schema of
+:mod:`crmkit.models.inference.diagnostics` (one set of thresholds for every model).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import arviz as az
-import numpy as np
 
-__all__ = ["PARAM_DIMS", "fit_approx", "fit_nuts", "nuts_diagnostics"]
+from crmkit.models.inference.approx import fit_advi, fit_map
+from crmkit.models.inference.nuts import sample_nuts
 
-#: Dimensions of the parameters that have one (the rest are scalars, or Fourier terms).
+__all__ = ["PARAM_DIMS", "fit_approx", "fit_nuts", "label_dims"]
+
+#: Dimensions of the parameters that have one (the rest are scalars).
 PARAM_DIMS: dict[str, list[str]] = {
+    "fourier": ["fourier_mode"],
     "decay": ["channel"],
     "lam": ["channel"],
     "half": ["channel"],
@@ -28,6 +35,40 @@ PARAM_DIMS: dict[str, list[str]] = {
 }
 
 
+def label_dims(idata: az.InferenceData, coords: dict[str, list[str]]) -> az.InferenceData:
+    """Put the parameters of ``idata.posterior`` on the named dimensions of :data:`PARAM_DIMS`.
+
+    Parameters
+    ----------
+    idata
+        InferenceData whose posterior has the variables on ``(chain, draw, ...)``, the
+        extra dimension possibly unnamed (``decay_dim_0``).
+    coords
+        Labels of the named dimensions.
+
+    Returns
+    -------
+    arviz.InferenceData
+        The same groups and attributes, the posterior relabelled.
+    """
+    post = idata.posterior
+    named = all(
+        list(post[name].dims[2:]) == dims for name, dims in PARAM_DIMS.items() if name in post
+    )
+    if named:
+        return idata
+    relabelled = az.from_dict(
+        posterior={k: post[k].values for k in post.data_vars},
+        coords=coords,
+        dims={k: v for k, v in PARAM_DIMS.items() if k in post},
+    ).posterior
+    relabelled.attrs.update(post.attrs)
+    groups = {g: idata[g] for g in idata.groups() if g != "posterior"}
+    out = az.InferenceData(posterior=relabelled, **groups)
+    out.attrs.update(idata.attrs)
+    return out
+
+
 def fit_nuts(
     model,
     param_names: list[str],
@@ -36,17 +77,17 @@ def fit_nuts(
     seed: int | None,
     progressbar: bool = False,
 ) -> tuple[az.InferenceData, dict[str, Any]]:
-    """Sample a PyMC model with NUTS: nutpie when importable, else PyMC's sampler.
+    """Sample a PyMC model with NUTS (:func:`crmkit.models.inference.nuts.sample_nuts`).
 
     Parameters
     ----------
     model
-        The PyMC model.
+        The PyMC model (built without per-draw contributions, so nothing else is stored).
     param_names
         Free parameters to keep in the posterior.
     settings
         ``draws``, ``tune``, ``chains``, ``target_accept`` and ``sampler`` (None or
-        ``"nutpie"``: nutpie when importable; anything else: ``pm.sample``).
+        ``"nutpie"``: nutpie; ``"pymc"``: ``pm.sample``); chains run on at most two cores.
     seed
         Seed of the sampler.
     progressbar
@@ -57,50 +98,21 @@ def fit_nuts(
     idata : arviz.InferenceData
         ``posterior`` (the parameters) and ``sample_stats``.
     diagnostics : dict
-        :func:`nuts_diagnostics` plus ``sampler`` and ``compile_seconds``.
+        The one schema (judged by the one thresholds) plus ``sampler``, ``n_chains`` and
+        ``n_draws``.
     """
-    try:
-        import nutpie
-    except ImportError:  # pragma: no cover - nutpie is a dependency
-        nutpie = None
-    if settings.get("sampler") in (None, "nutpie") and nutpie is not None:
-        t0 = time.perf_counter()
-        # only the parameters are kept: no per-draw (date, channel) contributions
-        compiled = nutpie.compile_pymc_model(model, var_names=param_names)
-        compile_s = time.perf_counter() - t0
-        idata = nutpie.sample(
-            compiled,
-            draws=settings["draws"],
-            tune=settings["tune"],
-            chains=settings["chains"],
-            cores=min(settings["chains"], 2),
-            seed=seed,
-            progress_bar=progressbar,
-            save_warmup=False,
-            target_accept=settings["target_accept"],
-        )
-        used = "nutpie"
-    else:
-        compile_s = float("nan")
-        import pymc as pm
-
-        with model:
-            idata = pm.sample(
-                draws=settings["draws"],
-                tune=settings["tune"],
-                chains=settings["chains"],
-                cores=min(settings["chains"], 2),
-                target_accept=settings["target_accept"],
-                random_seed=seed,
-                progressbar=progressbar,
-                compute_convergence_checks=False,
-            )
-        used = "pymc"
-    keep = az.InferenceData(posterior=idata.posterior[param_names], sample_stats=idata.sample_stats)
-    diag = nuts_diagnostics(keep)
-    diag["sampler"] = used
-    diag["compile_seconds"] = round(compile_s, 2)
-    return keep, diag
+    return sample_nuts(
+        model,
+        param_names,
+        draws=settings["draws"],
+        tune=settings["tune"],
+        chains=settings["chains"],
+        cores=min(settings["chains"], 2),
+        target_accept=settings["target_accept"],
+        seed=seed,
+        progressbar=progressbar,
+        sampler=settings.get("sampler"),
+    )
 
 
 def fit_approx(
@@ -111,6 +123,7 @@ def fit_approx(
     draws: int,
     seed: int,
     coords: dict[str, list[str]],
+    advi_iterations: int = 20000,
 ) -> tuple[az.InferenceData, dict[str, Any]]:
     """Fit a PyMC model by MAP plus a Laplace approximation, or by ADVI, and draw from it.
 
@@ -121,58 +134,30 @@ def fit_approx(
     param_names
         Free parameters to keep in the posterior.
     method
-        ``"map"`` or ``"advi"`` (see :func:`crmkit.models.inference.pymc_fit.fit_model`).
+        ``"map"`` (:func:`crmkit.models.inference.approx.fit_map`) or ``"advi"``
+        (:func:`crmkit.models.inference.approx.fit_advi`).
     draws
         Number of draws (one chain).
     seed
         Seed of the fit and the draws.
     coords
-        Labels of the dimensions in :data:`PARAM_DIMS` (``channel``, ``control_name``,
-        ``event_name``).
+        Labels of the dimensions in :data:`PARAM_DIMS` (``channel``, ``fourier_mode``,
+        ``control_name``, ``event_name``).
+    advi_iterations
+        ADVI optimisation steps.
 
     Returns
     -------
     idata : arviz.InferenceData
-        ``posterior`` with one chain.
+        ``posterior`` with one chain, on named dimensions.
     diagnostics : dict
-        As returned by :func:`crmkit.models.inference.pymc_fit.fit_model`.
+        The one schema (MCMC figures None) plus ``converged`` and
+        ``hessian_positive_definite`` (MAP) or ``loss_rel_sd`` (ADVI).
     """
-    from crmkit.models.inference.pymc_fit import fit_model
-
-    post, diag = fit_model(model, param_names, method, draws=draws, chains=1, seed=seed)
-    idata = az.from_dict(
-        posterior={k: v[None] for k, v in post.items()}, coords=coords, dims=PARAM_DIMS
-    )
-    return idata, diag
-
-
-def nuts_diagnostics(
-    idata: az.InferenceData, max_rhat: float = 1.01, min_ess: float = 100
-) -> dict[str, Any]:
-    """Largest R-hat, smallest bulk ESS, divergences and an ``ok`` flag over all parameters.
-
-    Parameters
-    ----------
-    idata
-        InferenceData with ``posterior`` and, optionally, ``sample_stats`` (``diverging``).
-    max_rhat
-        Largest acceptable R-hat (checked only with two or more chains).
-    min_ess
-        Smallest acceptable bulk effective sample size.
-
-    Returns
-    -------
-    dict
-        ``ok``, ``max_rhat`` (NaN with one chain), ``min_ess_bulk`` and ``divergences``.
-    """
-    post = idata.posterior
-    ess = az.ess(post, method="bulk")
-    e_min = float(min(float(ess[v].min()) for v in post.data_vars))
-    r_max = float("nan")
-    if post.sizes["chain"] > 1:
-        rhat = az.rhat(post)
-        r_max = float(max(float(rhat[v].max()) for v in post.data_vars))
-    stats = idata.get("sample_stats")
-    div = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
-    ok = (np.isnan(r_max) or r_max <= max_rhat) and e_min >= min_ess and div == 0
-    return {"ok": bool(ok), "max_rhat": r_max, "min_ess_bulk": e_min, "divergences": div}
+    if method == "map":
+        idata, diag = fit_map(model, param_names, n_draws=draws, seed=seed)
+    else:
+        idata, diag = fit_advi(
+            model, param_names, n_draws=draws, seed=seed, iterations=advi_iterations
+        )
+    return label_dims(idata, coords), diag

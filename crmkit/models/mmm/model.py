@@ -20,6 +20,10 @@ posterior draws by the same functions the model uses, so they carry the posterio
 Scenarios, budget allocation and the forecast entry point are in
 :mod:`crmkit.models.mmm.scenario` and :mod:`crmkit.models.mmm.budget`.
 
+The class follows the one model contract (:class:`crmkit.models.base.ModelContract`):
+settings stored unmodified, ``fit`` returning ``self``, ``idata_`` / ``params_`` /
+``method_`` / ``diagnostics_``, one save/load and one not-fitted error.
+
 This module holds the model class (settings, data checks, the PyMC model, ``fit``, saving);
 the rest lives beside it and its public names are importable from here:
 
@@ -34,16 +38,18 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from crmkit.errors import CrmkitError, RowError, ValidationError
+from crmkit.models.base import ModelContract
+from crmkit.models.inference.diagnostics import diagnostics
 from crmkit.models.mmm.data import mmm_frame, simulate_mmm, weekly_row_errors
-from crmkit.models.mmm.fit import fit_approx, fit_nuts
+from crmkit.models.mmm.fit import PARAM_DIMS, fit_approx, fit_nuts, label_dims
 from crmkit.models.mmm.posterior import MarketingPosterior
 from crmkit.models.mmm.transforms import (
     YEAR_DAYS,
@@ -52,7 +58,6 @@ from crmkit.models.mmm.transforms import (
     hill_saturation,
     logistic_saturation,
 )
-from crmkit.models.persist import load_idata, save_idata
 
 __all__ = [
     "EFFECT_PRIORS",
@@ -73,7 +78,7 @@ EFFECT_PRIORS = ("beta", "roas")
 METHODS = ("nuts", "map", "advi")
 
 
-class MarketingMixModel(MarketingPosterior):
+class MarketingMixModel(MarketingPosterior, ModelContract):
     """Bayesian marketing-mix model with adstock, saturation, trend and seasonality.
 
     Parameters
@@ -133,6 +138,7 @@ class MarketingMixModel(MarketingPosterior):
         "chains": 2,
         "target_accept": 0.9,
         "sampler": None,
+        "advi_iterations": 20000,
     }
 
     def __init__(
@@ -241,7 +247,22 @@ class MarketingMixModel(MarketingPosterior):
         return getattr(pm, spec.pop("dist"))(name, **spec, **kw)
 
     def build_model(self, df: pd.DataFrame):
-        """Return the PyMC model for a (validated) frame; sets the scales from it."""
+        """Return the PyMC model for a (validated) frame; sets the scales from it.
+
+        Parameters
+        ----------
+        df
+            One row per week (see :meth:`fit`).
+
+        Returns
+        -------
+        pymc.Model
+            With the deterministic ``channel_contribution_scaled`` (date, channel).
+        """
+        return self._build(df, contributions=True)
+
+    def _build(self, df: pd.DataFrame, *, contributions: bool):
+        """The PyMC model; ``contributions=False`` leaves out the per-week contributions."""
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -295,9 +316,11 @@ class MarketingMixModel(MarketingPosterior):
                 )
             else:
                 beta = self._prior(pm, "beta", dims="channel")
-            contrib = pm.Deterministic(
-                "channel_contribution_scaled", sat * beta, dims=("date", "channel")
-            )
+            contrib = sat * beta
+            if contributions:
+                contrib = pm.Deterministic(
+                    "channel_contribution_scaled", contrib, dims=("date", "channel")
+                )
             mu = mu + contrib.sum(axis=1)
             pm.Normal("y", mu=mu, sigma=self._prior(pm, "sigma"), observed=y, dims="date")
         return model
@@ -322,12 +345,28 @@ class MarketingMixModel(MarketingPosterior):
         names += ["roas"] if self.effect_prior == "roas" else []
         return [*names, "beta", "sigma"]
 
-    def fit(self, df: pd.DataFrame, method: str = "nuts", **kwargs: Any) -> Self:
+    @property
+    def sampler_settings(self) -> dict[str, Any]:
+        """Sampler settings in effect: the defaults updated by ``sampler_config``."""
+        return {**self.default_sampler_config, **(self.sampler_config or {})}
+
+    def _coords(self) -> dict[str, list[str]]:
+        """Labels of the parameters' dimensions (see :data:`crmkit.models.mmm.fit.PARAM_DIMS`)."""
+        return {
+            "channel": list(self.channels),
+            "fourier_mode": [
+                f"{f}{k}" for k in range(1, self.yearly_order + 1) for f in ("sin", "cos")
+            ],
+            "control_name": list(self.controls or []),
+            "event_name": list(self.events or []),
+        }
+
+    def fit(self, data: pd.DataFrame, method: str = "nuts", **kwargs: Any) -> Self:
         """Fit the model.
 
         Parameters
         ----------
-        df
+        data
             One row per week: the date, channel spend, target, controls and events.
         method
             ``"nuts"`` (nutpie when importable, else ``pm.sample``), ``"map"`` (mode plus a
@@ -338,14 +377,17 @@ class MarketingMixModel(MarketingPosterior):
         Returns
         -------
         Self
-            The fitted model, with ``idata_``, ``diagnostics_``, ``scales_``, ``data_``.
+            The fitted model, with ``idata_`` (``posterior``, ``observed_data``,
+            ``log_likelihood``), ``params_``, ``method_``, ``diagnostics_`` (the one schema of
+            :mod:`crmkit.models.inference.diagnostics`), ``scales_``, ``data_`` and ``design_``.
 
         """
         if method not in METHODS:
             raise CrmkitError(f"method must be one of {METHODS}, not {method!r}")
-        settings = {**self.default_sampler_config, **(self.sampler_config or {}), **kwargs}
+        settings = {**self.sampler_settings, **kwargs}
         started = time.perf_counter()
-        model = self.build_model(df)
+        # no per-draw (date, channel) contributions: only the parameters are sampled and kept
+        model = self._build(data, contributions=False)
         if method == "nuts":
             idata, diag = fit_nuts(
                 model,
@@ -355,27 +397,17 @@ class MarketingMixModel(MarketingPosterior):
                 progressbar=self.progressbar,
             )
         else:
-            coords = {
-                "channel": list(self.channels),
-                "control_name": list(self.controls or []),
-                "event_name": list(self.events or []),
-            }
             idata, diag = fit_approx(
                 model,
                 self.param_names,
                 method,
                 draws=settings["draws"],
                 seed=self.random_seed or 0,
-                coords=coords,
+                coords=self._coords(),
+                advi_iterations=settings["advi_iterations"],
             )
-        diag["fit_seconds"] = round(time.perf_counter() - started, 2)
-        diag["method"] = method
-        self.idata_ = idata
-        self.idata_.attrs["crmkit_model"] = type(self).__name__
-        self.idata_.attrs["diagnostics"] = json.dumps(diag, default=str)
-        self.diagnostics_ = diag
-        self.data_ = df.reset_index(drop=True).copy()
-        self.design_ = self._design(self.data_)
+        self._set_fit(data, label_dims(idata, self._coords()), method, diag)
+        diag["seconds"] = round(time.perf_counter() - started, 2)
         return self
 
     def set_posterior(self, df: pd.DataFrame, posterior: dict[str, np.ndarray]) -> Self:
@@ -392,6 +424,7 @@ class MarketingMixModel(MarketingPosterior):
         Returns
         -------
         Self
+            The model, fitted with method ``"given"``.
 
         """
         errors = self._validate(df)
@@ -400,78 +433,88 @@ class MarketingMixModel(MarketingPosterior):
         missing = sorted(set(self.param_names) - set(posterior))
         if missing:
             raise CrmkitError(f"posterior lacks {missing}")
-        self.data_ = df.reset_index(drop=True).copy()
-        self._set_scales(self.data_)
-        self.design_ = self._design(self.data_)
-        self.idata_ = az.from_dict(
-            posterior={k: np.asarray(posterior[k]) for k in self.param_names}
+        self._set_scales(df.reset_index(drop=True))
+        idata = az.from_dict(
+            posterior={k: np.asarray(posterior[k]) for k in self.param_names},
+            coords=self._coords(),
+            dims={k: v for k, v in PARAM_DIMS.items() if k in self.param_names},
         )
-        self.diagnostics_ = {"ok": True, "method": "given"}
+        self._set_fit(df, idata, "given", diagnostics("given", ok=True))
         return self
 
-    def _settings(self) -> dict[str, Any]:
-        """Constructor arguments, JSON-ready."""
-        keys = (
-            "channels",
-            "date_column",
-            "target",
-            "controls",
-            "events",
-            "saturation",
-            "l_max",
-            "yearly_order",
-            "trend",
-            "effect_prior",
-            "model_config",
-            "sampler_config",
-            "random_seed",
+    def _set_fit(
+        self, df: pd.DataFrame, idata: az.InferenceData, method: str, diag: dict[str, Any]
+    ) -> None:
+        """Keep a fit: data, design, draws with the observed outcome and its log-likelihood."""
+        self.data_ = df.reset_index(drop=True).copy()
+        self.design_ = self._design(self.data_)
+        self.idata_ = idata
+        self.method_ = method
+        self.diagnostics_ = diag
+        post = idata.posterior
+        weeks = {"date": self.design_["dates"]}
+        y = self.data_[self.target].to_numpy(float)
+        loglik = self.pointwise_log_likelihood().reshape(
+            post.sizes["chain"], post.sizes["draw"], len(y)
         )
-        return {k: getattr(self, k) for k in keys}
+        idata.add_groups(
+            observed_data=xr.Dataset({"y": ("date", y)}, coords=weeks),
+            log_likelihood=xr.Dataset(
+                {"y": (("chain", "draw", "date"), loglik)},
+                coords={"chain": post["chain"].values, "draw": post["draw"].values, **weeks},
+            ),
+        )
+        self.params_ = self._point_estimates()
 
-    def save(self, path: str | Path) -> Path:
-        """Save the fit (draws, settings, diagnostics and the weekly data) to netCDF.
+    def _point_estimates(self) -> dict[str, float]:
+        """Posterior means by name; a vector parameter by ``name[label]`` (``decay[tv]``)."""
+        post = self.idata_.posterior
+        out: dict[str, float] = {}
+        for name in self.param_names:
+            mean = post[name].mean(("chain", "draw"))
+            if mean.ndim == 0:
+                out[name] = float(mean)
+            else:
+                labels = mean[mean.dims[0]].values
+                out.update(
+                    {f"{name}[{k}]": float(v) for k, v in zip(labels, mean.values, strict=True)}
+                )
+        return out
 
-        Parameters
-        ----------
-        path
-            File to write.
-
-        Returns
-        -------
-        pathlib.Path
-
-        """
-        self._check_fitted()
+    # -- persistence (the contract's save / load; these keep the weekly data and scales) ----
+    def _fit_frame(self) -> pd.DataFrame:
+        """The weekly data of the fit, dates as datetimes."""
         data = self.data_.copy()
         data[self.date_column] = pd.to_datetime(data[self.date_column])
-        attrs = {
-            "crmkit_model": type(self).__name__,
-            "settings": json.dumps(self._settings()),
-            "diagnostics": json.dumps(self.diagnostics_, default=str),
+        return data
+
+    def _save_attrs(self) -> dict[str, str]:
+        """The contract's attributes plus the scales predictions need."""
+        scales = {
+            "y": self.scales_["y"],
+            "x": np.asarray(self.scales_["x"], dtype=float).tolist(),
+            "controls": np.asarray(self.scales_["controls"], dtype=float).tolist(),
+            "t0": self.scales_["t0"].isoformat(),
         }
-        return save_idata(path, self.idata_, data, attrs, dim="week")
+        dates = pd.to_datetime(self.data_[self.date_column])
+        return {
+            **super()._save_attrs(),
+            "scales": json.dumps(scales),
+            "date_dtype": str(dates.dtype),
+        }
 
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        """Load a model saved with :meth:`save` (no sampling).
-
-        Parameters
-        ----------
-        path
-            A netCDF file written by :meth:`save`.
-
-        Returns
-        -------
-        Self
-
-        """
-        idata, data, attrs = load_idata(path)
-        if attrs.get("crmkit_model") != cls.__name__:
-            raise CrmkitError(f"{path} does not hold a {cls.__name__} fit")
-        mmm = cls(**json.loads(attrs["settings"]))
-        mmm.data_ = data
-        mmm._set_scales(mmm.data_)
-        mmm.design_ = mmm._design(mmm.data_)
-        mmm.idata_ = idata
-        mmm.diagnostics_ = json.loads(attrs["diagnostics"])
-        return mmm
+    def _restore(
+        self, frame: pd.DataFrame, attrs: dict[str, str], tables: dict[str, pd.DataFrame]
+    ) -> None:
+        """Rebuild the weekly data, its scales and design after :meth:`load`."""
+        # netCDF reads datetimes back in ns: the dates' own resolution, as fitted
+        frame[self.date_column] = frame[self.date_column].astype(attrs["date_dtype"])
+        self.data_ = frame
+        scales = json.loads(attrs["scales"])
+        self.scales_ = {
+            "y": float(scales["y"]),
+            "x": np.asarray(scales["x"], dtype=float),
+            "controls": np.asarray(scales["controls"], dtype=float),
+            "t0": pd.Timestamp(scales["t0"]),
+        }
+        self.design_ = self._design(self.data_)

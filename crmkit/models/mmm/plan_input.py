@@ -22,7 +22,7 @@ PLAN_LONG_COLUMNS = ("channel", "week_start", "spend")
 
 def horizon_weeks(mmm: MarketingMixModel, end: object) -> pd.DatetimeIndex:
     """Weeks of the model's calendar from the one after the fitted data up to ``end``."""
-    mmm._check_fitted()
+    mmm.check_fitted()
     first = mmm.design_["dates"][-1] + pd.Timedelta(days=7)
     n = max(int((pd.Timestamp(end) - first).days // 7) + 1, 0)
     return pd.date_range(first, periods=n, freq="7D")
@@ -37,7 +37,7 @@ def plan_overrides(mmm: MarketingMixModel, plan: pd.DataFrame) -> pd.DataFrame:
     week must be one of the model's future weeks (7 days apart from the fitted ones, after
     them). A :class:`ValidationError` names each bad row (1-based) and field.
     """
-    mmm._check_fitted()
+    mmm.check_fitted()
     if not isinstance(plan, pd.DataFrame):
         raise CrmkitError(f"a spend plan must be a DataFrame, not {type(plan).__name__}")
     long = set(PLAN_LONG_COLUMNS) <= set(plan.columns)

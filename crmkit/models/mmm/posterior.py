@@ -5,11 +5,13 @@ Everything here is computed in numpy from the posterior draws, with the transfor
 posterior spread. :class:`MarketingPosterior` is a mixin of
 :class:`crmkit.models.mmm.model.MarketingMixModel`, which provides the settings, the fitted
 draws (``idata_``), the scales (``scales_``), the fit data (``data_``) and its design
-(``design_``).
+(``design_``), and the not-fitted check (``check_fitted``, from
+:class:`crmkit.models.base.ModelContract`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import arviz as az
@@ -45,15 +47,11 @@ class MarketingPosterior:
     scales_: dict[str, Any]
     data_: pd.DataFrame
     design_: dict[str, Any]
-
-    def _check_fitted(self) -> None:
-        """Raise if the model has not been fitted."""
-        if not hasattr(self, "idata_"):
-            raise CrmkitError("MarketingMixModel is not fitted; call fit(df) first")
+    check_fitted: Callable[[], None]
 
     def draws(self, n_draws: int | None = None) -> dict[str, np.ndarray]:
         """Parameter draws stacked over chains, ``{name: (sample, ...)}``, thinned with the seed."""
-        self._check_fitted()
+        self.check_fitted()
         post = self.idata_.posterior
         n = post.sizes["chain"] * post.sizes["draw"]
         idx = np.arange(n)
@@ -96,6 +94,25 @@ class MarketingPosterior:
         if self.events:
             mu = mu + p["event"] @ design["events"].T
         return mu * self.scales_["y"]
+
+    def pointwise_log_likelihood(self) -> np.ndarray:
+        """Log-density of each fit week's outcome under every posterior draw.
+
+        The normal likelihood of the model, in outcome units (the PyMC model's density of
+        the scaled outcome less ``log(y_scale)``), so it matches ``observed_data``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(sample, date)``, all draws in chain order.
+        """
+        p = self.draws(None)
+        mu = self.baseline(self.design_, p) + self.channel_response(
+            self.data_[self.channels].to_numpy(float), p
+        ).sum(axis=2)
+        sd = p["sigma"][:, None] * self.scales_["y"]
+        z = (self.data_[self.target].to_numpy(float)[None] - mu) / sd
+        return -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2.0 * np.pi)
 
     def contributions(self, n_draws: int | None = 500) -> xr.DataArray:
         """Channel contributions over the fit weeks, dims ``(sample, date, channel)``.

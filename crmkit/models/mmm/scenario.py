@@ -38,7 +38,7 @@ def baseline_plan(mmm: MarketingMixModel, weeks: int, *, lookback: int = 13) -> 
         ``date`` and one spend column per channel.
 
     """
-    mmm._check_fitted()
+    mmm.check_fitted()
     last = mmm.data_[mmm.channels].tail(lookback).mean()
     dates = pd.date_range(mmm.design_["dates"][-1] + pd.Timedelta(days=7), periods=weeks, freq="7D")
     out = pd.DataFrame({ch: np.full(weeks, float(last[ch])) for ch in mmm.channels})

@@ -21,13 +21,19 @@ The likelihood is evaluated on aggregated cells, so 100k deals fit in seconds.
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from typing import Any, Self
 
+import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from crmkit.models.inference.pymc_fit import fit_model
+from crmkit.errors import CrmkitError
+from crmkit.models.base import ModelContract, posterior_means
+from crmkit.models.inference.diagnostics import fit_diagnostics
+from crmkit.models.inference.pymc_fit import FIT_METHODS, fit_model, flat_draws
 from crmkit.models.pipeline.data import (
     DUE_LEVELS,
     GROUPS,
@@ -100,9 +106,28 @@ class AmountRatio:
         mu = rng.normal(self.mu_, np.sqrt(var / self.kappa_))
         return mu, np.sqrt(var)
 
+    def state(self) -> dict[str, float]:
+        """Prior and posterior parameters, JSON-ready (see :meth:`from_state`)."""
+        keys = ("prior_mu", "prior_kappa", "prior_a", "prior_b", "kappa_", "mu_", "a_", "b_", "n_")
+        return {k: getattr(self, k) for k in keys if hasattr(self, k)}
 
-class PipelineModel:
+    @classmethod
+    def from_state(cls, state: dict[str, float]) -> AmountRatio:
+        """The posterior :meth:`state` describes."""
+        out = cls(*(state[k] for k in ("prior_mu", "prior_kappa", "prior_a", "prior_b")))
+        for k in ("kappa_", "mu_", "a_", "b_", "n_"):
+            if k in state:
+                setattr(out, k, state[k])
+        return out
+
+
+class PipelineModel(ModelContract):
     """Win / loss / timing model of open deals with partial pooling over groups.
+
+    Follows the model contract (:class:`~crmkit.models.base.ModelContract`): the settings
+    are stored as given, ``fit`` returns ``self`` with ``idata_``, ``params_``, ``method_``
+    and ``diagnostics_``, and :meth:`save` / :meth:`load` round-trip the fit with what its
+    predictions need (the deals, their history, the stages, the cells and the amount ratio).
 
     Parameters
     ----------
@@ -111,15 +136,34 @@ class PipelineModel:
     max_ahead
         Months each landmark follows a deal.
     priors
-        Overrides of :data:`DEFAULT_PRIORS`.
+        Overrides of :data:`DEFAULT_PRIORS` (None: the defaults); the priors used are
+        :attr:`priors_in_effect`.
     method
-        ``"map"`` (mode + Laplace, seconds), ``"nuts"`` (nutpie) or ``"advi"``.
+        Default fit method: ``"map"`` (mode + Laplace, seconds), ``"nuts"`` (nutpie) or
+        ``"advi"``; ``fit(..., method=...)`` overrides it for one fit.
     draws, tune, chains
-        Sampler settings.
+        Sampler settings (MAP and ADVI make ``draws * chains`` draws in one chain).
     seed
         Random seed.
     progress
         Show sampling progress.
+
+    Attributes
+    ----------
+    idata_ : arviz.InferenceData
+        ``posterior`` (``stage``, ``ahead``, ``age``, ``due``, ``miq``, ``u_<group>`` and
+        ``sigma_<group>`` on ``(chain, draw, outcome, <level>)``), ``observed_data``
+        (``cell_counts`` on ``(cell, result)``, the cells' factor codes as coordinates) and,
+        after :meth:`add_log_likelihood`, ``log_likelihood`` per cell (not kept by ``fit``:
+        the cells are weighted sums of deal-months, not observations, and the figures cost
+        a good part of a MAP fit).
+    params_ : dict
+        Posterior means by name and label, e.g. ``params_["stage"]["won"]["Propose"]``
+        (``sigma_<group>`` by outcome).
+    method_ : str
+        The method used.
+    diagnostics_ : dict
+        The one schema of :mod:`crmkit.models.inference.diagnostics`.
     """
 
     def __init__(
@@ -137,11 +181,18 @@ class PipelineModel:
     ) -> None:
         self.window_months = window_months
         self.max_ahead = max_ahead
-        self.priors = {**DEFAULT_PRIORS, **(priors or {})}
+        self.priors = priors
         self.method = method
-        self.draws, self.tune, self.chains = draws, tune, chains
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
         self.seed = seed
         self.progress = progress
+
+    @property
+    def priors_in_effect(self) -> dict[str, float]:
+        """The priors used: :data:`DEFAULT_PRIORS` updated by ``priors``."""
+        return {**DEFAULT_PRIORS, **(self.priors or {})}
 
     # ------------------------------------------------------------------ model
     def build_model(self, cells: pd.DataFrame, levels: Levels):
@@ -149,7 +200,7 @@ class PipelineModel:
         import pymc as pm
         import pytensor.tensor as pt
 
-        p = self.priors
+        p = self.priors_in_effect
         n_stage = len(levels.stage) + 1
         with pm.Model() as model:
             stage = pm.Normal("stage", p["stage_mu"], p["stage_sigma"], shape=(2, n_stage))
@@ -191,7 +242,8 @@ class PipelineModel:
         as_of: object,
         accounts: pd.DataFrame | None = None,
         stages: pd.DataFrame | None = None,
-    ) -> PipelineModel:
+        method: str | None = None,
+    ) -> Self:
         """Fit to what was known on ``as_of``.
 
         Parameters
@@ -206,38 +258,56 @@ class PipelineModel:
             Accounts, for each deal's segment.
         stages
             Configured stages (``pipeline, stage, probability``) for the comparison table.
+        method
+            ``"map"``, ``"nuts"`` or ``"advi"`` for this fit (default: the ``method`` setting).
 
         Returns
         -------
         PipelineModel
-            ``self`` with ``posterior_``, ``levels_``, ``cells_``, ``amount_``,
-            ``diagnostics_`` and ``data_``.
+            ``self`` with ``idata_``, ``params_``, ``method_``, ``diagnostics_``,
+            ``levels_``, ``cells_``, ``amount_`` and ``data_``.
         """
+        method = self.method if method is None else method
+        if method not in FIT_METHODS:
+            raise CrmkitError(f"method must be one of {FIT_METHODS}, not {method!r}")
         frame = deal_frame(deals, accounts)
         cells, levels = landmark_cells(
             frame, history, as_of, window_months=self.window_months, max_ahead=self.max_ahead
         )
-        self.cells_, self.levels_ = cells, levels
-        self.frame_, self.history_ = frame, history
-        self.stages_ = stages
-        if self.method == "map":
-            t0 = time.perf_counter()
-            self.posterior_, self.diagnostics_ = fit_map_numpy(
-                cells, levels, self.priors, n_draws=self.draws * self.chains, seed=self.seed
+        names = [*self.param_names(), *[f"sigma_{g}" for g in GROUPS]]
+        t0 = time.perf_counter()
+        stats = None
+        if method == "map":
+            flat, raw = fit_map_numpy(
+                cells,
+                levels,
+                self.priors_in_effect,
+                n_draws=self.draws * self.chains,
+                seed=self.seed,
             )
-            self.diagnostics_.update(method="map", seconds=round(time.perf_counter() - t0, 2))
+            n_chains = 1
         else:
-            model = self.build_model(cells, levels)
-            self.posterior_, self.diagnostics_ = fit_model(
-                model,
-                self.param_names(),
-                self.method,
+            idata, raw = fit_model(
+                self.build_model(cells, levels),
+                names,
+                method,
                 draws=self.draws,
                 tune=self.tune,
                 chains=self.chains,
                 seed=self.seed,
                 progress=self.progress,
             )
+            flat = flat_draws(idata, names)
+            n_chains = int(idata.posterior.sizes["chain"])
+            stats = idata.sample_stats if "sample_stats" in idata.groups() else None
+        seconds = round(time.perf_counter() - t0, 2)
+        self.idata_ = _pipeline_idata({n: flat[n] for n in names}, n_chains, cells, levels, stats)
+        self.method_ = method
+        self.diagnostics_ = fit_diagnostics(method, raw, seconds, _why_not_ok(raw))
+        self.params_ = posterior_means(self.idata_.posterior)
+        self.cells_, self.levels_ = cells, levels
+        self.frame_, self.history_ = frame, history
+        self.stages_ = stages
         self.amount_ = AmountRatio().fit(amount_ratios(frame, history, as_of))
         self.as_of_ = pd.Timestamp(as_of)
         self.data_ = {
@@ -249,14 +319,57 @@ class PipelineModel:
         }
         return self
 
+    # ------------------------------------------------------------------ persistence
+    def _save_attrs(self) -> dict[str, str]:
+        """The contract's attributes plus the cut-off, amount ratio and data counts."""
+        state = {
+            "as_of": self.as_of_.isoformat(),
+            "amount": self.amount_.state(),
+            "data": self.data_,
+        }
+        return {**super()._save_attrs(), "pipeline_state": json.dumps(state)}
+
+    def _tables(self) -> dict[str, pd.DataFrame]:
+        """The data tables the predictions need, by name."""
+        out = {"deals": self.frame_}
+        if self.history_ is not None:
+            out["history"] = self.history_
+        if self.stages_ is not None:
+            out["stages"] = self.stages_
+        return out
+
+    def _restore(
+        self, frame: pd.DataFrame, attrs: dict[str, str], tables: dict[str, pd.DataFrame]
+    ) -> None:
+        """Rebuild the prediction state from the file's tables and attributes."""
+        state = json.loads(attrs["pipeline_state"])
+        post = self.idata_.posterior
+        stage = [str(v) for v in post["stage_level"].to_numpy()[:-1]]
+        groups = {g: [str(v) for v in post[f"{g}_level"].to_numpy()[:-1]] for g in GROUPS}
+        self.levels_ = Levels(stage, groups)
+        obs = self.idata_.observed_data
+        cells = {k: obs[f"{k}_code"].to_numpy().astype(np.int64) for k in CELL_KEYS}
+        counts = obs["cell_counts"].to_numpy().astype(float)
+        for j, col in enumerate(CELL_COUNTS):
+            cells[col] = counts[:, j]
+        self.cells_ = pd.DataFrame(cells)
+        self.frame_ = tables["deals"]
+        self.history_ = tables.get("history")
+        self.stages_ = tables.get("stages")
+        self.amount_ = AmountRatio.from_state(state["amount"])
+        self.as_of_ = pd.Timestamp(state["as_of"])
+        self.data_ = state["data"]
+
     # ------------------------------------------------------------------ predictions
     def open_deals(self) -> pd.DataFrame:
         """The deals open on the cut-off, as they were then."""
+        self.check_fitted()
         state = deals_as_of(self.frame_, self.history_, self.as_of_)
         return state[state["status"].eq("open")].reset_index(drop=True)
 
     def deal_codes(self, deals: pd.DataFrame) -> dict[str, np.ndarray]:
         """Factor codes of deals (stage and groups), unseen levels mapped to the prior level."""
+        self.check_fitted()
         codes = {"stage": self.levels_.code("stage", deals["stage"])}
         for g in GROUPS:
             codes[g] = self.levels_.code(g, deals[g])
@@ -265,11 +378,17 @@ class PipelineModel:
         return codes
 
     def posterior_subset(self, n: int, seed: int = 0) -> dict[str, np.ndarray]:
-        """``n`` posterior draws (with replacement when fewer exist)."""
-        total = next(iter(self.posterior_.values())).shape[0]
+        """``n`` posterior draws of :meth:`param_names` (with replacement when fewer exist).
+
+        Chains are stacked (chain-major); the arrays keep the posterior's dims after the
+        first, e.g. ``stage`` is ``(n, outcome, stage_level)``.
+        """
+        self.check_fitted()
+        flat = flat_draws(self.idata_, self.param_names())
+        total = next(iter(flat.values())).shape[0]
         rng = np.random.default_rng(seed)
         pick = rng.choice(total, size=n, replace=n > total) if n != total else np.arange(n)
-        return {k: np.asarray(v)[pick] for k, v in self.posterior_.items()}
+        return {k: np.asarray(v)[pick] for k, v in flat.items()}
 
     def stage_probabilities(self, months: int = 24, n_draws: int = 200) -> pd.DataFrame:
         """Learned probability of winning within ``months`` by stage, against the configured one.
@@ -326,5 +445,121 @@ class PipelineModel:
         return pd.DataFrame(rows)
 
     def summary(self) -> dict[str, Any]:
-        """Method, data counts and diagnostics as a JSON-ready dict."""
-        return {"method": self.method, "data": self.data_, "diagnostics": self.diagnostics_}
+        """Method used, data counts and diagnostics as a JSON-ready dict."""
+        self.check_fitted()
+        return {"method": self.method_, "data": self.data_, "diagnostics": self.diagnostics_}
+
+    def add_log_likelihood(self) -> Self:
+        """Add ``log_likelihood`` (``cell_counts`` on ``(chain, draw, cell)``) to ``idata_``.
+
+        Each cell's multinomial log-likelihood of its weighted won / lost / open counts per
+        draw (without the multinomial coefficient). The cells aggregate deal-months seen
+        from several landmarks with fractional weights, so these are not the pointwise
+        log-likelihoods of independent observations that LOO or WAIC assume.
+
+        Returns
+        -------
+        PipelineModel
+            ``self``, its ``idata_`` with the group (saved with it by :meth:`save`).
+        """
+        self.check_fitted()
+        post = self.idata_.posterior
+        names = self.param_names()
+        ll = _cell_log_likelihood(flat_draws(self.idata_, names), self.cells_)
+        shape = (post.sizes["chain"], post.sizes["draw"], len(self.cells_))
+        ds = xr.Dataset(
+            {"cell_counts": (("chain", "draw", "cell"), ll.reshape(shape))},
+            coords={"chain": post["chain"], "draw": post["draw"], "cell": np.arange(shape[2])},
+        )
+        groups = {g: self.idata_[g] for g in self.idata_.groups() if g != "log_likelihood"}
+        idata = az.InferenceData(**groups, log_likelihood=ds)
+        idata.attrs.update(self.idata_.attrs)
+        self.idata_ = idata
+        return self
+
+
+# ---------------------------------------------------------------------- idata plumbing
+#: Factor columns of the cells (their codes are coordinates of ``observed_data``).
+CELL_KEYS = ("stage", "ahead", "age", "due", "miq", *GROUPS)
+#: Count columns of the cells, in the order of the ``result`` dimension.
+CELL_COUNTS = ("n_stay", "n_win", "n_lose")
+_BUCKETS = ("1", "2", "3", "4-6", "7-12", "13+")
+_UNSEEN = "(unseen)"
+
+
+def _why_not_ok(raw: dict[str, Any]) -> str | None:
+    """A message for an approximation that fails its checks."""
+    if raw.get("ok", True):
+        return None
+    if raw.get("converged") is False:
+        return "the optimiser did not converge"
+    if raw.get("hessian_positive_definite") is False:
+        return "the Hessian at the mode is not positive definite (draws only indicative)"
+    return None
+
+
+def _cell_log_likelihood(flat: dict[str, np.ndarray], cells: pd.DataFrame) -> np.ndarray:
+    """Log-likelihood of each cell's weighted counts per draw, ``(draw, cell)``."""
+    names = ["stage", "ahead", "age", "due", "miq", *[f"u_{g}" for g in GROUPS]]
+    n_cells = len(cells)
+    theta = np.concatenate([flat[n] for n in names], axis=2)  # (draw, outcome, effect)
+    design = np.zeros((n_cells, theta.shape[2]))
+    start = 0
+    for name, col in zip(names, CELL_KEYS, strict=True):
+        design[np.arange(n_cells), start + cells[col].to_numpy(np.int64)] = 1.0
+        start += flat[name].shape[2]
+    n_draw = theta.shape[0]
+    eta = (theta.reshape(2 * n_draw, -1) @ design.T).reshape(n_draw, 2, n_cells)
+    m = np.maximum(eta.max(axis=1), 0.0)
+    lse = m + np.log(np.exp(-m) + np.exp(eta - m[:, None]).sum(axis=1))
+    n_win = cells["n_win"].to_numpy(float)
+    n_lose = cells["n_lose"].to_numpy(float)
+    n_tot = n_win + n_lose + cells["n_stay"].to_numpy(float)
+    return n_win * eta[:, 0] + n_lose * eta[:, 1] - n_tot * lse
+
+
+def _pipeline_idata(
+    flat: dict[str, np.ndarray], n_chains: int, cells: pd.DataFrame, levels: Levels, stats
+) -> az.InferenceData:
+    """InferenceData of the pipeline model from flat (chain-major) draws and the cells."""
+    dims = {
+        "stage": ("outcome", "stage_level"),
+        "ahead": ("outcome", "months_ahead"),
+        "age": ("outcome", "age_months"),
+        "due": ("outcome", "due_status"),
+        "miq": ("outcome", "month_of_quarter"),
+    }
+    coords: dict[str, Any] = {
+        "outcome": ["won", "lost"],
+        "stage_level": [*levels.stage, _UNSEEN],
+        "months_ahead": list(_BUCKETS),
+        "age_months": list(_BUCKETS),
+        "due_status": list(DUE_LEVELS),
+        "month_of_quarter": [1, 2, 3],
+    }
+    for g in GROUPS:
+        dims[f"u_{g}"] = ("outcome", f"{g}_level")
+        dims[f"sigma_{g}"] = ("outcome",)
+        coords[f"{g}_level"] = [*levels.groups[g], _UNSEEN]
+    n_draw = next(iter(flat.values())).shape[0] // n_chains
+    post = xr.Dataset(
+        {
+            k: (("chain", "draw", *dims[k]), v.reshape(n_chains, n_draw, *v.shape[1:]))
+            for k, v in flat.items()
+        },
+        coords={"chain": np.arange(n_chains), "draw": np.arange(n_draw), **coords},
+    )
+    n_cells = len(cells)
+    counts = cells[list(CELL_COUNTS)].to_numpy(float)
+    obs = xr.Dataset(
+        {"cell_counts": (("cell", "result"), counts)},
+        coords={
+            "cell": np.arange(n_cells),
+            "result": ["open", "won", "lost"],
+            **{f"{k}_code": ("cell", cells[k].to_numpy(np.int64)) for k in CELL_KEYS},
+        },
+    )
+    groups: dict[str, xr.Dataset] = {"posterior": post, "observed_data": obs}
+    if stats is not None:
+        groups["sample_stats"] = stats
+    return az.InferenceData(**groups)

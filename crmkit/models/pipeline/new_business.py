@@ -18,19 +18,28 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Self
 
+import arviz as az
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+import xarray as xr
+from scipy import optimize, special, stats
 
+from crmkit.errors import CrmkitError
+from crmkit.models.base import ModelContract, posterior_means
+from crmkit.models.inference.diagnostics import fit_diagnostics
 from crmkit.models.inference.laplace import laplace_draws, numeric_hessian
-from crmkit.models.inference.pymc_fit import fit_model
+from crmkit.models.inference.pymc_fit import FIT_METHODS, fit_model, flat_draws
 from crmkit.models.pipeline.data import last_full_month
 from crmkit.store.history import deals_as_of, month_index
 
 MAX_LAG = 12
 DIRICHLET_PRIOR = (8.0, 1.0, 1.0)  # open, won, lost
+#: Variables of the arrivals GLM's posterior.
+ARRIVAL_PARAMS = ("a", "b", "miq_free", "fourier", "alpha")
 
 
 def monthly_arrivals(deals: pd.DataFrame, as_of: object, window_months: int = 24) -> pd.Series:
@@ -125,23 +134,42 @@ def _arrivals_map(counts: pd.Series, n_draws: int, seed: int) -> tuple[dict, dic
     return post, {
         "ok": bool(ok and converged),
         "converged": converged,
-        "r_hat_max": None,
-        "ess_bulk_min": None,
-        "divergences": 0,
+        "hessian_positive_definite": bool(ok),
     }
 
 
-class NewBusinessModel:
+class NewBusinessModel(ModelContract):
     """Arrivals, win timing and amounts of deals created after the cut-off.
+
+    Follows the model contract (:class:`~crmkit.models.base.ModelContract`): the settings
+    are stored as given, ``fit`` returns ``self`` with ``idata_``, ``params_``, ``method_``
+    and ``diagnostics_``, and :meth:`save` / :meth:`load` round-trip the fit with the
+    arrivals, lag counts and amount templates its predictions need.
 
     Parameters
     ----------
     window_months
         Months of history used.
     method
-        Fit method of the arrivals GLM (``"map"``, ``"nuts"``, ``"advi"``).
+        Default fit method of the arrivals GLM (``"map"``, ``"nuts"``, ``"advi"``);
+        ``fit(..., method=...)`` overrides it for one fit.
     draws, tune, chains, seed, progress
-        Sampler settings.
+        Sampler settings (MAP and ADVI make ``draws * chains`` draws in one chain).
+
+    Attributes
+    ----------
+    idata_ : arviz.InferenceData
+        ``posterior`` (``a``, ``b``, ``miq_free`` on ``month_of_quarter``, ``fourier`` on
+        ``harmonic``, ``alpha``; absent with fewer than two months of arrivals),
+        ``observed_data`` (``arrivals`` by ``month`` and ``lag_counts`` on ``(lag,
+        close_month_of_quarter, outcome)``) and ``log_likelihood`` of each month's arrivals.
+    params_ : dict
+        Posterior means by name: floats, ``miq_free`` by month of the quarter (``"2"``,
+        ``"3"``) and ``fourier`` by ``"sin"`` / ``"cos"`` (empty without a posterior).
+    method_ : str
+        The method used.
+    diagnostics_ : dict
+        The one schema of :mod:`crmkit.models.inference.diagnostics`.
     """
 
     def __init__(
@@ -157,7 +185,9 @@ class NewBusinessModel:
     ) -> None:
         self.window_months = window_months
         self.method = method
-        self.draws, self.tune, self.chains = draws, tune, chains
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
         self.seed = seed
         self.progress = progress
 
@@ -184,37 +214,71 @@ class NewBusinessModel:
         return model
 
     def fit(
-        self, deals: pd.DataFrame, history: pd.DataFrame | None = None, *, as_of: object
-    ) -> NewBusinessModel:
-        """Fit arrivals, lag hazards and the amount templates on what was known on ``as_of``."""
+        self,
+        deals: pd.DataFrame,
+        history: pd.DataFrame | None = None,
+        *,
+        as_of: object,
+        method: str | None = None,
+    ) -> Self:
+        """Fit arrivals, lag hazards and the amount templates on what was known on ``as_of``.
+
+        Parameters
+        ----------
+        deals
+            Deals (``store.read("deals")``).
+        history
+            ``deal_history`` rows.
+        as_of
+            Cut-off day.
+        method
+            ``"map"``, ``"nuts"`` or ``"advi"`` for this fit (default: the ``method`` setting).
+
+        Returns
+        -------
+        NewBusinessModel
+            ``self`` with ``idata_``, ``params_``, ``method_``, ``diagnostics_``,
+            ``arrivals_``, ``lag_counts_``, ``templates_`` and ``data_``.
+        """
+        method = self.method if method is None else method
+        if method not in FIT_METHODS:
+            raise CrmkitError(f"method must be one of {FIT_METHODS}, not {method!r}")
         self.arrivals_ = monthly_arrivals(deals, as_of, self.window_months)
         self.as_of_ = pd.Timestamp(as_of)
-        if len(self.arrivals_) >= 2 and self.method == "map":
-            t0 = time.perf_counter()
-            self.posterior_, self.diagnostics_ = _arrivals_map(
-                self.arrivals_, self.draws * self.chains, self.seed
-            )
-            self.diagnostics_.update(method="map", seconds=round(time.perf_counter() - t0, 2))
+        self.lag_counts_ = lag_counts(deals, history, as_of, self.window_months)
+        t0 = time.perf_counter()
+        flat, n_chains = None, 1
+        if len(self.arrivals_) >= 2 and method == "map":
+            flat, raw = _arrivals_map(self.arrivals_, self.draws * self.chains, self.seed)
         elif len(self.arrivals_) >= 2:
-            model = self.build_model(self.arrivals_)
-            self.posterior_, self.diagnostics_ = fit_model(
-                model,
-                ["a", "b", "miq_free", "fourier", "alpha"],
-                self.method,
+            idata, raw = fit_model(
+                self.build_model(self.arrivals_),
+                ARRIVAL_PARAMS,
+                method,
                 draws=self.draws,
                 tune=self.tune,
                 chains=self.chains,
                 seed=self.seed,
                 progress=self.progress,
             )
+            flat = flat_draws(idata, ARRIVAL_PARAMS)
+            n_chains = int(idata.posterior.sizes["chain"])
         else:
-            self.posterior_ = None
-            self.diagnostics_ = {
-                "ok": False,
-                "method": self.method,
-                "message": "fewer than 2 months of arrivals: no new business",
-            }
-        self.lag_counts_ = lag_counts(deals, history, as_of, self.window_months)
+            raw = {"ok": False}
+        seconds = round(time.perf_counter() - t0, 2)
+        message = (
+            "fewer than 2 months of arrivals: no new business"
+            if flat is None
+            else None
+            if raw.get("ok")
+            else "the arrivals fit did not converge"
+        )
+        self.idata_ = _new_business_idata(flat, n_chains, self.arrivals_, self.lag_counts_)
+        self.method_ = method
+        self.diagnostics_ = fit_diagnostics(method, raw, seconds, message)
+        self.params_ = (
+            posterior_means(self.idata_.posterior) if "posterior" in self.idata_.groups() else {}
+        )
         now = deals_as_of(deals, history, as_of)
         recent = now["closed_at"] > self.as_of_ - pd.DateOffset(months=12)
         self.templates_ = now[now["status"].eq("won") & recent & now["amount"].gt(0)]
@@ -225,13 +289,51 @@ class NewBusinessModel:
         }
         return self
 
+    # ------------------------------------------------------------------ persistence
+    def _tables(self) -> dict[str, pd.DataFrame]:
+        """The amount templates, kept with a saved fit."""
+        return {"templates": self.templates_}
+
+    def _save_attrs(self) -> dict[str, str]:
+        """The contract's attributes plus the cut-off and data counts."""
+        state = {"as_of": self.as_of_.isoformat(), "data": self.data_}
+        return {**super()._save_attrs(), "new_business_state": json.dumps(state)}
+
+    def _restore(
+        self, frame: pd.DataFrame, attrs: dict[str, str], tables: dict[str, pd.DataFrame]
+    ) -> None:
+        """Rebuild the prediction state from the file's groups and attributes."""
+        state = json.loads(attrs["new_business_state"])
+        obs = self.idata_.observed_data
+        months = pd.Index(obs["month"].to_numpy().astype(np.int64))
+        self.arrivals_ = pd.Series(obs["arrivals"].to_numpy().astype(np.int64), index=months)
+        self.lag_counts_ = obs["lag_counts"].to_numpy().astype(float)
+        self.templates_ = tables["templates"]
+        self.as_of_ = pd.Timestamp(state["as_of"])
+        self.data_ = state["data"]
+
+    # ------------------------------------------------------------------ predictions
+    @property
+    def has_arrivals(self) -> bool:
+        """Whether the arrivals GLM was fitted (two or more months of arrivals)."""
+        self.check_fitted()
+        return "posterior" in self.idata_.groups()
+
+    @property
+    def posterior_(self) -> dict[str, np.ndarray] | None:
+        """Arrival draws with chains stacked, ``{name: array(draw, ...)}``; None without any."""
+        if not self.has_arrivals:
+            return None
+        return flat_draws(self.idata_, ARRIVAL_PARAMS)
+
     def arrival_means(self, first_month: int, months: int, n: int, seed: int = 0):
         """Negative-binomial mean ``(n, months)`` and overdispersion ``(n,)`` draws."""
-        if self.posterior_ is None:
+        flat = self.posterior_
+        if flat is None:
             return np.zeros((n, months)), np.ones(n)
-        total = self.posterior_["a"].shape[0]
+        total = flat["a"].shape[0]
         pick = np.random.default_rng(seed).choice(total, size=n, replace=n > total)
-        post = {k: np.asarray(v)[pick] for k, v in self.posterior_.items()}
+        post = {k: np.asarray(v)[pick] for k, v in flat.items()}
         m = first_month + np.arange(months)
         t = (m - self.arrivals_.index.max()) / 12.0
         ang = 2 * np.pi * (m % 12) / 12.0
@@ -247,6 +349,7 @@ class NewBusinessModel:
 
     def win_cdf(self, first_month: int, months: int, n: int, seed: int = 0) -> np.ndarray:
         """``(n, months, months)`` P(a deal created in month j is won by month k)."""
+        self.check_fitted()
         rng = np.random.default_rng(seed)
         conc = self.lag_counts_ + np.array(DIRICHLET_PRIOR)  # (lag, qe, 3)
         g = rng.gamma(conc[None], 1.0, size=(n, *conc.shape))
@@ -264,3 +367,48 @@ class NewBusinessModel:
                 surv = surv * (1 - hw - hl)
                 cdf[:, j, k] = cum
         return cdf
+
+
+def _arrivals_log_likelihood(flat: dict[str, np.ndarray], counts: pd.Series) -> np.ndarray:
+    """Negative-binomial log-likelihood of each month's arrivals per draw, ``(draw, month)``."""
+    x = _arrivals_design(counts.index.to_numpy())
+    beta = np.column_stack([flat["a"], flat["b"], flat["miq_free"], flat["fourier"]])
+    mu = np.exp(beta @ x.T)
+    n = 1.0 / (flat["alpha"][:, None] + 1e-3)
+    return stats.nbinom.logpmf(counts.to_numpy()[None, :], n, n / (n + mu))
+
+
+def _new_business_idata(
+    flat: dict[str, np.ndarray] | None, n_chains: int, arrivals: pd.Series, lags: np.ndarray
+) -> az.InferenceData:
+    """InferenceData of the new-business model (no posterior when ``flat`` is None)."""
+    obs = xr.Dataset(
+        {
+            "arrivals": ("month", arrivals.to_numpy(np.int64)),
+            "lag_counts": (("lag", "close_month_of_quarter", "outcome"), lags),
+        },
+        coords={
+            "month": arrivals.index.to_numpy(np.int64),
+            "lag": np.arange(MAX_LAG + 1),
+            "close_month_of_quarter": [1, 2, 3],
+            "outcome": ["open", "won", "lost"],
+        },
+    )
+    if flat is None:
+        return az.InferenceData(observed_data=obs)
+    n_draw = flat["a"].shape[0] // n_chains
+    extra = {"miq_free": ("month_of_quarter",), "fourier": ("harmonic",)}
+    chain_draw = {"chain": np.arange(n_chains), "draw": np.arange(n_draw)}
+    post = xr.Dataset(
+        {
+            k: (("chain", "draw", *extra.get(k, ())), v.reshape(n_chains, n_draw, *v.shape[1:]))
+            for k, v in flat.items()
+        },
+        coords={**chain_draw, "month_of_quarter": [2, 3], "harmonic": ["sin", "cos"]},
+    )
+    ll = _arrivals_log_likelihood(flat, arrivals).reshape(n_chains, n_draw, -1)
+    log_lik = xr.Dataset(
+        {"arrivals": (("chain", "draw", "month"), ll)},
+        coords={**chain_draw, "month": arrivals.index.to_numpy(np.int64)},
+    )
+    return az.InferenceData(posterior=post, observed_data=obs, log_likelihood=log_lik)

@@ -30,7 +30,7 @@ class _Stub:
     kind: str = "bgnbd"
     time_unit: str = "W"
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
         pass
 
 
@@ -85,7 +85,7 @@ def test_calendar_effect_finds_a_rate_step_and_no_step():
     levels = {}
     for step in (1.0, 1.4):
         times, _ = _simulate(n, first, cut, step_at=30.0, step=step, seed=2)
-        eff = CalendarEffect().fit(_Stub(data), _weekly(times, cut, 45))
+        eff = CalendarEffect().fit(_weekly(times, cut, 45), purchase_model=_Stub(data))
         levels[step] = eff.summary()
     for step, s in levels.items():
         assert abs(s["level"] - np.log(step)) < 3 * s["level_sd"] + 0.02
@@ -118,14 +118,17 @@ def test_repeat_counts_by_period_boundaries():
 
 def _fitted_effect(level=0.0, sigma=0.0, tau=0.0, var=0.0, L=1.0):
     eff = CalendarEffect()
-    eff.result_ = {
-        "period_length": L,
-        "sigma": np.array([sigma]),
-        "tau": np.array([tau]),
-        "weight": np.array([1.0]),
-        "level_mean": np.array([level]),
-        "level_var": np.array([var]),
-    }
+    eff.grid_ = pd.DataFrame(
+        {
+            "sigma": [sigma],
+            "tau": [tau],
+            "phi": [1.0],
+            "weight": [1.0],
+            "level_mean": [level],
+            "level_var": [var],
+        }
+    )
+    eff.params_ = {"period_length": L}
     return eff
 
 
@@ -146,7 +149,7 @@ def test_multiplier_draws_average_over_periods_and_widen_with_horizon():
 def test_fit_rejects_too_few_periods():
     data = pd.DataFrame({"T": [5.0, 6.0]})
     with pytest.raises(CrmkitError, match="at least 4"):
-        CalendarEffect().fit(_Stub(data), np.array([1.0, 2.0]))
+        CalendarEffect().fit(np.array([1.0, 2.0]), purchase_model=_Stub(data))
 
 
 def test_calendar_repeat_purchases_multiplies_the_standard_draws():
@@ -157,7 +160,7 @@ def test_calendar_repeat_purchases_multiplies_the_standard_draws():
     kw = {"periods": 4, "n_draws": 200}
     got = calendar_repeat_purchases(bg, observed, seed=3, **kw)
     std = repeat_purchases(bg, seed=3, **kw)
-    eff = CalendarEffect().fit(bg, observed)
+    eff = CalendarEffect().fit(observed, purchase_model=bg)
     mult = eff.multiplier_draws(np.concatenate([[0.0], std["period_end"].to_numpy()]), 200, seed=4)
     assert got.dims == std.dims and "calendar_effect" in got.attrs
     np.testing.assert_allclose(got.to_numpy(), std.to_numpy() * mult, rtol=1e-12)

@@ -101,7 +101,7 @@ def test_short_nuts_agrees_with_map(sim, cls):
         warnings.simplefilter("ignore", CrmkitWarning)  # few draws: ESS below the default bar
         model.fit(sim, method="nuts", chains=2, tune=300, draws=300)
     assert model.diagnostics_["sampler"] == "nutpie-numba"
-    assert model.diagnostics_["max_rhat"] < 1.05
+    assert model.diagnostics_["r_hat_max"] < 1.05
     post = model.idata_.posterior
     mode = json.loads(cls(random_seed=5).fit(sim, method="map").idata_.attrs["map"])
     for name in model.param_names:

@@ -188,7 +188,7 @@ def test_tiny_nuts_fit_reports_failed_diagnostics(cdnow):
         )
     assert m.method_ == "nuts" and m.diagnostics_["ok"] is False
     assert m.diagnostics_["sampler"] == "pymc"
-    assert m.diagnostics_["min_ess_bulk"] < 400
+    assert m.diagnostics_["ess_bulk_min"] < 400
     assert m.idata_.posterior.sizes["draw"] == 100
     pa = m.probability_alive()
     assert pa.attrs["diagnostics_ok"] == 0 and "ess" in pa.attrs["diagnostics"]
@@ -342,3 +342,20 @@ def test_expected_spend_is_never_negative_when_q_is_below_one() -> None:
     buyers = 4.0 * (90.0 + x[1:] * m[1:]) / (4.0 * x[1:] + 0.8 - 1.0)
     assert out[0, 0] == pytest.approx(buyers.mean())  # q <= 1: mean of the repeat buyers
     assert out[1, 0] == pytest.approx(4.0 * 90.0 / 2.0)  # q > 1: the population mean
+
+
+def test_idata_keeps_the_observations_and_their_log_likelihood():
+    sim = simulate_bgnbd_gammagamma(400, seed=21)
+    m = BetaGeo(random_seed=0).fit(sim, method="mle", approx_draws=30)
+    obs = m.idata_.observed_data
+    np.testing.assert_array_equal(obs["frequency"].to_numpy(), sim["frequency"].to_numpy())
+    ll = m.idata_.log_likelihood["loglike"]
+    assert ll.dims == ("chain", "draw", "obs") and ll.sizes["obs"] == len(sim)
+    # per-customer values sum to the model's total log-likelihood at each draw
+    post = m.idata_.posterior
+    arrays = m._prepare(sim)
+    for d in (0, 17):
+        theta = np.array([float(post[n][0, d]) for n in m.param_names])
+        assert float(ll[0, d].sum()) == pytest.approx(m._loglike_np(theta, arrays), rel=1e-10)
+    gg = GammaGamma(random_seed=0).fit(sim, method="mle", approx_draws=30)
+    assert gg.idata_.log_likelihood.sizes["obs"] == int((sim["frequency"] > 0).sum())

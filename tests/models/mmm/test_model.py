@@ -141,5 +141,5 @@ def test_save_and_load_round_trip(tmp_path):
     pd.testing.assert_frame_equal(back.roas(), mmm.roas())
     other = tmp_path / "other.nc"
     az.from_dict(posterior={"a": np.zeros((1, 3))}).to_netcdf(str(other))
-    with pytest.raises(CrmkitError, match="does not hold"):
+    with pytest.raises(CrmkitError, match="not a MarketingMixModel"):
         MarketingMixModel.load(other)
