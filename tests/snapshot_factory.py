@@ -1,4 +1,4 @@
-"""A forecast snapshot built by hand, following helper-notes/FORECAST_CONTRACT.md.
+"""A forecast snapshot built by hand, following the contract in crmkit.forecast.snapshot.
 
 The app and report tests read snapshots only; this one has known structure: two teams
 (north: ann and bob; south: cy), two segments (SMB, Enterprise), three sources and their
@@ -11,6 +11,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from crmkit.store import Snapshot
 
@@ -18,6 +19,8 @@ QUANTILES = {"p05": 0.05, "p10": 0.1, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p90
 OWNERS = {"ann": "north", "bob": "north", "cy": "south"}
 SEGMENT_SHARE = {"SMB": 0.4, "Enterprise": 0.6}
 SOURCES = ["pipeline", "new_business", "repeat", "total"]
+#: Share of the company's past revenue each team had (the ``actuals`` table's team rows).
+TEAM_SHARE = {"north": 0.6, "south": 0.4}
 
 
 def make_fake_snapshot(
@@ -73,9 +76,14 @@ def make_fake_snapshot(
     for g in groups.values():
         g["total"] = g["pipeline"] + g["new_business"] + g["repeat"]
     group_labels = list(groups)
-    rollup = np.stack(
-        [np.stack([groups[g][s] for g in group_labels], axis=-1) for s in SOURCES], axis=-2
-    )  # sample, period, source, group
+    revenue = xr.DataArray(
+        np.stack(
+            [np.stack([groups[g][s] for g in group_labels], axis=-1) for s in SOURCES], axis=-2
+        ),
+        dims=("sample", "period", "source", "group"),
+        coords={"period": periods, "source": SOURCES, "group": group_labels},
+        name="revenue",
+    )
 
     # revenue already won in the first (current) period, per group and source
     closed = {g: {s: 0.0 for s in SOURCES} for g in group_labels}
@@ -92,11 +100,11 @@ def make_fake_snapshot(
         closed[g]["total"] = sum(closed[g][s] for s in SOURCES[:3])
 
     rows = []
-    for gi, g in enumerate(group_labels):
+    for g in group_labels:
         group_by, group = ("all", "all") if g == "all" else g.split("=", 1)
-        for si, s in enumerate(SOURCES):
+        for s in SOURCES:
             for pi, p in enumerate(periods):
-                d = rollup[:, pi, si, gi]
+                d = revenue.sel(period=p, source=s, group=g).to_numpy()
                 c = closed[g][s] if pi == 0 else 0.0
                 tgt = target / horizon if (target and g == "all" and s == "total") else np.nan
                 row = {"group_by": group_by, "group": group, "source": s, "period": p}
@@ -109,15 +117,15 @@ def make_fake_snapshot(
     quantiles = pd.DataFrame(rows)
 
     past = [str(first - i) for i in range(6, 0, -1)]
-    actuals = [
-        {"period": p, "source": s, "amount": float(a)}
-        for p in past
-        for s, a in zip(
-            SOURCES,
-            _actual(rng, scale),
-            strict=True,
-        )
-    ]
+    actuals = []
+    for p in past:
+        pipe, new, rep, total = _actual(rng, scale)
+        amounts = {"deals": pipe + new, "repeat": rep, "total": total}
+        for g, share in {"all": 1.0, **{f"team={t}": v for t, v in TEAM_SHARE.items()}}.items():
+            actuals += [
+                {"group": g, "period": p, "source": s, "amount": float(a * share)}
+                for s, a in amounts.items()
+            ]
     stage_probabilities = [
         {"pipeline": "default", "stage": st, "configured": cfg, "learned_mean": lm,
          "learned_p10": lm - 0.06, "learned_p90": lm + 0.07}
@@ -166,9 +174,7 @@ def make_fake_snapshot(
         horizon=horizon,
         period="M",
         quantiles=quantiles,
-        draws={"rollup": rollup},
-        coords={"period": periods, "source": SOURCES, "group": group_labels},
-        dims={"rollup": ["sample", "period", "source", "group"]},
+        draws={"revenue": revenue},
         parameters={
             "as_of": str(as_of),
             "horizon": horizon,

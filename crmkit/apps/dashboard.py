@@ -4,11 +4,12 @@ Plain functions: a :class:`~crmkit.store.Snapshot` (and a :class:`Filter`) in, a
 out. Nothing here samples or imports the modelling stack, so a page that calls these
 functions opens in about a second.
 
-How the snapshot is read (see ``helper-notes/FORECAST_CONTRACT.md``): the draws
-``rollup`` (sample, period, source, group) and the quantiles describe revenue still to
-come after the as-of day; ``closed_to_date`` is revenue already won in a period. A
-period's revenue is therefore ``closed_to_date + forecast``, and every range shown adds
-the closed amount to the forecast's quantiles.
+How the snapshot is read (the contract is in :mod:`crmkit.forecast.snapshot` and
+``docs/architecture.md``): the labelled draws ``snap.revenue`` (sample, period, source, group),
+selected by name, and the quantiles describe revenue still to come after the as-of day;
+``closed_to_date`` is revenue already won in a period. A period's revenue is therefore
+``closed_to_date + forecast``, and every range shown adds the closed amount to the
+forecast's quantiles.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import pandas as pd
 
 from crmkit.errors import CrmkitError, NotFoundError
 from crmkit.forecast.axes import SOURCE_NAMES, SOURCES
+from crmkit.forecast.compare import previous_snapshot  # noqa: F401 (the app's readers)
+from crmkit.plots.format import format_amount
 from crmkit.store import Snapshot, Store
 
 #: The dimensions a view can be filtered by.
@@ -107,15 +110,6 @@ def latest_snapshot(store: Store, snapshot_id: int | None = None) -> Snapshot | 
         return None
 
 
-def previous_snapshot(store: Store, snap: Snapshot) -> Snapshot | None:
-    """Return the snapshot saved just before ``snap``, or None."""
-    listing = store.list_snapshots()
-    older = listing[listing["snapshot_id"] < (snap.snapshot_id or 0)]
-    if older.empty:
-        return None
-    return store.load_snapshot(int(older["snapshot_id"].max()))
-
-
 def no_snapshot_message(store_url: str) -> str:
     """Explain that there is no forecast yet and how to make one.
 
@@ -136,18 +130,6 @@ def no_snapshot_message(store_url: str) -> str:
         "`crmkit.forecast.engine.run_forecast(store, as_of=..., horizon=...)`; "
         "then reload this page."
     )
-
-
-def _rollup(snap: Snapshot) -> tuple[np.ndarray, dict[str, list[str]]]:
-    """Return the rollup draws as (sample, period, source, group) with their labels."""
-    if "rollup" not in snap.draws:
-        raise CrmkitError(f"snapshot {snap.snapshot_id} has no 'rollup' draws")
-    arr = np.asarray(snap.draws["rollup"], dtype=float)
-    dims = list(snap.dims.get("rollup", ["sample", "period", "source", "group"]))
-    order = ["sample", "period", "source", "group"]
-    arr = np.transpose(arr, [dims.index(d) for d in order])
-    labels = {d: [str(x) for x in snap.coords[d]] for d in order[1:]}
-    return arr, labels
 
 
 def _quantile_rows(snap: Snapshot, flt: Filter) -> pd.DataFrame:
@@ -200,18 +182,18 @@ def headline(snap: Snapshot, flt: Filter | None = None) -> pd.DataFrame:
 
     """
     flt = flt or Filter()
-    arr, labels = _rollup(snap)
-    if flt.group not in labels["group"]:
+    rev = snap.revenue
+    if flt.group not in rev.coords["group"].values:
         raise NotFoundError(f"the forecast has no draws for {flt.dimension} {flt.value!r}")
     rows = _quantile_rows(snap, flt)
-    g = labels["group"].index(flt.group)
+    rev = rev.sel(group=flt.group)
     out = []
     for s in SOURCES:
-        if s not in labels["source"]:
+        if s not in rev.coords["source"].values:
             continue
         r = rows[rows["source"] == s]
         closed = float(r["closed_to_date"].fillna(0.0).sum())
-        sums = arr[:, :, labels["source"].index(s), g].sum(axis=1) + closed
+        sums = rev.sel(source=s).sum("period", skipna=False).to_numpy() + closed
         targets = r["target"].astype(float)
         target = float(targets.sum()) if len(targets) and targets.notna().all() else np.nan
         out.append(
@@ -245,8 +227,8 @@ def fan_data(snap: Snapshot, flt: Filter | None = None) -> pd.DataFrame:
         (``"actual"``, or ``"won deals"`` when the snapshot records won deals only),
         ``closed_to_date``,
         ``p10`` ... ``p90`` (closed plus forecast), ``target`` and ``p_target``.
-        Past actuals are shown for the whole company, or for the filtered group when the
-        snapshot's ``actuals`` table has a ``group`` column.
+        Past actuals are the snapshot's ``actuals`` rows of the filtered group (sources
+        ``repeat`` and ``total``; ``deals`` has no panel of its own).
 
     """
     flt = flt or Filter()
@@ -267,15 +249,12 @@ def fan_data(snap: Snapshot, flt: Filter | None = None) -> pd.DataFrame:
     fc["p_target"] = rows["p_target"].astype(float)
     actuals = pd.DataFrame(snap.parameters.get("tables", {}).get("actuals") or [])
     if not actuals.empty:
-        if "group" in actuals.columns:
-            actuals = actuals[actuals["group"].astype(str) == flt.group]
-        elif flt.group != "all":
-            actuals = actuals.iloc[0:0]
+        actuals = actuals[actuals["group"].astype(str) == flt.group]
     if not actuals.empty:
         source = actuals["source"].astype(str)
         label = pd.Series("actual", index=actuals.index)
         if "total" not in set(source) and "deals" in set(source):
-            # the forecast records won deal revenue only: draw it on the total panel
+            # a version-1 snapshot recorded won deal revenue only: draw it on the total panel
             label = label.where(source != "deals", "won deals")
             source = source.replace("deals", "total")
         past = pd.DataFrame(
@@ -529,11 +508,6 @@ def changes_since(
     return out[
         ["p50_before", "p50_now", "change", "p10_now", "p90_now", "p_target_before", "p_target_now"]
     ]
-
-
-def format_amount(x: float) -> str:
-    """Format an amount in whole currency units with thousands separators (``1,234,567``)."""
-    return "–" if x is None or not np.isfinite(x) else f"{round(float(x)):,}"
 
 
 def format_share(p: float) -> str:

@@ -54,7 +54,7 @@ def rollup_table(snap: Snapshot, dimension: str) -> pd.DataFrame:
 
 
 def compare_with_previous(store: Store, snap: Snapshot) -> dict[str, pd.DataFrame]:
-    """Compare a snapshot with the one saved before it, through ``compare_snapshots``.
+    """Compare a snapshot with the one saved before it (as the report does).
 
     Parameters
     ----------
@@ -66,22 +66,13 @@ def compare_with_previous(store: Store, snap: Snapshot) -> dict[str, pd.DataFram
     Returns
     -------
     dict of DataFrame
-        :func:`crmkit.forecast.engine.compare_snapshots` output plus ``"previous"`` (one row with
-        the
-        previous snapshot's id and as-of day); empty frames when there is no earlier snapshot.
+        :func:`crmkit.forecast.compare.compare_with_previous` output: ``compare_snapshots``'
+        frames plus ``"previous"`` (one row with the previous snapshot's id and as-of day);
+        empty frames when there is no earlier snapshot.
     """
-    from crmkit.forecast.engine import compare_snapshots
+    from crmkit.forecast.compare import compare_with_previous as compare
 
-    previous = db.previous_snapshot(store, snap)
-    if previous is None:
-        empty = pd.DataFrame()
-        return {"previous": empty, "periods": empty, "reasons": empty, "deals": empty}
-    deals = store.read("deals", columns=["deal_id", "status"])
-    out = compare_snapshots(previous, snap, deals)
-    out["previous"] = pd.DataFrame(
-        [{"snapshot_id": previous.snapshot_id, "as_of": str(previous.as_of)}]
-    )
-    return out
+    return compare(store, snap)
 
 
 def short_backtest(
@@ -116,18 +107,15 @@ def short_backtest(
     Returns
     -------
     pandas.DataFrame
-        :func:`crmkit.forecast.backtest.summarise` of the scores (per lead and forecaster).
+        :func:`crmkit.forecast.backtest.recent_backtest` (as the report runs it): the
+        summarised scores per lead and forecaster.
     """
-    from crmkit.forecast.backtest import backtest, month_ends, summarise
-    from crmkit.forecast.engine import load_frames
+    from crmkit.forecast.backtest import recent_backtest
 
-    last = pd.Timestamp(as_of) - pd.DateOffset(months=int(horizon))
-    first = last - pd.DateOffset(months=int(origins) + 1)
-    ends = month_ends(first, last)[-int(origins) :]
-    scores = backtest(
-        load_frames(store), ends, horizon=horizon, draws=draws, method=method, seed=seed
-    )
-    return summarise(scores)
+    return recent_backtest(
+        store, as_of=as_of, origins=origins, horizon=horizon, draws=draws, method=method,
+        seed=seed,
+    )  # fmt: skip
 
 
 def fit_clv(summary: pd.DataFrame, *, method: str = "map", seed: int = 0) -> tuple:

@@ -17,7 +17,9 @@ import pandas as pd
 
 from crmkit.apps import dashboard as db
 from crmkit.errors import CrmkitError
-from crmkit.plots.fanchart import fan_chart, figure_png
+from crmkit.forecast.compare import compare_with_previous
+from crmkit.plots.fanchart import fan_chart
+from crmkit.plots.format import figure_png
 from crmkit.store import Snapshot, Store
 
 
@@ -30,7 +32,7 @@ class ReportContext:
     filter: db.Filter
     db_url: str
     refitted: bool
-    deals: pd.DataFrame | None = None
+    changes: dict[str, pd.DataFrame] | None = None
     backtest: pd.DataFrame | None = None
 
 
@@ -87,7 +89,7 @@ def prepare(
         scores = None
         if p["backtest"] and db.backtest_table(snap) is None:
             scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
-        deals = store.read("deals", columns=["deal_id", "status"]) if previous else None
+        changes = compare_with_previous(store, snap, previous) if previous else None
         url = store.url
     finally:
         store.close()
@@ -97,7 +99,7 @@ def prepare(
         filter=db.Filter.from_mapping(p["filters"]),
         db_url=url,
         refitted=p["refit"],
-        deals=deals,
+        changes=changes,
         backtest=scores,
     )
 
@@ -121,20 +123,17 @@ def run_backtest(
     Returns
     -------
     pandas.DataFrame
-        :func:`crmkit.forecast.backtest.summarise` of the scores, for the sum over the horizon.
+        :func:`crmkit.forecast.backtest.recent_backtest` (as the forecast notebook shows it),
+        for the sum over the horizon.
     """
-    from crmkit.forecast.backtest import backtest, month_ends, summarise
-    from crmkit.forecast.engine import load_frames
+    from crmkit.forecast.backtest import recent_backtest
 
     h = min(int(snap.horizon), 3)
-    months = h if snap.period == "M" else 3 * h
-    last = pd.Timestamp(snap.as_of) - pd.DateOffset(months=months)
-    first = last - pd.DateOffset(months=origins + 1)
-    ends = month_ends(first, last)[-origins:]
-    draws = min(int(snap.parameters.get("draws", 500) or 500), 500)
-    scores = backtest(load_frames(store), ends, horizon=h, period=snap.period, draws=draws,
-                      method=method, seed=int(snap.parameters.get("seed", 0) or 0))  # fmt: skip
-    summary = summarise(scores)
+    summary = recent_backtest(
+        store, as_of=snap.as_of, origins=origins, horizon=h, period=snap.period,
+        draws=min(int(snap.parameters.get("draws", 500) or 500), 500), method=method,
+        seed=int(snap.parameters.get("seed", 0) or 0),
+    )  # fmt: skip
     return summary[summary["lead"] == f"1-{h}"].reset_index(drop=True)
 
 
@@ -198,13 +197,11 @@ def show_changes(ctx: ReportContext) -> None:
 
 
 def _change_reasons(ctx: ReportContext) -> pd.DataFrame | None:
-    """Per-deal reasons (:func:`crmkit.forecast.compare.compare_snapshots`) if both have deals."""
+    """Change of expected revenue by reason (``compare_with_previous``) if both have deals."""
     both = all("deal_expected" in s.draws for s in (ctx.snapshot, ctx.previous))  # type: ignore[union-attr]
-    if not both:
+    if not both or ctx.changes is None:
         return None
-    from crmkit.forecast.engine import compare_snapshots
-
-    return compare_snapshots(ctx.previous, ctx.snapshot, ctx.deals)["reasons"]
+    return ctx.changes["reasons"]
 
 
 def show_backtest(ctx: ReportContext) -> None:

@@ -1,9 +1,12 @@
 """The forecast's axes: the periods after ``as_of``, the revenue sources and the groups.
 
-Forecast draws have dims ``(sample, period, source, group)``. :func:`period_axis` maps the
-simulated months to the reported periods (months or quarters), :data:`SOURCES` names the
-sources, and :func:`group_axis` / :func:`memberships` give the roll-up groups (``all``,
-``team=..``, ``owner=..``, ``segment=..``) and the groups each deal counts in.
+Forecast draws are an ``xarray.DataArray`` named ``revenue`` with dims
+:data:`REVENUE_DIMS` ``(sample, period, source, group)`` (:func:`revenue_array`).
+:func:`period_axis` maps the simulated months to the reported periods (months or
+quarters), :data:`SOURCES` names the sources (the :data:`SOURCE_PARTS` and their ``total``,
+which :func:`add_total` sums draw by draw), and :func:`group_axis` / :func:`memberships` give
+the roll-up groups (``all``, ``team=..``, ``owner=..``, ``segment=..``) and the groups each
+deal counts in. Sources and groups are always selected by name, never by position.
 """
 
 from __future__ import annotations
@@ -12,11 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from crmkit.errors import CrmkitError
 from crmkit.store.history import month_index, month_label
+from crmkit.store.snapshots import REVENUE, REVENUE_DIMS, REVENUE_UNITS
 
-SOURCES = ("pipeline", "new_business", "repeat", "total")
+#: The revenue sources whose sum is the total.
+SOURCE_PARTS = ("pipeline", "new_business", "repeat")
+#: The sources of the revenue draws: the parts, then ``total``.
+SOURCES = (*SOURCE_PARTS, "total")
 #: Human names of the sources.
 SOURCE_NAMES = {
     "pipeline": "Open pipeline",
@@ -114,6 +122,51 @@ def group_axis(frame: pd.DataFrame, accounts: pd.DataFrame | None = None) -> lis
     return labels
 
 
+def revenue_array(n_draws: int, periods: list[str], groups: list[str]) -> xr.DataArray:
+    """Zero revenue draws ``(sample, period, source, group)`` labelled for a forecast.
+
+    Parameters
+    ----------
+    n_draws
+        Number of draws (``sample``).
+    periods
+        Period labels.
+    groups
+        Group labels (from :func:`group_axis`).
+
+    Returns
+    -------
+    xarray.DataArray
+        Named ``revenue``, coordinates ``period``, ``source`` (:data:`SOURCES`) and
+        ``group``; attribute ``units`` (currency amounts of each period).
+    """
+    return xr.DataArray(
+        np.zeros((int(n_draws), len(periods), len(SOURCES), len(groups))),
+        dims=REVENUE_DIMS,
+        coords={"period": list(periods), "source": list(SOURCES), "group": list(groups)},
+        name=REVENUE,
+        attrs={"units": REVENUE_UNITS},
+    )
+
+
+def add_total(revenue: xr.DataArray) -> xr.DataArray:
+    """Set the ``total`` source of revenue draws to the sum of the parts, draw by draw.
+
+    Parameters
+    ----------
+    revenue
+        Revenue draws with a ``source`` dim holding :data:`SOURCES`; changed in place.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``revenue``.
+    """
+    parts = [revenue.sel(source=s) for s in SOURCE_PARTS]
+    revenue.loc[{"source": "total"}] = parts[0] + parts[1] + parts[2]
+    return revenue
+
+
 def memberships(frame: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
     """``(rows, 4)`` group columns (all, team, owner, segment) of each deal; -1 when none.
 
@@ -137,4 +190,15 @@ def memberships(frame: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-__all__ = ["GROUP_BYS", "SOURCES", "PeriodAxis", "group_axis", "memberships", "period_axis"]
+__all__ = [
+    "GROUP_BYS",
+    "SOURCES",
+    "SOURCE_NAMES",
+    "SOURCE_PARTS",
+    "PeriodAxis",
+    "add_total",
+    "group_axis",
+    "memberships",
+    "period_axis",
+    "revenue_array",
+]

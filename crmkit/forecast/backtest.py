@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmkit.forecast.engine import fit_models, forecast_draws, period_axis
+from crmkit.forecast.engine import fit_models, forecast_draws, load_frames, period_axis
 from crmkit.models.pipeline.data import deal_frame
 from crmkit.store.history import deals_as_of, month_index
 
@@ -182,7 +182,8 @@ def backtest(
             include_repeat=False,
         )
         axis = res["axis"]
-        model = res["rollup"][:, :, 0, 0] + res["rollup"][:, :, 1, 0]
+        rev = res["revenue"].sel(group="all")
+        model = (rev.sel(source="pipeline") + rev.sel(source="new_business")).to_numpy()
         state = deals_as_of(deals, history, o)
         wp = weighted_pipeline_draws(state, frames["stages"], axis, draws, seed)
         step = 1 if period == "M" else 3
@@ -242,11 +243,64 @@ def month_ends(start: object, end: object) -> list[pd.Timestamp]:
     return list(pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="ME"))
 
 
+def recent_backtest(
+    store,
+    *,
+    as_of: object,
+    origins: int,
+    horizon: int = 3,
+    period: str = "M",
+    draws: int = 200,
+    method: str = "map",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Backtest from the last month ends whose outcomes are known by ``as_of``, summarised.
+
+    The report and the forecast notebook both call this: the origins are the last
+    ``origins`` month ends at least ``horizon`` periods before ``as_of``, so every scored
+    period is over by ``as_of``.
+
+    Parameters
+    ----------
+    store
+        A :class:`crmkit.Store`.
+    as_of
+        The forecast day.
+    origins
+        Number of month-end origins (each refits the models).
+    horizon
+        Periods ahead scored.
+    period
+        ``"M"`` or ``"Q"``.
+    draws
+        Forecast draws per origin.
+    method
+        Fit method.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`summarise` of the scores (per lead and forecaster).
+    """
+    months = int(horizon) * (1 if period == "M" else 3)
+    last = pd.Timestamp(as_of) - pd.DateOffset(months=months)
+    first = last - pd.DateOffset(months=int(origins) + 1)
+    ends = month_ends(first, last)[-int(origins) :]
+    scores = backtest(
+        load_frames(store), ends, horizon=int(horizon), period=period, draws=int(draws),
+        method=method, seed=int(seed),
+    )  # fmt: skip
+    return summarise(scores)
+
+
 __all__ = [
     "backtest",
     "crps_samples",
     "month_ends",
     "period_axis",
+    "recent_backtest",
     "run_rate_draws",
     "score",
     "summarise",

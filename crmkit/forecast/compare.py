@@ -3,7 +3,8 @@
 :func:`compare_snapshots` reads two saved snapshots only (no refit): the change of the
 total per period, and per open deal the reason its expected revenue moved (won, lost,
 added, slipped, pulled in, amount or stage changed, re-estimated), plus the change of the
-new-business and repeat sources.
+new-business and repeat sources. :func:`compare_with_previous` compares a snapshot with the
+one saved before it in a store (the report and the forecast notebook both call it).
 """
 
 from __future__ import annotations
@@ -88,6 +89,49 @@ def compare_snapshots(
     return {"periods": periods, "reasons": summary, "deals": j.reset_index()}
 
 
+def previous_snapshot(store, snap: Snapshot) -> Snapshot | None:
+    """The snapshot saved just before ``snap`` in ``store`` (a :class:`crmkit.Store`), or None."""
+    listing = store.list_snapshots()
+    older = listing[listing["snapshot_id"] < (snap.snapshot_id or 0)]
+    if older.empty:
+        return None
+    return store.load_snapshot(int(older["snapshot_id"].max()))
+
+
+def compare_with_previous(
+    store, snap: Snapshot, previous: Snapshot | None = None
+) -> dict[str, pd.DataFrame]:
+    """Compare a snapshot with the one saved before it, through :func:`compare_snapshots`.
+
+    Parameters
+    ----------
+    store
+        The :class:`crmkit.Store` holding both snapshots (and the current deals).
+    snap
+        The newer snapshot.
+    previous
+        The snapshot to compare with; by default the one saved just before ``snap``
+        (:func:`previous_snapshot`).
+
+    Returns
+    -------
+    dict of DataFrame
+        :func:`compare_snapshots` output plus ``"previous"`` (one row with the previous
+        snapshot's ``snapshot_id`` and ``as_of``); empty frames when there is no earlier
+        snapshot.
+    """
+    previous = previous or previous_snapshot(store, snap)
+    if previous is None:
+        empty = pd.DataFrame()
+        return {"previous": empty, "periods": empty, "reasons": empty, "deals": empty}
+    deals = store.read("deals", columns=["deal_id", "status"])
+    out = compare_snapshots(previous, snap, deals)
+    out["previous"] = pd.DataFrame(
+        [{"snapshot_id": previous.snapshot_id, "as_of": str(previous.as_of)}]
+    )
+    return out
+
+
 def _deal_table(s: Snapshot) -> pd.DataFrame:
     """The snapshot's open deals: expected revenue, amount, expected month and stage."""
     d = s.draws
@@ -104,15 +148,7 @@ def _deal_table(s: Snapshot) -> pd.DataFrame:
 
 def _mean(s: Snapshot, period: str, source: str) -> float:
     """Mean of one source for group all in one period."""
-    arr = s.draws["rollup"]
-    return float(
-        arr[
-            :,
-            s.coords["period"].index(period),
-            s.coords["source"].index(source),
-            s.coords["group"].index("all"),
-        ].mean()
-    )
+    return float(s.revenue.sel(period=period, source=source, group="all").to_numpy().mean())
 
 
 def _q(s: Snapshot, period: str, col: str) -> float:
@@ -122,4 +158,4 @@ def _q(s: Snapshot, period: str, col: str) -> float:
     return float(r[col].iloc[0]) if len(r) else float("nan")
 
 
-__all__ = ["compare_snapshots"]
+__all__ = ["compare_snapshots", "compare_with_previous", "previous_snapshot"]

@@ -1,14 +1,16 @@
 """The revenue forecast: draws per period from open deals, new business and repeat customers.
 
-Each source gives draws of revenue with dims ``(sample, period, group)``; the total is
-their sum draw by draw, and every roll-up (team, owner, segment) is a sum of the deals'
-draws, never a sum of quantiles. The result is a :class:`crmkit.store.Snapshot` laid out
-as ``helper-notes/FORECAST_CONTRACT.md`` describes.
+Each source gives draws of revenue with dims ``(sample, period, group)``; together they are
+the labelled ``revenue`` draws ``(sample, period, source, group)`` (an ``xarray.DataArray``,
+sources selected by name), the total is their sum draw by draw, and every roll-up (team,
+owner, segment) is a sum of the deals' draws, never a sum of quantiles. The result is a
+:class:`crmkit.store.Snapshot` laid out as the contract in :mod:`crmkit.forecast.snapshot`
+(``docs/architecture.md``) describes.
 
 This module fits the models (:func:`fit_models`), draws the forecast
 (:func:`forecast_draws`) and runs the whole (:func:`run_forecast`). The rest lives beside it
 and is re-exported here: the period and group axes (:mod:`crmkit.forecast.axes`), the
-quantile table, P(target), actuals and the CLI's JSON (:mod:`crmkit.forecast.tables`), the
+quantile table, P(target) and the CLI's JSON (:mod:`crmkit.forecast.tables`), the
 snapshot's layout (:mod:`crmkit.forecast.snapshot`) and the comparison of two snapshots
 (:mod:`crmkit.forecast.compare`); the last two modules import no modelling stack.
 
@@ -25,21 +27,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import (
     GROUP_BYS,
     SOURCES,
     PeriodAxis,
+    add_total,
     group_axis,
     memberships,
     period_axis,
+    revenue_array,
 )
 from crmkit.forecast.compare import compare_snapshots
 from crmkit.forecast.snapshot import build_snapshot
 from crmkit.forecast.tables import (
     QUANTILES,
-    actuals_table,
     forecast_to_json,
     probability_of_target,
     quantile_table,
@@ -168,10 +172,14 @@ def forecast_draws(
     Returns
     -------
     dict
-        ``rollup`` ``(sample, period, source, group)``, ``coords``, ``axis`` (PeriodAxis),
-        ``deals`` (open deals with ``p_win``, ``p_slip``, ``expected_revenue``),
-        ``diagnostics`` per source, ``closed_to_date`` ``(period, group)`` and
-        ``marketing`` (None without a plan).
+        ``revenue``: an ``xarray.DataArray`` of currency amounts per period with dims
+        ``(sample, period, source, group)`` and coordinates ``period`` (labels), ``source``
+        (:data:`~crmkit.forecast.axes.SOURCES`, ``total`` the sum of the others draw by
+        draw) and ``group`` (``all``, ``team=..``, ...); ``closed_to_date``: a DataArray
+        ``(period, group)`` of revenue won before ``as_of`` in the current period;
+        ``axis`` (PeriodAxis), ``deals`` (open deals with ``p_win``, ``p_slip``,
+        ``expected_revenue``), ``diagnostics`` per source, ``marketing`` (None without a
+        plan) and ``settings``.
     """
     axis = period_axis(as_of, horizon, period)
     pipe: PipelineModel = models["pipeline"]
@@ -181,7 +189,7 @@ def forecast_draws(
     groups = group_axis(frame, accounts)
     gindex = {g: i for i, g in enumerate(groups)}
     n_groups, n_per = len(groups), len(axis.labels)
-    rollup = np.zeros((draws, n_per, len(SOURCES), n_groups))
+    revenue = revenue_array(draws, axis.labels, groups)
     n_p = min(param_draws, draws)
 
     # open pipeline
@@ -204,7 +212,7 @@ def forecast_draws(
         n_groups=n_groups,
         seed=seed,
     )
-    rollup[:, :, 0, :] = pipe_rev
+    revenue.loc[{"source": "pipeline"}] = pipe_rev
     mean_ratio = float(np.mean(np.exp(mu + sig**2 / 2)))
     deals_out = open_deals.reindex(
         columns=[
@@ -233,7 +241,7 @@ def forecast_draws(
         nb, accounts, axis, gindex, draws=draws, n_p=n_p, seed=seed, extra=extra
     )
     if nb_rev is not None:
-        rollup[:, :, 1, :] = nb_rev
+        revenue.loc[{"source": "new_business"}] = nb_rev
     if marketing is not None and not marketing["diagnostics"].get("ok", True):
         nb_diag = {
             **nb_diag,
@@ -272,10 +280,10 @@ def forecast_draws(
                 method=repeat_method,
                 seed=seed,
             )
-            rollup[:, :, 2, :] = rep
+            revenue.loc[{"source": "repeat"}] = rep
         except Exception as exc:  # a failed repeat fit must not sink the whole forecast
             rep_diag = {"ok": False, "method": repeat_method, "message": f"repeat failed: {exc}"}
-    rollup[:, :, 3, :] = rollup[:, :, :3, :].sum(axis=2)
+    add_total(revenue)
 
     # closed to date in the current period
     closed = np.zeros((n_per, n_groups))
@@ -297,12 +305,17 @@ def forecast_draws(
                 )
     diagnostics = {"pipeline": pipe.diagnostics_, "new_business": nb_diag, "repeat": rep_diag}
     return {
-        "rollup": rollup,
-        "groups": groups,
+        "revenue": revenue,
         "axis": axis,
         "deals": deals_out,
         "diagnostics": diagnostics,
-        "closed_to_date": closed,
+        "closed_to_date": xr.DataArray(
+            closed,
+            dims=("period", "group"),
+            coords={"period": axis.labels, "group": groups},
+            name="closed_to_date",
+            attrs={"units": revenue.attrs["units"]},
+        ),
         "marketing": marketing,
         "settings": {"draws": draws, "n_p": n_p, "seed": seed, "gindex": gindex},
     }
@@ -423,7 +436,6 @@ __all__ = [
     "QUANTILES",
     "SOURCES",
     "PeriodAxis",
-    "actuals_table",
     "build_snapshot",
     "compare_snapshots",
     "fit_models",

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from crmkit.errors import CrmkitError
+from crmkit.forecast.axes import add_total
 from crmkit.forecast.engine import fit_models, forecast_draws, load_frames, new_business_draws
 from crmkit.forecast.sources.marketing import fit_marketing, plan_arrivals
 from crmkit.models.mmm.model import MarketingMixModel
@@ -131,11 +132,10 @@ class PlanForecast:
             seed=s["seed"],
             extra=extra,
         )
-        rollup = base["rollup"].copy()
+        revenue = base["revenue"].copy()
         if nb is not None:
-            rollup[:, :, 1, :] = nb
-        rollup[:, :, 3, :] = rollup[:, :, :3, :].sum(axis=2)
-        return {**base, "rollup": rollup, "marketing": summary}
+            revenue.loc[{"source": "new_business"}] = nb
+        return {**base, "revenue": add_total(revenue), "marketing": summary}
 
     def summary(self, plan: pd.DataFrame | str | Path, *, ci: float = 0.8) -> pd.DataFrame:
         """Total revenue per period for the baseline and the plan, and their difference.
@@ -150,8 +150,8 @@ class PlanForecast:
         """
         res = self.run(plan)
         lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
-        b = self.baseline_["rollup"][:, :, 3, 0]
-        p = res["rollup"][:, :, 3, 0]
+        b = self.baseline_["revenue"].sel(source="total", group="all").to_numpy()
+        p = res["revenue"].sel(source="total", group="all").to_numpy()
         d = p - b
         out = pd.DataFrame({"period": res["axis"].labels})
         for name, a in (("baseline", b), ("plan", p)):

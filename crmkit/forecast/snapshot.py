@@ -1,9 +1,74 @@
-"""The forecast snapshot: draws, quantiles, diagnostics and tables from a forecast's result.
+"""The forecast snapshot: the central data contract of the forecast, and how it is built.
 
-:func:`build_snapshot` lays :func:`crmkit.forecast.engine.forecast_draws` output out as the
-:class:`crmkit.store.Snapshot` of ``helper-notes/FORECAST_CONTRACT.md``: the rollup draws
-and per-deal arrays, the quantile table, per-model diagnostics, and the tables the app shows
-(stage probabilities, at-risk deals, actuals).
+:func:`build_snapshot` lays :func:`crmkit.forecast.engine.forecast_draws` output out as a
+:class:`crmkit.store.Snapshot`; :func:`crmkit.forecast.engine.run_forecast` adds the extra
+tables (:func:`crmkit.forecast.snapshot_tables.extra_tables`) and saves it. The manager app,
+the report, the notebooks and the CLI read snapshots only, through this contract (the same
+text is ``docs/architecture.md``).
+
+What a snapshot holds
+---------------------
+``as_of``, ``horizon``, ``period``, ``label``
+    The day the forecast was made as of (data after it are ignored), the number of
+    periods, ``"M"`` (months, labels ``"2026-11"``) or ``"Q"`` (quarters, ``"2026-Q4"``),
+    and a free-text name. The first period is the one holding ``as_of`` (only its rest is
+    forecast) unless ``as_of`` is its last day. ``snapshot_id`` and ``created_at`` are set
+    when it is saved.
+``parameters`` (JSON)
+    ``as_of``, ``horizon``, ``period``, ``draws`` (the sample count), ``target`` (None, a
+    number per period, or ``{period: amount}``), ``seed``; ``methods`` (fit method of
+    ``pipeline``, ``new_business`` and ``repeat``); ``data`` (what each model was fitted on,
+    and ``open_deals``); ``tables`` (below); ``marketing`` (a spend plan's summary, only with
+    a plan).
+``diagnostics`` (JSON)
+    ``ok`` (every model passed its checks), ``models`` (per model, ``pipeline``,
+    ``new_business``, ``repeat``, the one diagnostics schema of
+    :mod:`crmkit.models.inference.diagnostics`: ``ok``, ``method``, ``r_hat_max``,
+    ``ess_bulk_min``, ``ess_tail_min``, ``divergences``, ``seconds``, ``message``; MCMC
+    figures are None for approximations) and ``messages`` (warnings as text).
+``quantiles`` (DataFrame)
+    One row per group, source and period (in that order): ``group_by`` (``all``, ``team``,
+    ``owner``, ``segment``), ``group`` (``all`` or the team, owner or segment), ``source``,
+    ``period``, ``mean``, ``p05``, ``p10``, ``p25``, ``p50``, ``p75``, ``p90``, ``p95`` (of
+    the revenue still to come after ``as_of``, from the draws), ``closed_to_date``
+    (revenue won before ``as_of`` in the period; on ``total`` rows only, 0 elsewhere),
+    ``target`` and ``p_target`` = P(closed_to_date + forecast >= target) (on the company
+    ``total`` rows with a target; NaN elsewhere).
+``draws`` (arrays, labelled by ``dims`` and ``coords``)
+    ``revenue``: float64 ``(sample, period, source, group)``, currency amounts (the store's
+    deal and order amounts) won in each period after ``as_of``; ``sample`` counts
+    ``parameters["draws"]``; coordinates ``period`` (labels as above), ``source``
+    (``pipeline`` open deals, ``new_business`` deals not yet created, ``repeat`` orders of
+    existing customers, and ``total``, their sum draw by draw) and ``group`` (``all``, then
+    ``team=..``, ``owner=..``, ``segment=..``; a group's draws are sums of its deals'
+    draws, so quantiles of any roll-up are quantiles of summed draws). Read it as the
+    ``xarray.DataArray`` :attr:`Snapshot.revenue <crmkit.store.Snapshot.revenue>` and select
+    by name: ``snap.revenue.sel(source="total", group="all")``; never by position.
+    Per open deal, dims ``(deal_id,)`` with coordinate ``deal_id``: ``deal_p_win``
+    (chance of winning within the forecast months), ``deal_expected`` (expected revenue),
+    ``deal_amount``, ``deal_expected_month`` (expected close month as ``year * 12 + month
+    - 1``) and ``deal_stage``.
+``parameters["tables"]`` (lists of JSON records)
+    ``stage_probabilities`` (``pipeline``, ``stage``, ``configured``, ``learned_mean``,
+    ``learned_p10``, ``learned_p90``, in stage order); ``at_risk_deals`` (the 200 open deals
+    of most expected revenue: ``deal_id``, ``name``, ``owner``, ``team``, ``stage``,
+    ``amount``, ``expected_close_date``, ``p_win``, ``p_slip``); ``pipeline_by_stage``,
+    ``campaign_roi`` (when there are campaigns) and ``actuals``, from
+    :mod:`crmkit.forecast.snapshot_tables`. ``actuals`` is the past revenue the fan chart
+    draws before the forecast: records ``group``, ``period``, ``source`` (``deals``: won
+    deals by close date; ``repeat``: orders without a deal by order date; ``total``: their
+    sum) and ``amount``, for the last 12 periods with revenue up to the one holding
+    ``as_of``. An
+    optional ``backtest`` table holds accuracy scores.
+
+Version and migration
+---------------------
+The format version is :data:`crmkit.store.snapshots.SNAPSHOT_VERSION` (now 2), kept in the
+header of the stored draws. Loading a snapshot saved in an older version upgrades it
+(:func:`crmkit.store.snapshots.migrate`); version 1 (no version in the header) named the
+revenue draws ``rollup`` and could hold ``actuals`` records without a ``group`` (won deals
+of the whole company), which become group ``all``. A snapshot of a newer version than the
+code knows is refused with a :class:`~crmkit.errors.CrmkitError` naming both versions.
 """
 
 from __future__ import annotations
@@ -13,10 +78,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from crmkit.forecast.axes import SOURCES, PeriodAxis
-from crmkit.forecast.tables import actuals_table, quantile_table
+from crmkit.forecast.tables import quantile_table
+from crmkit.models.inference.diagnostics import KEYS as DIAGNOSTIC_KEYS
 from crmkit.store.history import month_index
-from crmkit.store.snapshots import Snapshot
+from crmkit.store.snapshots import REVENUE, Snapshot
 
 if TYPE_CHECKING:
     from crmkit.models.pipeline.model import PipelineModel
@@ -52,12 +117,11 @@ def build_snapshot(
     Returns
     -------
     Snapshot
-        Laid out as ``helper-notes/FORECAST_CONTRACT.md`` describes (not saved).
+        Laid out as this module's docstring describes (not saved; without the extra
+        tables of :func:`crmkit.forecast.snapshot_tables.extra_tables`).
     """
-    axis: PeriodAxis = result["axis"]
-    rollup = result["rollup"]
-    groups = result["groups"]
-    q = quantile_table(rollup, axis.labels, groups, result["closed_to_date"], target)
+    revenue = result[REVENUE]
+    q = quantile_table(revenue, result["closed_to_date"], target)
     pipe: PipelineModel = models["pipeline"]
     deals = result["deals"]
     at_risk = deals.sort_values("expected_revenue", ascending=False).head(200).copy()
@@ -67,14 +131,8 @@ def build_snapshot(
     stage_tab = pipe.stage_probabilities()
     diag_models = {}
     for k, d in result["diagnostics"].items():
-        diag_models[k] = {
-            "ok": bool(d.get("ok", True)),
-            "method": d.get("method"),
-            "r_hat_max": d.get("r_hat_max"),
-            "ess_bulk_min": d.get("ess_bulk_min"),
-            "divergences": d.get("divergences"),
-            "seconds": d.get("seconds"),
-        }
+        diag_models[k] = {key: d.get(key) for key in DIAGNOSTIC_KEYS}
+        diag_models[k]["ok"] = bool(d.get("ok", True))
     messages = [
         f"{k}: {d['message']}" for k, d in result["diagnostics"].items() if d.get("message")
     ]
@@ -99,20 +157,18 @@ def build_snapshot(
         .astype(object)
         .where(at_risk.notna(), None)
         .to_dict("records"),
-        "actuals": actuals_table(pipe.frame_, as_of, period),
     }
     deal_ids = deals["deal_id"].astype(str).tolist()
     exp_m = month_index(deals["expected_close_date"])
     snap_draws = {
-        "rollup": rollup.astype(np.float64),
+        REVENUE: revenue.astype(np.float64),
         "deal_p_win": deals["p_win"].to_numpy(float),
         "deal_expected": deals["expected_revenue"].to_numpy(float),
         "deal_amount": deals["amount"].fillna(0).to_numpy(float),
         "deal_expected_month": np.asarray(exp_m, np.int64),
         "deal_stage": np.asarray(deals["stage"].astype(str).to_numpy(), dtype=str),
     }
-    dims = {"rollup": ["sample", "period", "source", "group"]}
-    dims.update({k: ["deal_id"] for k in snap_draws if k.startswith("deal_")})
+    dims = {k: ["deal_id"] for k in snap_draws if k.startswith("deal_")}
     params = {
         "as_of": str(pd.Timestamp(as_of).date()),
         "horizon": int(horizon),
@@ -121,8 +177,8 @@ def build_snapshot(
         "target": target,
         "seed": int(seed),
         "methods": {
-            "pipeline": pipe.method,
-            "new_business": models["new_business"].method,
+            "pipeline": pipe.method_,
+            "new_business": models["new_business"].method_,
             "repeat": result["diagnostics"]["repeat"].get("method"),
         },
         "data": {
@@ -140,12 +196,7 @@ def build_snapshot(
         period=period,
         quantiles=q,
         draws=snap_draws,
-        coords={
-            "period": axis.labels,
-            "source": list(SOURCES),
-            "group": groups,
-            "deal_id": deal_ids,
-        },
+        coords={"deal_id": deal_ids},
         dims=dims,
         parameters=params,
         diagnostics={

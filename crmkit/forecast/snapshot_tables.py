@@ -1,8 +1,8 @@
 """Extra tables a forecast snapshot carries for the manager app and the report.
 
-A snapshot stores small tables as records in ``parameters["tables"]`` (see
-``helper-notes/FORECAST_CONTRACT.md``). This module computes three of them from the store's
-tables and the forecast's open deals, as of the forecast's day:
+A snapshot stores small tables as records in ``parameters["tables"]`` (see the contract in
+:mod:`crmkit.forecast.snapshot`, ``docs/architecture.md``). This module computes three of them
+from the store's tables and the forecast's open deals, as of the forecast's day:
 
 * ``pipeline_by_stage``: open deals by pipeline, stage, team, owner and segment, with
   their amount and expected revenue at the learned win rate of their stage;
@@ -10,7 +10,9 @@ tables and the forecast's open deals, as of the forecast's day:
   P10 / P50 / P90 (from :func:`crmkit.models.mmm.campaigns.campaign_results`);
 * ``actuals``: revenue of past periods by source (won deals, repeat orders and their
   total), for the whole company and for each team, owner and segment, which the fan
-  chart draws before the forecast.
+  chart draws before the forecast. It is the one table of past revenue: the forecast's
+  sources compare with it (``total`` with ``total``, ``repeat`` with ``repeat``; won
+  deals are what ``pipeline`` and ``new_business`` become).
 
 :func:`extra_tables` computes all three in one call. Nothing here samples a model.
 """

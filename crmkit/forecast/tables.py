@@ -1,10 +1,12 @@
-"""Tables read from forecast draws: quantiles, the chance of a target, actuals, the CLI's JSON.
+"""Tables read from forecast draws: quantiles, the chance of a target, the CLI's JSON.
 
-Every figure here is computed from the draws ``(sample, period, source, group)`` (or from a
-snapshot's quantile table made from them), so a roll-up's quantiles are quantiles of summed
-draws, never sums of quantiles. ``closed_to_date`` (won before ``as_of`` in the current
-period, on the ``total`` rows) is kept apart from the forecast and added for
-``p_target = P(closed_to_date + forecast >= target)``.
+Every figure here is computed from the labelled ``revenue`` draws ``(sample, period, source,
+group)`` (or from a snapshot's quantile table made from them), selected by label, so a
+roll-up's quantiles are quantiles of summed draws, never sums of quantiles.
+``closed_to_date`` (won before ``as_of`` in the current period, on the ``total`` rows) is
+kept apart from the forecast and added for ``p_target = P(closed_to_date + forecast >=
+target)``. Past revenue (the snapshot's ``actuals`` table) is
+:func:`crmkit.forecast.snapshot_tables.actuals`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
+from crmkit.errors import NotFoundError
 from crmkit.forecast.axes import SOURCES
-from crmkit.store.history import end_of_day, month_index, month_label
-from crmkit.store.snapshots import Snapshot
+from crmkit.store.snapshots import REVENUE_DIMS, Snapshot
 
 QUANTILES = {
     "p05": 0.05,
@@ -30,63 +33,67 @@ QUANTILES = {
 
 
 def quantile_table(
-    rollup: np.ndarray,
-    labels: list[str],
-    groups: list[str],
-    closed_to_date: np.ndarray,
-    target: object = None,
+    revenue: xr.DataArray, closed_to_date: xr.DataArray, target: object = None
 ) -> pd.DataFrame:
-    """Long quantile table of the contract from rollup draws ``(sample, period, source, group)``.
+    """The snapshot's long quantile table from revenue draws ``(sample, period, source, group)``.
 
     ``target`` is a number (every period) or ``{period_label: amount}``; it applies to the
     ``total`` of group ``all``.
 
     Parameters
     ----------
-    rollup
-        Revenue draws ``(sample, period, source, group)``, sources in :data:`SOURCES` order.
-    labels
-        Period labels.
-    groups
-        Group labels (``"all"``, ``"team=north"``, ...).
+    revenue
+        Labelled revenue draws with dims ``sample``, ``period``, ``source``, ``group``.
     closed_to_date
-        ``(period, group)`` revenue won before ``as_of`` (added on the ``total`` rows).
+        Labelled ``(period, group)`` revenue won before ``as_of`` (added on the ``total``
+        rows).
     target
         None, a number, or ``{period_label: amount}``.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (group_by, group, source, period): ``mean``, the :data:`QUANTILES`,
-        ``closed_to_date``, ``target`` and ``p_target`` (NaN without a target).
+        One row per (group_by, group, source, period), in the order of the draws' group,
+        source and period labels: ``mean``, the :data:`QUANTILES`, ``closed_to_date``,
+        ``target`` and ``p_target`` (NaN without a target).
     """
-    qs = np.quantile(rollup, list(QUANTILES.values()), axis=0)  # (q, period, source, group)
-    mean = rollup.mean(axis=0)
-    rows = []
-    for gi, g in enumerate(groups):
-        group_by, value = ("all", "all") if g == "all" else tuple(g.split("=", 1))
-        for si, s in enumerate(SOURCES):
-            for pi, p in enumerate(labels):
-                row = {
-                    "group_by": group_by,
-                    "group": value,
-                    "source": s,
-                    "period": p,
-                    "mean": float(mean[pi, si, gi]),
-                }
-                for qi, name in enumerate(QUANTILES):
-                    row[name] = float(qs[qi, pi, si, gi])
-                ctd = float(closed_to_date[pi, gi]) if s == "total" else 0.0
-                row["closed_to_date"] = ctd
-                tgt = _target_for(target, p) if (g == "all" and s == "total") else None
-                row["target"] = float("nan") if tgt is None else float(tgt)
-                row["p_target"] = (
-                    float("nan")
-                    if tgt is None
-                    else float(np.mean(ctd + rollup[:, pi, si, gi] >= tgt))
-                )
-                rows.append(row)
-    return pd.DataFrame(rows)
+    rev = revenue.transpose(*REVENUE_DIMS)
+    labels = {d: [str(x) for x in rev.coords[d].values] for d in REVENUE_DIMS[1:]}
+    ctd = closed_to_date.sel(period=labels["period"], group=labels["group"])
+    stats = rev.mean("sample", skipna=False).to_series().rename("mean").to_frame()
+    qs = rev.quantile(list(QUANTILES.values()), dim="sample", skipna=False)
+    for name, q in QUANTILES.items():
+        stats[name] = qs.sel(quantile=q).drop_vars("quantile").to_series()
+    order = pd.MultiIndex.from_product(
+        [labels["group"], labels["source"], labels["period"]], names=["group", "source", "period"]
+    )
+    stats = stats.reorder_levels(["group", "source", "period"]).reindex(order).reset_index()
+    split = [("all", "all") if g == "all" else tuple(g.split("=", 1)) for g in stats["group"]]
+    out = pd.DataFrame(
+        {
+            "group_by": [by for by, _ in split],
+            "group": [value for _, value in split],
+            "source": stats["source"].tolist(),
+            "period": stats["period"].tolist(),
+        }
+    )
+    out = pd.concat([out, stats[["mean", *QUANTILES]].astype(float)], axis=1)
+    closed = ctd.to_series()
+    total = stats["source"].eq("total")
+    out["closed_to_date"] = np.where(
+        total, closed.reindex(pd.MultiIndex.from_frame(stats[["period", "group"]])).to_numpy(), 0.0
+    ).astype(float)
+    out["target"] = np.nan
+    out["p_target"] = np.nan
+    for i in np.flatnonzero(total & stats["group"].eq("all")):
+        p = stats.at[i, "period"]
+        tgt = _target_for(target, p)
+        if tgt is None:
+            continue
+        draws = rev.sel(period=p, source="total", group="all").to_numpy()
+        out.at[i, "target"] = float(tgt)
+        out.at[i, "p_target"] = float(np.mean(out.at[i, "closed_to_date"] + draws >= tgt))
+    return out
 
 
 def _target_for(target: object, period: str) -> float | None:
@@ -125,9 +132,11 @@ def probability_of_target(
     float
         The share of draws reaching the target.
     """
-    arr = snapshot.draws["rollup"]
-    c = snapshot.coords
-    si, gi = c["source"].index(source), c["group"].index(group)
+    rev = snapshot.revenue
+    for dim, label in (("source", source), ("group", group), ("period", period)):
+        if label is not None and label not in rev.coords[dim].values:
+            raise NotFoundError(f"the snapshot has no revenue draws for {dim} {label!r}")
+    draws = rev.sel(source=source, group=group)
     q = snapshot.quantiles
     group_by, value = ("all", "all") if group == "all" else tuple(group.split("=", 1))
     # the requested group's and source's own revenue won so far (the table keeps it on
@@ -135,50 +144,10 @@ def probability_of_target(
     sel = q[(q["source"] == source) & (q["group_by"] == group_by) & (q["group"] == value)]
     ctd = dict(zip(sel["period"], sel["closed_to_date"].fillna(0.0), strict=False))
     if period is None:
-        total = arr[:, :, si, gi].sum(axis=1) + sum(ctd.values())
+        total = draws.sum("period", skipna=False).to_numpy() + sum(ctd.values())
     else:
-        pi = c["period"].index(period)
-        total = arr[:, pi, si, gi] + ctd.get(period, 0.0)
+        total = draws.sel(period=period).to_numpy() + ctd.get(period, 0.0)
     return float(np.mean(total >= target))
-
-
-def actuals_table(frame: pd.DataFrame, as_of: object, period: str, n_back: int = 12) -> list[dict]:
-    """Won deal revenue per past period (``source`` ``deals``) for the fan chart.
-
-    Parameters
-    ----------
-    frame
-        Deals with ``status``, ``closed_at`` and ``amount``.
-    as_of
-        Deals closed after this day are left out.
-    period
-        ``"M"`` or ``"Q"``.
-    n_back
-        Number of most recent periods with won deals kept.
-
-    Returns
-    -------
-    list of dict
-        Records ``{"period", "source": "deals", "amount"}``, oldest first.
-    """
-    t = end_of_day(as_of)
-    won = frame[
-        frame["status"].eq("won")
-        & frame["closed_at"].notna()
-        & (pd.to_datetime(frame["closed_at"]) <= t)
-    ]
-    if won.empty:
-        return []
-    m = month_index(won["closed_at"])
-    key = m if period == "M" else m // 3
-    s = pd.Series(won["amount"].fillna(0).to_numpy(float)).groupby(key).sum().sort_index()
-    s = s.iloc[-n_back:]
-    lab = (
-        (lambda k: month_label(int(k)))
-        if period == "M"
-        else (lambda k: f"{int(k) // 4:04d}-Q{int(k) % 4 + 1}")
-    )
-    return [{"period": lab(k), "source": "deals", "amount": float(v)} for k, v in s.items()]
 
 
 def forecast_to_json(snapshot: Snapshot) -> dict[str, Any]:
@@ -224,7 +193,6 @@ def forecast_to_json(snapshot: Snapshot) -> dict[str, Any]:
 
 __all__ = [
     "QUANTILES",
-    "actuals_table",
     "forecast_to_json",
     "probability_of_target",
     "quantile_table",

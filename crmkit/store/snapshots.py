@@ -3,7 +3,15 @@
 A snapshot keeps its as-of date, horizon and period, the parameters and diagnostics
 of the fit, a table of per-period quantiles, and the draws themselves (labelled
 arrays, stored compressed) so that roll-ups and target probabilities can be
-recomputed without refitting.
+recomputed without refitting. What a forecast snapshot holds, field by field, is the
+contract written in :mod:`crmkit.forecast.snapshot` (and ``docs/architecture.md``).
+
+Storage: the draws go into one compressed ``.npz`` blob with a JSON header holding
+``version`` (:data:`SNAPSHOT_VERSION`), ``coords`` and ``dims``; the quantiles,
+parameters and diagnostics are JSON columns. A snapshot saved in an older format is
+brought up to date on load by :func:`migrate` (version 1, written before the header had a
+version, named the revenue draws ``rollup``); one saved in a newer format than this code
+knows is refused.
 """
 
 from __future__ import annotations
@@ -17,8 +25,18 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from crmkit.errors import CrmkitError
 from crmkit.store.frames import _json_default
 from crmkit.store.schema import TABLES
+
+#: Format version of the snapshots this code writes (kept in the draws' header).
+SNAPSHOT_VERSION = 2
+#: Name of the revenue draws in ``Snapshot.draws``.
+REVENUE = "revenue"
+#: Dims of the revenue draws.
+REVENUE_DIMS = ("sample", "period", "source", "group")
+#: Units of the revenue draws.
+REVENUE_UNITS = "currency per period"
 
 
 @dataclass
@@ -36,8 +54,9 @@ class Snapshot:
     quantiles
         Long table with at least ``period`` and ``source`` and quantile columns (``p10``...).
     draws
-        Named arrays of draws, e.g. ``{"total": array(sample, period)}``; the first axis is
-        the draw.
+        Named arrays of draws, e.g. ``{"revenue": array(sample, period, source, group)}``;
+        the first axis is the draw. A labelled ``xarray.DataArray`` may be given: its values
+        are kept here and its dims and coordinates go into ``dims`` and ``coords``.
     coords
         Labels for the draw arrays' axes, e.g. ``{"period": [...], "deal_id": [...]}``.
     dims
@@ -64,6 +83,44 @@ class Snapshot:
     snapshot_id: int | None = None
     created_at: dt.datetime | None = None
 
+    def __post_init__(self) -> None:
+        self.draws, self.coords, self.dims = dict(self.draws), dict(self.coords), dict(self.dims)
+        for name, arr in list(self.draws.items()):
+            if hasattr(arr, "dims") and hasattr(arr, "coords"):  # an xarray.DataArray
+                self.dims[name] = [str(d) for d in arr.dims]
+                for d in arr.dims:
+                    if d not in arr.coords:
+                        continue
+                    labels = list(arr.coords[d].values.tolist())
+                    if d in self.coords and list(self.coords[d]) != labels:
+                        raise CrmkitError(
+                            f"draws {name!r}: coordinate {d!r} differs from the snapshot's"
+                        )
+                    self.coords[d] = labels
+                self.draws[name] = np.asarray(arr.values)
+
+    @property
+    def revenue(self):
+        """The revenue draws as an ``xarray.DataArray`` named ``revenue``.
+
+        Dims ``(sample, period, source, group)``, coordinates the period labels, the source
+        names (``pipeline``, ``new_business``, ``repeat``, ``total``) and the group labels
+        (``all``, ``team=..``, ``owner=..``, ``segment=..``); values are currency amounts
+        of each period (attribute ``units``). Select by label, e.g.
+        ``snap.revenue.sel(source="total", group="all")``.
+        """
+        import xarray as xr
+
+        if REVENUE not in self.draws:
+            raise CrmkitError(f"snapshot {self.snapshot_id} holds no {REVENUE!r} draws")
+        dims = list(self.dims.get(REVENUE, REVENUE_DIMS))
+        coords = {d: list(self.coords[d]) for d in dims if d in self.coords}
+        arr = xr.DataArray(
+            self.draws[REVENUE], dims=dims, coords=coords, name=REVENUE,
+            attrs={"units": REVENUE_UNITS},
+        )  # fmt: skip
+        return arr.transpose(*REVENUE_DIMS)
+
     def to_xarray(self):
         """Return the draws as an ``xarray.Dataset`` with labelled dimensions."""
         import xarray as xr
@@ -78,22 +135,79 @@ class Snapshot:
 
 
 def _pack_draws(snap: Snapshot) -> bytes:
-    """Compress the draws and their labels into bytes."""
+    """Compress the draws and their labels (and the format version) into bytes."""
     buf = io.BytesIO()
     arrays = {f"draw__{k}": np.asarray(v) for k, v in snap.draws.items()}
-    header = json.dumps({"coords": snap.coords, "dims": snap.dims}, default=_json_default)
+    header = json.dumps(
+        {"version": SNAPSHOT_VERSION, "coords": snap.coords, "dims": snap.dims},
+        default=_json_default,
+    )
     np.savez_compressed(buf, __header__=np.frombuffer(header.encode(), dtype=np.uint8), **arrays)
     return buf.getvalue()
 
 
-def _unpack_draws(blob: bytes | None) -> tuple[dict, dict, dict]:
-    """Read draws, coords and dims back from bytes."""
+def _unpack_draws(blob: bytes | None) -> tuple[dict, dict, dict, int]:
+    """Read draws, coords, dims and the format version back from bytes."""
     if not blob:
-        return {}, {}, {}
+        return {}, {}, {}, SNAPSHOT_VERSION
     with np.load(io.BytesIO(bytes(blob)), allow_pickle=False) as z:
         header = json.loads(z["__header__"].tobytes().decode())
         draws = {k[len("draw__") :]: z[k] for k in z.files if k.startswith("draw__")}
-    return draws, header.get("coords", {}), header.get("dims", {})
+    version = int(header.get("version", 1))
+    return draws, header.get("coords", {}), header.get("dims", {}), version
+
+
+def _v1_to_v2(fields: dict) -> dict:
+    """Version 1 to 2: ``rollup`` draws become ``revenue``; actuals records get a group."""
+    draws, dims = dict(fields["draws"]), dict(fields["dims"])
+    if "rollup" in draws:
+        draws[REVENUE] = draws.pop("rollup")
+        dims[REVENUE] = dims.pop("rollup", list(REVENUE_DIMS))
+    params = dict(fields["parameters"])
+    tables = dict(params.get("tables") or {})
+    if tables.get("actuals"):
+        # version 1 written without ``extra_tables``: won deals of the whole company only
+        recs = tables["actuals"]
+        tables["actuals"] = [r if "group" in r else {"group": "all", **r} for r in recs]
+        params["tables"] = tables
+    return {**fields, "draws": draws, "dims": dims, "parameters": params}
+
+
+#: Upgrade of a snapshot's stored fields from each older version to the next.
+MIGRATIONS = {1: _v1_to_v2}
+
+
+def migrate(fields: dict, version: int, *, snapshot_id: int | None = None) -> dict:
+    """Bring a stored snapshot's fields up to :data:`SNAPSHOT_VERSION`.
+
+    Parameters
+    ----------
+    fields
+        ``draws``, ``coords``, ``dims`` and ``parameters`` as stored.
+    version
+        The format version they were saved in (1 when the header has none).
+    snapshot_id
+        The snapshot's id, for the error message.
+
+    Returns
+    -------
+    dict
+        The fields in the current format.
+
+    Raises
+    ------
+    CrmkitError
+        When ``version`` is newer than this code's :data:`SNAPSHOT_VERSION`.
+    """
+    if version > SNAPSHOT_VERSION:
+        raise CrmkitError(
+            f"snapshot {snapshot_id} was saved in snapshot format version {version}, newer "
+            f"than version {SNAPSHOT_VERSION} that this crmkit reads; upgrade crmkit to load it"
+        )
+    while version < SNAPSHOT_VERSION:
+        fields = MIGRATIONS[version](fields)
+        version += 1
+    return fields
 
 
 def save(conn: sa.Connection, snap: Snapshot) -> int:
@@ -128,17 +242,27 @@ def load(conn: sa.Connection, snapshot_id: int | None = None) -> Snapshot | None
     row = conn.execute(stmt).mappings().first()
     if row is None:
         return None
-    draws, coords, dims = _unpack_draws(row["draws"])
+    draws, coords, dims, version = _unpack_draws(row["draws"])
+    fields = migrate(
+        {
+            "draws": draws,
+            "coords": coords,
+            "dims": dims,
+            "parameters": json.loads(row["parameters"] or "{}"),
+        },
+        version,
+        snapshot_id=int(row["snapshot_id"]),
+    )
     quantiles = pd.read_json(io.StringIO(row["quantiles"]), orient="split")
     return Snapshot(
         as_of=pd.Timestamp(row["as_of"]).date(),
         horizon=int(row["horizon"]),
         period=row["period"],
         quantiles=quantiles,
-        draws=draws,
-        coords=coords,
-        dims=dims,
-        parameters=json.loads(row["parameters"] or "{}"),
+        draws=fields["draws"],
+        coords=fields["coords"],
+        dims=fields["dims"],
+        parameters=fields["parameters"],
         diagnostics=json.loads(row["diagnostics"] or "{}"),
         label=row["label"],
         snapshot_id=int(row["snapshot_id"]),

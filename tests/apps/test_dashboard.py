@@ -12,16 +12,9 @@ from crmkit.store import Store
 from tests.snapshot_factory import OWNERS, make_fake_snapshot
 
 
-@pytest.fixture(scope="module")
-def snap():
-    return make_fake_snapshot()
-
-
 def _draw_sums(snap, group: str, source: str) -> np.ndarray:
-    """Per-draw sum over the periods, read from the raw array by label."""
-    g = snap.coords["group"].index(group)
-    s = snap.coords["source"].index(source)
-    return snap.draws["rollup"][:, :, s, g].sum(axis=1)
+    """Per-draw sum over the periods, read from the labelled draws."""
+    return snap.revenue.sel(group=group, source=source).sum("period").to_numpy()
 
 
 def test_filter_allows_one_dimension_at_a_time() -> None:
@@ -78,11 +71,17 @@ def test_fan_data_bands_are_quantiles_plus_closed(snap) -> None:
     np.testing.assert_allclose(fc["p50"], q["p50"] + q["closed_to_date"])
     np.testing.assert_allclose(fc["p_target"], q["p_target"])
     past = fan[fan["kind"] == "actual"]
-    assert len(past) == 6 * 4 and past["period"].max() < fc["period"].min()
+    # past revenue of the repeat and total panels (won deals have no panel of their own)
+    assert set(past["source"]) == {"repeat", "total"}
+    assert len(past) == 6 * 2 and past["period"].max() < fc["period"].min()
     assert past["p50"].isna().all() and past["actual"].gt(0).all()
-    # actuals carry no group, so a filtered view shows the forecast only
+    assert set(past["actual_label"]) == {"actual"}
+    # a filtered view shows that group's past revenue
     north = db.fan_data(snap, db.Filter(team="north"))
-    assert set(north["kind"]) == {"forecast"}
+    north_past = north[north["kind"] == "actual"].set_index(["source", "period"])["actual"]
+    all_past = past.set_index(["source", "period"])["actual"]
+    np.testing.assert_allclose(north_past.loc[all_past.index], 0.6 * all_past)
+    assert set(db.fan_data(snap, db.Filter(owner="ann"))["kind"]) == {"forecast"}
 
 
 def test_pipeline_by_stage_merges_rates_and_filtered_amounts(snap) -> None:

@@ -103,9 +103,8 @@ def test_report_files_and_content_match_the_snapshot(report: dict) -> None:
     assert r.fanchart.read_bytes()[:4] == b"\x89PNG"
     html = r.html.read_text()
     # headline: the total over the horizon, computed here from the raw draws
-    g, s = snap.coords["group"].index("all"), snap.coords["source"].index("total")
     closed = snap.quantiles.query("group == 'all' and source == 'total'")["closed_to_date"].sum()
-    sums = snap.draws["rollup"][:, :, s, g].sum(axis=1) + closed
+    sums = snap.revenue.sel(source="total", group="all").sum("period").to_numpy() + closed
     shown = shown_numbers(html)
     for q, value in {"p10": np.quantile(sums, 0.1), "p50": np.median(sums),
                      "p90": np.quantile(sums, 0.9)}.items():  # fmt: skip

@@ -76,11 +76,10 @@ def browser(served):
 
 def _expected(snap: Snapshot, group: str) -> dict[str, float]:
     """Horizon totals of one group, computed here from the raw draws."""
-    g, s = snap.coords["group"].index(group), snap.coords["source"].index("total")
     by, value = ("all", "all") if group == "all" else group.split("=")
     q = snap.quantiles
     closed = q[(q.group_by == by) & (q.group == value) & (q.source == "total")]["closed_to_date"]
-    sums = snap.draws["rollup"][:, :, s, g].sum(axis=1) + closed.sum()
+    sums = snap.revenue.sel(source="total", group=group).sum("period").to_numpy() + closed.sum()
     return {"p10": np.quantile(sums, 0.1), "p50": np.median(sums), "p90": np.quantile(sums, 0.9),
             "p_target": float(np.mean(sums >= 1_100_000.0))}  # fmt: skip
 

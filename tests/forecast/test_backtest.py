@@ -81,3 +81,26 @@ def test_backtest_scores_model_and_baselines() -> None:
     s = summarise(res)
     assert {"crps", "cover50", "cover80", "cover95"} <= set(s.columns)
     assert s["cover80"].between(0, 1).all()
+
+
+def test_recent_backtest_scores_the_last_month_ends_whose_outcome_is_known(monkeypatch) -> None:
+    import crmkit.forecast.backtest as bt
+
+    seen = {}
+
+    def fake(frames, origins, **kw):
+        seen.update(origins=list(origins), **kw)
+        rows = [{"origin": o, "lead": "1", "forecaster": "model", "crps": 1.0,
+                 "median_error": -2.0, "hit50": 1.0, "hit80": 1.0, "hit95": 1.0}
+                for o in origins]  # fmt: skip
+        return pd.DataFrame(rows)
+
+    monkeypatch.setattr(bt, "backtest", fake)
+    monkeypatch.setattr(bt, "load_frames", lambda store: {"deals": store})
+    out = bt.recent_backtest("store", as_of="2024-06-15", origins=2, horizon=2, draws=50)
+    # two origins, the last month ends at least 2 months before the as-of day
+    assert seen["origins"] == [pd.Timestamp("2024-02-29"), pd.Timestamp("2024-03-31")]
+    assert (seen["horizon"], seen["period"], seen["draws"]) == (2, "M", 50)
+    assert out[["origins", "crps", "mae_median", "cover80"]].iloc[0].tolist() == [2, 1.0, 2.0, 1.0]
+    bt.recent_backtest("store", as_of="2024-06-15", origins=1, horizon=1, period="Q")
+    assert seen["origins"] == [pd.Timestamp("2024-02-29")]  # a quarter (3 months) back

@@ -6,10 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmkit.forecast.compare import compare_snapshots
+from crmkit.forecast.compare import compare_snapshots, compare_with_previous
 from crmkit.forecast.engine import run_forecast
 from crmkit.store import Snapshot
-from tests.sim_deals import simulate
 from tests.snapshot_factory import make_fake_snapshot
 
 AS_OF = "2024-04-30"
@@ -71,16 +70,16 @@ def test_every_reason_and_the_period_totals() -> None:
     assert by.loc["added", "delta_expected"] == 9.0
     assert by.loc["slipped", "deals"] == 1
     # the sources without deals: the change of their mean summed over the periods
-    src = old.coords["source"].index("new_business")
-    change = new.draws["rollup"][:, :, src, 0].mean(axis=0) - old.draws["rollup"][
-        :, :, src, 0
-    ].mean(axis=0)
-    assert by.loc["new_business", "delta_expected"] == pytest.approx(change.sum())
+    nb_new = new.revenue.sel(source="new_business", group="all")
+    nb_old = old.revenue.sel(source="new_business", group="all")
+    change = nb_new.mean("sample") - nb_old.mean("sample")
+    assert by.loc["new_business", "delta_expected"] == pytest.approx(float(change.sum()))
     assert by.loc["new_business", "deals"] == 0
     periods = out["periods"].set_index("period")
     assert list(periods.index) == old.coords["period"]
-    total = new.draws["rollup"][:, 0, 3, 0].mean() - old.draws["rollup"][:, 0, 3, 0].mean()
-    assert periods["change"].iloc[0] == pytest.approx(total)
+    first = old.coords["period"][0]
+    total = [s.revenue.sel(source="total", group="all", period=first).mean() for s in (new, old)]
+    assert periods.loc[first, "change"] == pytest.approx(float(total[0] - total[1]))
     q = new.quantiles.query("group_by == 'all' and source == 'total'").set_index("period")
     assert periods["p50_new"].to_dict() == q["p50"].to_dict()
 
@@ -93,21 +92,42 @@ def test_without_current_deals_the_left_deals_count_as_closed() -> None:
     assert out["periods"]["change"].abs().max() == 0.0
 
 
-# ---------------------------------------------------------------------- on real forecasts
-def test_compare_snapshots_explains_the_move() -> None:
+def test_compare_with_previous_finds_the_snapshot_saved_before(tmp_path) -> None:
     from crmkit.store import Store
 
-    store = Store.open("sqlite://")
-    sim = simulate(n_months=30, arrivals=30, seed=2)
-    store.insert_many(
-        {
-            "accounts": sim["accounts"],
-            "stages": sim["stages"],
-            "deals": sim["deals"],
-            "deal_history": sim["deal_history"].drop(columns=["history_id"]),
-        },
-        changed_by="test",
+    class WithDeals:
+        """A store's snapshots, and the current deals given here."""
+
+        def __init__(self, store: Store, deals: pd.DataFrame) -> None:
+            self.list_snapshots, self.load_snapshot = store.list_snapshots, store.load_snapshot
+            self.deals = deals
+
+        def read(self, name: str, columns: list[str]) -> pd.DataFrame:
+            assert name == "deals"
+            return self.deals[columns]
+
+    saved = Store.open(tmp_path / "c.db")
+    store = WithDeals(saved, pd.DataFrame({"deal_id": ["a"], "status": ["won"], "x": [1]}))
+    first = _with_deals(make_fake_snapshot(seed=0), {"a": (10.0, 100.0, 5, "Proposal")})
+    assert compare_with_previous(store, first)["previous"].empty
+    saved.save_snapshot(first)
+    second = make_fake_snapshot(seed=1)
+    saved.save_snapshot(second)
+    out = compare_with_previous(store, second)
+    assert out["previous"].to_dict("records") == [
+        {"snapshot_id": first.snapshot_id, "as_of": str(first.as_of)}
+    ]
+    assert out["deals"].set_index("deal_id").loc["a", "reason"] == "won"
+    pd.testing.assert_frame_equal(
+        out["periods"], compare_snapshots(first, second, store.deals)["periods"]
     )
+    assert compare_with_previous(store, store.load_snapshot(first.snapshot_id))["periods"].empty
+    saved.close()
+
+
+# ---------------------------------------------------------------------- on real forecasts
+def test_compare_snapshots_explains_the_move(sim_deals_store) -> None:
+    store = sim_deals_store  # a copy of the session's simulated deals: this test edits it
     old = run_forecast(store, as_of=AS_OF, horizon=3, draws=400, seed=1, save=False)
     deals = store.read("deals")
     open_ids = old.coords["deal_id"]
@@ -135,4 +155,3 @@ def test_compare_snapshots_explains_the_move() -> None:
     assert reasons[first] == "won"
     assert reasons[second] == "slipped"
     assert set(out["periods"]["period"]) == set(old.coords["period"])
-    store.close()

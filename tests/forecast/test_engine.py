@@ -1,72 +1,62 @@
 """The forecast end to end on simulated deals: draws per source and group, the saved snapshot.
 
 The axes, tables, snapshot layout and comparison have their own tests
-(``test_forecast_axes.py``, ``test_forecast_tables.py``, ``test_forecast_snapshot.py``,
-``test_forecast_compare.py``).
+(``test_axes.py``, ``test_tables.py``, ``test_snapshot.py``, ``test_compare.py``). The
+simulated deals are the session's (``sim_deals`` in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+import xarray as xr
 
-from crmkit.forecast.engine import SOURCES, run_forecast
-from tests.sim_deals import simulate
+from crmkit.forecast.engine import SOURCES, fit_models, forecast_draws, load_frames, run_forecast
 
 AS_OF = "2024-04-30"
 
 
-def _load(store, sim: dict[str, pd.DataFrame]) -> None:
-    hist = sim["deal_history"].drop(columns=["history_id"])
-    store.insert_many(
-        {
-            "accounts": sim["accounts"],
-            "stages": sim["stages"],
-            "deals": sim["deals"],
-            "deal_history": hist,
-        },
-        changed_by="test",
-    )
-
-
 @pytest.fixture(scope="module")
-def store_and_snap():
+def store_and_snap(sim_deals, sim_deals_db_file, copy_db, tmp_path_factory):
+    """A copy of the simulated-deals store (the snapshot is saved in it), the snapshot, sim."""
     from crmkit.store import Store
 
-    store = Store.open("sqlite://")
-    sim = simulate(n_months=30, arrivals=30, seed=2)
-    _load(store, sim)
+    store = Store.open(copy_db(sim_deals_db_file, tmp_path_factory.mktemp("engine")))
     snap = run_forecast(store, as_of=AS_OF, horizon=3, draws=400, target=150000.0, seed=1)
-    yield store, snap, sim
+    yield store, snap, sim_deals
     store.close()
 
 
 def test_snapshot_follows_the_contract(store_and_snap) -> None:
     store, snap, _ = store_and_snap
     assert snap.snapshot_id is not None
-    arr = snap.draws["rollup"]
-    assert snap.dims["rollup"] == ["sample", "period", "source", "group"]
-    assert arr.shape == (400, 3, 4, len(snap.coords["group"]))
-    assert snap.coords["source"] == list(SOURCES)
-    # total is the sum of the sources, draw by draw
-    assert np.allclose(arr[:, :, 3], arr[:, :, :3].sum(axis=2))
+    rev = snap.revenue
+    assert rev.name == "revenue" and rev.dims == ("sample", "period", "source", "group")
+    assert rev.shape == (400, 3, 4, len(snap.coords["group"]))
+    assert list(rev.coords["source"].values) == list(SOURCES)
+    assert list(rev.coords["period"].values) == ["2024-05", "2024-06", "2024-07"]
+    assert rev.coords["group"].values[0] == "all"
+    # total is the sum of the sources, draw by draw, by label
+    parts = rev.sel(source=["pipeline", "new_business", "repeat"]).sum("source")
+    xr.testing.assert_allclose(rev.sel(source="total", drop=True), parts)
     assert set(snap.quantiles["group_by"]) == {"all", "team", "owner", "segment"}
     assert {"stage_probabilities", "at_risk_deals", "actuals"} <= set(snap.parameters["tables"])
     assert set(snap.diagnostics["models"]) == {"pipeline", "new_business", "repeat"}
     loaded = store.load_snapshot(snap.snapshot_id)
-    assert np.allclose(loaded.draws["rollup"], arr)
+    xr.testing.assert_identical(loaded.revenue, rev)
     assert loaded.parameters["tables"]["stage_probabilities"][0]["configured"] is not None
 
 
 def test_rollups_are_sums_of_draws(store_and_snap) -> None:
     _, snap, _ = store_and_snap
-    arr, groups = snap.draws["rollup"], snap.coords["group"]
-    teams = [i for i, g in enumerate(groups) if g.startswith("team=")]
-    owners = [i for i, g in enumerate(groups) if g.startswith("owner=")]
-    for src in (0, 1):  # every deal has a team and an owner
-        assert np.allclose(arr[:, :, src, teams].sum(axis=2), arr[:, :, src, 0])
-        assert np.allclose(arr[:, :, src, owners].sum(axis=2), arr[:, :, src, 0])
+    rev, groups = snap.revenue, snap.coords["group"]
+    teams = [g for g in groups if g.startswith("team=")]
+    owners = [g for g in groups if g.startswith("owner=")]
+    for src in ("pipeline", "new_business"):  # every deal has a team and an owner
+        one = rev.sel(source=src, drop=True)
+        company = one.sel(group="all", drop=True)
+        xr.testing.assert_allclose(one.sel(group=teams).sum("group"), company)
+        xr.testing.assert_allclose(one.sel(group=owners).sum("group"), company)
 
 
 def test_forecast_is_near_what_happened(store_and_snap) -> None:
@@ -77,7 +67,7 @@ def test_forecast_is_near_what_happened(store_and_snap) -> None:
         & (d["closed_at"] > "2024-04-30 23:59")
         & (d["closed_at"] < "2024-08-01")
     ]
-    total = snap.draws["rollup"][:, :, 3, 0].sum(axis=1)
+    total = snap.revenue.sel(source="total", group="all").sum("period").to_numpy()
     lo, hi = np.quantile(total, [0.01, 0.99])
     assert lo <= won["amount"].sum() <= hi
 
@@ -106,6 +96,26 @@ def test_quarterly_forecast_counts_closed_to_date(store_and_snap) -> None:
     assert q.loc["2024-Q3", "closed_to_date"] == 0.0
 
 
+def test_forecast_draws_are_labelled_data_arrays(store_and_snap) -> None:
+    store, snap, _ = store_and_snap
+    frames = load_frames(store)
+    models = fit_models(frames, as_of=AS_OF, seed=1)
+    res = forecast_draws(models, frames, as_of=AS_OF, horizon=3, draws=400, seed=1)
+    rev, closed = res["revenue"], res["closed_to_date"]
+    assert isinstance(rev, xr.DataArray) and rev.name == "revenue"
+    assert rev.dims == ("sample", "period", "source", "group")
+    assert rev.attrs["units"] == "currency per period"
+    assert list(rev.coords["period"].values) == res["axis"].labels
+    assert list(rev.coords["group"].values) == snap.coords["group"]
+    assert closed.dims == ("period", "group")
+    assert list(closed.coords["group"].values) == snap.coords["group"]
+    # the same seeds give the saved snapshot's draws
+    np.testing.assert_array_equal(rev.to_numpy(), snap.revenue.to_numpy())
+    total = rev.sel(source="total")
+    parts = rev.sel(source="pipeline") + rev.sel(source="new_business") + rev.sel(source="repeat")
+    np.testing.assert_array_equal(total.to_numpy(), parts.to_numpy())
+
+
 def test_names_moved_out_are_still_importable_from_crmkit_forecast() -> None:
     import crmkit.forecast.engine as f
     from crmkit.forecast import axes as forecast_axes
@@ -114,7 +124,7 @@ def test_names_moved_out_are_still_importable_from_crmkit_forecast() -> None:
     from crmkit.forecast import tables as forecast_tables
 
     for module in (forecast_axes, forecast_compare, forecast_snapshot, forecast_tables):
-        for name in module.__all__:
-            assert name in f.__all__, name
+        for name in set(module.__all__) & set(f.__all__):
             assert getattr(f, name) is getattr(module, name), name
+    assert {"SOURCES", "build_snapshot", "compare_snapshots", "quantile_table"} <= set(f.__all__)
     assert all(hasattr(f, name) for name in f.__all__)

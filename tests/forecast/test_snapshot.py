@@ -7,10 +7,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
-from crmkit.forecast.axes import SOURCES, period_axis
+from crmkit.forecast.axes import SOURCE_PARTS, SOURCES, add_total, period_axis, revenue_array
 from crmkit.forecast.snapshot import build_snapshot
 from crmkit.forecast.tables import quantile_table
+from crmkit.models.inference.diagnostics import KEYS
 
 AS_OF = "2024-04-30"
 GROUPS = ["all", "team=north", "team=south"]
@@ -19,8 +21,11 @@ GROUPS = ["all", "team=north", "team=south"]
 def _result(marketing: dict | None = None) -> dict:
     """A forecast_draws-shaped result: 2 months, 3 open deals, new business not converged."""
     rng = np.random.default_rng(5)
-    rollup = rng.gamma(2.0, 100.0, size=(300, 2, len(SOURCES), len(GROUPS)))
-    rollup[:, :, 3] = rollup[:, :, :3].sum(axis=2)
+    axis = period_axis(AS_OF, 2)
+    revenue = revenue_array(300, axis.labels, GROUPS)
+    for s in SOURCE_PARTS:
+        revenue.loc[{"source": s}] = rng.gamma(2.0, 100.0, size=(300, 2, len(GROUPS)))
+    add_total(revenue)
     deals = pd.DataFrame(
         {
             "deal_id": ["D1", "D2", "D3"],
@@ -37,11 +42,14 @@ def _result(marketing: dict | None = None) -> dict:
         }
     )
     return {
-        "rollup": rollup,
-        "groups": GROUPS,
-        "axis": period_axis(AS_OF, 2),
+        "revenue": revenue,
+        "axis": axis,
         "deals": deals,
-        "closed_to_date": np.zeros((2, len(GROUPS))),
+        "closed_to_date": xr.DataArray(
+            np.zeros((2, len(GROUPS))),
+            dims=("period", "group"),
+            coords={"period": axis.labels, "group": GROUPS},
+        ),
         "diagnostics": {
             "pipeline": {"ok": True, "method": "map", "seconds": 1.5},
             "new_business": {"ok": False, "method": "map", "message": "did not converge"},
@@ -62,9 +70,14 @@ def _models() -> dict:
     )
     stages = pd.DataFrame({"stage": ["Proposal"], "configured": [0.6], "learned_mean": [0.5]})
     pipe = SimpleNamespace(
-        stage_probabilities=lambda: stages, frame_=frame, method="map", data_={"deals": 3}
+        stage_probabilities=lambda: stages,
+        frame_=frame,
+        method="map",
+        method_="map",
+        data_={"deals": 3},
     )
-    return {"pipeline": pipe, "new_business": SimpleNamespace(method="map", data_={"n": 2})}
+    nb = SimpleNamespace(method="map", method_="map", data_={"n": 2})
+    return {"pipeline": pipe, "new_business": nb}
 
 
 def _build(result: dict, **kw):
@@ -82,15 +95,13 @@ def test_draws_coords_and_quantiles_follow_the_contract() -> None:
         "group": GROUPS,
         "deal_id": ["D1", "D2", "D3"],
     }
-    assert snap.dims["rollup"] == ["sample", "period", "source", "group"]
+    assert snap.dims["revenue"] == ["sample", "period", "source", "group"]
     assert all(snap.dims[k] == ["deal_id"] for k in snap.draws if k.startswith("deal_"))
-    np.testing.assert_array_equal(snap.draws["rollup"], result["rollup"])
+    xr.testing.assert_identical(snap.revenue, result["revenue"])
     assert snap.draws["deal_amount"].tolist() == [1000.0, 5000.0, 0.0]
     may, june = 2024 * 12 + 4, 2024 * 12 + 5  # month index: year * 12 + month - 1
     assert snap.draws["deal_expected_month"].tolist() == [may, june, may]
-    expected = quantile_table(
-        result["rollup"], ["2024-05", "2024-06"], GROUPS, result["closed_to_date"], 900.0
-    )
+    expected = quantile_table(result["revenue"], result["closed_to_date"], 900.0)
     pd.testing.assert_frame_equal(snap.quantiles, expected)
     assert snap.parameters["target"] == 900.0
     assert snap.parameters["methods"] == {
@@ -103,7 +114,7 @@ def test_draws_coords_and_quantiles_follow_the_contract() -> None:
     assert snap.label == "forecast as of 2024-04-30 (map)"
 
 
-def test_tables_list_deals_by_expected_revenue_and_past_actuals() -> None:
+def test_tables_list_deals_by_expected_revenue() -> None:
     snap = _build(_result())
     tables = snap.parameters["tables"]
     at_risk = tables["at_risk_deals"]
@@ -113,10 +124,8 @@ def test_tables_list_deals_by_expected_revenue_and_past_actuals() -> None:
     assert tables["stage_probabilities"] == [
         {"stage": "Proposal", "configured": 0.6, "learned_mean": 0.5}
     ]
-    assert tables["actuals"] == [
-        {"period": "2024-03", "source": "deals", "amount": 300.0},
-        {"period": "2024-04", "source": "deals", "amount": 700.0},
-    ]
+    # past revenue (``actuals``) comes with the extra tables, from deals and orders
+    assert set(tables) == {"stage_probabilities", "at_risk_deals"}
 
 
 def test_a_model_not_ok_marks_the_snapshot_and_says_why() -> None:
@@ -125,6 +134,9 @@ def test_a_model_not_ok_marks_the_snapshot_and_says_why() -> None:
     assert d["ok"] is False
     assert d["models"]["pipeline"]["ok"] and not d["models"]["new_business"]["ok"]
     assert d["models"]["pipeline"]["seconds"] == pytest.approx(1.5)
+    # every model's diagnostics in the one schema
+    assert all(list(m) == list(KEYS) for m in d["models"].values())
+    assert d["models"]["new_business"]["message"] == "did not converge"
     assert "new_business: did not converge" in d["messages"]
     assert "new_business: diagnostics not ok (map)" in d["messages"]
     assert "repeat: not requested" in d["messages"]

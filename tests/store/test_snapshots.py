@@ -1,13 +1,21 @@
-"""Forecast snapshots keep quantiles, labelled draws, parameters and diagnostics."""
+"""Forecast snapshots keep quantiles, labelled draws, parameters and diagnostics, versioned."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 
 import numpy as np
 import pandas as pd
+import pytest
+import sqlalchemy as sa
+import xarray as xr
 
+from crmkit.errors import CrmkitError
 from crmkit.store import Snapshot, Store
+from crmkit.store.schema import TABLES
+from crmkit.store.snapshots import SNAPSHOT_VERSION, migrate
 
 
 def make_snapshot(seed: int = 0) -> Snapshot:
@@ -60,3 +68,122 @@ def test_latest_snapshot_and_listing(store: Store) -> None:
     listing = store.list_snapshots()
     assert listing["snapshot_id"].tolist() == [b, a]
     assert "draws" not in listing.columns
+
+
+# ---------------------------------------------------------------- labelled revenue draws, format
+PERIODS = ["2026-11", "2026-12"]
+SOURCES = ["pipeline", "new_business", "repeat", "total"]
+GROUPS = ["all", "team=north"]
+
+
+def _revenue(seed: int = 0) -> xr.DataArray:
+    rng = np.random.default_rng(seed)
+    values = rng.gamma(3.0, 1000.0, size=(50, len(PERIODS), len(SOURCES), len(GROUPS)))
+    rev = xr.DataArray(
+        values,
+        dims=("sample", "period", "source", "group"),
+        coords={"period": PERIODS, "source": SOURCES, "group": GROUPS},
+        name="revenue",
+    )
+    parts = [rev.sel(source=s) for s in SOURCES[:3]]
+    rev.loc[{"source": "total"}] = parts[0] + parts[1] + parts[2]
+    return rev
+
+
+def _v1_row(draws: dict[str, np.ndarray], header: dict, parameters: dict) -> dict:
+    """A forecast_snapshots row exactly as the release before format version 2 wrote it."""
+    buf = io.BytesIO()
+    raw = json.dumps(header).encode()
+    arrays = {f"draw__{k}": v for k, v in draws.items()}
+    np.savez_compressed(buf, __header__=np.frombuffer(raw, dtype=np.uint8), **arrays)
+    q = pd.DataFrame({"group_by": ["all"], "group": ["all"], "source": ["total"],
+                      "period": [PERIODS[0]], "p50": [1.0]})  # fmt: skip
+    return {
+        "created_at": dt.datetime(2026, 11, 1, 9, 0),
+        "as_of": dt.date(2026, 10, 31),
+        "horizon": 2,
+        "period": "M",
+        "label": "v1",
+        "parameters": json.dumps(parameters),
+        "diagnostics": json.dumps({"ok": True, "models": {}, "messages": []}),
+        "quantiles": q.to_json(orient="split", date_format="iso", index=False),
+        "draws": buf.getvalue(),
+    }
+
+
+def _insert(store: Store, row: dict) -> int:
+    t = TABLES["forecast_snapshots"]
+    with store.transaction() as conn:
+        res = conn.execute(sa.insert(t).values(**row).returning(t.c.snapshot_id))
+        return int(res.scalar_one())
+
+
+def test_revenue_draws_round_trip_as_a_labelled_data_array(store: Store) -> None:
+    rev = _revenue()
+    snap = make_snapshot()
+    snap = Snapshot(
+        as_of=snap.as_of, horizon=2, period="M", quantiles=snap.quantiles,
+        draws={"revenue": rev, "deal_amount": np.array([1.0, 2.0])},
+        coords={"deal_id": ["a", "b"]}, dims={"deal_amount": ["deal_id"]},
+    )  # fmt: skip
+    # kept compactly: a plain array with its dims and labels
+    assert isinstance(snap.draws["revenue"], np.ndarray)
+    assert snap.dims["revenue"] == ["sample", "period", "source", "group"]
+    assert snap.coords["source"] == SOURCES
+    back = store.load_snapshot(store.save_snapshot(snap))
+    got = back.revenue
+    assert got.name == "revenue" and got.dims == ("sample", "period", "source", "group")
+    assert got.attrs["units"] == "currency per period"
+    xr.testing.assert_identical(got.drop_attrs(), rev)
+    total = got.sel(source="total")
+    np.testing.assert_allclose(total, got.sel(source=SOURCES[:3]).sum("source"))
+    np.testing.assert_array_equal(back.draws["deal_amount"], [1.0, 2.0])
+    with store.engine.connect() as conn:
+        blob = conn.execute(sa.text("SELECT draws FROM forecast_snapshots")).scalar()
+    with np.load(io.BytesIO(bytes(blob))) as z:
+        header = json.loads(z["__header__"].tobytes().decode())
+    assert header["version"] == SNAPSHOT_VERSION == 2
+    with pytest.raises(CrmkitError, match="coordinate 'period'"):
+        Snapshot(
+            as_of=snap.as_of, horizon=2, period="M", quantiles=snap.quantiles,
+            draws={"revenue": rev}, coords={"period": ["2027-01", "2027-02"]},
+        )  # fmt: skip
+
+
+def test_a_version_1_snapshot_loads_through_the_migration(store: Store) -> None:
+    rev = _revenue(1)
+    header = {
+        "coords": {"period": PERIODS, "source": SOURCES, "group": GROUPS, "deal_id": ["d1"]},
+        "dims": {"rollup": ["sample", "period", "source", "group"], "deal_amount": ["deal_id"]},
+    }
+    actuals = [{"period": "2026-09", "source": "deals", "amount": 5.0}]
+    params = {"draws": 50, "tables": {"actuals": actuals, "at_risk_deals": []}}
+    sid = _insert(
+        store,
+        _v1_row({"rollup": rev.values, "deal_amount": np.array([7.0])}, header, params),
+    )
+    snap = store.load_snapshot(sid)
+    assert "rollup" not in snap.draws and set(snap.dims) == {"revenue", "deal_amount"}
+    xr.testing.assert_identical(snap.revenue.drop_attrs(), rev)
+    # the version-1 array's sources keep their labels: total is still the sum of the parts
+    got = snap.revenue
+    parts = got.sel(source="pipeline") + got.sel(source="new_business") + got.sel(source="repeat")
+    np.testing.assert_array_equal(got.sel(source="total"), parts)
+    assert snap.parameters["tables"]["actuals"] == [{"group": "all", **actuals[0]}]
+    assert snap.coords["deal_id"] == ["d1"] and snap.draws["deal_amount"].tolist() == [7.0]
+    # the migration itself: version 1 fields in, current fields out
+    fields = {"draws": {"rollup": rev.values}, "coords": {}, "dims": {}, "parameters": {}}
+    up = migrate(fields, 1)
+    assert list(up["draws"]) == ["revenue"]
+    assert up["dims"]["revenue"] == ["sample", "period", "source", "group"]
+    assert migrate(up, SNAPSHOT_VERSION) is up
+
+
+def test_a_snapshot_of_a_newer_format_is_refused(store: Store) -> None:
+    header = {"version": SNAPSHOT_VERSION + 1, "coords": {}, "dims": {}}
+    sid = _insert(store, _v1_row({"revenue": np.zeros((2, 1, 1, 1))}, header, {}))
+    with pytest.raises(CrmkitError, match=r"version 3, newer than version 2") as err:
+        store.load_snapshot(sid)
+    assert f"snapshot {sid}" in str(err.value)
+    with pytest.raises(CrmkitError, match="upgrade crmkit"):
+        migrate({"draws": {}, "coords": {}, "dims": {}, "parameters": {}}, 3)

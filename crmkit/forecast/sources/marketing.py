@@ -215,7 +215,7 @@ def plan_arrivals(
             for i, lab in enumerate(axis.labels)
         ],
         "diagnostics": {
-            k: d.get(k) for k in ("ok", "method", "max_rhat", "min_ess_bulk", "divergences")
+            k: d.get(k) for k in ("ok", "method", "r_hat_max", "ess_bulk_min", "divergences")
         },
     }
     return extra, summary

@@ -14,45 +14,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from crmkit.data.purchases import purchase_summary
+
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 
 
 def repeat_summary(orders: pd.DataFrame, as_of: object) -> pd.DataFrame:
     """Purchase summary (weeks) of orders without a deal, up to and including ``as_of``."""
-    t = pd.Timestamp(as_of).normalize()
     o = orders[orders["deal_id"].isna()] if "deal_id" in orders else orders
-    o = o[pd.to_datetime(o["ordered_at"]).dt.normalize() <= t]
-    if o.empty:
-        return pd.DataFrame(columns=["customer_id", "frequency", "recency", "T", "monetary_value"])
-    day = pd.to_datetime(o["ordered_at"]).dt.normalize()
-    daily = (
-        pd.DataFrame(
-            {
-                "customer_id": o["account_id"].to_numpy(),
-                "day": day.to_numpy(),
-                "amount": o["amount"].to_numpy(float),
-            }
-        )
-        .groupby(["customer_id", "day"], as_index=False)["amount"]
-        .sum()
-    )
-    g = daily.groupby("customer_id")
-    first = g["day"].min()
-    last = g["day"].max()
-    n = g.size()
-    total = g["amount"].sum()
-    first_amt = daily.sort_values("day").groupby("customer_id")["amount"].first()
-    freq = n - 1
-    mv = ((total - first_amt) / freq.where(freq > 0)).fillna(0.0)
-    return pd.DataFrame(
-        {
-            "customer_id": first.index.to_numpy(),
-            "frequency": freq.to_numpy(float),
-            "recency": ((last - first).dt.days / 7.0).to_numpy(),
-            "T": ((t - first).dt.days / 7.0).to_numpy(),
-            "monetary_value": mv.to_numpy(),
-        }
-    )
+    s = purchase_summary(o, as_of, time_unit="W", customer="account_id", date="ordered_at")
+    return s[["customer_id", "frequency", "recency", "T", "monetary_value"]]
 
 
 def repeat_draws(

@@ -1,6 +1,9 @@
 """A spend plan in the revenue forecast: extra new-business arrivals only, never twice.
 
-The marketing-mix model here has given (fake) posterior draws, so nothing is sampled.
+The marketing-mix model here has given (fake) posterior draws, so nothing is sampled
+(``tests/forecast/fake_mmm.py``); the store, frames and fitted models are
+``marketing_setup`` (``tests/forecast/conftest.py``). The plan-versus-baseline summary is in
+``tests/forecast/test_plans.py``.
 """
 
 from __future__ import annotations
@@ -8,73 +11,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from crmkit.errors import CrmkitError, ValidationError
-from crmkit.forecast.engine import fit_models, forecast_draws, load_frames, run_forecast
-from crmkit.forecast.plans import PlanForecast
+from crmkit.forecast.engine import forecast_draws, run_forecast
 from crmkit.forecast.sources.marketing import marketing_weeks, plan_arrivals
 from crmkit.models.mmm import plan_input, scenario
-from crmkit.models.mmm.model import MarketingMixModel, simulate_mmm
+from crmkit.models.mmm.model import MarketingMixModel
 from crmkit.store.history import month_index
-from tests.sim_deals import simulate
-
-AS_OF = "2024-04-30"
-LAST_WEEK = pd.Timestamp("2024-04-22")  # the last week complete on AS_OF (a Monday)
-
-
-def fake_mmm(n_weeks: int = 60, seed: int = 0) -> MarketingMixModel:
-    """A model on weekly new deals (about 7 a week) ending the week before AS_OF."""
-    start = LAST_WEEK - pd.Timedelta(weeks=n_weeks - 1)
-    df, _ = simulate_mmm(
-        n_weeks,
-        decay=[0.3, 0.5],
-        lam=[2.0, 2.0],
-        beta=[2.0, 1.0],
-        intercept=6.0,
-        trend_per_year=0.0,
-        season_amplitude=0.0,
-        noise=1.0,
-        start=str(start.date()),
-        seed=seed,
-    )
-    rng = np.random.default_rng(seed)
-    n = 50
-
-    def draws(mean: float, sd: float, *shape: int) -> np.ndarray:
-        return mean + sd * rng.standard_normal((1, n, *shape))
-
-    post = {
-        "intercept": draws(0.6, 0.01),
-        "trend": draws(0.0, 0.001),
-        "fourier": draws(0.0, 0.001, 2),
-        "decay": np.clip(draws(0.4, 0.05, 2), 0.01, 0.95),
-        "lam": np.abs(draws(2.0, 0.2, 2)),
-        "beta": np.abs(draws(0.2, 0.03, 2)),
-        "sigma": np.abs(draws(0.1, 0.01)),
-    }
-    return MarketingMixModel(["x1", "x2"], yearly_order=1).set_posterior(df, post)
-
-
-@pytest.fixture(scope="module")
-def setup():
-    from crmkit.store import Store
-
-    store = Store.open("sqlite://")
-    sim = simulate(n_months=30, arrivals=30, seed=2)
-    store.insert_many(
-        {
-            "accounts": sim["accounts"],
-            "stages": sim["stages"],
-            "deals": sim["deals"],
-            "deal_history": sim["deal_history"].drop(columns=["history_id"]),
-        },
-        changed_by="test",
-    )
-    frames = load_frames(store)
-    models = fit_models(frames, as_of=AS_OF)
-    models["marketing"] = fake_mmm()
-    yield store, frames, models
-    store.close()
+from tests.forecast.fake_mmm import AS_OF, LAST_WEEK, fake_mmm
 
 
 def baseline_long(mmm: MarketingMixModel, weeks: int = 14) -> pd.DataFrame:
@@ -85,13 +30,13 @@ def baseline_long(mmm: MarketingMixModel, weeks: int = 14) -> pd.DataFrame:
     )
 
 
-def test_baseline_plan_reproduces_the_forecast(setup):
-    store, _, models = setup
+def test_baseline_plan_reproduces_the_forecast(marketing_setup):
+    store, _, models = marketing_setup
     mmm = models["marketing"]
     kw = dict(as_of=AS_OF, horizon=3, draws=300, seed=1, save=False, include_repeat=False)
     plain = run_forecast(store, **kw)
     same = run_forecast(store, plan=baseline_long(mmm), mmm=mmm, **kw)
-    np.testing.assert_array_equal(same.draws["rollup"], plain.draws["rollup"])
+    xr.testing.assert_identical(same.revenue, plain.revenue)
     pd.testing.assert_frame_equal(same.quantiles, plain.quantiles)
     assert "marketing" not in plain.parameters
     extra = same.parameters["marketing"]["extra_deals"]
@@ -99,8 +44,8 @@ def test_baseline_plan_reproduces_the_forecast(setup):
     assert all(e["mean"] == 0.0 for e in extra)
 
 
-def test_more_spend_raises_new_business_by_the_implied_amount(setup):
-    _, frames, models = setup
+def test_more_spend_raises_new_business_by_the_implied_amount(marketing_setup):
+    _, frames, models = marketing_setup
     mmm = models["marketing"]
     kw = dict(as_of=AS_OF, horizon=3, draws=6000, seed=4, include_repeat=False)
     base = forecast_draws(models, frames, **kw)
@@ -118,47 +63,36 @@ def test_more_spend_raises_new_business_by_the_implied_amount(setup):
     cdf = nb.win_cdf(axis.first_month, axis.months, 100, 4)[:, :, -1]  # won within horizon
     amount = nb.templates_["amount"].astype(float).mean()
     implied = float((extra * cdf).sum(axis=1).mean() * amount)
-    gain = (more["rollup"][:, :, 1, 0] - base["rollup"][:, :, 1, 0]).sum(axis=1).mean()
+    new_more = more["revenue"].sel(source="new_business")
+    new_base = base["revenue"].sel(source="new_business")
+    gain = float((new_more - new_base).sel(group="all").sum("period").mean())
     assert gain == pytest.approx(implied, rel=0.15)
     # pipeline untouched; the total moves by the new-business change exactly
-    np.testing.assert_array_equal(more["rollup"][:, :, 0], base["rollup"][:, :, 0])
-    np.testing.assert_allclose(
-        more["rollup"][:, :, 3] - base["rollup"][:, :, 3],
-        more["rollup"][:, :, 1] - base["rollup"][:, :, 1],
+    xr.testing.assert_identical(
+        more["revenue"].sel(source="pipeline"), base["revenue"].sel(source="pipeline")
+    )
+    xr.testing.assert_allclose(
+        more["revenue"].sel(source="total", drop=True)
+        - base["revenue"].sel(source="total", drop=True),
+        (new_more - new_base).drop_vars("source"),
     )
     assert more["marketing"]["spend_plan"] > more["marketing"]["spend_baseline"]
 
 
-def test_less_spend_lowers_new_business(setup):
-    _, frames, models = setup
+def test_less_spend_lowers_new_business(marketing_setup):
+    _, frames, models = marketing_setup
     kw = dict(as_of=AS_OF, horizon=2, draws=2000, seed=4, include_repeat=False)
     base = forecast_draws(models, frames, **kw)
     off = pd.DataFrame(
         {"channel": "x1", "week_start": LAST_WEEK + pd.Timedelta(weeks=1) * np.arange(1, 10)}
     ).assign(spend=0.0)
     less = forecast_draws(models, frames, plan=off, **kw)
-    assert less["rollup"][:, :, 1, 0].mean() < base["rollup"][:, :, 1, 0].mean()
+    sel = {"source": "new_business", "group": "all"}
+    assert less["revenue"].sel(sel).mean() < base["revenue"].sel(sel).mean()
 
 
-def test_plan_forecast_equals_forecast_draws(setup):
-    _, frames, models = setup
-    kw = dict(as_of=AS_OF, horizon=2, draws=500, seed=2, include_repeat=False)
-    plan = scenario.baseline_plan(models["marketing"], 10)
-    plan["x2"] *= 2.0
-    pf = PlanForecast(models, frames, **kw)
-    direct = forecast_draws(models, frames, plan=plan, **kw)
-    np.testing.assert_array_equal(pf.run(plan)["rollup"], direct["rollup"])
-    table = pf.summary(plan)
-    assert list(table["period"]) == direct["axis"].labels
-    assert (table["difference_mean"] >= 0).all() and table["difference_mean"].sum() > 0
-    assert (table["plan_lo"] <= table["plan_p50"]).all()
-    assert (table["plan_p50"] <= table["plan_hi"]).all()
-    same = pf.summary(scenario.baseline_plan(models["marketing"], 10))
-    assert (same["difference_mean"] == 0).all()
-
-
-def test_bad_plan_rows_name_row_and_field(setup):
-    _, frames, models = setup
+def test_bad_plan_rows_name_row_and_field(marketing_setup):
+    _, frames, models = marketing_setup
     first = LAST_WEEK + pd.Timedelta(weeks=1)
     bad = pd.DataFrame(
         {
@@ -180,15 +114,15 @@ def test_bad_plan_rows_name_row_and_field(setup):
     assert found == {(1, "date"), (2, "x1")}
 
 
-def test_plan_needs_a_marketing_model(setup):
-    _, frames, models = setup
+def test_plan_needs_a_marketing_model(marketing_setup):
+    _, frames, models = marketing_setup
     plain = {k: v for k, v in models.items() if k != "marketing"}
     with pytest.raises(CrmkitError, match="marketing-mix model"):
         forecast_draws(plain, frames, as_of=AS_OF, horizon=1, draws=20, plan=pd.DataFrame())
 
 
-def test_plan_from_campaigns_and_csv(setup, tmp_path):
-    _, frames, models = setup
+def test_plan_from_campaigns_and_csv(marketing_setup, tmp_path):
+    _, frames, models = marketing_setup
     mmm = models["marketing"]
     first = LAST_WEEK + pd.Timedelta(weeks=1)
     campaigns = pd.DataFrame(
