@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crmkit.data.io import LINE, FileFormatError
+from crmkit.data.purchases import purchase_summary
 from crmkit.errors import CrmkitError
 
 #: Calibration period of the published CDNOW analyses: 1997-01-01 .. 1997-09-30 (39 weeks).
@@ -75,13 +77,67 @@ def load_cdnow_summary(path: str | Path | None = None) -> pd.DataFrame:
     )
 
 
+#: File of each CDNOW transaction set in the CDNOW folder.
+CDNOW_FILES = {"sample": "CDNOW_sample.txt", "master": "CDNOW_master.txt"}
+#: Columns of the two layouts of the CDNOW transaction files, by number of fields.
+CDNOW_COLUMNS = {
+    4: ["customer_id", "date", "number_of_cds", "dollar_value"],
+    5: ["customer_id", "sample_id", "date", "number_of_cds", "dollar_value"],
+}
+
+
+def read_cdnow_file(path: str | Path) -> pd.DataFrame:
+    """Read a CDNOW transaction file as published, every field as text.
+
+    The one reader of the CDNOW transaction files: :func:`load_cdnow_transactions`
+    types its fields, :func:`crmkit.data.mappings.cdnow_frames` maps them to crmkit's
+    entities for a validated import.
+
+    Parameters
+    ----------
+    path
+        ``CDNOW_master.txt`` (a header, then customer_id, date, number_of_cds,
+        dollar_value) or ``CDNOW_sample.txt`` (no header; master id, sample id, date,
+        number_of_cds, dollar_value); the layout is told by the fields, not the name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns ``customer_id`` (the master id), [``sample_id``,] ``date``
+        (``YYYYMMDD``), ``number_of_cds``, ``dollar_value``, indexed by the file's line
+        numbers (1-based, index name ``line``).
+
+    Raises
+    ------
+    crmkit.data.io.FileFormatError
+        When the file is missing, empty or has neither layout.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p.resolve()}: no such file (CDNOW is not shipped with crmkit)")
+    first = p.read_text(encoding="ascii", errors="replace").lstrip().split("\n", 1)[0].split()
+    header = bool(first) and not first[0].isdigit()
+    raw = pd.read_csv(p, sep=r"\s+", header=None, skiprows=1 if header else 0, dtype=str)
+    if raw.empty:
+        raise FileFormatError(f"{p}: has no data rows")
+    if raw.shape[1] not in CDNOW_COLUMNS:
+        raise FileFormatError(
+            f"{p}: expected 4 (master) or 5 (sample) whitespace-separated columns, "
+            f"found {raw.shape[1]}"
+        )
+    raw.columns = CDNOW_COLUMNS[raw.shape[1]]
+    raw.index = pd.RangeIndex(2 if header else 1, len(raw) + (2 if header else 1), name=LINE)
+    return raw
+
+
 def load_cdnow_transactions(which: str = "sample", path: str | Path | None = None) -> pd.DataFrame:
     """CDNOW transactions, one row per order line as published.
 
     Parameters
     ----------
     which
-        ``"sample"`` (2,357 customers) or ``"master"`` (23,570 customers).
+        ``"sample"`` (2,357 customers, numbered by their sample id) or ``"master"``
+        (23,570 customers).
     path
         Folder of the CDNOW files.
 
@@ -90,22 +146,16 @@ def load_cdnow_transactions(which: str = "sample", path: str | Path | None = Non
     pandas.DataFrame
         ``customer_id`` (int), ``date`` (datetime64), ``n_cds`` (int), ``amount`` (float).
     """
-    folder = cdnow_dir(path)
-    if which == "sample":
-        names = ["customer_id", "sample_id", "date", "n_cds", "amount"]
-        raw = pd.read_csv(folder / "CDNOW_sample.txt", sep=r"\s+", header=None, names=names)
-        raw = raw.drop(columns="customer_id").rename(columns={"sample_id": "customer_id"})
-    elif which == "master":
-        names = ["customer_id", "date", "n_cds", "amount"]
-        raw = pd.read_csv(folder / "CDNOW_master.txt", sep=r"\s+", header=0, names=names)
-    else:
+    if which not in CDNOW_FILES:
         raise CrmkitError(f"which must be 'sample' or 'master', not {which!r}")
+    raw = read_cdnow_file(cdnow_dir(path) / CDNOW_FILES[which])
+    ids = raw["sample_id"] if which == "sample" else raw["customer_id"]
     return pd.DataFrame(
         {
-            "customer_id": raw["customer_id"].astype("int64"),
-            "date": pd.to_datetime(raw["date"].astype(str), format="%Y%m%d"),
-            "n_cds": raw["n_cds"].astype("int64"),
-            "amount": raw["amount"].astype(float),
+            "customer_id": ids.astype("int64").to_numpy(),
+            "date": pd.to_datetime(raw["date"], format="%Y%m%d").to_numpy(),
+            "n_cds": raw["number_of_cds"].astype("int64").to_numpy(),
+            "amount": raw["dollar_value"].astype(float).to_numpy(),
         }
     )
 
@@ -138,6 +188,8 @@ def summary_from_transactions(
 ) -> pd.DataFrame:
     """Purchase summary at a cut-off (same-day purchases merged), optionally with a holdout.
 
+    The calibration part is :func:`crmkit.data.purchases.purchase_summary`.
+
     Parameters
     ----------
     transactions
@@ -159,37 +211,15 @@ def summary_from_transactions(
         ``customer_id``, ``first_purchase``, ``frequency``, ``recency``, ``T``,
         ``monetary_value`` (mean repeat spend, 0 without repeats) [, holdout columns].
     """
-    from crmkit.models.clv.predictions import DAYS_PER_UNIT
-
-    unit = DAYS_PER_UNIT[time_unit]
     cal_end = pd.Timestamp(calibration_end)
-    days = merge_same_day(transactions)
-    cal = days[days["date"] <= cal_end]
-    first = cal.groupby("customer_id")["date"].min()
-    if first_purchase_by is not None:
-        first = first[first <= pd.Timestamp(first_purchase_by)]
-    cal = cal[cal["customer_id"].isin(first.index)]
-    g = cal.groupby("customer_id")
-    n_days = g["date"].size()
-    last = g["date"].max()
-    total = g["amount"].sum()
-    first_amount = cal.merge(first.rename("first"), left_on="customer_id", right_index=True)
-    first_amount = first_amount[first_amount["date"] == first_amount["first"]]
-    first_amount = first_amount.set_index("customer_id")["amount"]
-    freq = n_days - 1
-    out = pd.DataFrame(
-        {
-            "customer_id": first.index.to_numpy(),
-            "first_purchase": first.to_numpy(),
-            "frequency": freq.reindex(first.index).to_numpy().astype("int64"),
-            "recency": ((last - first).dt.days / unit).reindex(first.index).to_numpy(),
-            "T": ((cal_end - first).dt.days / unit).to_numpy(),
-        }
+    summary = purchase_summary(
+        transactions, cal_end, time_unit=time_unit, first_purchase_by=first_purchase_by
     )
-    rep = (total - first_amount).reindex(first.index).to_numpy()
-    f = out["frequency"].to_numpy()
-    out["monetary_value"] = np.where(f > 0, rep / np.maximum(f, 1), 0.0)
+    out = summary[
+        ["customer_id", "first_purchase", "frequency", "recency", "T", "monetary_value"]
+    ].copy()
     if observation_end is not None:
+        days = merge_same_day(transactions)
         hold = days[(days["date"] > cal_end) & (days["date"] <= pd.Timestamp(observation_end))]
         hg = hold.groupby("customer_id")
         out["frequency_holdout"] = (

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from crmkit.data.io import LINE, FileFormatError, ImportResult, PathLike, import_frames, read_table
+from crmkit.data.cdnow import read_cdnow_file
+from crmkit.data.io import FileFormatError, ImportResult, PathLike, import_frames, read_table
 
 #: Default folder of the shared datasets (beside the project checkout).
 DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
@@ -246,23 +247,7 @@ def cdnow_frames(path: PathLike | None = None) -> tuple[dict[str, pd.DataFrame],
     p = Path(path) if path is not None else _folder(None, "cdnow") / "CDNOW_sample.txt"
     if p.is_dir():
         p = p / "CDNOW_sample.txt"
-    if not p.is_file():
-        raise FileFormatError(f"{p.resolve()}: no such file (CDNOW is not shipped with crmkit)")
-    first = p.read_text(encoding="ascii", errors="replace").lstrip().split("\n", 1)[0].split()
-    header = bool(first) and not first[0].isdigit()
-    raw = pd.read_csv(p, sep=r"\s+", header=None, skiprows=1 if header else 0, dtype=str)
-    if raw.empty:
-        raise FileFormatError(f"{p}: has no data rows")
-    if raw.shape[1] == 5:
-        raw.columns = ["customer_id", "sample_id", "date", "number_of_cds", "dollar_value"]
-    elif raw.shape[1] == 4:
-        raw.columns = ["customer_id", "date", "number_of_cds", "dollar_value"]
-    else:
-        raise FileFormatError(
-            f"{p}: expected 4 (master) or 5 (sample) whitespace-separated columns, "
-            f"found {raw.shape[1]}"
-        )
-    raw.index = pd.RangeIndex(2 if header else 1, len(raw) + (2 if header else 1), name=LINE)
+    raw = read_cdnow_file(p)
     d = raw["date"]
     iso = d.str[:4] + "-" + d.str[4:6] + "-" + d.str[6:8]
     seq = raw.groupby("customer_id").cumcount() + 1

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from crmkit.forecast.axes import SOURCE_NAMES
+from crmkit.plots.format import format_amount
 
 #: Colour of each revenue source.
 SOURCE_COLORS = {
@@ -61,18 +62,6 @@ class Band:
 BANDS = (Band("p10", "p90", 0.18, "P10–P90"), Band("p25", "p75", 0.32, "P25–P75"))
 #: The quantile columns of a forecast row.
 QUANTILES = ("p10", "p25", "p50", "p75", "p90")
-
-
-def short_amount(x: float, _pos: object = None) -> str:
-    """Format an amount briefly for an axis: 950, 12k, 4.5M."""
-    a = abs(x)
-    if a >= 1e9:
-        return f"{x / 1e9:.1f}B"
-    if a >= 1e6:
-        return f"{x / 1e6:.1f}M"
-    if a >= 1e3:
-        return f"{x / 1e3:.0f}k"
-    return f"{x:.0f}"
 
 
 def share_label(p: float, _pos: object = None) -> str:
@@ -245,7 +234,7 @@ class BarChart:
 
     def tick_label(self, v: float, _pos: object = None) -> str:
         """Axis and tooltip text of a value."""
-        return share_label(v) if self.share else short_amount(v)
+        return share_label(v) if self.share else format_amount(v, compact=True)
 
 
 def stage_rates_data(stages: pd.DataFrame) -> BarChart:

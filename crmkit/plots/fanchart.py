@@ -10,14 +10,14 @@ Matplotlib is imported only when a figure is drawn.
 
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from crmkit.plots import chart_data as cd
-from crmkit.plots.chart_data import SOURCE_COLORS, short_amount
+from crmkit.plots.chart_data import SOURCE_COLORS
+from crmkit.plots.format import amount_formatter
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -26,37 +26,13 @@ if TYPE_CHECKING:
 __all__ = [
     "SOURCE_COLORS",
     "fan_chart",
-    "figure_png",
     "segment_figure",
-    "short_amount",
     "stage_rates_figure",
 ]
 
 
-def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
-    """Render a figure to PNG bytes.
-
-    Parameters
-    ----------
-    fig
-        The figure.
-    dpi
-        Resolution in dots per inch.
-
-    Returns
-    -------
-    bytes
-
-    """
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
 def _fan(ax: Axes, panel: cd.FanPanel, *, main: bool) -> None:
     """Draw one source's bands, median, actuals, won so far and target on an axis."""
-    from matplotlib.ticker import FuncFormatter
-
     x = {p: i for i, p in enumerate(panel.periods)}
     if panel.actual_periods:
         ax.plot(
@@ -91,7 +67,7 @@ def _fan(ax: Axes, panel: cd.FanPanel, *, main: bool) -> None:
                         ha="center", fontsize=8, color=cd.TARGET_COLOR,
                     )  # fmt: skip
     ax.set_title(panel.title, fontsize=12 if main else 10)
-    ax.yaxis.set_major_formatter(FuncFormatter(short_amount))
+    ax.yaxis.set_major_formatter(amount_formatter())
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
 

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
-from crmkit.plots.segments import FIGSIZE, _compact
+from crmkit.plots.format import amount_formatter
+from crmkit.plots.segments import FIGSIZE
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -31,8 +31,7 @@ def _colors(names) -> dict[str, str]:
 
 def _money(ax, axis: str = "y") -> None:
     """Compact number labels (12k, 1.2M) on an axis."""
-    fmt = FuncFormatter(lambda v, _: _compact(v))
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(amount_formatter())
 
 
 def _axes(figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:

@@ -4,46 +4,25 @@ Every function returns a new Figure without touching pyplot's global state, so t
 figures work under any backend (Agg in reports and tests, inline in JupyterLab, Voilà).
 Importing this module inside an IPython kernel registers a PNG display for Figures,
 so a Figure returned as a cell's value, or passed to ``display()`` inside an ipywidgets
-``Output``, renders even when pyplot was never imported. :func:`to_png` gives the bytes
-for HTML reports.
+``Output``, renders even when pyplot was never imported.
+:func:`crmkit.plots.format.figure_png` gives the bytes for HTML reports.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import PercentFormatter
 
+from crmkit.plots.format import amount_formatter, figure_png, format_amount
 from crmkit.segments.rfm import SEGMENT_RULES
 
 #: Default figure size in inches (fits a notebook or a Voilà page).
 FIGSIZE = (9.0, 4.8)
-
-
-def to_png(fig: Figure, *, dpi: int = 100) -> bytes:
-    """Render a figure to PNG bytes.
-
-    Parameters
-    ----------
-    fig
-        The figure.
-    dpi
-        Resolution.
-
-    Returns
-    -------
-    bytes
-        The PNG image.
-
-    """
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()
 
 
 def _register_display() -> None:
@@ -57,7 +36,7 @@ def _register_display() -> None:
         return
     png = ip.display_formatter.formatters["image/png"]
     if not _has_type(png, Figure):
-        png.for_type(Figure, to_png)
+        png.for_type(Figure, figure_png)
 
 
 def _has_type(formatter: object, typ: type) -> bool:
@@ -67,20 +46,6 @@ def _has_type(formatter: object, typ: type) -> bool:
     except KeyError:
         return False
     return True
-
-
-def _compact(x: float) -> str:
-    """Format a number briefly: 950, 12.3k, 4.5M."""
-    a = abs(x)
-    if a >= 1e9:
-        return f"{x / 1e9:.1f}B"
-    if a >= 1e6:
-        return f"{x / 1e6:.1f}M"
-    if a >= 1e4:
-        return f"{x / 1e3:.0f}k"
-    if a >= 1e3:
-        return f"{x / 1e3:.1f}k"
-    return f"{x:.0f}"
 
 
 def cohort_heatmap(
@@ -135,7 +100,7 @@ def cohort_heatmap(
     if rate and value == "revenue":
         what = "revenue relative to the first period"
     ax.set_title(title or f"Cohorts: {what}")
-    fmt = PercentFormatter(1.0, decimals=0) if rate else FuncFormatter(lambda x, _: _compact(x))
+    fmt = PercentFormatter(1.0, decimals=0) if rate else amount_formatter()
     fig.colorbar(image, ax=ax, format=fmt, shrink=0.8)
     if annotate is None:
         annotate = n_rows <= 24 and n_cols <= 24
@@ -144,7 +109,7 @@ def cohort_heatmap(
         for (i, j), v in np.ndenumerate(values):
             if np.isnan(v):
                 continue
-            text = f"{v:.0%}" if rate else _compact(v)
+            text = f"{v:.0%}" if rate else format_amount(v, compact=True)
             dark = (vmax or hi) and v > 0.6 * (vmax or hi)
             ax.text(
                 j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black"
@@ -198,7 +163,9 @@ def segment_bars(summary: pd.DataFrame, *, title: str | None = None) -> Figure:
     ax_size.set_title("Size")
     share = summary["customer_share"].to_numpy(dtype=np.float64)
     for yi, c, s in zip(y, customers, share, strict=True):
-        ax_size.annotate(f" {_compact(c)} ({s:.0%})", (c, yi), va="center", fontsize=8)
+        ax_size.annotate(
+            f" {format_amount(c, compact=True)} ({s:.0%})", (c, yi), va="center", fontsize=8
+        )
     rev = summary["revenue_share"].fillna(0.0).to_numpy(dtype=np.float64)
     ax_rev.barh(y, rev, color=colors)
     ax_rev.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
@@ -254,7 +221,7 @@ def segment_trend_chart(
             label=str(name),
             color=color,
         )
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _compact(v)))
+    ax.yaxis.set_major_formatter(amount_formatter())
     ax.set_ylabel(ylabel)
     ax.set_xlabel("period")
     ax.grid(alpha=0.3)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from crmkit.plots import chart_data as cd
+from crmkit.plots.format import format_amount
 
 _FONT = 'font-family="DejaVu Sans, Arial, sans-serif"'
 
@@ -86,7 +87,7 @@ def _fan_panel(
             f'<line x1="{px0:.1f}" x2="{px0 + pw:.1f}" y1="{ty:.1f}" y2="{ty:.1f}" '
             'stroke="#e3e3e3"/>'
             f'<text x="{px0 - 4:.1f}" y="{ty + 3:.1f}" text-anchor="end" font-size="{fs}">'
-            f"{cd.short_amount(t)}</text>"
+            f"{format_amount(t, compact=True)}</text>"
         )
     show_every = max(1, int(np.ceil(len(periods) / (14 if main else 6))))
     for i, p in enumerate(periods):
@@ -113,7 +114,8 @@ def _fan_panel(
         for p, a in zip(panel.actual_periods, panel.actual, strict=True):
             out.append(
                 f'<circle cx="{xi[p]:.1f}" cy="{float(y(a)):.1f}" r="2.2" '
-                f'fill="{cd.ACTUAL_COLOR}"><title>{_esc(p)}: {_esc(label)} {a:,.0f}</title>'
+                f'fill="{cd.ACTUAL_COLOR}"><title>{_esc(p)}: {_esc(label)} '
+                f"{format_amount(a)}</title>"
                 "</circle>"
             )
     out.append("</g>")
@@ -139,7 +141,8 @@ def _forecast_marks(panel: cd.FanPanel, xi: dict[str, float], y, step: float) ->
     for p, p10, p50, p90 in zip(panel.forecast_periods, q["p10"], q["p50"], q["p90"], strict=True):
         out.append(
             f'<circle cx="{xi[p]:.1f}" cy="{float(y(p50)):.1f}" r="2.5" fill="{color}">'
-            f"<title>{_esc(p)}: P50 {p50:,.0f} (P10 {p10:,.0f} – P90 {p90:,.0f})"
+            f"<title>{_esc(p)}: P50 {format_amount(p50)} "
+            f"(P10 {format_amount(p10)} – P90 {format_amount(p90)})"
             "</title></circle>"
         )
     for p, c, won in zip(panel.forecast_periods, panel.closed, panel.won, strict=True):
@@ -148,7 +151,8 @@ def _forecast_marks(panel: cd.FanPanel, xi: dict[str, float], y, step: float) ->
             out.append(
                 f'<line class="crmkit-fan-won" x1="{xi[p] - 8:.1f}" x2="{xi[p] + 8:.1f}" '
                 f'y1="{cy:.1f}" y2="{cy:.1f}" stroke="{cd.ACTUAL_COLOR}" stroke-width="2" '
-                f'data-value="{c:.2f}"><title>{_esc(p)}: {cd.WON_LABEL} {c:,.0f}</title></line>'
+                f'data-value="{c:.2f}"><title>{_esc(p)}: {cd.WON_LABEL} '
+                f"{format_amount(c)}</title></line>"
             )
     targets = zip(
         panel.target_periods, panel.target, panel.p_target, panel.target_labels, strict=True
@@ -160,7 +164,7 @@ def _forecast_marks(panel: cd.FanPanel, xi: dict[str, float], y, step: float) ->
             f'x2="{xi[p] + step * 0.4:.1f}" y1="{ty:.1f}" y2="{ty:.1f}" '
             f'stroke="{cd.TARGET_COLOR}" stroke-width="1.5" stroke-dasharray="5 3" '
             f'data-value="{tv:.2f}" data-p="{pt:.4f}"><title>{_esc(p)}: target '
-            f"{tv:,.0f}, P(reach) {label}</title></line>"
+            f"{format_amount(tv)}, P(reach) {label}</title></line>"
             f'<text x="{xi[p]:.1f}" y="{ty - 4:.1f}" text-anchor="middle" font-size="10" '
             f'fill="{cd.TARGET_COLOR}">{label}</text>'
         )

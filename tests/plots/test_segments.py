@@ -86,11 +86,6 @@ def test_rfm_grid_labels_every_cell_with_its_segment() -> None:
     assert counts == 200
 
 
-def test_to_png() -> None:
-    png = plots.to_png(plots.cohort_heatmap(cohort_table(hand_orders())))
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
-
-
 def test_figures_display_as_png_in_ipython_without_pyplot() -> None:
     code = (
         "import sys\n"

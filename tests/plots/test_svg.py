@@ -14,12 +14,7 @@ from crmkit.apps import dashboard as db
 from crmkit.plots import svg as fanchart_svg
 from tests.snapshot_factory import make_fake_snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def fan():
-    return db.fan_data(make_fake_snapshot())
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _svg(text: str) -> ET.Element:

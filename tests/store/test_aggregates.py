@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crmkit.data.cdnow import load_cdnow_summary, load_cdnow_transactions
 from crmkit.store import Store
 from tests.conftest import shared_dataset
 from tests.factories import small_company
@@ -89,34 +90,29 @@ def test_purchase_summary_cutoff_and_start(store: Store) -> None:
 
 
 def test_purchase_summary_of_cdnow_sample_equals_published_summary(mem_store: Store) -> None:
-    path = shared_dataset("cdnow", "CDNOW_sample.txt")
-    raw = pd.read_csv(
-        path,
-        sep=r"\s+",
-        header=None,
-        names=["cid", "sid", "date", "cds", "value"],
-        dtype={"date": str},
-    )
-    ids = raw["sid"].astype(str).unique()
+    tx = load_cdnow_transactions("sample", shared_dataset("cdnow"))
+    ids = tx["customer_id"].astype(str)
+    day0 = pd.Timestamp("1997-01-01")
     mem_store.insert_many(
         {
             "accounts": pd.DataFrame(
-                {"account_id": ids, "name": ids, "created_at": pd.Timestamp("1997-01-01")}
+                {"account_id": ids.unique(), "name": ids.unique(), "created_at": day0}
             ),
             "orders": pd.DataFrame(
                 {
-                    "order_id": [f"o{i}" for i in range(len(raw))],
-                    "account_id": raw["sid"].astype(str),
-                    "ordered_at": pd.to_datetime(raw["date"], format="%Y%m%d"),
-                    "amount": raw["value"].astype(float),
+                    "order_id": [f"o{i}" for i in range(len(tx))],
+                    "account_id": ids,
+                    "ordered_at": tx["date"],
+                    "amount": tx["amount"],
                 }
             ),
         }
     )
     got = mem_store.purchase_summary("1997-09-30", time_unit="W")
-    published = pd.read_csv(shared_dataset("cdnow", "cdnow_customers_summary.csv"))
+    published = load_cdnow_summary(shared_dataset("cdnow"))
     # The published summary's ID is the sample id (1..2357).
     got = got.assign(cid=got["customer_id"].astype(int)).sort_values("cid").reset_index(drop=True)
+    assert (got["cid"].to_numpy() == published["customer_id"].to_numpy()).all()
     assert len(got) == len(published) == 2357
     assert (got["frequency"].to_numpy() == published["frequency"].to_numpy()).all()
     np.testing.assert_allclose(got["recency"], published["recency"], atol=0.006)

@@ -549,10 +549,3 @@ def test_true_win_probability_is_calibrated_for_a_past_pipeline(frames, truth):
     assert abs(won.sum() - p.sum()) < Z * np.sqrt((p * (1 - p)).sum())
     stage = then["stage"].to_numpy()
     assert p[stage == "Negotiation"].mean() > p[stage == "Qualification"].mean()
-
-
-def test_adstock_and_saturation_building_blocks():
-    from crmkit.data.demo.marketing import geometric_adstock, hill_saturation
-
-    assert np.allclose(geometric_adstock([100.0, 0.0, 0.0, 10.0], 0.5), [100, 50, 25, 22.5])
-    assert np.allclose(hill_saturation([0.0, 2.0, 6.0], half=2.0, shape=2.0), [0, 0.5, 0.9])
