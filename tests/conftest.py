@@ -1,16 +1,23 @@
-"""Shared fixtures: stores on SQLite and on the PostgreSQL server CI starts, and the shared data."""
+"""Shared fixtures: stores on SQLite and PostgreSQL (CI starts it), shared data, a fake snapshot.
+
+Two databases are built once per session and read-only: the seeded demo company
+(:func:`demo_db_file`) and the simulated deals (:func:`sim_deals_db_file`). Tests that write
+open a copy (:func:`copy_db`, :func:`sim_deals_store`).
+"""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from crmkit.store import Store
+from crmkit.store import Snapshot, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT / ".." / "shared").resolve()
@@ -72,5 +79,93 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def mem_store() -> Iterator[Store]:
     """An empty in-memory SQLite store."""
     s = Store.open("sqlite://")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def company(tmp_path: Path) -> Iterator[Store]:
+    """A SQLite file store holding the small test company (see :mod:`tests.factories`)."""
+    from tests.factories import small_company
+
+    s = Store.open(tmp_path / "crm.db")
+    s.insert_many(small_company())
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def snap() -> Snapshot:
+    """A fake forecast snapshot of known draws (see :mod:`tests.snapshot_factory`)."""
+    from tests.snapshot_factory import make_fake_snapshot
+
+    return make_fake_snapshot()
+
+
+def _sqlite_copy(src: Path, dst: Path) -> Path:
+    """Copy a SQLite database file (WAL included) with SQLite's backup API; ``dst``."""
+    source, target = sqlite3.connect(src), sqlite3.connect(dst)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return dst
+
+
+@pytest.fixture(scope="session")
+def copy_db() -> Callable[[Path, Path], Path]:
+    """Copy a session database into a directory: ``copy_db(src, directory) -> path``."""
+    return lambda src, directory: _sqlite_copy(src, Path(directory) / Path(src).name)
+
+
+#: The demo company the segment, widget and notebook tests share.
+DEMO_SIZES = {"n_customers": 150, "n_deals": 200, "seed": 3}
+
+
+@pytest.fixture(scope="session")
+def demo_db_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeded demo company (:data:`DEMO_SIZES`) in a SQLite file, built once; read-only."""
+    from crmkit.data.demo.company import build_demo
+
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    with Store.open(path) as store:
+        build_demo(store, **DEMO_SIZES)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sim_deals() -> dict[str, pd.DataFrame]:
+    """Thirty months of simulated deals, 30 arrivals a month (:mod:`tests.sim_deals`)."""
+    from tests.sim_deals import simulate
+
+    return simulate(n_months=30, arrivals=30, seed=2)
+
+
+@pytest.fixture(scope="session")
+def sim_deals_db_file(
+    tmp_path_factory: pytest.TempPathFactory, sim_deals: dict[str, pd.DataFrame]
+) -> Path:
+    """:func:`sim_deals` loaded into a SQLite file, built once; read-only."""
+    path = tmp_path_factory.mktemp("sim_deals") / "deals.db"
+    with Store.open(path) as store:
+        store.insert_many(
+            {
+                "accounts": sim_deals["accounts"],
+                "stages": sim_deals["stages"],
+                "deals": sim_deals["deals"],
+                "deal_history": sim_deals["deal_history"].drop(columns=["history_id"]),
+            },
+            changed_by="test",
+        )
+    return path
+
+
+@pytest.fixture
+def sim_deals_store(
+    sim_deals_db_file: Path, copy_db: Callable[[Path, Path], Path], tmp_path: Path
+) -> Iterator[Store]:
+    """A writable copy of :func:`sim_deals_db_file`, for one test."""
+    s = Store.open(copy_db(sim_deals_db_file, tmp_path))
     yield s
     s.close()

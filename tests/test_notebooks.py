@@ -9,7 +9,6 @@ import pytest
 
 from tests.notebook_runner import (
     WIDGET,
-    demo_database,
     mimes,
     outputs_of,
     parameters_source,
@@ -19,10 +18,10 @@ from tests.notebook_runner import (
 pytestmark = pytest.mark.notebook
 
 
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("nb") / "demo.db"
-    return demo_database(path, n_customers=150, n_deals=200, seed=3)
+@pytest.fixture
+def demo_db(demo_db_file, copy_db, tmp_path) -> Path:
+    """A copy of the session's demo company (``tests/conftest.py``) for one notebook."""
+    return copy_db(demo_db_file, tmp_path)
 
 
 def run(name: str, db: Path, tmp_path: Path) -> nbformat.NotebookNode:

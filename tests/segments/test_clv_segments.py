@@ -6,7 +6,6 @@ import pytest
 import xarray as xr
 
 from crmkit.data.cdnow import simulate_bgnbd_gammagamma
-from crmkit.data.demo import company as datasets
 from crmkit.errors import CrmkitError
 from crmkit.segments import clv_segments as cs
 from crmkit.segments.summary import NO_SEGMENT
@@ -88,9 +87,9 @@ def test_customer_value_refuses_too_few_customers():
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    store = Store.open(tmp_path_factory.mktemp("clv") / "demo.db")
-    datasets.build_demo(store, n_customers=150, n_deals=200, seed=3)
+def demo_store(demo_db_file, copy_db, tmp_path_factory):
+    """A copy of the session's demo company (``tests/conftest.py``): the test edits an order."""
+    store = Store.open(copy_db(demo_db_file, tmp_path_factory.mktemp("clv")))
     yield store
     store.close()
 

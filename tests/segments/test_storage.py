@@ -27,12 +27,6 @@ RETAIL_BIG = {
 }
 
 
-@pytest.fixture
-def company(mem_store: Store) -> Store:
-    mem_store.insert_many(small_company())
-    return mem_store
-
-
 def test_save_load_list_round_trip(store: Store) -> None:
     saved = save_segment(store, "retail-big", RETAIL_BIG, "Retail with revenue >= 100")
     assert isinstance(saved, RuleSegment)

@@ -132,12 +132,11 @@ def test_small_company_has_no_clv_and_says_why(explorer):
 
 
 @pytest.fixture(scope="module")
-def demo_explorer(tmp_path_factory):
-    from crmkit.data.demo import company as datasets
+def demo_explorer(demo_db_file, copy_db, tmp_path_factory):
+    """The explorer on a copy of the session's demo company: the tests move customers."""
     from crmkit.store import Store
 
-    store = Store.open(tmp_path_factory.mktemp("explorer") / "demo.db")
-    datasets.build_demo(store, n_customers=150, n_deals=200, seed=3)
+    store = Store.open(copy_db(demo_db_file, tmp_path_factory.mktemp("explorer")))
     ex = SegmentExplorer(store, plots_enabled=False, clv_options={"n_draws": 40})
     yield ex
     store.close()
