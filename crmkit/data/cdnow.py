@@ -16,6 +16,10 @@ import pandas as pd
 from crmkit.data.io import LINE, FileFormatError
 from crmkit.data.purchases import purchase_summary
 from crmkit.errors import CrmkitError
+from crmkit.store.engine import project_root
+
+#: The reference datasets beside the project (``../shared/datasets``; not shipped).
+DATASETS_DIR = project_root().parent / "shared" / "datasets"
 
 #: Calibration period of the published CDNOW analyses: 1997-01-01 .. 1997-09-30 (39 weeks).
 CALIBRATION_END = pd.Timestamp("1997-09-30")
@@ -44,8 +48,7 @@ def cdnow_dir(path: str | Path | None = None) -> Path:
     """
     if path is None:
         env = os.environ.get("CRMKIT_CDNOW_DIR")
-        root = Path(__file__).resolve().parents[1]
-        path = env or (root / ".." / "shared" / "datasets" / "cdnow")
+        path = env or (DATASETS_DIR / "cdnow")
     p = Path(path).resolve()
     if not p.is_dir():
         raise CrmkitError(f"CDNOW data not found at {p}; pass path= or set CRMKIT_CDNOW_DIR")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from crmkit.data.cdnow import read_cdnow_file
+from crmkit.data.cdnow import DATASETS_DIR, read_cdnow_file
 from crmkit.data.io import FileFormatError, ImportResult, PathLike, import_frames, read_table
 
 #: Default folder of the shared datasets (beside the project checkout).
-DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+DATASETS = DATASETS_DIR
 
 #: The Maven pipeline: stage, order and the configured win probability of an open deal there.
 #: Won and lost deals keep the last open stage they reached (Engaging) with status won/lost.

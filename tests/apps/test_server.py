@@ -29,7 +29,7 @@ from crmkit.store import Store
 from crmkit.store.engine import resolve_url
 from tests.snapshot_factory import make_fake_snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,3 +88,14 @@ def test_mle_on_simulated_data_recovers_the_truth_within_4_standard_errors(days_
             se = float(np.log(draws[k]).std())
             z = (np.log(m.params_[k]) - np.log(TRUTH[k])) / se
             assert abs(z) < 4, f"{k}: MLE {m.params_[k]:.4g}, truth {TRUTH[k]}, z {z:.1f}"
+
+
+def test_default_folders_are_the_shared_datasets_beside_the_project(monkeypatch):
+    from crmkit.data import cdnow, mappings
+
+    root = Path(__file__).resolve().parents[2]
+    shared = (root.parent / "shared" / "datasets").resolve()
+    monkeypatch.delenv("CRMKIT_CDNOW_DIR", raising=False)
+    assert cdnow.DATASETS_DIR.resolve() == shared
+    assert mappings.DATASETS.resolve() == shared
+    assert cdnow.cdnow_dir() == shared / "cdnow"

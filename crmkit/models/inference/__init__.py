@@ -17,7 +17,8 @@ API
     seed, progressbar, sampler=None, kernel=None, start=None, low_rank_mass_matrix=None)``:
     nutpie with a numba kernel (``"nutpie-numba"``), nutpie compiling the PyMC graph
     (``"nutpie"``), nutpie calling PyMC's C logp (``"nutpie-pyfunc"``) or ``pm.sample``
-    (``"pymc"``); diagnostics add ``sampler``, ``n_chains`` and ``n_draws``.
+    (``"pymc"``); diagnostics add ``sampler``, ``n_chains``, ``n_draws`` and
+    ``compile_seconds``.
     ``nutpie_numba``, ``nutpie_pyfunc`` and ``natural_params_fn`` are its building blocks.
 :mod:`crmkit.models.inference.approx`
     ``fit_map(model, names, *, n_draws, seed, start=None, optimizer="L-BFGS-B",

@@ -270,6 +270,7 @@ def sample_nuts(
         raise CrmkitError("sample_nuts needs a PyMC model unless a numba kernel is used")
     if use_kernel or (sampler != "pymc" and nutpie is not None):
         low_rank = use_kernel if low_rank_mass_matrix is None else low_rank_mass_matrix
+        compile_started = time.perf_counter()
         if use_kernel:
             x0 = np.ones(len(names)) if start is None else start
             compiled = nutpie_numba(kernel, names, x0)
@@ -277,6 +278,7 @@ def sample_nuts(
             compiled = nutpie_pyfunc(model, names, seed)
         else:
             compiled = nutpie.compile_pymc_model(model)
+        compile_seconds: float | None = round(time.perf_counter() - compile_started, 2)
         idata = nutpie.sample(
             compiled,
             draws=draws,
@@ -305,7 +307,9 @@ def sample_nuts(
                 **accept,
             )
         used = "pymc"
+        compile_seconds = None  # pm.sample compiles inside its own call
     keep = az.InferenceData(posterior=idata.posterior[list(names)], sample_stats=idata.sample_stats)
     diag = mcmc_diagnostics(keep, method="nuts", seconds=time.perf_counter() - started)
     diag["sampler"] = used
+    diag["compile_seconds"] = compile_seconds
     return keep, diag
