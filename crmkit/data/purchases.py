@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Days per time unit of a purchase summary: days, weeks and average calendar months.
-DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+from crmkit.store.aggregates import TIME_UNITS, empty_purchase_summary
 
 #: Columns of a purchase summary, in order.
 SUMMARY_COLUMNS = (
@@ -53,7 +52,7 @@ def purchase_summary(
         Last day observed, inclusive. Later orders are ignored. Default: the day of the
         last order.
     time_unit
-        ``"D"`` days, ``"W"`` weeks (default) or ``"M"`` months (:data:`DAYS_PER_UNIT`)
+        ``"D"`` days, ``"W"`` weeks (default) or ``"M"`` months (:data:`TIME_UNITS`)
         for recency and T.
     start
         Leave out customers whose first purchase is before this day.
@@ -78,9 +77,9 @@ def purchase_summary(
     ValueError
         For an unknown ``time_unit``.
     """
-    if time_unit not in DAYS_PER_UNIT:
-        raise ValueError(f"time_unit must be one of {sorted(DAYS_PER_UNIT)}, not {time_unit!r}")
-    unit = DAYS_PER_UNIT[time_unit]
+    if time_unit not in TIME_UNITS:
+        raise ValueError(f"time_unit must be one of {sorted(TIME_UNITS)}, not {time_unit!r}")
+    unit = TIME_UNITS[time_unit]
     tx = pd.DataFrame(
         {
             "customer_id": transactions[customer].to_numpy(),
@@ -93,7 +92,7 @@ def purchase_summary(
     elif len(tx):
         cut = pd.Timestamp(tx["day"].max())
     else:
-        return _empty_summary()
+        return empty_purchase_summary()
     tx = tx[tx["day"] <= cut]
     days = (
         tx.groupby(["customer_id", "day"], sort=True)["amount"]
@@ -108,7 +107,9 @@ def purchase_summary(
         keep &= first_day <= pd.Timestamp(first_purchase_by).normalize()
     days = days[keep].assign(first_spend=days["amount"].where(days["day"] == first_day, 0.0))
     if days.empty:
-        return _empty_summary(cut, time_unit)
+        out = empty_purchase_summary()
+        out.attrs.update(cutoff=cut.date().isoformat(), time_unit=time_unit)
+        return out
     g = days.groupby("customer_id", sort=True)
     first, last = g["day"].min(), g["day"].max()
     freq = (g.size() - 1).astype("int64")
@@ -129,24 +130,4 @@ def purchase_summary(
         }
     )
     out.attrs.update(cutoff=cut.date().isoformat(), time_unit=time_unit)
-    return out
-
-
-def _empty_summary(cut: pd.Timestamp | None = None, time_unit: str | None = None) -> pd.DataFrame:
-    """A purchase summary with no customers."""
-    out = pd.DataFrame(
-        {
-            "customer_id": pd.Series(dtype=object),
-            "first_purchase": pd.Series(dtype="datetime64[ns]"),
-            "last_purchase": pd.Series(dtype="datetime64[ns]"),
-            "frequency": pd.Series(dtype="int64"),
-            "recency": pd.Series(dtype="float64"),
-            "T": pd.Series(dtype="float64"),
-            "monetary_value": pd.Series(dtype="float64"),
-            "n_orders": pd.Series(dtype="int64"),
-            "revenue": pd.Series(dtype="float64"),
-        }
-    )
-    if cut is not None:
-        out.attrs.update(cutoff=cut.date().isoformat(), time_unit=time_unit)
     return out

@@ -75,7 +75,7 @@ def purchase_summary(
                 sa.text(f"SELECT MAX({_day(d, 'ordered_at')}) FROM orders")
             ).scalar()
         if last is None:
-            return _empty_summary()
+            return empty_purchase_summary()
         cut = pd.Timestamp(last)
     # Orders strictly before the day after the cut-off (index-friendly on ordered_at).
     params["end"] = (cut + pd.Timedelta(days=1)).to_pydatetime()
@@ -128,7 +128,7 @@ def purchase_summary(
         result = conn.execute(sa.text(sql), params)
         df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     if df.empty:
-        return _empty_summary()
+        return empty_purchase_summary()
     df["first_purchase"] = pd.to_datetime(df["first_purchase"])
     df["last_purchase"] = pd.to_datetime(df["last_purchase"])
     for c in ("recency", "T", "monetary_value", "revenue"):
@@ -140,8 +140,15 @@ def purchase_summary(
     return df
 
 
-def _empty_summary() -> pd.DataFrame:
-    """A purchase summary with no customers."""
+def empty_purchase_summary() -> pd.DataFrame:
+    """A purchase summary with no customers, with the columns and dtypes of a full one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Zero rows of ``customer_id``, ``first_purchase``, ``last_purchase``, ``frequency``,
+        ``recency``, ``T``, ``monetary_value``, ``n_orders`` and ``revenue``.
+    """
     return pd.DataFrame(
         {
             "customer_id": pd.Series(dtype=object),

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmkit.data.purchases import DAYS_PER_UNIT, SUMMARY_COLUMNS, purchase_summary
+from crmkit.data.purchases import SUMMARY_COLUMNS, purchase_summary
 from crmkit.store import Store
 from crmkit.store.aggregates import TIME_UNITS
 
@@ -75,8 +75,12 @@ def assert_same(pandas_summary: pd.DataFrame, sql_summary: pd.DataFrame) -> None
     assert got.attrs == sql.attrs
 
 
-def test_time_units_are_the_stores() -> None:
-    assert DAYS_PER_UNIT == TIME_UNITS
+def test_empty_orders_give_the_stores_empty_summary_with_its_attributes() -> None:
+    empty = pd.DataFrame({"customer_id": [], "date": pd.to_datetime([]), "amount": []})
+    got = purchase_summary(empty, "2024-06-30", time_unit="M")
+    assert list(got.columns) == list(SUMMARY_COLUMNS)
+    assert got.empty
+    assert got.attrs == {"cutoff": "2024-06-30", "time_unit": "M"}
 
 
 @pytest.mark.parametrize("unit", ["D", "W", "M"])
@@ -90,11 +94,11 @@ def test_equals_sql_summary_on_edge_cases(store: Store, unit: str) -> None:
     # same-day orders merged: two purchase days, four orders
     assert s.loc["SAME", "frequency"] == 1 and s.loc["SAME", "n_orders"] == 4
     assert s.loc["SAME", "monetary_value"] == 120.0 and s.loc["SAME", "revenue"] == 170.0
-    assert s.loc["SAME", "recency"] == pytest.approx(28 / DAYS_PER_UNIT[unit])
+    assert s.loc["SAME", "recency"] == pytest.approx(28 / TIME_UNITS[unit])
     # one purchase: no repeat, recency and spend 0, T from the purchase to the cut-off
     assert s.loc["ONCE", "frequency"] == 0 and s.loc["ONCE", "recency"] == 0.0
     assert s.loc["ONCE", "monetary_value"] == 0.0
-    assert s.loc["ONCE", "T"] == pytest.approx(121 / DAYS_PER_UNIT[unit])
+    assert s.loc["ONCE", "T"] == pytest.approx(121 / TIME_UNITS[unit])
     # an order late on the cut-off day counts; a later one does not
     assert s.loc["EDGE", "n_orders"] == 2 and s.loc["EDGE", "revenue"] == 40.0
 

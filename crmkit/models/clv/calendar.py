@@ -242,7 +242,7 @@ class CalendarEffect(ModelContract):
         purchase_model.check_fitted()
         df = purchase_model.fit_data_ if summary is None else summary
         unit = purchase_model.time_unit
-        L = 7.0 / pred.DAYS_PER_UNIT[unit] if period_length is None else float(period_length)
+        L = 7.0 / pred.TIME_UNITS[unit] if period_length is None else float(period_length)
         obs = np.asarray(data, dtype=float)
         if obs.ndim != 1 or len(obs) < 4 or not np.all(np.isfinite(obs)) or (obs < 0).any():
             raise CrmkitError("observed must be at least 4 non-negative counts per period")

@@ -18,9 +18,9 @@ import pandas as pd
 import xarray as xr
 from scipy import sparse, special
 
-from crmkit.data.purchases import DAYS_PER_UNIT
 from crmkit.models.clv.likelihoods import NP, paretonbd_loglike
 from crmkit.models.inference.diagnostics import summary_line
+from crmkit.store.aggregates import TIME_UNITS
 
 try:  # numba is a dependency; without it the numpy path below is used
     from crmkit.models.clv.prediction_kernels import bgnbd_totals
@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover
 
 def month_length(time_unit: str) -> float:
     """Length of an average calendar month in ``time_unit`` (e.g. 4.35 weeks)."""
-    return (365.25 / 12) / DAYS_PER_UNIT[time_unit]
+    return (365.25 / 12) / TIME_UNITS[time_unit]
 
 
 def _p(draws: xr.Dataset, name: str) -> np.ndarray:
