@@ -51,7 +51,8 @@ def main() -> None:
         print(summarise(res).round(3).to_string(index=False))
         print(f"method={args.method} draws={args.draws} origins={len(origins)} seconds={secs:.1f}")
     if args.refit:
-        from crmkit.forecast.engine import forecast_to_json, run_forecast
+        from crmkit.forecast.engine import run_forecast
+        from crmkit.forecast.tables import forecast_to_json
         from crmkit.store import Store
 
         with tempfile.TemporaryDirectory() as tmp:

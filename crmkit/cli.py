@@ -229,7 +229,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
     """Fit, forecast, save the snapshot and write JSON."""
-    from crmkit.forecast.engine import forecast_to_json, run_forecast
+    from crmkit.forecast.engine import run_forecast
+    from crmkit.forecast.tables import forecast_to_json
     from crmkit.store import Store
     from crmkit.store.summary import last_data_day
 

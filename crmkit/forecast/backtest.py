@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmkit.forecast.engine import fit_models, forecast_draws, load_frames, period_axis
+from crmkit.forecast.axes import period_axis
+from crmkit.forecast.engine import fit_models, forecast_draws, load_frames
 from crmkit.models.pipeline.data import deal_frame
 from crmkit.store.history import deals_as_of, month_index
 

@@ -31,8 +31,6 @@ import xarray as xr
 
 from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import (
-    GROUP_BYS,
-    SOURCES,
     PeriodAxis,
     add_total,
     group_axis,
@@ -40,14 +38,7 @@ from crmkit.forecast.axes import (
     period_axis,
     revenue_array,
 )
-from crmkit.forecast.compare import compare_snapshots
 from crmkit.forecast.snapshot import build_snapshot
-from crmkit.forecast.tables import (
-    QUANTILES,
-    forecast_to_json,
-    probability_of_target,
-    quantile_table,
-)
 from crmkit.models.pipeline.data import deal_frame
 from crmkit.models.pipeline.kernels import simulate_new_business, simulate_pipeline
 from crmkit.models.pipeline.model import PipelineModel
@@ -432,21 +423,9 @@ def run_forecast(
 
 
 __all__ = [
-    "GROUP_BYS",
-    "QUANTILES",
-    "SOURCES",
-    "PeriodAxis",
-    "build_snapshot",
-    "compare_snapshots",
     "fit_models",
     "forecast_draws",
-    "forecast_to_json",
-    "group_axis",
     "load_frames",
-    "memberships",
     "new_business_draws",
-    "period_axis",
-    "probability_of_target",
-    "quantile_table",
     "run_forecast",
 ]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from crmkit.forecast.axes import period_axis
 from crmkit.forecast.backtest import (
     backtest,
     crps_samples,
@@ -16,7 +17,6 @@ from crmkit.forecast.backtest import (
     summarise,
     weighted_pipeline_draws,
 )
-from crmkit.forecast.engine import period_axis
 from tests.sim_deals import simulate
 
 

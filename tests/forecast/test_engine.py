@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from crmkit.forecast.engine import SOURCES, fit_models, forecast_draws, load_frames, run_forecast
+from crmkit.forecast.axes import SOURCES
+from crmkit.forecast.engine import fit_models, forecast_draws, load_frames, run_forecast
 
 AS_OF = "2024-04-30"
 
@@ -114,17 +115,3 @@ def test_forecast_draws_are_labelled_data_arrays(store_and_snap) -> None:
     total = rev.sel(source="total")
     parts = rev.sel(source="pipeline") + rev.sel(source="new_business") + rev.sel(source="repeat")
     np.testing.assert_array_equal(total.to_numpy(), parts.to_numpy())
-
-
-def test_names_moved_out_are_still_importable_from_crmkit_forecast() -> None:
-    import crmkit.forecast.engine as f
-    from crmkit.forecast import axes as forecast_axes
-    from crmkit.forecast import compare as forecast_compare
-    from crmkit.forecast import snapshot as forecast_snapshot
-    from crmkit.forecast import tables as forecast_tables
-
-    for module in (forecast_axes, forecast_compare, forecast_snapshot, forecast_tables):
-        for name in set(module.__all__) & set(f.__all__):
-            assert getattr(f, name) is getattr(module, name), name
-    assert {"SOURCES", "build_snapshot", "compare_snapshots", "quantile_table"} <= set(f.__all__)
-    assert all(hasattr(f, name) for name in f.__all__)

@@ -175,7 +175,7 @@ def plan_arrivals(
     as_of
         Forecast day; plan days up to it are not forecast.
     axis
-        The forecast's :class:`crmkit.forecast.engine.PeriodAxis`.
+        The forecast's :class:`crmkit.forecast.axes.PeriodAxis`.
     n_draws
         Parameter draws (rows of the result).
 

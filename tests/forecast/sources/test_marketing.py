@@ -137,7 +137,7 @@ def test_plan_from_campaigns_and_csv(marketing_setup, tmp_path):
         }
     )
     axis_kw = dict(as_of=AS_OF, n_draws=20)
-    from crmkit.forecast.engine import period_axis
+    from crmkit.forecast.axes import period_axis
 
     axis = period_axis(AS_OF, 3)
     extra, summary = plan_arrivals(
