@@ -48,8 +48,9 @@ import xarray as xr
 from crmkit.errors import CrmkitError, RowError, ValidationError
 from crmkit.models.base import ModelContract
 from crmkit.models.inference.diagnostics import diagnostics
+from crmkit.models.inference.pymc_fit import fit_model
 from crmkit.models.mmm.data import mmm_frame, simulate_mmm, weekly_row_errors
-from crmkit.models.mmm.fit import PARAM_DIMS, fit_approx, fit_nuts, label_dims
+from crmkit.models.mmm.fit import PARAM_DIMS, label_dims
 from crmkit.models.mmm.posterior import MarketingPosterior
 from crmkit.models.mmm.transforms import (
     YEAR_DAYS,
@@ -388,24 +389,22 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
         started = time.perf_counter()
         # no per-draw (date, channel) contributions: only the parameters are sampled and kept
         model = self._build(data, contributions=False)
-        if method == "nuts":
-            idata, diag = fit_nuts(
-                model,
-                self.param_names,
-                settings,
-                seed=self.random_seed,
-                progressbar=self.progressbar,
-            )
-        else:
-            idata, diag = fit_approx(
-                model,
-                self.param_names,
-                method,
-                draws=settings["draws"],
-                seed=self.random_seed or 0,
-                coords=self._coords(),
-                advi_iterations=settings["advi_iterations"],
-            )
+        nuts = method == "nuts"
+        idata, diag = fit_model(
+            model,
+            self.param_names,
+            method,
+            draws=settings["draws"],
+            tune=settings["tune"],
+            # the approximations draw ``draws`` in one chain
+            chains=settings["chains"] if nuts else 1,
+            seed=self.random_seed if nuts else (self.random_seed or 0),
+            progress=self.progressbar if nuts else False,
+            advi_iterations=settings["advi_iterations"],
+            cores=min(settings["chains"], 2),
+            target_accept=settings["target_accept"],
+            sampler=settings.get("sampler"),
+        )
         self._set_fit(data, label_dims(idata, self._coords()), method, diag)
         diag["seconds"] = round(time.perf_counter() - started, 2)
         return self
