@@ -258,7 +258,8 @@ def run_report(
     if pdf and chromium is None:
         raise ReportError("chromium is not installed (apt-get install chromium); or pass pdf=False")
     say = log or (lambda _msg: None)
-    out = Path(params["out_dir"])
+    # absolute: the notebook runs in its own folder, where a relative path means another place
+    out = Path(params["out_dir"]).resolve()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()

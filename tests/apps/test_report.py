@@ -147,6 +147,17 @@ def test_output_folder_is_created_and_pdf_is_optional(report: dict, tmp_path: Pa
     assert r.pdf is None and r.html.exists() and not (out / "forecast_report.pdf").exists()
 
 
+def test_default_relative_out_dir_is_the_callers_folder(
+    report: dict, tmp_path: Path, monkeypatch
+) -> None:
+    # the README's command leaves --out-dir at its default, the relative "reports"
+    monkeypatch.chdir(tmp_path)
+    r = run_report("2026-11-15", 3, db=report["db"], refit=False, pdf=False, log=None)
+    assert r.html == tmp_path / "reports" / "forecast_report.html"
+    assert r.html.exists() and r.fanchart.exists()
+    assert not list((tmp_path / "reports").glob(".forecast_report.tmp-*"))
+
+
 @pytest.mark.slow
 def test_report_refits_with_the_forecast_models(tmp_path: Path) -> None:
     """A real fit on a small demo company, with few draws: the saved snapshot is the report's."""
