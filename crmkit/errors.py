@@ -56,6 +56,13 @@ class ConflictError(CrmkitError):
     """A row changed in the store since it was read; the edit was not saved."""
 
 
+class BusyError(CrmkitError):
+    """The database stayed locked by another writer past the busy timeout; nothing was written.
+
+    The same operation can be retried once the other writer has finished.
+    """
+
+
 class NotFoundError(CrmkitError, KeyError):
     """A row, snapshot or entity that was asked for does not exist."""
 
