@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from crmkit.errors import CrmkitError, ValidationError
+from crmkit.errors import CrmkitError, CrmkitWarning, ValidationError
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -28,6 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="CRM data, segments and Bayesian revenue forecasts.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "init",
+        help="create an empty crmkit database, or bring one to the newest schema",
+        description="Create crmkit's tables in a new or empty database, or migrate an older "
+        "crmkit database. Also the explicit opt-in to add crmkit's tables to a SQLite file or "
+        "PostgreSQL schema that already holds another program's tables. (Only demo, init and "
+        "import create a database; the other commands refuse a --db that does not exist.)",
+    )
+    _add_db(p)
 
     p = sub.add_parser("demo", help="build the seeded demo company into the database")
     _add_db(p)
@@ -64,13 +75,55 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the good rows and write the rejected ones to --rejects",
     )
-    p.add_argument("--rejects", type=Path, help="CSV for rejected rows with their reasons")
+    p.add_argument(
+        "--rejects", type=Path, help="CSV for rejected rows with their reasons (not the input)"
+    )
     p.add_argument("--by", default="import", help="name recorded in the deal history")
+    p.add_argument(
+        "--decimal",
+        default=".",
+        choices=[".", ","],
+        help="decimal mark of numbers in the file (default .; --decimal , reads 1234,56)",
+    )
+    p.add_argument(
+        "--thousands",
+        default=None,
+        metavar="SEP",
+        help="thousands separator of numbers in the file, e.g. . with --decimal , (1.234,56)",
+    )
+    p.add_argument(
+        "--max-amount",
+        type=float,
+        default=None,
+        metavar="AMOUNT",
+        help="refuse money amounts above this (default 1e12)",
+    )
+    p.add_argument(
+        "--allow-future",
+        action="store_true",
+        help="accept dates more than a year after today (refused by default as typos)",
+    )
+    p.add_argument(
+        "--strict-ids",
+        action="store_true",
+        help="refuse ids that differ only by case from another id (default: import with a "
+        "'likely duplicate' warning)",
+    )
 
-    p = sub.add_parser("export", help="export an entity to CSV or Parquet (by file suffix)")
+    p = sub.add_parser(
+        "export",
+        help="export an entity to CSV or Parquet (by file suffix)",
+        description="Export an entity. CSV text cells starting with =, +, -, @, tab or "
+        "carriage return get a leading ' so spreadsheets do not run them as formulas.",
+    )
     _add_db(p)
     p.add_argument("entity")
     p.add_argument("file", type=Path, help="a .csv or .parquet file")
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="write CSV text cells as stored, without the ' before formula-like text",
+    )
 
     p = sub.add_parser("summary", help="print what the database holds")
     _add_db(p)
@@ -80,13 +133,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit the models, forecast revenue with its spread, save a snapshot",
         description="Fit the pipeline, new-business and repeat-revenue models on the data as "
         "of a day, forecast revenue per period (P10/P50/P90 per source and in total), save the "
-        "snapshot in the database and write it as JSON.",
+        "snapshot in the database and write it as JSON. A forecast whose checks fail (a "
+        "model's diagnostics not ok, all zero where the past had revenue) is saved as a draft "
+        "that the app never shows; its reasons are printed and the exit code is 3.",
+        epilog="exit codes: 0 published, 1 error (nothing saved), 2 bad usage, "
+        "3 saved as a draft (not shown in the app)",
     )
     _add_db(p)
     p.add_argument(
         "--as-of",
         metavar="YYYY-MM-DD",
-        help="forecast day (default: the last day with deals or orders in the database)",
+        help="forecast day, within the data (default: today, or the last day with deals or "
+        "orders when the data end earlier; never a future day)",
     )
     p.add_argument("--horizon", type=int, default=6, help="number of periods (default 6)")
     p.add_argument("--period", default="M", choices=["M", "Q"], help="months or quarters")
@@ -108,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="planned marketing spend: a CSV of channel,week_start,spend (or date plus one "
         "column per channel), or 'campaigns' for the campaigns in the database; its extra new "
         "deals against spend as usual (last 13 weeks' average) enter the new-business forecast",
+    )
+    p.add_argument(
+        "--no-repeat",
+        dest="repeat",
+        action="store_false",
+        help="forecast without repeat revenue from orders (e.g. too few customers with orders)",
     )
     p.add_argument("--out", type=Path, help="write the forecast as JSON here")
 
@@ -132,11 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _mapping(args: argparse.Namespace) -> dict[str, str] | None:
+def _mapping(args: argparse.Namespace) -> dict[str, str | None] | None:
     """Collect the column mapping from --mapping and --map."""
-    mapping: dict[str, str] = {}
+    from crmkit.data.mappings import load_mapping
+
+    mapping: dict[str, str | None] = {}
     if args.mapping:
-        mapping.update(json.loads(Path(args.mapping).read_text()))
+        mapping.update(load_mapping(args.mapping))
     for item in args.map:
         if "=" not in item:
             raise CrmkitError(f"--map takes FILE_COLUMN=FIELD, got {item!r}")
@@ -174,34 +240,48 @@ def _cmd_import(args: argparse.Namespace) -> int:
     """Import a file."""
     from crmkit.data import io
     from crmkit.store import Store
+    from crmkit.store.validation import MAX_AMOUNT
 
     if args.skip_bad and not args.rejects:
         raise CrmkitError("--skip-bad needs --rejects FILE to write the rejected rows to")
+    if args.max_amount is not None and not 0 < args.max_amount < float("inf"):
+        raise CrmkitError(f"--max-amount must be a positive number, not {args.max_amount}")
+    io.check_rejects_path(args.file, args.rejects)  # before anything is read or opened
+    mapping = _mapping(args)
     store = Store.open(args.db)
-    try:
-        result = io.import_file(
-            store,
-            args.entity,
-            args.file,
-            mapping=_mapping(args),
-            encoding=args.encoding,
-            sheet=args.sheet,
-            on_error="skip" if args.skip_bad else "raise",
-            rejects_path=args.rejects,
-            changed_by=args.by,
-        )
-    except ValidationError as exc:
-        report = exc.report()
-        print(
-            f"error: {exc.entity}: {len(report)} problem(s); nothing was imported", file=sys.stderr
-        )
-        for row in report.head(50).itertuples(index=False):
-            where = f"row {row.row}" if row.row is not None else "file"
-            field = f" {row.field}" if row.field else ""
-            print(f"  {where}{field}: {row.reason}", file=sys.stderr)
-        if len(report) > 50:
-            print(f"  ... and {len(report) - 50} more", file=sys.stderr)
-        return 1
+    db_file = store.engine.url.database if store.dialect == "sqlite" else None
+    if args.rejects and db_file and args.rejects.exists() and args.rejects.samefile(db_file):
+        raise CrmkitError(f"{args.rejects}: the rejects file is the database; choose another")
+    with warnings.catch_warnings():
+        # the result's summary lists them ("likely duplicate"), once and without a file name
+        warnings.simplefilter("ignore", CrmkitWarning)
+        try:
+            result = io.import_file(
+                store,
+                args.entity,
+                args.file,
+                mapping=mapping,
+                encoding=args.encoding,
+                sheet=args.sheet,
+                on_error="skip" if args.skip_bad else "raise",
+                rejects_path=args.rejects,
+                changed_by=args.by,
+                decimal=args.decimal,
+                thousands=args.thousands,
+                max_amount=MAX_AMOUNT if args.max_amount is None else args.max_amount,
+                allow_future=args.allow_future,
+                strict_ids=args.strict_ids,
+            )
+        except ValidationError as exc:
+            print(
+                f"error: {exc.entity}: {len(exc.errors)} problem(s); nothing was imported",
+                file=sys.stderr,
+            )
+            for e in exc.errors[:50]:
+                print(f"  {io.error_line(e)}", file=sys.stderr)
+            if len(exc.errors) > 50:
+                print(f"  ... and {len(exc.errors) - 50} more", file=sys.stderr)
+            return 1
     print(result.summary())
     return 0
 
@@ -211,8 +291,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from crmkit.data import io
     from crmkit.store import Store
 
-    store = Store.open(args.db)
-    n = io.export(store, args.entity, args.file)
+    store = Store.open(args.db, create=False)
+    n = io.export(store, args.entity, args.file, raw=args.raw)
     print(f"exported {n:,} {args.entity} rows to {args.file}")
     return 0
 
@@ -222,27 +302,30 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     from crmkit.store import Store
     from crmkit.store.summary import database_summary
 
-    store = Store.open(args.db)
+    store = Store.open(args.db, create=False)
     print(database_summary(store))
     return 0
 
 
 def _cmd_forecast(args: argparse.Namespace) -> int:
-    """Fit, forecast, save the snapshot and write JSON."""
+    """Fit, forecast, save the snapshot and write JSON; 3 when it was saved as a draft."""
     from crmkit.forecast.engine import run_forecast
+    from crmkit.forecast.params import data_span, default_as_of
     from crmkit.forecast.tables import forecast_to_json
     from crmkit.store import Store
-    from crmkit.store.summary import last_data_day
 
-    if args.horizon < 1:
-        raise CrmkitError(f"--horizon must be at least 1, not {args.horizon}")
-    store = Store.open(args.db)
+    store = Store.open(args.db, create=False)
     if args.if_missing and len(store.list_snapshots()):
         print(f"a forecast snapshot is already saved in {store.url}")
         return 0
-    as_of = args.as_of or last_data_day(store)
-    if as_of is None:
-        raise CrmkitError("the database has no deals or orders; nothing to forecast")
+    span = data_span(store)
+    as_of = args.as_of or default_as_of(span)
+    if span is not None and span.future_rows and not args.as_of:
+        print(
+            f"note: {span.future_rows} deal or order date(s) after today were left out of the "
+            f"default --as-of {as_of}",
+            file=sys.stderr,
+        )
     snap = run_forecast(
         store,
         as_of=as_of,
@@ -253,16 +336,25 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         seed=args.seed,
         method=args.method,
         plan=args.plan,
+        include_repeat=args.repeat,
     )
-    result = forecast_to_json(snap)
+    result = {**forecast_to_json(snap), "status": snap.status, "reasons": list(snap.reasons)}
     text = json.dumps(result, indent=2, default=str)
     if args.out:
         tmp = args.out.with_name(args.out.name + ".tmp")
         tmp.write_text(text)
         tmp.replace(args.out)
-        print(f"forecast snapshot #{snap.snapshot_id} saved; written to {args.out}")
     else:
         print(text)
+    if snap.status != "published":
+        print(
+            f"draft: forecast snapshot #{snap.snapshot_id} was saved as a draft, not shown in "
+            f"the app: {'; '.join(snap.reasons)}",
+            file=sys.stderr,
+        )
+        return 3
+    if args.out:
+        print(f"forecast snapshot #{snap.snapshot_id} saved; written to {args.out}")
     return 0
 
 
@@ -280,7 +372,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return report_command(args)
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    """Create or migrate a crmkit database (also in a database with other tables)."""
+    from crmkit.store import Store, migrate
+
+    store = Store.open(args.db, create=True, adopt=True)
+    try:
+        revision = migrate.current_revision(store.engine)
+        print(f"crmkit database ready: {store.url} (schema revision {revision})")
+    finally:
+        store.close()
+    return 0
+
+
 COMMANDS = {
+    "init": _cmd_init,
     "forecast": _cmd_forecast,
     "app": _cmd_app,
     "report": _cmd_report,
@@ -302,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 for a user error (reported in one line), 2 for bad usage.
+        0 on success, 1 for a user error (reported in one line), 2 for bad usage, 3 when
+        ``crmkit forecast`` saved its snapshot as a draft (its checks failed).
 
     """
     args = build_parser().parse_args(argv)
@@ -318,8 +425,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         import sqlalchemy.exc
 
-        if isinstance(exc, sqlalchemy.exc.OperationalError):
-            print(f"error: cannot use the database: {exc.orig}", file=sys.stderr)
+        if isinstance(exc, sqlalchemy.exc.DBAPIError):
+            # The driver's first line only: SQLAlchemy's text would add the statement and
+            # PostgreSQL's DETAIL lines quote row values.
+            reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+            print(f"error: cannot use the database: {reason}", file=sys.stderr)
             return 1
         raise
 

@@ -7,6 +7,7 @@ open a copy (:func:`copy_db`, :func:`sim_deals_store`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import uuid
@@ -47,6 +48,31 @@ def pg_url() -> str:
             pytest.fail(f"{PG_ENV} is not set in CI; .ci/run must start PostgreSQL")
         pytest.skip(f"set {PG_ENV} to run against PostgreSQL (bash dev.sh test does)")
     return url
+
+
+@contextlib.contextmanager
+def pg_role_schema(prefix: str = "rol") -> Iterator[tuple[str, str]]:
+    """A PostgreSQL role with a unique password owning a fresh schema: ``(url, password)``.
+
+    The password is a random string that occurs nowhere else, so a test can search every
+    output for it (the CI role's password, ``crm``, is part of "crmkit").
+    """
+    role, password = f"{prefix}_{uuid.uuid4().hex[:8]}", f"Pw-{uuid.uuid4().hex}"
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_url())
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema} AUTHORIZATION {role}")
+    base = sa.make_url(pg_url()).set(username=role, password=password, query={})
+    url = base.render_as_string(hide_password=False) + f"?options=-csearch_path%3D{schema}"
+    try:
+        yield url, password
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
 
 
 @pytest.fixture

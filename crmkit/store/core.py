@@ -11,9 +11,18 @@ from collections.abc import Iterator, Mapping, Sequence
 import pandas as pd
 import sqlalchemy as sa
 
-from crmkit.errors import ConflictError, NotFoundError, ValidationError
+from crmkit.errors import ConflictError, CrmkitError, NotFoundError, ValidationError
 from crmkit.store import aggregates, migrate, snapshots
-from crmkit.store.engine import create_engine, resolve_url
+from crmkit.store.engine import (
+    busy_timeout_of,
+    busy_timeout_seconds,
+    create_engine,
+    database_label,
+    probe_sqlite_file,
+    resolve_url,
+    sqlite_path,
+    translate_db_error,
+)
 from crmkit.store.frames import to_records, to_sqlite_rows, typed_frame, value_to_text
 from crmkit.store.schema import DEAL_TRACKED_FIELDS, LOAD_ORDER, TABLES, Column, Entity, entity
 
@@ -43,9 +52,21 @@ class Store:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(
-        cls, url_or_path: str | os.PathLike[str] | None = None, *, migrate_db: bool = True
+        cls,
+        url_or_path: str | os.PathLike[str] | None = None,
+        *,
+        migrate_db: bool = True,
+        create: bool = True,
+        adopt: bool = False,
+        busy_timeout: float | None = None,
     ) -> Store:
-        """Open (and create or migrate if needed) the database.
+        """Open a crmkit database, creating or migrating it if needed and allowed.
+
+        Before anything is written the database is checked, and refused with a one-line
+        :class:`crmkit.errors.CrmkitError` (changing nothing) when it is not a crmkit
+        database: a file that is not SQLite or is damaged, a database holding another
+        program's tables, or one whose schema revision this crmkit does not know (written
+        by a newer crmkit, or another program's).
 
         Parameters
         ----------
@@ -53,16 +74,58 @@ class Store:
             A SQLAlchemy URL, a SQLite file path, or None for ``$CRMKIT_DB_URL`` and then
             the embedded ``data/crmkit.db``.
         migrate_db
-            Bring the schema to the newest version (creating it in an empty database).
+            Check the schema and bring it to the newest version (creating it in an empty
+            database). False skips both (a read-only page that trusts an earlier open).
+        create
+            Whether a missing file or an empty database may be made into a crmkit database.
+            True by default, so a program that names its own database gets one; ``crmkit``
+            commands that only read (``summary``, ``export``, ``forecast``, ``app``,
+            ``report``) pass False, so a mistyped ``--db`` is an error instead of a new,
+            empty database.
+        adopt
+            Add crmkit's tables to a database that holds another program's tables (the
+            explicit opt-in of ``crmkit init``); implies ``create``.
+        busy_timeout
+            Seconds to wait for another writer's lock before
+            :class:`crmkit.errors.BusyError` (default: ``$CRMKIT_BUSY_TIMEOUT``, else 30).
 
         Returns
         -------
         Store
 
+        Raises
+        ------
+        CrmkitError
+            When there is no crmkit database and ``create`` is false, or the database is
+            refused as above.
+        BusyError
+            When another writer holds the database's lock past the busy timeout.
+
         """
-        store = cls(create_engine(resolve_url(url_or_path)))
-        if migrate_db and migrate.current_revision(store.engine) != migrate.head_revision():
-            migrate.upgrade(store.engine)
+        url = resolve_url(url_or_path)
+        seconds = busy_timeout_seconds(busy_timeout)
+        create = create or adopt
+        label = database_label(url)
+        path = sqlite_path(url)
+        if path is not None:
+            exists, tables, revision = probe_sqlite_file(path, seconds)
+            if not exists and not create:
+                raise CrmkitError(
+                    f"no crmkit database at {label}; create one with `crmkit demo` or `crmkit init`"
+                )
+        engine = create_engine(url, busy_timeout=seconds, create_dirs=create)
+        store = cls(engine)
+        if not migrate_db:
+            return store
+        try:
+            if path is None:
+                tables, revision = migrate.database_state(engine)
+            action = migrate.check_schema(tables, revision, label=label, create=create, adopt=adopt)
+            if action != migrate.OK:
+                migrate.upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return store
 
     @property
@@ -232,35 +295,78 @@ class Store:
         for name in frames:
             entity(name)
         order = [n for n in LOAD_ORDER if n in frames] + [n for n in frames if n not in LOAD_ORDER]
-        clean: dict[str, pd.DataFrame] = {}
-        if validate:
-            clean = self._validate_batch(order, frames)
-        else:
-            clean = {n: frames[n] for n in order}
+        label = ", ".join(order) or "batch"
+        with self.engine.connect() as conn:
+            # Rows are checked before the write lock is taken (a long check does not block
+            # other writers); SQLite's data_version tells whether anyone committed meanwhile.
+            seen = _data_version(conn)
+            clean = self._validate_batch(order, frames) if validate else dict(frames)
+            conn = conn.execution_options(crmkit_write=True)
+            with self._refused_writes(label), conn.begin():  # BEGIN IMMEDIATE on SQLite
+                if validate and seen is not None and _data_version(conn) != seen:
+                    clean = self._recheck_batch(order, frames, label)
+                written = self._write_frames(conn, order, clean, changed_by, frames)
+        self._known_cache.clear()
+        return written
+
+    def _recheck_batch(
+        self, order: Sequence[str], frames: Mapping[str, pd.DataFrame], label: str
+    ) -> dict[str, pd.DataFrame]:
+        """Check a batch again inside the write lock, after another writer committed."""
+        try:
+            return self._validate_batch(order, frames)
+        except ValidationError as exc:
+            raise ConflictError(
+                f"{label}: another writer changed the database while this batch was being "
+                f"checked, and now {len(exc.errors):,} problem(s) (first: {exc.errors[0]}); "
+                "nothing was written; run it again to see every problem"
+            ) from None
+
+    def _write_frames(
+        self,
+        conn: sa.Connection,
+        order: Sequence[str],
+        clean: Mapping[str, pd.DataFrame],
+        changed_by: str,
+        frames: Mapping[str, pd.DataFrame],
+    ) -> dict[str, int]:
+        """Write checked frames on a connection inside its write transaction."""
         now = _now()
         written: dict[str, int] = {}
-        with self.transaction() as conn:
-            for name in order:
-                df = clean[name]
-                spec = entity(name)
-                # Autoincrement keys left empty are assigned by the database.
-                auto = [c.name for c in spec.columns if c.autoincrement and c.name in df.columns]
-                df = df.drop(columns=[c for c in auto if df[c].isna().all()])
-                # Convert and send in chunks so memory stays flat for millions of rows.
-                if spec.versioned:
-                    df = df.assign(updated_at=now)
-                for start in range(0, len(df), CHUNK_ROWS):
-                    chunk = df.iloc[start : start + CHUNK_ROWS]
-                    if self.dialect == "sqlite":
-                        _insert_sqlite(conn, spec, chunk)
-                    else:
-                        _insert_chunks(conn, TABLES[name], to_records(spec, chunk))
-                written[name] = len(df)
-                if name == "deals" and "deal_history" not in frames and len(df):
-                    _insert_chunks(
-                        conn, TABLES["deal_history"], _initial_history(df, changed_by, now)
-                    )
+        for name in order:
+            df = clean[name]
+            spec = entity(name)
+            # Autoincrement keys left empty are assigned by the database.
+            auto = [c.name for c in spec.columns if c.autoincrement and c.name in df.columns]
+            df = df.drop(columns=[c for c in auto if df[c].isna().all()])
+            # Convert and send in chunks so memory stays flat for millions of rows.
+            if spec.versioned:
+                df = df.assign(updated_at=now)
+            for start in range(0, len(df), CHUNK_ROWS):
+                chunk = df.iloc[start : start + CHUNK_ROWS]
+                if self.dialect == "sqlite":
+                    _insert_sqlite(conn, spec, chunk)
+                else:
+                    _insert_chunks(conn, TABLES[name], to_records(spec, chunk))
+            written[name] = len(df)
+            if name == "deals" and "deal_history" not in frames and len(df):
+                _insert_chunks(conn, TABLES["deal_history"], _initial_history(df, changed_by, now))
         return written
+
+    @contextlib.contextmanager
+    def _refused_writes(self, what: str) -> Iterator[None]:
+        """Turn a write the database refuses (a constraint) into a one-line ConflictError.
+
+        The message names the constraint and table, never the rows' values.
+        """
+        try:
+            yield
+        except sa.exc.IntegrityError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "refused"
+            raise ConflictError(
+                f"{what}: the database refused the write ({reason}); another writer may have "
+                "stored the same rows meanwhile; nothing was written"
+            ) from None
 
     def _validate_batch(
         self, order: Sequence[str], frames: Mapping[str, pd.DataFrame]
@@ -333,6 +439,7 @@ class Store:
         spec = entity(name)
         frame = pd.DataFrame([{**_key_dict(spec.key, key), **dict(changes)}])
         if expected_version is not None:
+            _refuse_unversioned(spec)
             frame["row_version"] = expected_version
         self.update_many(name, frame, changed_by=changed_by, at=at)
         row = self.read(name, where=_key_dict(spec.key, key))
@@ -377,6 +484,8 @@ class Store:
             )
         if changes.empty:
             return 0
+        if "row_version" in changes.columns and changes["row_version"].notna().any():
+            _refuse_unversioned(spec)
         unknown = [c for c in changes.columns if c not in spec.column_names and c != "row_version"]
         if unknown:
             raise ValidationError(name, [_row_error(None, c, "unknown column") for c in unknown])
@@ -443,7 +552,7 @@ class Store:
             for k, rec in zip(keys, recs, strict=True):
                 before = cur_idx.loc[k[0]]
                 history.extend(_change_history(k[0], before, rec, changed_by, now))
-        with self.transaction() as conn:
+        with self._refused_writes(name), self.transaction() as conn:
             # One statement executed for all rows; the total row count reveals a conflict.
             res = conn.execute(sa.update(table).where(*cond).values(**values), params)
             if res.rowcount != len(params):
@@ -546,7 +655,7 @@ class Store:
         """Save a JSON value under ``key`` in the store's meta table."""
         t = TABLES["meta"]
         text = json.dumps(value, default=str)
-        with self.transaction() as conn:
+        with self._refused_writes("meta"), self.transaction() as conn:
             conn.execute(sa.delete(t).where(t.c.key == key))
             conn.execute(sa.insert(t).values(key=key, value=text))
 
@@ -574,13 +683,19 @@ class Store:
     # ------------------------------------------------------------------ snapshots
     def save_snapshot(self, snapshot: snapshots.Snapshot) -> int:
         """Save a forecast snapshot and return its id."""
-        with self.transaction() as conn:
+        with self._refused_writes("forecast_snapshots"), self.transaction() as conn:
             return snapshots.save(conn, snapshot)
 
-    def load_snapshot(self, snapshot_id: int | None = None) -> snapshots.Snapshot:
-        """Load a forecast snapshot (the newest when ``snapshot_id`` is None)."""
+    def load_snapshot(
+        self, snapshot_id: int | None = None, *, include_drafts: bool = False
+    ) -> snapshots.Snapshot:
+        """Load a published forecast snapshot (the newest when ``snapshot_id`` is None).
+
+        A draft (a snapshot whose checks failed) is read only with ``include_drafts=True``;
+        asked for by id without it, it raises NotFoundError giving its reasons.
+        """
         with self.engine.connect() as conn:
-            snap = snapshots.load(conn, snapshot_id)
+            snap = snapshots.load(conn, snapshot_id, include_drafts=include_drafts)
         if snap is None:
             what = (
                 "no forecast snapshot yet" if snapshot_id is None else f"no snapshot {snapshot_id}"
@@ -588,10 +703,10 @@ class Store:
             raise NotFoundError(what)
         return snap
 
-    def list_snapshots(self) -> pd.DataFrame:
-        """List saved snapshots (without their draws), newest first."""
+    def list_snapshots(self, *, include_drafts: bool = False) -> pd.DataFrame:
+        """List published snapshots (and drafts if asked; without draws), newest first."""
         with self.engine.connect() as conn:
-            return snapshots.listing(conn)
+            return snapshots.listing(conn, include_drafts=include_drafts)
 
 
 def _now() -> dt.datetime:
@@ -607,6 +722,23 @@ def _key_dict(key_cols: Sequence[str], key: object) -> dict[str, object]:
     return dict(zip(key_cols, values, strict=True))
 
 
+def _refuse_unversioned(spec: Entity) -> None:
+    """Refuse a version check on an entity whose rows carry no version."""
+    if not spec.versioned:
+        raise CrmkitError(
+            f"{spec.name} rows have no version, so expected_version cannot be checked; "
+            "edit without it"
+        )
+
+
+def _data_version(conn: sa.Connection) -> int | None:
+    """SQLite's data_version of the connection (moves when another one commits); else None."""
+    if conn.dialect.name != "sqlite":
+        return None
+    dbapi_conn = conn.connection.dbapi_connection
+    return int(dbapi_conn.execute("PRAGMA data_version").fetchone()[0])  # type: ignore[union-attr]
+
+
 def _row_error(row: int | None, field: str | None, reason: str):
     """Build a RowError."""
     from crmkit.errors import RowError
@@ -620,11 +752,20 @@ def _insert_chunks(conn: sa.Connection, table: sa.Table, records: list[dict]) ->
         return
     if conn.dialect.name == "postgresql" and len(records) > 100:
         cols = list(records[0])
-        cur = conn.connection.dbapi_connection.cursor()
+        dbapi = conn.dialect.loaded_dbapi
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         names = ", ".join(f'"{c}"' for c in cols)
-        with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-            for r in records:
-                copy.write_row([r[c] for c in cols])
+        try:
+            with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                for r in records:
+                    copy.write_row([r[c] for c in cols])
+        except dbapi.Error as exc:  # COPY bypasses SQLAlchemy's error handling
+            err = translate_db_error(exc, busy_timeout_of(conn.engine), table.name)
+            if err is not None:
+                raise err from None
+            if isinstance(exc, dbapi.IntegrityError):
+                raise sa.exc.IntegrityError("COPY", None, exc, hide_parameters=True) from None
+            raise
         return
     for i in range(0, len(records), CHUNK_ROWS):
         conn.execute(sa.insert(table), records[i : i + CHUNK_ROWS])

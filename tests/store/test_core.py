@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import event
 
-from crmkit import ConflictError, NotFoundError, Store, ValidationError
+from crmkit import ConflictError, CrmkitError, NotFoundError, Store, ValidationError
+from crmkit.errors import BusyError
+from crmkit.store.engine import create_engine
 from crmkit.store.schema import ENTITIES, TABLES
 from tests.factories import small_company
 
@@ -137,8 +145,11 @@ def test_batch_failing_halfway_rolls_back(store: Store) -> None:
             }
         ),
     }
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(ConflictError, match="orders") as info:
         store.insert_many(frames, validate=False)
+    # One line naming the constraint, never the rows' values.
+    assert "\n" not in str(info.value)
+    assert "A9" not in str(info.value) and "2024-05-02" not in str(info.value)
     assert store.counts() == counts
     assert "A9" not in store.known_keys("accounts")
 
@@ -197,3 +208,288 @@ def test_sqlite_file_uses_wal_and_busy_timeout(tmp_path) -> None:
 def test_every_table_exists_after_open(store: Store) -> None:
     names = set(sa.inspect(store.engine).get_table_names())
     assert set(TABLES) <= names
+
+
+# ---------------------------------------------------------------- issue #13: nothing silently wrong
+def test_expected_version_on_a_table_without_versions_is_refused(store: Store) -> None:
+    load(store)
+    before = store.read("stages")
+    with pytest.raises(CrmkitError, match="stages rows have no version"):
+        store.update("stages", ("default", "Proposal"), {"probability": 0.7}, expected_version=1)
+    changes = pd.DataFrame(
+        {"pipeline": ["default"], "stage": ["Proposal"], "probability": [0.7], "row_version": [1]}
+    )
+    with pytest.raises(CrmkitError, match="stages rows have no version"):
+        store.update_many("stages", changes)
+    pd.testing.assert_frame_equal(store.read("stages"), before)
+    # Without a version the edit is an ordinary one.
+    assert (
+        store.update("stages", ("default", "Proposal"), {"probability": 0.7})["probability"] == 0.7
+    )
+
+
+def test_commit_by_another_writer_between_check_and_write_is_a_conflict(tmp_path: Path) -> None:
+    """The batch is checked again under the write lock when someone committed meanwhile."""
+    db = tmp_path / "crm.db"
+    store = Store.open(db)
+    other = sqlite3.connect(db)
+    fired = []
+
+    def another_writer_commits(conn, cursor, statement, *args) -> None:
+        if statement.startswith("BEGIN IMMEDIATE") and not fired:
+            fired.append(True)  # a real second connection stores the same key and commits
+            other.execute(
+                "INSERT INTO accounts (account_id, name, created_at, row_version, updated_at) "
+                "VALUES ('A1', 'Other', '2024-01-01 00:00:00', 1, '2024-01-01 00:00:00')"
+            )
+            other.commit()
+
+    event.listen(store.engine, "before_cursor_execute", another_writer_commits)
+    rows = small_company()["accounts"]
+    with pytest.raises(ConflictError, match="another writer changed the database") as info:
+        store.insert("accounts", rows)
+    assert "\n" not in str(info.value) and "Globex" not in str(info.value)
+    assert fired
+    assert store.read("accounts")["name"].tolist() == ["Other"]  # nothing of the batch landed
+    other.close()
+
+
+def hold_write_lock(db: Path) -> sqlite3.Connection:
+    """Another connection that has taken the write lock (BEGIN IMMEDIATE) and keeps it."""
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+WRITES: dict[str, Callable[[Store], object]] = {
+    "insert": lambda s: s.insert(
+        "orders",
+        pd.DataFrame(
+            {"order_id": ["O99"], "account_id": ["A1"], "ordered_at": [pd.Timestamp("2024-06-01")]}
+            | {"amount": [5.0]}
+        ),
+    ),
+    "update": lambda s: s.update("deals", "D1", {"amount": 1.0}, expected_version=1),
+    "delete": lambda s: s.delete("activities", ["T1"]),
+    "set_meta": lambda s: s.set_meta("k", 1),
+    "clear": lambda s: s.clear(),
+}
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_store_writes_raise_busy_error_when_another_writer_holds_the_lock(
+    tmp_path: Path, write: str
+) -> None:
+    db = tmp_path / "crm.db"
+    store = Store.open(db, busy_timeout=0.2)
+    load(store)
+    counts = store.counts()
+    holder = hold_write_lock(db)
+    try:
+        with pytest.raises(BusyError) as info:
+            WRITES[write](store)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert str(info.value) == (
+        "the database is busy (locked by another writer for 0.2 s); nothing was written; try again"
+    )
+    assert store.counts() == counts
+    WRITES[write](store)  # the lock is gone: the same call now works
+
+
+def test_save_snapshot_raises_busy_error_when_locked(tmp_path: Path, snap) -> None:
+    db = tmp_path / "crm.db"
+    store = Store.open(db, busy_timeout=0.2)
+    holder = hold_write_lock(db)
+    try:
+        with pytest.raises(BusyError):
+            store.save_snapshot(snap)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert store.list_snapshots().empty
+
+
+def test_store_reads_raise_busy_error_when_locked_exclusively(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    store = Store.open(db, busy_timeout=0.2)
+    load(store)
+    store.close()
+    # A writer in exclusive locking mode keeps even readers out of a WAL database.
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE accounts SET owner = 'x'")
+    holder.execute("COMMIT")
+    try:
+        reader = Store(create_engine(f"sqlite:///{db}", busy_timeout=0.2))
+        for read in (
+            lambda: reader.read("deals"),
+            lambda: reader.count("accounts"),
+            lambda: reader.known_keys("accounts"),
+            lambda: reader.list_snapshots(),
+            lambda: reader.purchase_summary(),
+        ):
+            with pytest.raises(BusyError, match=r"locked by another writer for 0\.2 s"):
+                read()
+        with pytest.raises(BusyError):
+            Store.open(db, busy_timeout=0.2)
+    finally:
+        holder.close()
+
+
+def test_busy_timeout_comes_from_argument_then_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def pragma(s: Store) -> int:
+        with s.engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+
+    db = tmp_path / "crm.db"
+    monkeypatch.delenv("CRMKIT_BUSY_TIMEOUT", raising=False)
+    assert pragma(Store.open(db)) == 30_000
+    monkeypatch.setenv("CRMKIT_BUSY_TIMEOUT", "1.5")
+    assert pragma(Store.open(db)) == 1_500
+    assert pragma(Store.open(db, busy_timeout=0.25)) == 250
+    for bad in ("soon", "-1", "nan"):
+        monkeypatch.setenv("CRMKIT_BUSY_TIMEOUT", bad)
+        with pytest.raises(CrmkitError, match="CRMKIT_BUSY_TIMEOUT must be a number of seconds"):
+            Store.open(db)
+
+
+@pytest.mark.postgres
+def test_postgresql_lock_past_the_timeout_raises_busy_error(pg_schema_url: str) -> None:
+    store = Store.open(pg_schema_url, busy_timeout=0.3)
+    load(store)
+    counts = store.counts()
+    holder = sa.create_engine(pg_schema_url)
+    try:
+        with holder.connect() as conn:
+            conn.exec_driver_sql("LOCK TABLE deals IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(BusyError, match=r"locked by another writer for 0\.3 s"):
+                store.update("deals", "D1", {"amount": 1.0})
+            with pytest.raises(BusyError):
+                store.read("deals")
+            conn.rollback()
+    finally:
+        holder.dispose()
+    assert store.counts() == counts
+    assert store.update("deals", "D1", {"amount": 1.0})["amount"] == 1.0
+
+
+def test_values_reach_the_database_only_as_bound_parameters(store: Store) -> None:
+    """SQL text never holds a value: a value shaped like SQL is stored and read back as is."""
+    load(store)
+    evil = "x'); DROP TABLE deals; --"
+    statements: list[str] = []
+    event.listen(
+        store.engine, "before_cursor_execute", lambda c, cur, stmt, *a: statements.append(stmt)
+    )
+    store.insert(
+        "accounts",
+        pd.DataFrame({"account_id": [evil], "name": [evil], "created_at": [pd.Timestamp("2024")]}),
+    )
+    store.update("accounts", evil, {"owner": evil})
+    got = store.read("accounts", where={"account_id": evil, "owner": [evil]})
+    assert got["name"].tolist() == [evil]
+    store.update_many("deals", pd.DataFrame({"deal_id": ["D1"], "name": [evil]}))
+    store.set_meta(evil, evil)
+    assert store.get_meta(evil) == evil
+    assert store.delete("accounts", [evil]) == 1
+    assert statements and not [s for s in statements if "DROP" in s or evil in s]
+    assert store.count("deals") == 3
+
+
+def test_open_refuses_a_missing_database_without_creating_it(tmp_path: Path) -> None:
+    db = tmp_path / "no" / "such" / "crm.db"
+    with pytest.raises(CrmkitError, match=r"no crmkit database at .*crm\.db; create one with"):
+        Store.open(db, create=False)
+    assert not (tmp_path / "no").exists()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(CrmkitError, match="no crmkit database at"):
+        Store.open(empty, create=False)
+    assert empty.stat().st_size == 0
+    # The library default creates it (a program naming its own database gets one).
+    assert Store.open(db).count("accounts") == 0
+    assert Store.open(db, create=False).count("accounts") == 0
+
+
+def test_open_refuses_a_file_that_is_not_sqlite_and_leaves_it(tmp_path: Path) -> None:
+    f = tmp_path / "notes.txt"
+    f.write_text("a text file\n")
+    with pytest.raises(CrmkitError, match=r"notes\.txt is not a crmkit database \(not an SQLite"):
+        Store.open(f)
+    assert f.read_text() == "a text file\n"
+    with pytest.raises(CrmkitError, match="is a folder"):
+        Store.open(tmp_path)
+
+
+def test_open_refuses_a_truncated_database(tmp_path: Path) -> None:
+    db = tmp_path / "crm.db"
+    with Store.open(db) as s:
+        load(s)
+        s.insert(
+            "accounts",
+            pd.DataFrame(
+                {
+                    "account_id": [f"X{i}" for i in range(3000)],
+                    "name": ["n" * 50] * 3000,
+                    "created_at": pd.Timestamp("2024-01-01"),
+                }
+            ),
+        )
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = db.read_bytes()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CrmkitError, match=r"cut\.db is damaged"):
+        Store.open(cut)
+    assert cut.read_bytes() == data[: len(data) // 2]
+    stub = tmp_path / "stub.db"
+    stub.write_bytes(data[:40])
+    with pytest.raises(CrmkitError, match=r"stub\.db is damaged"):
+        Store.open(stub)
+
+
+def test_open_refuses_another_programs_database_unless_adopted(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    con.execute("CREATE TABLE people (id INTEGER PRIMARY KEY)")
+    con.execute("INSERT INTO invoices (total) VALUES (9.5)")
+    con.commit()
+    con.close()
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    for create in (True, False):
+        with pytest.raises(
+            CrmkitError,
+            match=r"other\.db holds another program's tables \(invoices, people\); crmkit will "
+            r"not add its tables to it; use `crmkit init --db .*other\.db` to do so anyway",
+        ):
+            Store.open(db, create=create)
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest  # not even the journal mode
+    with Store.open(db, adopt=True) as s:
+        assert s.count("accounts") == 0
+        assert set(TABLES) <= set(sa.inspect(s.engine).get_table_names())
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT total FROM invoices").fetchall() == [(9.5,)]
+    con.close()
+    Store.open(db, create=False).close()  # now a crmkit database (with extra tables)
+
+
+@pytest.mark.postgres
+def test_open_on_postgresql_refuses_foreign_tables_and_a_missing_schema(pg_schema_url: str) -> None:
+    with pytest.raises(CrmkitError, match="no crmkit database at postgresql"):
+        Store.open(pg_schema_url, create=False)
+    admin = sa.create_engine(pg_schema_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE invoices (id integer)")
+    admin.dispose()
+    with pytest.raises(CrmkitError, match=r"holds another program's tables \(invoices\)"):
+        Store.open(pg_schema_url)
+    with Store.open(pg_schema_url, adopt=True) as s:
+        assert s.count("deals") == 0

@@ -24,3 +24,37 @@ def test_environment_variable_then_default(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("CRMKIT_DB_URL")
     assert resolve_url(None) == f"sqlite:///{default_db_path()}"
     assert default_db_path().parts[-2:] == ("data", "crmkit.db")
+
+
+def test_statement_errors_never_show_the_rows_values(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from crmkit.store.engine import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (k TEXT PRIMARY KEY)")
+        conn.execute(sa.text("INSERT INTO t VALUES (:k)"), {"k": "secret-row-value"})
+    with pytest.raises(sa.exc.IntegrityError) as info, engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO t VALUES (:k)"), {"k": "secret-row-value"})
+    assert "secret-row-value" not in str(info.value)
+    assert "UNIQUE constraint failed: t.k" in str(info.value)
+
+
+def test_database_label_hides_the_password(tmp_path: Path) -> None:
+    from crmkit.store.engine import database_label
+
+    assert database_label("postgresql+psycopg://crm:s3cret@h/db") == (
+        "postgresql+psycopg://crm:***@h/db"
+    )
+    assert database_label(resolve_url(tmp_path / "a.db")) == str(tmp_path / "a.db")
+
+
+def test_busy_timeout_argument_is_checked() -> None:
+    from crmkit.errors import CrmkitError
+    from crmkit.store.engine import busy_timeout_seconds
+
+    assert busy_timeout_seconds(0) == 0.0
+    assert busy_timeout_seconds(2.5) == 2.5
+    with pytest.raises(CrmkitError, match="busy_timeout must be a number of seconds >= 0"):
+        busy_timeout_seconds(-1)
