@@ -13,6 +13,7 @@ in ``../shared/datasets`` beside the project.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +41,56 @@ def _folder(path: PathLike | None, name: str) -> Path:
             f"dataset folder {p.resolve()} not found; pass its path (it is not shipped with crmkit)"
         )
     return p
+
+
+# ---------------------------------------------------------------------- mapping files
+def load_mapping(path: PathLike) -> dict[str, str | None]:
+    """Read a column mapping from a JSON file: ``{"file column": "field", ...}``.
+
+    A ``null`` target drops the column (as ``None`` in :func:`crmkit.data.io.apply_mapping`).
+
+    Parameters
+    ----------
+    path
+        The JSON file (UTF-8).
+
+    Returns
+    -------
+    dict
+        ``{file column: field or None}``.
+
+    Raises
+    ------
+    FileFormatError
+        In one line naming the file: missing, unreadable, not JSON (with line and column),
+        or not an object of text to text.
+
+    """
+    p = Path(path)
+    where = f"mapping file {p}"
+    try:
+        text = p.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise FileFormatError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise FileFormatError(f"{where}: is a folder, not a JSON file") from None
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{where}: is not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        msg = getattr(exc, "msg", str(exc))
+        pos = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise FileFormatError(f"{where}: is not valid JSON: {msg}{pos}") from None
+    shape = 'a JSON object of file column to field, e.g. {"Company": "name"}'
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{where}: must be {shape}, not a {type(data).__name__}")
+    for src, dst in data.items():
+        if not src.strip() or not (dst is None or (isinstance(dst, str) and dst.strip())):
+            raise FileFormatError(
+                f"{where}: must be {shape} (null drops a column); {src!r} maps to {dst!r}"
+            )
+    return {src.strip(): dst.strip() if isinstance(dst, str) else None for src, dst in data.items()}
 
 
 # ---------------------------------------------------------------------- Maven CRM
@@ -325,5 +376,6 @@ __all__ = [
     "cdnow_frames",
     "import_cdnow",
     "import_maven",
+    "load_mapping",
     "maven_frames",
 ]

@@ -5,11 +5,41 @@ Both SQLite and PostgreSQL are supported; only the date arithmetic differs.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from crmkit.errors import CrmkitError
+
 #: Days per time unit of the purchase summary.
 TIME_UNITS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+
+
+def check_finite(values: object, table: str, column: str) -> None:
+    """Refuse a sum that is not a finite number (an infinite or overflowing stored amount).
+
+    Parameters
+    ----------
+    values
+        A sum or an array of sums; None (a sum of no rows) passes.
+    table, column
+        Where the summed values are stored, for the message.
+
+    Raises
+    ------
+    CrmkitError
+        Naming the table and column.
+
+    """
+    if values is None:
+        return
+    sums = np.atleast_1d(np.asarray(values, dtype="float64"))
+    bad = ~np.isfinite(sums)
+    if bad.any():
+        raise CrmkitError(
+            f"{table}.{column}: a sum is not a finite number ({sums[bad][0]}); the table holds "
+            f"an infinite or overflowing {column}. Correct or delete that row"
+        )
 
 
 def _day(dialect: str, col: str) -> str:
@@ -133,6 +163,7 @@ def purchase_summary(
     df["last_purchase"] = pd.to_datetime(df["last_purchase"])
     for c in ("recency", "T", "monetary_value", "revenue"):
         df[c] = pd.to_numeric(df[c]).astype("float64")
+    check_finite(df["revenue"], "orders", "amount")
     for c in ("frequency", "n_orders"):
         df[c] = pd.to_numeric(df[c]).astype("int64")
     df.attrs["cutoff"] = cut.date().isoformat()
@@ -231,4 +262,5 @@ def pipeline_totals(
     df["deals"] = pd.to_numeric(df["deals"]).astype("int64")
     for c in ("amount", "weighted_amount"):
         df[c] = pd.to_numeric(df[c]).astype("float64")
+        check_finite(df[c], "deals", "amount")
     return df

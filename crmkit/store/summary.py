@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
+from crmkit.store.aggregates import check_finite
 from crmkit.store.core import Store
 
 
@@ -30,6 +31,7 @@ def database_summary(store: Store) -> str:
             lo, hi, total = conn.execute(
                 sa.text("SELECT MIN(ordered_at), MAX(ordered_at), SUM(amount) FROM orders")
             ).one()
+            check_finite(total, "orders", "amount")
             lines += [
                 "",
                 f"orders: {pd.Timestamp(lo):%Y-%m-%d} .. {pd.Timestamp(hi):%Y-%m-%d}, "
@@ -42,6 +44,7 @@ def database_summary(store: Store) -> str:
                     "GROUP BY status ORDER BY status"
                 )
             ).all()
+            check_finite([a for _, _, a in rows], "deals", "amount")
             lines += ["", "deals by status:"]
             lines += [f"  {s:<8} {n:>8,} deals, amount {a:>16,.0f}" for s, n, a in rows]
             closed = {s: n for s, n, _ in rows if s in ("won", "lost")}

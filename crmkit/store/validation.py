@@ -9,6 +9,7 @@ Checks are vectorised with pandas; Python loops only run over the bad rows to bu
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -27,10 +28,36 @@ from crmkit.store.schema import entity as entity_spec
 MIN_DATE = pd.Timestamp("1900-01-01")
 #: Dates more than this many years after today are rejected as typos.
 MAX_YEARS_AHEAD = 50
+#: Imports refuse dates more than this many days after the import day (unless allowed).
+MAX_DAYS_AHEAD = 366
+#: Largest money amount accepted by default (``max_amount``): bigger ones are typos or garbage.
+MAX_AMOUNT = 1e12
+#: Money columns per entity, bounded by ``max_amount``.
+MONEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "deals": ("amount",),
+    "orders": ("amount",),
+    "campaigns": ("budget", "cost"),
+    "channel_spend": ("spend",),
+}
+#: Whole numbers must fit a 64-bit integer column.
+MAX_WHOLE = 2.0**63
+#: What ``case_ids`` of :func:`validate` may be.
+CASE_ID_MODES = ("ignore", "warn", "refuse")
 #: Store bookkeeping columns that are dropped silently from input frames.
 BOOKKEEPING = ("row_version", "updated_at")
 
 _ISO_LIKE = re.compile(r"^\s*\d{4}-?\d{1,2}-?\d{1,2}")
+#: Control characters refused in text: C0 (but tab, newline, carriage return), DEL and C1.
+_CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+_CONTROL_RE = re.compile(_CONTROL)
+_NON_FINITE = {"nan", "inf", "infinity", "+inf", "-inf", "+infinity", "-infinity", "+nan", "-nan"}
+#: A number written with a decimal comma (``1234,56``, ``1.234,56``, ``-0,5``).
+_DECIMAL_COMMA = re.compile(r"^[+-]?(\d+|\d{1,3}(\.\d{3})+),\d+$")
+#: A number with comma thousands separators and no decimals (``1,234``, ``12,345,678``).
+_COMMA_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
+#: Separators accepted as ``decimal`` and ``thousands``.
+DECIMAL_MARKS = (".", ",")
+THOUSANDS_MARKS = (",", ".", " ", "'", "\u00a0", "\u202f")
 
 
 @dataclass
@@ -45,12 +72,16 @@ class ValidationResult:
         Every problem found: row number, field, reason and the offending value.
     bad_rows
         Row numbers with at least one error.
+    warnings
+        Suspicious values that were accepted, e.g. ids differing only by case from
+        another id (``case_ids="warn"``); the rows are in ``clean``.
 
     """
 
     clean: pd.DataFrame
     errors: list[RowError] = field(default_factory=list)
     bad_rows: set[int] = field(default_factory=set)
+    warnings: list[RowError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +141,11 @@ def validate(
     known_keys: Callable[[str], set] | None = None,
     partial: bool = False,
     row_numbers: Sequence[int] | None = None,
+    max_amount: float | None = MAX_AMOUNT,
+    max_days_ahead: int | None = None,
+    decimal: str = ".",
+    thousands: str | None = None,
+    case_ids: str = "ignore",
 ) -> ValidationResult:
     """Check rows of an entity against the schema rules and coerce them to its types.
 
@@ -121,7 +157,9 @@ def validate(
         The rows, with the entity's column names. Values may be strings (as read from a
         file) or already typed. Text dates must be ISO 8601 (``YYYY-MM-DD[ HH:MM[:SS]]``);
         timezone-aware times are converted to UTC and kept naive. Choices ignore case and
-        spaces (``"Best Case"`` is ``best_case``). Text is kept as given; ``""`` is missing.
+        spaces (``"Best Case"`` is ``best_case``). Text is kept as given; ``""`` is missing;
+        text holding a control character (NUL, ESC, ...; tab, newline and carriage return
+        are allowed) is refused. Numbers must be finite (``inf`` and ``nan`` are refused).
     known_keys
         ``known_keys(entity)`` returns the keys already stored (tuples for composite keys).
         When given, ids are checked for duplicates against the store and references
@@ -131,6 +169,21 @@ def validate(
         Validate only the columns present (edits); missing required columns are allowed.
     row_numbers
         The row number to report for each row (a file's line numbers); default position + 1.
+    max_amount
+        Money amounts (:data:`MONEY_COLUMNS`) above this are refused; default
+        :data:`MAX_AMOUNT`; None for no bound.
+    max_days_ahead
+        Refuse dates more than this many days after today (imports pass
+        :data:`MAX_DAYS_AHEAD`); None: only the typo bound of :data:`MAX_YEARS_AHEAD` years.
+    decimal, thousands
+        How text numbers are written: decimal mark ``"."`` or ``","``; thousands separator
+        (None: none). With ``decimal=","`` a text number must use the comma (``1234,56``;
+        ``1234.56`` is refused as ambiguous), with a thousands separator only in groups
+        of three digits (``1.234,56``).
+    case_ids
+        Ids (single-column text keys) that differ only by case from another id of the
+        batch or of the store (``a000001`` beside ``A000001``): ``"ignore"``; ``"warn"``
+        (listed in ``warnings``, the row is kept); ``"refuse"`` (an error on the row).
 
     Returns
     -------
@@ -141,9 +194,14 @@ def validate(
     ------
     NotFoundError
         For an unknown entity.
+    ValueError
+        For unknown ``decimal``, ``thousands`` or ``case_ids`` settings.
 
     """
     spec = entity_spec(entity)
+    _check_number_format(decimal, thousands)
+    if case_ids not in CASE_ID_MODES:
+        raise ValueError(f"case_ids must be one of {', '.join(CASE_ID_MODES)}, not {case_ids!r}")
     n = len(df)
     rows = np.arange(1, n + 1) if row_numbers is None else np.asarray(row_numbers)
     if len(rows) != n:
@@ -169,26 +227,31 @@ def validate(
     present = [c for c in spec.columns if c.name in raw.columns]
     cols = present if partial else list(spec.columns)
     clean: dict[str, pd.Series] = {}
+    money = MONEY_COLUMNS.get(spec.name, ())
     for c in cols:
         if c.name in raw.columns:
-            s = _coerce(c, raw[c.name], out)
+            s = _coerce(c, raw[c.name], out, decimal, thousands, max_days_ahead)
             if not partial and c.default is not None and c.required:
                 s = s.fillna(c.default)  # optional columns take their default only when absent
         else:
             s = _empty(c, n)
         clean[c.name] = s
-        _check_values(c, s, out)
+        _check_values(c, s, out, max_amount if c.name in money else None)
     frame = pd.DataFrame(clean, index=raw.index)
 
     _check_keys(spec, frame, out, known_keys)
     if known_keys is not None:
         _check_references(spec, frame, out, known_keys)
     _check_entity_rules(spec, frame, out, known_keys)
+    notes: list[RowError] = []
+    if case_ids != "ignore":
+        notes = _check_case_ids(spec, frame, out, known_keys, refuse=case_ids == "refuse")
 
     good = ~out.bad
     clean_df = frame.loc[good].reset_index(drop=True)
     bad_rows = set(rows[out.bad].tolist())
-    return ValidationResult(clean_df, _sorted(out.errors, spec), bad_rows)
+    notes = [e for e in notes if e.row not in bad_rows]
+    return ValidationResult(clean_df, _sorted(out.errors, spec), bad_rows, notes)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -235,12 +298,47 @@ def _whitespace(s: pd.Series, candidates: np.ndarray) -> np.ndarray:
     return out
 
 
-def _to_number(s: pd.Series) -> pd.Series:
+def _check_number_format(decimal: str, thousands: str | None) -> None:
+    """Refuse decimal and thousands settings crmkit cannot read unambiguously."""
+    if decimal not in DECIMAL_MARKS:
+        raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
+    if thousands is not None and thousands not in THOUSANDS_MARKS:
+        marks = ", ".join(map(repr, THOUSANDS_MARKS))
+        raise ValueError(f"thousands must be one of {marks} or None, not {thousands!r}")
+    if thousands == decimal:
+        raise ValueError(f"decimal and thousands are both {decimal!r}")
+
+
+def _delocalize(s: pd.Series, decimal: str, thousands: str | None) -> pd.Series:
+    """Rewrite text numbers in ``decimal``/``thousands`` notation as plain ones (``1234.56``).
+
+    Text that does not follow the notation strictly becomes ``"?"`` (so it fails to parse
+    and is reported with its original value): no guessing between the two notations.
+    """
+    d = re.escape(decimal)
+    digits = r"\d+"
+    if thousands is not None:
+        digits = rf"(?:\d+|\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+)"
+    pattern = rf"^[+-]?(?:{digits}(?:{d}\d*)?|{d}\d+)(?:[eE][+-]?\d+)?$"
+    text = s.astype("str").str.strip()
+    ok = text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+    if thousands is not None:
+        text = text.str.replace(thousands, "", regex=False)
+    if decimal != ".":
+        text = text.str.replace(decimal, ".", regex=False)
+    return text.where(ok | s.isna().to_numpy(), "?")
+
+
+def _to_number(s: pd.Series, decimal: str = ".", thousands: str | None = None) -> pd.Series:
     """Convert to float64, NaN where a value does not parse (fast path through Arrow)."""
     if pd.api.types.is_bool_dtype(s.dtype):
         return s.astype("float64")
     if pd.api.types.is_numeric_dtype(s.dtype):
         return s.astype("float64")
+    if decimal != "." or thousands is not None:
+        text_dtype = pd.api.types.is_string_dtype(s.dtype) and s.dtype != object
+        if text_dtype or pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+            s = _delocalize(s, decimal, thousands)
     if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
         try:
             arr = pc.cast(pa.array(s.array), pa.float64())
@@ -251,11 +349,20 @@ def _to_number(s: pd.Series) -> pd.Series:
     return num.astype("float64")
 
 
-def _coerce(c: Column, s: pd.Series, out: _Collector) -> pd.Series:
+def _coerce(
+    c: Column,
+    s: pd.Series,
+    out: _Collector,
+    decimal: str = ".",
+    thousands: str | None = None,
+    max_days_ahead: int | None = None,
+) -> pd.Series:
     """Convert one column to its kind, recording values that do not convert."""
     s = s.reset_index(drop=True)
     if c.kind in ("str", "text"):
         text = _to_text(s)
+        ctrl = text.str.contains(_CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
+        out.add(ctrl, c.name, _control_reason, values=text)
         if c.choices is not None:  # "Won" or " won " means "won"
             off = text.notna() & ~text.isin(c.choices)
             if off.any():
@@ -265,12 +372,12 @@ def _coerce(c: Column, s: pd.Series, out: _Collector) -> pd.Series:
         return text
     missing = s.isna().to_numpy()
     if c.kind in ("int", "float"):
-        num = _to_number(s)
+        num = _to_number(s, decimal, thousands)
         f = np.array(num.to_numpy(dtype="float64", na_value=np.nan), dtype="float64", copy=True)
         fail = ~missing & np.isnan(f)
         fail &= ~_whitespace(s, fail)
         word = "a whole number" if c.kind == "int" else "a number"
-        out.add(fail, c.name, f"not {word}")
+        out.add(fail, c.name, lambda v, _i: _number_reason(v, word, decimal))
         inf = np.isinf(f)
         out.add(inf, c.name, "not a finite number")
         f[inf] = np.nan
@@ -278,14 +385,50 @@ def _coerce(c: Column, s: pd.Series, out: _Collector) -> pd.Series:
             frac = ~np.isnan(f) & (f != np.round(f))
             out.add(frac, c.name, "not a whole number")
             f[frac] = np.nan
+            huge = ~np.isnan(f) & (np.abs(f) >= MAX_WHOLE)
+            out.add(huge, c.name, "whole number out of range (beyond 64 bits)")
+            f[huge] = np.nan
             return pd.Series(pd.array(np.round(f), dtype="Float64")).astype("Int64")
         return pd.Series(f)
     if c.kind in ("date", "datetime"):
-        return _to_datetime(c, s, missing, out)
+        return _to_datetime(c, s, missing, out, max_days_ahead)
     if c.kind == "json":
         blank = missing | _whitespace(s, ~missing)
         return _check_json(c, s, pd.Series(blank), out)
     return s.where(~missing, None)
+
+
+def _control_reason(v: object, _i: int) -> str:
+    """Name the first control character of a text value and where it is."""
+    m = _CONTROL_RE.search(str(v))
+    if m is None:  # pragma: no cover - only called for values that matched
+        return "contains a control character"
+    return (
+        f"contains a control character ({m.group()!r} at position {m.start() + 1}); "
+        "text may hold tabs and line breaks but no NUL or other control characters"
+    )
+
+
+def _number_reason(v: object, word: str, decimal: str) -> str:
+    """Say why a value is not a number, with a hint for decimal commas and non-finite text."""
+    text = str(v).strip()
+    if text.lower() in _NON_FINITE:
+        return "not a finite number"
+    if decimal == ".":
+        if _COMMA_THOUSANDS.match(text):
+            return (
+                f"not {word}: has a comma; a thousands separator (use --thousands , / "
+                "thousands=',') or a decimal comma (use --decimal , --thousands . / "
+                "decimal=',', thousands='.')?"
+            )
+        if _DECIMAL_COMMA.match(text):
+            return (
+                f"not {word}: looks like a decimal comma; use --decimal , --thousands . "
+                "(decimal=',', thousands='.' in Python)"
+            )
+    elif re.fullmatch(r"[+-]?\d*\.\d+", text):
+        return f"not {word}: has a decimal point but the decimal mark is {decimal!r}"
+    return f"not {word}"
 
 
 def _to_text(s: pd.Series) -> pd.Series:
@@ -319,7 +462,13 @@ def _scalar_text(v: object) -> object:
     return v if isinstance(v, str) else str(v)
 
 
-def _to_datetime(c: Column, s: pd.Series, missing: np.ndarray, out: _Collector) -> pd.Series:
+def _to_datetime(
+    c: Column,
+    s: pd.Series,
+    missing: np.ndarray,
+    out: _Collector,
+    max_days_ahead: int | None = None,
+) -> pd.Series:
     """Parse dates (ISO 8601 text, datetime objects); impossible and out-of-range dates fail."""
     vals = s
     if pd.api.types.is_datetime64_any_dtype(vals.dtype):
@@ -342,11 +491,22 @@ def _to_datetime(c: Column, s: pd.Series, missing: np.ndarray, out: _Collector) 
             return f"unparseable date {text!r}; use YYYY-MM-DD or YYYY-MM-DD HH:MM[:SS]"
 
         out.add(bad, c.name, why)
-    latest = pd.Timestamp.now().normalize() + pd.DateOffset(years=MAX_YEARS_AHEAD)
+    today = pd.Timestamp.now().normalize()
+    latest = today + pd.DateOffset(years=MAX_YEARS_AHEAD)
     early = ts < MIN_DATE
     late = ts > latest
     out.add(early, c.name, f"date before {MIN_DATE.date()}")
     out.add(late, c.name, f"date too far in the future (after {latest.date()})")
+    if max_days_ahead is not None:
+        limit = today + pd.Timedelta(days=max_days_ahead)
+        ahead = (ts.dt.normalize() > limit).to_numpy(dtype=bool) & ~late.to_numpy(dtype=bool)
+        out.add(
+            ahead,
+            c.name,
+            f"date more than {max_days_ahead} days after today ({today.date()}; latest "
+            f"{limit.date()}); a typo? (--allow-future / allow_future=True accepts it)",
+        )
+        late = late | ahead
     ts = ts.where(~(early | late))
     if c.kind == "date":
         ts = ts.dt.normalize()
@@ -378,8 +538,8 @@ def _check_json(c: Column, s: pd.Series, blank: pd.Series, out: _Collector) -> p
     return s.where(~blank, None).astype(object)
 
 
-def _check_values(c: Column, s: pd.Series, out: _Collector) -> None:
-    """Check required values, bounds and choices of one coerced column."""
+def _check_values(c: Column, s: pd.Series, out: _Collector, limit: float | None = None) -> None:
+    """Check required values, bounds (``limit`` for money) and choices of one coerced column."""
     if c.required and not c.autoincrement:
         miss = s.isna().to_numpy() & ~out.bad_in(c.name)
         out.add(miss, c.name, "required value missing")
@@ -390,6 +550,14 @@ def _check_values(c: Column, s: pd.Series, out: _Collector) -> None:
     if c.max_value is not None:
         high = (s > c.max_value).fillna(False).to_numpy(dtype=bool)
         out.add(high, c.name, f"must be <= {c.max_value}")
+    if limit is not None:
+        big = (s.abs() > limit).fillna(False).to_numpy(dtype=bool)
+        out.add(
+            big,
+            c.name,
+            f"amount above the maximum {limit:,.0f} (max_amount; --max-amount on the command "
+            "line); a typo or a unit mix-up?",
+        )
     if c.choices is not None:
         ok = s.isna() | s.isin(c.choices)
         out.add(~ok.to_numpy(dtype=bool), c.name, f"must be one of {', '.join(c.choices)}")
@@ -456,7 +624,9 @@ def _check_keys(
     if len(keys) == 1:
         exists = _isin(frame[keys[0]], stored) & has_key
     else:
-        exists = np.asarray(_key_values(frame, keys).isin(list(stored))) & has_key
+        # stored days come back as datetime.date; the frame holds Timestamps
+        days = [tuple(_as_timestamp(v) for v in k) for k in stored]
+        exists = np.asarray(_key_values(frame, keys).isin(days)) & has_key
     out.add(
         exists,
         keys[0],
@@ -465,6 +635,69 @@ def _check_keys(
         ),
         values=frame[keys[0]],
     )
+
+
+def _check_case_ids(
+    spec: Entity,
+    frame: pd.DataFrame,
+    out: _Collector,
+    known_keys: Callable[[str], set] | None,
+    *,
+    refuse: bool,
+) -> list[RowError]:
+    """Ids differing only by case from an earlier id of the batch or a stored one.
+
+    Returns the notices (``refuse=False``) or records them as errors (``refuse=True``).
+    Only single-column text keys are compared; rows already bad on the key are skipped.
+    """
+    if len(spec.key) != 1 or spec.column(spec.key[0]).kind not in ("str", "text"):
+        return []
+    key = spec.key[0]
+    if key not in frame.columns:
+        return []
+    s = frame[key].astype("str")
+    given = s.notna().to_numpy(dtype=bool) & ~out.bad_in(key)
+    folded = s.str.lower()
+    found: dict[int, str] = {}
+    # Against the store: same folded id, different spelling, not stored as given.
+    stored = known_keys(spec.name) if known_keys is not None else set()
+    if stored:
+        by_fold: dict[str, str] = {}
+        for k in stored:
+            if isinstance(k, str):
+                by_fold.setdefault(k.lower(), k)
+        hit = given & _isin(folded, set(by_fold)) & ~_isin(s, stored)
+        for i in np.flatnonzero(hit):
+            other = by_fold[folded.iloc[i]]
+            found[int(i)] = (
+                f"{key} {s.iloc[i]!r} differs only by case from {other!r} already in "
+                f"{spec.name} (likely duplicate)"
+            )
+    # Inside the batch: a later row whose id folds onto an earlier, differently spelt one.
+    dup = given & folded.duplicated(keep=False).to_numpy(dtype=bool)
+    first: dict[str, int] = {}
+    for i in np.flatnonzero(dup):
+        f, v = folded.iloc[i], s.iloc[i]
+        j = first.setdefault(f, int(i))
+        if j != i and s.iloc[j] != v and int(i) not in found:
+            found[int(i)] = (
+                f"{key} {v!r} differs only by case from {s.iloc[j]!r} on row "
+                f"{int(out.rows[j])} (likely duplicate)"
+            )
+    if not found:
+        return []
+    idx = np.array(sorted(found), dtype=int)
+    if refuse:
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[idx] = True
+        out.add(mask, key, lambda _v, i: found[i] + "; refused (strict ids)", values=s)
+        return []
+    return [RowError(int(out.rows[i]), key, found[int(i)], s.iloc[i]) for i in idx]
+
+
+def _as_timestamp(v: object) -> object:
+    """A ``datetime.date`` as a Timestamp (to compare with coerced date columns); else as is."""
+    return pd.Timestamp(v) if isinstance(v, dt.date) else v
 
 
 def _row_key(frame: pd.DataFrame, keys: Sequence[str], i: int) -> object:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from crmkit.data import io
 from crmkit.data.mappings import import_cdnow, import_maven
-from crmkit.errors import NotFoundError, ValidationError
+from crmkit.errors import CrmkitWarning, NotFoundError, RowError, ValidationError
 from crmkit.store import Store
 from crmkit.store.schema import ENTITIES, LOAD_ORDER
 from tests.conftest import shared_dataset
@@ -406,3 +408,312 @@ def test_cdnow_imports_accounts_and_orders() -> None:
         orders = s.read("orders")
         assert orders["amount"].sum() == pytest.approx(sum(float(ln[4]) for ln in lines))
         assert orders["ordered_at"].min() == pd.Timestamp("1997-01-01")
+
+
+# ---------------------------------------------------------------------- nothing silently wrong
+def test_record_with_one_field_more_than_the_header_is_refused_not_shifted(
+    store: Store, tmp_path: Path
+) -> None:
+    # every record one field longer: pandas took the first field as the index and
+    # imported every column shifted by one
+    path = write(
+        tmp_path / "deals.csv",
+        [DEAL_HEADER, *(f"{line},x" for line in GOOD_DEALS)],
+    )
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path)
+    assert [(e.row, e.field) for e in exc.value.errors] == [(2, None), (3, None)]
+    assert "has 9 fields but the header has 8" in exc.value.errors[0].reason
+    assert_unchanged(store, before)
+
+
+def test_trailing_separator_on_every_row_names_each_line_not_a_column(
+    store: Store, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, *(f"{line}," for line in GOOD_DEALS)])
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path)
+    errors = exc.value.errors
+    assert [(e.row, e.field) for e in errors] == [(2, None), (3, None)]
+    assert all("trailing separator" in e.reason for e in errors)
+    assert_unchanged(store, before)
+
+
+def test_record_with_fewer_fields_is_refused_with_its_line(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, GOOD_DEALS[0], "N2,A2,bob,Discovery"])
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path)
+    assert [(e.row, e.field) for e in exc.value.errors] == [(3, None)]
+    assert "has 4 fields but the header has 8" in exc.value.errors[0].reason
+
+
+def test_field_count_check_honours_quoted_newlines_and_separators(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        'account_id,name,created_at\nX1,"Smith, Jones\nand sons",2024-01-01\n'
+        "X2,too,many,2024-01-02\n"
+    )
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "accounts", path)
+    assert [(e.row, e.field) for e in exc.value.errors] == [(4, None)]
+    path.write_text('account_id,name,created_at\nX1,"Smith, Jones\nand sons",2024-01-01\n')
+    io.import_file(store, "accounts", path)
+    assert store.read("accounts", where={"account_id": "X1"})["name"].iloc[0] == (
+        "Smith, Jones\nand sons"
+    )
+
+
+def test_skip_bad_rejects_field_count_mismatches_with_their_reason(
+    store: Store, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, GOOD_DEALS[0], GOOD_DEALS[1] + ",x"])
+    rejects = tmp_path / "rejects.csv"
+    result = io.import_file(store, "deals", path, on_error="skip", rejects_path=rejects)
+    assert result.written == {"deals": 1} and result.rejected == {"deals": 1}
+    assert "N2" not in store.known_keys("deals")
+    with rejects.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["row"] for r in rows] == ["3"]
+    assert "has 9 fields" in rows[0]["reason"]
+    assert rows[0][io.RAW_RECORD] == GOOD_DEALS[1] + ",x"
+
+
+def test_read_table_refuses_a_field_count_mismatch_naming_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ["a,b", "1,2", "3,4,5"])
+    with pytest.raises(io.FileFormatError, match=r"row 3: has 3 fields but the header has 2"):
+        io.read_table(path)
+
+
+def test_badly_quoted_value_is_refused_with_its_line(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ["account_id,name,created_at", 'X1,"Acme"x,2024-01-01'])
+    with pytest.raises(io.FileFormatError, match=r"line 2: text follows a closing quote"):
+        io.import_file(store, "accounts", path)
+    path = write(tmp_path / "a.csv", ["account_id,name,created_at", 'X1,"Acme,2024-01-01'])
+    with pytest.raises(io.FileFormatError, match=r"line 2: a quoted value .* never closed"):
+        io.import_file(store, "accounts", path)
+
+
+def test_decimal_comma_gets_a_hint_naming_the_options(store: Store, tmp_path: Path) -> None:
+    lines = [DEAL_HEADER.replace(",", ";"), "N1;A1;ann;Proposal;open;1234,56;2024-05-01;"]
+    path = write(tmp_path / "deals.csv", lines)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path)
+    e = exc.value.errors[0]
+    assert (e.row, e.field, e.value) == (2, "amount", "1234,56")
+    assert "looks like a decimal comma; use --decimal , --thousands ." in e.reason
+
+
+def test_decimal_and_thousands_options_read_european_numbers(store: Store, tmp_path: Path) -> None:
+    lines = [
+        DEAL_HEADER.replace(",", ";"),
+        "N1;A1;ann;Proposal;open;1.234,56;2024-05-01;",
+        "N2;A1;ann;Proposal;open;7,5;2024-05-01;",
+    ]
+    path = write(tmp_path / "deals.csv", lines)
+    io.import_file(store, "deals", path, decimal=",", thousands=".")
+    got = store.read("deals", where={"deal_id": ["N1", "N2"]}).set_index("deal_id")["amount"]
+    assert got.to_dict() == {"N1": 1234.56, "N2": 7.5}
+
+
+def test_decimal_comma_setting_refuses_a_decimal_point_as_ambiguous(
+    store: Store, tmp_path: Path
+) -> None:
+    lines = [DEAL_HEADER.replace(",", ";"), "N1;A1;ann;Proposal;open;1234.56;2024-05-01;"]
+    path = write(tmp_path / "deals.csv", lines)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path, decimal=",", thousands=".")
+    assert (exc.value.errors[0].field, exc.value.errors[0].value) == ("amount", "1234.56")
+
+
+def test_error_lines_show_the_value_shortened_and_escaped() -> None:
+    long = "x" * 100
+    line = io.error_line(RowError(7, "name", "contains a control character", "a\x00b" + long))
+    assert line.startswith("row 7 name: contains a control character (value 'a\\x00b")
+    assert line.endswith("...)") and "\x00" not in line and len(line) < 120
+    assert io.error_line(RowError(3, "amount", "not a number", "12k")) == (
+        "row 3 amount: not a number (value '12k')"
+    )
+
+
+@pytest.mark.parametrize("value", ["1e308", "1e13", "123456789012345"])
+def test_amount_above_max_amount_is_refused(store: Store, tmp_path: Path, value: str) -> None:
+    path = write(
+        tmp_path / "deals.csv", [DEAL_HEADER, f"N1,A1,ann,Proposal,open,{value},2024-05-01,"]
+    )
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "deals", path)
+    e = exc.value.errors[0]
+    assert (e.row, e.field, e.value) == (2, "amount", value)
+    assert "above the maximum 1,000,000,000,000" in e.reason
+    assert_unchanged(store, before)
+
+
+def test_max_amount_is_configurable(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, "N1,A1,ann,Proposal,open,5000,2024-05-01,"])
+    with pytest.raises(ValidationError, match="above the maximum 1,000"):
+        io.import_file(store, "deals", path, max_amount=1000)
+    assert io.import_file(store, "deals", path, max_amount=1e4).written == {"deals": 1}
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "Infinity", "1e400"])
+def test_non_finite_numbers_are_refused(store: Store, tmp_path: Path, value: str) -> None:
+    path = write(
+        tmp_path / "orders.csv",
+        ["order_id,account_id,ordered_at,amount", f"P1,A1,2024-06-01,{value}"],
+    )
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "orders", path)
+    e = exc.value.errors[0]
+    assert (e.row, e.field, e.reason) == (2, "amount", "not a finite number")
+
+
+def test_ids_differing_only_by_case_warn_as_likely_duplicates(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv",
+        ["account_id,name,created_at", "a1,x,2024-01-01", "B7,y,2024-01-01", "b7,z,2024-01-01"],
+    )
+    with pytest.warns(CrmkitWarning, match=r"'a1' differs only by case from 'A1'") as rec:
+        result = io.import_file(store, "accounts", path)
+    assert "'b7' differs only by case from 'B7' on row 3" in str(rec[0].message)
+    assert result.written == {"accounts": 3}
+    assert sum("likely duplicate" in w for w in result.warnings) == 2
+
+
+def test_strict_ids_refuses_ids_differing_only_by_case(store: Store, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv", ["account_id,name,created_at", "X9,x,2024-01-01", "a1,y,2024-01-01"]
+    )
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "accounts", path, strict_ids=True)
+    e = exc.value.errors[0]
+    assert (e.row, e.field, e.value) == (3, "account_id", "a1")
+    assert "differs only by case from 'A1' already in accounts" in e.reason
+    assert_unchanged(store, before)
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x7f", "\x85"])
+def test_control_characters_in_text_are_refused_naming_row_and_field(
+    store: Store, tmp_path: Path, char: str
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "account_id,name,created_at\nX1,ok,2024-01-01\n" + f"X2,bad{char}name,2024-01-01\n"
+        "X3,ok,2024-01-01\n"
+    )
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "accounts", path)
+    e = exc.value.errors[0]
+    assert (e.row, e.field, e.value) == (3, "name", f"bad{char}name")
+    assert "control character" in e.reason
+    assert_unchanged(store, before)
+
+
+def test_tabs_and_line_breaks_inside_quoted_text_are_kept(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text('account_id,name,created_at\nX1,"a\tb\r\nc",2024-01-01\n')
+    io.import_file(store, "accounts", path)
+    assert store.read("accounts", where={"account_id": "X1"})["name"].iloc[0] == "a\tb\r\nc"
+
+
+def test_rejects_equal_to_the_input_is_refused_before_reading(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "deals.csv", [DEAL_HEADER, GOOD_DEALS[0], "N9,A404,x,y,open,1,z,"])
+    content = path.read_bytes()
+    link = tmp_path / "link.csv"
+    link.symlink_to(path)
+    monkeypatch.chdir(tmp_path)
+    for same in (path, link, Path("deals.csv"), Path("sub/../deals.csv")):
+        with pytest.raises(io.FileFormatError, match="the rejects file is the input file"):
+            io.import_file(store, "deals", path, on_error="skip", rejects_path=same)
+        assert path.read_bytes() == content
+    assert "N1" not in store.known_keys("deals")
+
+
+def test_binary_file_is_refused_as_not_a_text_csv(store: Store, tmp_path: Path) -> None:
+    png = tmp_path / "logo.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10" + bytes(range(256)))
+    with pytest.raises(io.FileFormatError, match=r"not a text CSV file: NUL bytes at offset 8"):
+        io.import_file(store, "accounts", png, encoding="latin-1")
+    xlsx = tmp_path / "book.xlsx"
+    pd.DataFrame({"account_id": ["X"]}).to_excel(xlsx, index=False)
+    renamed = tmp_path / "book.csv"
+    renamed.write_bytes(xlsx.read_bytes())
+    with pytest.raises(io.FileFormatError, match=r"not a text CSV file: NUL bytes .*zip archive"):
+        io.import_file(store, "accounts", renamed, encoding="latin-1")
+
+
+def test_dates_more_than_a_year_ahead_are_refused_unless_allowed(
+    store: Store, tmp_path: Path
+) -> None:
+    soon = (dt.date.today() + dt.timedelta(days=300)).isoformat()
+    later = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+    path = write(
+        tmp_path / "a.csv", ["account_id,name,created_at", f"X1,a,{soon}", f"X2,b,{later}"]
+    )
+    before = state(store)
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "accounts", path)
+    e = exc.value.errors[0]
+    assert (e.row, e.field, e.value) == (3, "created_at", later)
+    assert "more than 366 days after today" in e.reason and "--allow-future" in e.reason
+    assert_unchanged(store, before)
+    assert io.import_file(store, "accounts", path, allow_future=True).written == {"accounts": 2}
+
+
+def test_csv_export_escapes_formula_cells_and_raw_opts_out(store: Store, tmp_path: Path) -> None:
+    texts = ['=HYPERLINK("x")', "+1", "-2", "@SUM(A1)", "\tTab", "\rCR", "plain"]
+    accounts = pd.DataFrame(
+        {
+            "account_id": [f"F{i}" for i in range(len(texts))],
+            "name": texts,
+            "created_at": pd.Timestamp("2024-01-01"),
+        }
+    )
+    store.insert("accounts", accounts)
+    store.insert(
+        "channel_spend",
+        pd.DataFrame(
+            {"channel": ["=cmd"], "week_start": [pd.Timestamp("2024-05-06")], "spend": [0.0]}
+        ),
+    )
+    out = tmp_path / "accounts.csv"
+    io.export(store, "accounts", out)
+    got = io.read_table(out).set_index("account_id")["name"]
+    assert [got[f"F{i}"] for i in range(len(texts))] == [
+        '\'=HYPERLINK("x")',
+        "'+1",
+        "'-2",
+        "'@SUM(A1)",
+        "'\tTab",
+        "'\rCR",
+        "plain",
+    ]
+    io.export(store, "accounts", out, raw=True)
+    with out.open(newline="", encoding="utf-8") as fh:
+        raw = {r["account_id"]: r["name"] for r in csv.DictReader(fh)}
+    assert [raw[f"F{i}"] for i in range(len(texts))] == texts
+    spend = tmp_path / "spend.csv"
+    io.export(store, "channel_spend", spend)
+    assert "'=cmd" in spend.read_text()
+    parquet = tmp_path / "accounts.parquet"
+    io.export(store, "accounts", parquet)
+    assert set(texts) <= set(pd.read_parquet(parquet)["name"])
+
+
+def test_csv_export_keeps_negative_numbers_as_numbers(store: Store, tmp_path: Path) -> None:
+    # crmkit refuses negative amounts, but a database written by an older version may hold one
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE deals SET amount = -5 WHERE deal_id = 'D1'"))
+    out = tmp_path / "deals.csv"
+    io.export(store, "deals", out)
+    got = pd.read_csv(out, keep_default_na=False).set_index("deal_id")
+    assert got.loc["D1", "amount"] == -5.0
+    assert "'-5" not in out.read_text()

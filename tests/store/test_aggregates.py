@@ -136,3 +136,18 @@ def test_pipeline_totals_match_pandas(store: Store) -> None:
     assert q["period"].tolist() == ["2024-Q2"]
     with pytest.raises(ValueError, match="period"):
         store.pipeline_totals(period="W")
+
+
+def test_sums_that_are_not_finite_are_refused_naming_table_and_column(store: Store) -> None:
+    import sqlalchemy as sa
+
+    from crmkit.errors import CrmkitError
+
+    store.insert_many(small_company())
+    with store.engine.begin() as conn:  # an amount crmkit refuses, written by hand
+        conn.execute(sa.text("UPDATE orders SET amount = :x"), {"x": float("inf")})
+        conn.execute(sa.text("UPDATE deals SET amount = :x"), {"x": float("inf")})
+    with pytest.raises(CrmkitError, match=r"orders\.amount: a sum is not a finite number"):
+        store.purchase_summary()
+    with pytest.raises(CrmkitError, match=r"deals\.amount: a sum is not a finite number"):
+        store.pipeline_totals(period="Q")

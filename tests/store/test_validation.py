@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from crmkit.errors import NotFoundError
-from crmkit.store.validation import validate
+from crmkit.store.validation import MAX_AMOUNT, MAX_DAYS_AHEAD, MONEY_COLUMNS, validate
 from tests.factories import small_company
 
 STORED = {
@@ -343,3 +343,119 @@ def test_campaign_ending_before_it_starts_is_impossible() -> None:
     campaigns.loc[0, "end_date"] = pd.Timestamp("2024-02-01")
     result = validate("campaigns", campaigns)
     assert [(e.row, e.field) for e in result.errors] == [(1, "end_date")]
+
+
+# ---------------------------------------------------------------------- nothing silently wrong
+def test_money_amount_above_max_amount_is_refused() -> None:
+    df = deals_as_text()
+    df.loc[1, "amount"] = "1e308"
+    e = one_error(validate("deals", df), "amount")
+    assert (e.row, e.value) == (2, "1e308")
+    assert f"above the maximum {MAX_AMOUNT:,.0f}" in e.reason
+
+
+def test_max_amount_is_configurable_and_bounds_every_money_column() -> None:
+    df = deals_as_text()
+    assert validate("deals", df, max_amount=None).ok
+    e = one_error(validate("deals", df, max_amount=1000), "amount")
+    assert (e.row, e.value) == (1, "1200.50")
+    spend = pd.DataFrame({"channel": ["x"], "week_start": ["2024-01-01"], "spend": ["2e12"]})
+    assert one_error(validate("channel_spend", spend), "spend").row == 1
+    assert set(MONEY_COLUMNS) == {"deals", "orders", "campaigns", "channel_spend"}
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "Infinity", "1e400"])
+@pytest.mark.parametrize(("entity", "field"), [("deals", "amount"), ("stages", "probability")])
+def test_non_finite_numbers_are_refused_in_every_number_column(
+    value: str, entity: str, field: str
+) -> None:
+    if entity == "deals":
+        df = deals_as_text()
+        df.loc[0, field] = value
+    else:
+        df = pd.DataFrame(
+            {"pipeline": ["p"], "stage": ["a"], "stage_order": ["1"], "probability": [value]}
+        )
+    e = one_error(validate(entity, df), field)
+    assert (e.row, e.reason, e.value) == (1, "not a finite number", value)
+
+
+def test_whole_number_beyond_64_bits_is_out_of_range_not_negative() -> None:
+    df = pd.DataFrame(
+        {"pipeline": ["p"], "stage": ["a"], "stage_order": ["1e20"], "probability": ["0.1"]}
+    )
+    e = one_error(validate("stages", df), "stage_order")
+    assert e.reason == "whole number out of range (beyond 64 bits)"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x1b", "\x7f", "\x9b"])
+def test_control_characters_in_text_are_refused(char: str) -> None:
+    df = deals_as_text()
+    df.loc[2, "owner"] = f"an{char}n"
+    e = one_error(validate("deals", df), "owner")
+    assert (e.row, e.value) == (3, f"an{char}n")
+    assert f"({char!r} at position 3)" in e.reason
+
+
+def test_tabs_and_line_breaks_in_text_are_allowed() -> None:
+    df = deals_as_text().assign(name=["a\tb", "c\r\nd", "e\nf"])
+    assert validate("deals", df).ok
+
+
+@pytest.mark.parametrize("value", ["1234,56", "1.234,56", "-0,5"])
+def test_decimal_comma_is_named_with_the_options_to_read_it(value: str) -> None:
+    df = deals_as_text()
+    df.loc[0, "amount"] = value
+    e = one_error(validate("deals", df), "amount")
+    assert "looks like a decimal comma; use --decimal , --thousands ." in e.reason
+
+
+def test_comma_thousands_are_named_as_ambiguous() -> None:
+    df = deals_as_text()
+    df.loc[0, "amount"] = "1,234"
+    e = one_error(validate("deals", df), "amount")
+    assert "thousands separator" in e.reason and "decimal comma" in e.reason
+
+
+def test_decimal_and_thousands_settings_read_strictly() -> None:
+    df = deals_as_text()
+    df["amount"] = ["1.234,5", "12", "1234.5"]
+    res = validate("deals", df, decimal=",", thousands=".")
+    assert [(e.row, e.field, e.value) for e in res.errors] == [(3, "amount", "1234.5")]
+    assert list(res.clean["amount"]) == [1234.5, 12.0]
+    df["amount"] = ["1,234.5", "1,23", None]
+    res = validate("deals", df, thousands=",")
+    assert [(e.row, e.value) for e in res.errors] == [(2, "1,23")]
+    assert res.clean["amount"].iloc[0] == 1234.5
+    with pytest.raises(ValueError, match="decimal and thousands are both"):
+        validate("deals", df, decimal=",", thousands=",")
+
+
+def test_ids_differing_only_by_case_warn_or_are_refused() -> None:
+    df = deals_as_text()
+    df.loc[1, "deal_id"] = "d0"  # stored as D0
+    df.loc[2, "deal_id"] = "d1"  # D1 on row 1
+    assert validate("deals", df, known_keys=known).warnings == []  # ignored by default
+    res = validate("deals", df, known_keys=known, case_ids="warn")
+    assert res.ok and len(res.clean) == 3
+    assert [(w.row, w.field, w.value) for w in res.warnings] == [
+        (2, "deal_id", "d0"),
+        (3, "deal_id", "d1"),
+    ]
+    assert "differs only by case from 'D0' already in deals" in res.warnings[0].reason
+    assert "differs only by case from 'D1' on row 1" in res.warnings[1].reason
+    refused = validate("deals", df, known_keys=known, case_ids="refuse")
+    assert [(e.row, e.field) for e in refused.errors] == [(2, "deal_id"), (3, "deal_id")]
+    assert all("likely duplicate" in e.reason for e in refused.errors)
+
+
+def test_dates_more_than_max_days_ahead_are_refused() -> None:
+    today = pd.Timestamp.now().normalize()
+    df = deals_as_text()
+    df.loc[0, "created_at"] = (today + pd.Timedelta(days=366)).strftime("%Y-%m-%d")
+    df.loc[1, "created_at"] = (today + pd.Timedelta(days=367)).strftime("%Y-%m-%d")
+    df.loc[1, "closed_at"] = df.loc[1, "created_at"]
+    assert validate("deals", df).ok  # other writes keep the 50-year typo bound only
+    res = validate("deals", df, max_days_ahead=MAX_DAYS_AHEAD)
+    assert [(e.row, e.field) for e in res.errors] == [(2, "created_at"), (2, "closed_at")]
+    assert "more than 366 days after today" in res.errors[0].reason
