@@ -19,6 +19,15 @@ Quantiles are of the revenue still to come after ``as_of``; ``closed_to_date`` (
 ``p_target = P(closed_to_date + forecast >= target)``. Repeat revenue is allocated to
 segments by account, and to owners and teams by account owner (and the owner's team in
 the deals) where known.
+
+Nothing silently wrong: :func:`run_forecast` checks its parameters first
+(:func:`crmkit.forecast.params.validate_forecast_parameters`: ``as_of`` a real day within the
+data, horizon, draws, target, method and seed); a model without the data it needs raises a
+:class:`~crmkit.errors.CrmkitError` naming the model and what is missing
+(:func:`check_model_data`, and the repeat source in :func:`forecast_draws`) instead of
+forecasting zeros; and a forecast whose checks fail
+(:func:`crmkit.forecast.snapshot.publication_reasons`) is saved as a draft, which the apps
+never show.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.stats import poisson
 
 from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import (
@@ -38,7 +48,8 @@ from crmkit.forecast.axes import (
     period_axis,
     revenue_array,
 )
-from crmkit.forecast.snapshot import build_snapshot
+from crmkit.forecast.params import validate_forecast_parameters
+from crmkit.forecast.snapshot import build_snapshot, publication_reasons
 from crmkit.models.pipeline.data import deal_frame
 from crmkit.models.pipeline.kernels import simulate_new_business, simulate_pipeline
 from crmkit.models.pipeline.model import PipelineModel
@@ -64,6 +75,63 @@ def _won_in(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.D
 
 
 # ---------------------------------------------------------------------- fitting
+#: Months before ``as_of`` whose wins are the new-business model's amount templates.
+TEMPLATE_MONTHS = 12
+
+
+def check_model_data(
+    frames: dict[str, pd.DataFrame], *, as_of: object, window_months: int = 24
+) -> None:
+    """Refuse to fit the pipeline and new-business models on too little data.
+
+    Parameters
+    ----------
+    frames
+        The store's tables (:func:`load_frames`).
+    as_of
+        The forecast day.
+    window_months
+        The models' training window.
+
+    Raises
+    ------
+    CrmkitError
+        Naming the model and what is missing: no deal created by ``as_of``, no deal won or
+        lost in the window before it (nothing to learn stage win rates from), or no deal won
+        in the :data:`TEMPLATE_MONTHS` before it (nothing to draw new deals' amounts from).
+    """
+    deals = frames["deals"]
+    day = pd.Timestamp(as_of).date()
+    t = end_of_day(as_of)
+    created = pd.to_datetime(deals["created_at"])
+    if not (created <= t).any():
+        first = created.min().date() if len(deals) else None
+        raise CrmkitError(
+            f"pipeline model: no deals created by {day} (the first was created on {first}); "
+            "nothing to forecast from"
+        )
+    closed = pd.to_datetime(deals["closed_at"])
+    status = deals["status"]
+    window = (closed <= t) & (closed > t - pd.DateOffset(months=window_months))
+    won, lost = int((window & status.eq("won")).sum()), int((window & status.eq("lost")).sum())
+    if won + lost == 0:
+        raise CrmkitError(
+            f"pipeline model: no closed deals in the {window_months} months before {day}; "
+            "nothing to learn stage win rates from"
+        )
+    if won == 0:
+        raise CrmkitError(
+            f"pipeline model: no won deals in the {window_months} months before {day} "
+            f"({lost} lost); nothing to learn stage win rates from"
+        )
+    recent = (closed <= t) & (closed > t - pd.DateOffset(months=TEMPLATE_MONTHS))
+    if not (recent & status.eq("won") & deals["amount"].gt(0)).any():
+        raise CrmkitError(
+            f"new business model: no deals won with an amount in the {TEMPLATE_MONTHS} months "
+            f"before {day}; nothing to draw new deals' amounts from"
+        )
+
+
 def fit_models(
     frames: dict[str, pd.DataFrame],
     *,
@@ -75,7 +143,13 @@ def fit_models(
     draws: int = 500,
     tune: int = 500,
 ) -> dict[str, Any]:
-    """Fit the pipeline and new-business models on what was known on ``as_of``."""
+    """Fit the pipeline and new-business models on what was known on ``as_of``.
+
+    Too little data for a model raises a CrmkitError saying what is missing
+    (:func:`check_model_data`; and for new business, fewer than 2 complete months of deal
+    arrivals).
+    """
+    check_model_data(frames, as_of=as_of, window_months=window_months)
     deals = deal_frame(frames["deals"], frames.get("accounts"))
     history = frames.get("deal_history")
     settings = {
@@ -88,6 +162,12 @@ def fit_models(
     }
     pipe = PipelineModel(**settings).fit(deals, history, as_of=as_of, stages=frames.get("stages"))
     nb = NewBusinessModel(**settings).fit(deals, history, as_of=as_of)
+    if nb.posterior_ is None:
+        raise CrmkitError(
+            f"new business model: {nb.data_['months']} complete month(s) of deal arrivals "
+            f"before {pd.Timestamp(as_of).date()}, at least 2 needed; nothing to learn "
+            "arrival rates from"
+        )
     return {"pipeline": pipe, "new_business": nb}
 
 
@@ -109,9 +189,10 @@ def new_business_draws(
     draw from.
     """
     if nb.posterior_ is None or not len(nb.templates_):
+        # zeros here would look like a forecast: not ok, so the snapshot is a draft
         return None, {
             **getattr(nb, "diagnostics_", {}),
-            "ok": True,
+            "ok": False,
             "message": "no arrivals model or no won deals to draw amounts from",
         }
     mu_nb, alpha = nb.arrival_means(axis.first_month, axis.months, n_p, seed)
@@ -121,8 +202,11 @@ def new_business_draws(
     rng = np.random.default_rng(seed + 1)
     pick = np.arange(draws) % n_p
     shape = 1.0 / np.maximum(alpha[pick], 1e-6)
-    lam = rng.gamma(shape[:, None], mu_nb[pick] / shape[:, None])
-    counts = rng.poisson(lam)
+    # Common random numbers: the same uniforms whatever the means, and counts by inversion,
+    # so a plan with more arrivals has at least the baseline's deals in every draw.
+    gam = rng.standard_gamma(np.broadcast_to(shape[:, None], mu_nb[pick].shape))
+    lam = gam * mu_nb[pick] / shape[:, None]
+    counts = np.maximum(poisson.ppf(rng.random(lam.shape), lam), 0).astype(np.int64)
     cdf = nb.win_cdf(axis.first_month, axis.months, n_p, seed)
     t = deal_frame(nb.templates_, accounts)
     rev = simulate_new_business(
@@ -274,6 +358,14 @@ def forecast_draws(
             revenue.loc[{"source": "repeat"}] = rep
         except Exception as exc:  # a failed repeat fit must not sink the whole forecast
             rep_diag = {"ok": False, "method": repeat_method, "message": f"repeat failed: {exc}"}
+        orders = frames.get("orders")
+        if rep_diag.get("method") == "none" and orders is not None and not orders.empty:
+            # orders exist but too few by as_of: zeros would look like a forecast
+            raise CrmkitError(
+                f"repeat model: too few customers with orders by {pd.Timestamp(as_of).date()} "
+                f"({rep_diag.get('message')}); forecast without repeat revenue "
+                "(include_repeat=False, or crmkit forecast --no-repeat)"
+            )
     add_total(revenue)
 
     # closed to date in the current period
@@ -372,13 +464,30 @@ def run_forecast(
     Returns
     -------
     Snapshot
-        The saved snapshot (with ``snapshot_id`` when saved).
+        The saved snapshot (with ``snapshot_id`` when saved). Its ``status`` is
+        ``"published"``, or ``"draft"`` with ``reasons`` when a check of
+        :func:`crmkit.forecast.snapshot.publication_reasons` fails (a model's diagnostics not
+        ok, an all-zero forecast where the past had revenue, ...); a draft is saved but the
+        apps never show it.
+
+    Raises
+    ------
+    ValidationError
+        A parameter is wrong (:func:`crmkit.forecast.params.validate_forecast_parameters`;
+        ``as_of`` must be within the store's data); nothing was fitted or saved.
+    CrmkitError
+        The store has no deals, or a model lacks the data it needs (the message names the
+        model and what is missing); nothing was saved.
     """
-    if int(draws) < 10:
-        raise CrmkitError(f"draws must be at least 10, not {draws!r}")
-    frames = load_frames(store, marketing=plan is not None)
-    if frames["deals"].empty:
+    if store.count("deals") == 0:
         raise CrmkitError("the store has no deals to forecast from")
+    p = validate_forecast_parameters(
+        store, as_of=as_of, horizon=horizon, period=period, draws=draws, target=target,
+        method=method, seed=seed,
+    )  # fmt: skip
+    as_of, horizon, period, draws = p["as_of"], p["horizon"], p["period"], p["draws"]
+    target, method, seed = p["target"], p["method"], p["seed"]
+    frames = load_frames(store, marketing=plan is not None)
     models = fit_models(frames, as_of=as_of, method=method, seed=seed, progress=progress)
     if plan is not None:
         from crmkit.forecast.sources.marketing import fit_marketing
@@ -417,12 +526,15 @@ def run_forecast(
     snap.parameters.setdefault("tables", {}).update(
         extra_tables(snap, frames, open_deals=result["deals"], campaigns=store.read("campaigns"))
     )
+    snap.reasons = publication_reasons(snap)
+    snap.status = "draft" if snap.reasons else "published"
     if save:
         store.save_snapshot(snap)
     return snap
 
 
 __all__ = [
+    "check_model_data",
     "fit_models",
     "forecast_draws",
     "load_frames",

@@ -61,6 +61,16 @@ What a snapshot holds
     ``as_of``. An
     optional ``backtest`` table holds accuracy scores.
 
+Publication
+-----------
+A snapshot is ``status`` ``"published"`` (the apps and the report read it) or ``"draft"``,
+with ``reasons`` (text, one per failed check). :func:`publication_reasons` holds the checks
+:func:`crmkit.forecast.engine.run_forecast` applies before saving: every model's diagnostics
+are ok; the draws are finite and not negative; and the forecast is not zero in every period
+while the past periods (the ``actuals`` table) had revenue. A draft is saved (to be looked
+at) but :meth:`crmkit.Store.load_snapshot` and ``list_snapshots`` skip it unless asked
+(``include_drafts=True``).
+
 Version and migration
 ---------------------
 The format version is :data:`crmkit.store.snapshots.SNAPSHOT_VERSION` (now 2), kept in the
@@ -208,4 +218,49 @@ def build_snapshot(
     )
 
 
-__all__ = ["build_snapshot"]
+def publication_reasons(snap: Snapshot) -> list[str]:
+    """Why a forecast snapshot must not be published; empty when every check passes.
+
+    Parameters
+    ----------
+    snap
+        A forecast snapshot as :func:`crmkit.forecast.engine.run_forecast` builds it (with
+        the ``actuals`` table when there is one).
+
+    Returns
+    -------
+    list of str
+        One line per failed check: a model whose diagnostics are not ok (with its method
+        and message), revenue draws that are not finite or are negative, and a forecast of
+        zero in every period while the past periods had revenue.
+    """
+    reasons = []
+    models = (snap.diagnostics or {}).get("models", {})
+    for name, d in models.items():
+        if not d.get("ok", True):
+            msg = f": {d['message']}" if d.get("message") else ""
+            reasons.append(f"{name} model: diagnostics not ok ({d.get('method')}){msg}")
+    if not models and not (snap.diagnostics or {}).get("ok", True):
+        reasons.append("diagnostics not ok")
+    if REVENUE in snap.draws:
+        values = np.asarray(snap.draws[REVENUE], dtype=float)
+        if not np.isfinite(values).all():
+            reasons.append("the revenue draws hold NaN or infinite values")
+        elif (values < 0).any():
+            reasons.append("the revenue draws hold negative amounts")
+        else:
+            total = snap.revenue.sel(source="total", group="all")
+            past = [
+                float(r.get("amount") or 0.0)
+                for r in (snap.parameters.get("tables") or {}).get("actuals") or []
+                if r.get("group", "all") == "all" and r.get("source") == "total"
+            ]
+            if float(total.sum()) == 0.0 and sum(past) > 0:
+                reasons.append(
+                    f"the forecast is zero in every period, while the past {len(past)} "
+                    f"period(s) had revenue of {sum(past):,.0f}"
+                )
+    return reasons
+
+
+__all__ = ["build_snapshot", "publication_reasons"]

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from crmkit.errors import NotFoundError
 
-SCHEMA_VERSION = "0001"
+SCHEMA_VERSION = "0002"
 
 #: Logical column kinds and their SQL types.
 KINDS = {
@@ -29,6 +29,8 @@ KINDS = {
 
 DEAL_STATUSES = ("open", "won", "lost")
 FORECAST_CATEGORIES = ("pipeline", "best_case", "commit", "closed", "omitted")
+#: Statuses of a forecast snapshot: only published ones reach the apps.
+SNAPSHOT_STATUSES = ("published", "draft")
 #: Deal fields whose every change is written to ``deal_history``.
 DEAL_TRACKED_FIELDS = ("stage", "status", "amount", "expected_close_date")
 
@@ -240,6 +242,10 @@ _entity(
         C("diagnostics", "json"),
         C("quantiles", "json"),
         C("draws", "blob"),
+        # published: shown by the apps; draft: saved for inspection, its checks failed
+        # (migration 0002 gives the column the server default 'published')
+        C("status", "str", required=True, choices=SNAPSHOT_STATUSES, default="published"),
+        C("reasons", "json"),
     ),
     key=("snapshot_id",),
     importable=False,

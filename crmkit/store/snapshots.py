@@ -12,6 +12,11 @@ parameters and diagnostics are JSON columns. A snapshot saved in an older format
 brought up to date on load by :func:`migrate` (version 1, written before the header had a
 version, named the revenue draws ``rollup``); one saved in a newer format than this code
 knows is refused.
+
+Publication: a snapshot is ``"published"`` (the apps, the report and
+:meth:`crmkit.Store.load_snapshot` read it) or a ``"draft"`` (saved with its ``reasons``, a
+list of text, for a person to inspect; read only with ``include_drafts=True``).
+:func:`crmkit.forecast.engine.run_forecast` saves a forecast whose checks fail as a draft.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from crmkit.errors import CrmkitError
+from crmkit.errors import CrmkitError, NotFoundError
 from crmkit.store.frames import _json_default
-from crmkit.store.schema import TABLES
+from crmkit.store.schema import SNAPSHOT_STATUSES, TABLES
 
 #: Format version of the snapshots this code writes (kept in the draws' header).
 SNAPSHOT_VERSION = 2
@@ -67,6 +72,11 @@ class Snapshot:
         Model diagnostics (JSON-serialisable), with ``ok`` True or False.
     label
         A free-text name.
+    status
+        ``"published"`` (the default: apps show it) or ``"draft"`` (its checks failed; apps
+        never show it).
+    reasons
+        Why a draft is not published, one line of text each (empty when published).
 
     """
 
@@ -82,8 +92,16 @@ class Snapshot:
     label: str | None = None
     snapshot_id: int | None = None
     created_at: dt.datetime | None = None
+    status: str = "published"
+    reasons: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.status not in SNAPSHOT_STATUSES:
+            raise CrmkitError(
+                f"snapshot status must be one of {', '.join(SNAPSHOT_STATUSES)}, "
+                f"not {self.status!r}"
+            )
+        self.reasons = [str(r) for r in self.reasons]
         self.draws, self.coords, self.dims = dict(self.draws), dict(self.coords), dict(self.dims)
         for name, arr in list(self.draws.items()):
             if hasattr(arr, "dims") and hasattr(arr, "coords"):  # an xarray.DataArray
@@ -98,6 +116,11 @@ class Snapshot:
                         )
                     self.coords[d] = labels
                 self.draws[name] = np.asarray(arr.values)
+
+    @property
+    def published(self) -> bool:
+        """True when the snapshot is published (apps show it), False for a draft."""
+        return self.status == "published"
 
     @property
     def revenue(self):
@@ -211,8 +234,12 @@ def migrate(fields: dict, version: int, *, snapshot_id: int | None = None) -> di
 
 
 def save(conn: sa.Connection, snap: Snapshot) -> int:
-    """Insert a snapshot within an open transaction and return its id."""
+    """Insert a snapshot (with its status and reasons) within an open transaction; its id."""
     t = TABLES["forecast_snapshots"]
+    if snap.status not in SNAPSHOT_STATUSES:
+        raise CrmkitError(
+            f"snapshot status must be one of {SNAPSHOT_STATUSES}, not {snap.status!r}"
+        )
     created = snap.created_at or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     values = {
         "created_at": created,
@@ -224,6 +251,8 @@ def save(conn: sa.Connection, snap: Snapshot) -> int:
         "diagnostics": json.dumps(snap.diagnostics, default=_json_default),
         "quantiles": snap.quantiles.to_json(orient="split", date_format="iso", index=False),
         "draws": _pack_draws(snap),
+        "status": snap.status,
+        "reasons": json.dumps(list(snap.reasons)),
     }
     res = conn.execute(sa.insert(t).values(**values).returning(t.c.snapshot_id))
     snap.snapshot_id = int(res.scalar_one())
@@ -231,17 +260,54 @@ def save(conn: sa.Connection, snap: Snapshot) -> int:
     return snap.snapshot_id
 
 
-def load(conn: sa.Connection, snapshot_id: int | None = None) -> Snapshot | None:
-    """Read one snapshot (the newest when ``snapshot_id`` is None), or None."""
+def _reasons(text: str | None) -> list[str]:
+    """The stored reasons (a JSON list) as a list of text."""
+    return [str(r) for r in json.loads(text)] if text else []
+
+
+def load(
+    conn: sa.Connection, snapshot_id: int | None = None, *, include_drafts: bool = False
+) -> Snapshot | None:
+    """Read one snapshot, or None when there is none.
+
+    Parameters
+    ----------
+    conn
+        An open connection.
+    snapshot_id
+        The snapshot; None for the newest published one (the newest of all with
+        ``include_drafts``).
+    include_drafts
+        Also read drafts.
+
+    Returns
+    -------
+    Snapshot or None
+
+    Raises
+    ------
+    NotFoundError
+        When ``snapshot_id`` is a draft and ``include_drafts`` is False; the message gives
+        the draft's reasons.
+    """
     t = TABLES["forecast_snapshots"]
     stmt = sa.select(t)
     if snapshot_id is None:
+        if not include_drafts:
+            stmt = stmt.where(t.c.status == "published")
         stmt = stmt.order_by(t.c.snapshot_id.desc()).limit(1)
     else:
         stmt = stmt.where(t.c.snapshot_id == int(snapshot_id))
     row = conn.execute(stmt).mappings().first()
     if row is None:
         return None
+    reasons = _reasons(row["reasons"])
+    if row["status"] != "published" and not include_drafts:
+        why = "; ".join(reasons) or "no reason recorded"
+        raise NotFoundError(
+            f"snapshot {row['snapshot_id']} is a draft, not published ({why}); "
+            "load it with include_drafts=True"
+        )
     draws, coords, dims, version = _unpack_draws(row["draws"])
     fields = migrate(
         {
@@ -267,15 +333,26 @@ def load(conn: sa.Connection, snapshot_id: int | None = None) -> Snapshot | None
         label=row["label"],
         snapshot_id=int(row["snapshot_id"]),
         created_at=pd.Timestamp(row["created_at"]).to_pydatetime(),
+        status=row["status"],
+        reasons=reasons,
     )
 
 
-def listing(conn: sa.Connection) -> pd.DataFrame:
-    """List the snapshots without their draws, newest first."""
+def listing(conn: sa.Connection, *, include_drafts: bool = False) -> pd.DataFrame:
+    """List the published snapshots (and drafts if asked) without their draws, newest first.
+
+    Columns ``snapshot_id``, ``created_at``, ``as_of``, ``horizon``, ``period``, ``label``,
+    ``status`` and ``reasons`` (a list of text).
+    """
     t = TABLES["forecast_snapshots"]
-    cols = [t.c.snapshot_id, t.c.created_at, t.c.as_of, t.c.horizon, t.c.period, t.c.label]
-    result = conn.execute(sa.select(*cols).order_by(t.c.snapshot_id.desc()))
+    cols = [t.c.snapshot_id, t.c.created_at, t.c.as_of, t.c.horizon, t.c.period, t.c.label,
+            t.c.status, t.c.reasons]  # fmt: skip
+    stmt = sa.select(*cols).order_by(t.c.snapshot_id.desc())
+    if not include_drafts:
+        stmt = stmt.where(t.c.status == "published")
+    result = conn.execute(stmt)
     df = pd.DataFrame(result.fetchall(), columns=[c.name for c in cols])
     df["created_at"] = pd.to_datetime(df["created_at"])
     df["as_of"] = pd.to_datetime(df["as_of"])
+    df["reasons"] = [_reasons(r) for r in df["reasons"]]
     return df

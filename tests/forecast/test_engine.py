@@ -7,12 +7,23 @@ simulated deals are the session's (``sim_deals`` in ``tests/conftest.py``).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
+from crmkit.errors import CrmkitError, ValidationError
 from crmkit.forecast.axes import SOURCES
-from crmkit.forecast.engine import fit_models, forecast_draws, load_frames, run_forecast
+from crmkit.forecast.engine import (
+    check_model_data,
+    fit_models,
+    forecast_draws,
+    load_frames,
+    run_forecast,
+)
+from crmkit.forecast.snapshot import publication_reasons
 
 AS_OF = "2024-04-30"
 
@@ -115,3 +126,102 @@ def test_forecast_draws_are_labelled_data_arrays(store_and_snap) -> None:
     total = rev.sel(source="total")
     parts = rev.sel(source="pipeline") + rev.sel(source="new_business") + rev.sel(source="repeat")
     np.testing.assert_array_equal(total.to_numpy(), parts.to_numpy())
+
+
+# ---------------------------------------------------------------- nothing silently wrong
+def _saved(store) -> int:
+    return len(store.list_snapshots(include_drafts=True))
+
+
+def test_snapshot_of_a_sound_forecast_is_published(store_and_snap) -> None:
+    store, snap, _ = store_and_snap
+    assert snap.status == "published" and snap.reasons == []
+    assert store.load_snapshot().snapshot_id == snap.snapshot_id
+
+
+def test_as_of_outside_the_data_is_refused_before_fitting(store_and_snap) -> None:
+    store, _, _ = store_and_snap
+    before = _saved(store)
+    with pytest.raises(ValidationError, match=r"2022-01-01 \.\. 2024-06-29") as err:
+        run_forecast(store, as_of="1990-01-01", horizon=3, draws=20)
+    assert {e.field for e in err.value.errors} == {"as_of"}
+    with pytest.raises(ValidationError, match="in the future"):
+        run_forecast(store, as_of="3000-01-01", horizon=3, draws=20)
+    with pytest.raises(ValidationError) as err:
+        run_forecast(store, as_of=AS_OF, horizon=500, draws=20, target=float("nan"), seed=-1)
+    assert {e.field for e in err.value.errors} == {"horizon", "target", "seed"}
+    assert _saved(store) == before
+
+
+def test_pipeline_model_without_closed_deals_says_so(store_and_snap) -> None:
+    store, _, _ = store_and_snap
+    before = _saved(store)
+    with pytest.raises(CrmkitError, match=r"^pipeline model: no closed deals in the 24 months "
+                       r"before 2022-01-10; nothing to learn stage win rates from$"):  # fmt: skip
+        run_forecast(store, as_of="2022-01-10", horizon=3, draws=20)
+    with pytest.raises(CrmkitError, match="pipeline model: no deals created by 1990-01-01"):
+        fit_models(load_frames(store), as_of="1990-01-01")
+    assert _saved(store) == before
+
+
+def test_pipeline_model_without_won_deals_says_so(store_and_snap) -> None:
+    store, _, _ = store_and_snap
+    frames = load_frames(store)
+    deals = frames["deals"].copy()
+    deals["status"] = deals["status"].replace("won", "lost")
+    with pytest.raises(CrmkitError, match=r"pipeline model: no won deals in the 24 months .*lost"):
+        check_model_data({**frames, "deals": deals}, as_of=AS_OF)
+
+
+def test_new_business_model_without_recent_wins_says_so(store_and_snap) -> None:
+    store, _, _ = store_and_snap
+    frames = load_frames(store)
+    deals = frames["deals"].copy()
+    recent = pd.to_datetime(deals["closed_at"]) > pd.Timestamp(AS_OF) - pd.DateOffset(months=12)
+    deals.loc[recent & deals["status"].eq("won"), "status"] = "lost"  # wins 13-24 months ago
+    with pytest.raises(CrmkitError, match="new business model: no deals won with an amount in "
+                       "the 12 months before 2024-04-30; nothing to draw"):  # fmt: skip
+        check_model_data({**frames, "deals": deals}, as_of=AS_OF)
+
+
+def test_new_business_model_with_one_month_of_arrivals_says_so(store_and_snap) -> None:
+    store, _, _ = store_and_snap
+    before = _saved(store)
+    # one complete month (2022-01) of deals and a deal won in it: the pipeline can be fitted
+    with pytest.raises(CrmkitError, match=r"new business model: 1 complete month\(s\) of deal "
+                       "arrivals before 2022-02-20, at least 2 needed"):  # fmt: skip
+        run_forecast(store, as_of="2022-02-20", horizon=2, draws=20)
+    assert _saved(store) == before
+
+
+def test_repeat_model_with_too_few_customers_says_so(demo_db_file, copy_db, tmp_path) -> None:
+    from crmkit.store import Store
+
+    with Store.open(copy_db(demo_db_file, tmp_path)) as store:
+        with pytest.raises(CrmkitError, match=r"^repeat model: too few customers with orders by "
+                           r"2023-01-31 \(\d+ customers: too few .*--no-repeat\)$"):  # fmt: skip
+            run_forecast(store, as_of="2023-01-31", horizon=1, draws=20)
+        assert _saved(store) == 0
+        # without repeat revenue the same day is forecast
+        snap = run_forecast(store, as_of="2023-01-31", horizon=1, draws=20, include_repeat=False)
+        assert snap.parameters["methods"]["repeat"] == "none"
+
+
+def test_publication_checks_find_failed_diagnostics_and_an_all_zero_forecast(
+    store_and_snap,
+) -> None:
+    _, snap, _ = store_and_snap
+    assert publication_reasons(snap) == []
+    bad = copy.deepcopy(snap)
+    bad.diagnostics["models"]["pipeline"].update(ok=False, method="advi", message="not settled")
+    assert publication_reasons(bad) == ["pipeline model: diagnostics not ok (advi): not settled"]
+    zero = copy.deepcopy(snap)
+    zero.draws["revenue"] = np.zeros_like(snap.draws["revenue"])
+    (reason,) = publication_reasons(zero)
+    assert reason.startswith("the forecast is zero in every period, while the past")
+    nan = copy.deepcopy(snap)
+    nan.draws["revenue"][0, 0, 0, 0] = np.nan
+    assert publication_reasons(nan) == ["the revenue draws hold NaN or infinite values"]
+    neg = copy.deepcopy(snap)
+    neg.draws["revenue"][0, 0, 0, 0] = -1.0
+    assert publication_reasons(neg) == ["the revenue draws hold negative amounts"]

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 import xarray as xr
 
-from crmkit.errors import CrmkitError
+from crmkit.errors import CrmkitError, NotFoundError
 from crmkit.store import Snapshot, Store
 from crmkit.store.schema import TABLES
 from crmkit.store.snapshots import SNAPSHOT_VERSION, migrate
@@ -187,3 +187,86 @@ def test_a_snapshot_of_a_newer_format_is_refused(store: Store) -> None:
     assert f"snapshot {sid}" in str(err.value)
     with pytest.raises(CrmkitError, match="upgrade crmkit"):
         migrate({"draws": {}, "coords": {}, "dims": {}, "parameters": {}}, 3)
+
+
+# ---------------------------------------------------------------- published and draft snapshots
+def test_drafts_are_saved_but_not_loaded_or_listed_by_default(store: Store) -> None:
+    a = store.save_snapshot(make_snapshot(1))
+    reasons = ["pipeline model: diagnostics not ok (advi): not settled", "all zero"]
+    draft = make_snapshot(2)
+    draft.status, draft.reasons = "draft", reasons
+    b = store.save_snapshot(draft)
+    # the newest published one, which is what the apps read
+    assert store.load_snapshot().snapshot_id == a
+    assert store.list_snapshots()["snapshot_id"].tolist() == [a]
+    listing = store.list_snapshots(include_drafts=True)
+    assert listing["snapshot_id"].tolist() == [b, a]
+    assert listing["status"].tolist() == ["draft", "published"]
+    assert listing["reasons"].tolist() == [reasons, []]
+    with pytest.raises(NotFoundError, match=rf"snapshot {b} is a draft.*not settled; all zero"):
+        store.load_snapshot(b)
+    back = store.load_snapshot(b, include_drafts=True)
+    assert (back.status, back.reasons, back.published) == ("draft", reasons, False)
+    assert store.load_snapshot(include_drafts=True).snapshot_id == b
+    assert store.load_snapshot(a).published
+
+
+def test_only_drafts_means_no_snapshot_for_the_apps(store: Store) -> None:
+    draft = make_snapshot(3)
+    draft.status, draft.reasons = "draft", ["diagnostics not ok"]
+    store.save_snapshot(draft)
+    with pytest.raises(NotFoundError, match="no forecast snapshot yet"):
+        store.load_snapshot()
+    assert store.list_snapshots().empty
+
+
+def test_previous_snapshot_skips_drafts(store: Store) -> None:
+    from crmkit.forecast.compare import previous_snapshot
+
+    a = store.save_snapshot(make_snapshot(1))
+    draft = make_snapshot(2)
+    draft.status, draft.reasons = "draft", ["diagnostics not ok"]
+    store.save_snapshot(draft)
+    newest = make_snapshot(3)
+    store.save_snapshot(newest)
+    assert previous_snapshot(store, newest).snapshot_id == a
+
+
+def test_snapshot_status_must_be_published_or_draft() -> None:
+    with pytest.raises(CrmkitError, match="published, draft"):
+        Snapshot(as_of=dt.date(2026, 10, 31), horizon=1, period="M",
+                 quantiles=pd.DataFrame(), status="live")  # fmt: skip
+
+
+def test_migration_0002_publishes_existing_snapshots(tmp_path) -> None:
+    from alembic import command
+
+    from crmkit.store import migrate
+
+    old = Store.open(tmp_path / "old.db", migrate_db=False)
+    migrate.upgrade(old.engine, "0001")
+    assert "status" not in {c["name"] for c in sa.inspect(old.engine).get_columns(
+        "forecast_snapshots")}  # fmt: skip
+    row = _v1_row({"revenue": _revenue().values},
+                  {"version": 2, "dims": {"revenue": list(_revenue().dims)}, "coords": {
+                      d: list(_revenue().coords[d].values) for d in ("period", "source", "group")
+                  }}, {"draws": 50})  # fmt: skip
+    with old.engine.begin() as conn:
+        t = sa.table("forecast_snapshots", *[sa.column(k) for k in row])
+        conn.execute(sa.insert(t).values(**row))
+    old.close()
+    with Store.open(tmp_path / "old.db") as store:  # migrates to head
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
+        snap = store.load_snapshot()
+        assert (snap.status, snap.reasons) == ("published", [])
+        assert store.list_snapshots()["status"].tolist() == ["published"]
+        draft = make_snapshot(4)
+        draft.status = "draft"
+        store.save_snapshot(draft)
+        # downgrading deletes the drafts, which older code could not tell from published ones
+        with store.engine.connect().execution_options(crmkit_write=True) as conn:
+            command.downgrade(migrate._config(conn), "0001")
+            conn.commit()
+        with store.engine.connect() as conn:
+            ids = conn.execute(sa.text("SELECT snapshot_id FROM forecast_snapshots")).scalars()
+            assert list(ids) == [snap.snapshot_id]

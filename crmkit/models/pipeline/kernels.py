@@ -272,10 +272,9 @@ def _newbiz_kernel(counts, cdf, period_of_k, t_amount, t_gidx, n_periods, n_grou
     out = np.zeros((n_draws, n_periods, n_groups))
     for d in prange(n_draws):
         p = d % n_p
-        serial = 0
         for j in range(k_max):
-            for _ in range(counts[d, j]):
-                serial += 1
+            for i in range(counts[d, j]):
+                serial = j * 16777216 + i + 1  # by month and rank: extra deals come last
                 u = _unif(_key(seed, serial, d, 3))
                 top = cdf[p, j, k_max - 1]
                 if u < top:
