@@ -14,6 +14,7 @@ from typing import Any
 import nbformat
 import papermill as pm
 
+from crmkit.apps.kernel_client import papermill_kwargs
 from crmkit.data.demo import company as datasets
 from crmkit.store import Store
 
@@ -51,6 +52,7 @@ def run_notebook(
         progress_bar=False,
         cwd=str(tmp_path),
         execution_timeout=execution_timeout,
+        **papermill_kwargs(),
     )
     return nbformat.read(out, as_version=4)
 

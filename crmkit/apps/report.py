@@ -7,25 +7,34 @@ with headless chromium. Only when every step succeeded are the files renamed to 
 final names, so a failed run leaves the last good report in place and raises
 :class:`ReportError` saying why.
 
+Papermill runs in a child process, bounded by a whole-run timeout (retried once), and is
+killed with its kernel when the run times out or the report process dies. The database
+URL reaches the kernel through ``$CRMKIT_DB_URL``; every file, log line and error shows it
+with the password masked. Temporary folders left by a killed run are removed by the next.
+
 The notebook itself calls :mod:`crmkit.apps.report_sections`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 from crmkit.apps import dashboard as db
 from crmkit.apps.browser import CHROMIUM_FLAGS, chromium_path
 from crmkit.errors import CrmkitError, RowError, ValidationError
+from crmkit.store.engine import ENV_URL
 
 #: Methods :func:`crmkit.forecast.engine.run_forecast` accepts.
 METHODS = ("map", "nuts", "advi")
@@ -33,6 +42,8 @@ METHODS = ("map", "nuts", "advi")
 MAX_HORIZON = {"M": 36, "Q": 12}
 #: Seconds the PDF printer may take.
 PDF_TIMEOUT_SECONDS = 180
+#: Seconds a whole report run (notebook, HTML, PDF) may take by default; it is retried once.
+DEFAULT_TIMEOUT_SECONDS = 1800
 #: Files the notebook writes into its ``out_dir``: headline figures (JSON) and the fan chart.
 SUMMARY_FILE = "summary.json"
 FANCHART_FILE = "fanchart.png"
@@ -113,38 +124,19 @@ def validate_parameters(
         Listing every bad parameter with its value and the reason.
 
     """
+    from crmkit.forecast.params import check_forecast_parameters
     from crmkit.store.engine import resolve_url
 
-    errors: list[RowError] = []
+    # the forecast's own parameters: the one shared validator (the data's span is checked
+    # when the forecast runs, against the database)
+    forecast, errors = check_forecast_parameters(
+        None, as_of=as_of, horizon=horizon, period=period, draws=draws, target=target,
+        method=method, seed=seed, today=today,
+    )  # fmt: skip
 
     def bad(name: str, reason: str, value: object) -> None:
         errors.append(RowError(None, name, reason, value))
 
-    day = None
-    if isinstance(as_of, dt.datetime):
-        day = as_of.date()
-    elif isinstance(as_of, dt.date):
-        day = as_of
-    elif isinstance(as_of, str):
-        try:
-            day = dt.date.fromisoformat(as_of.strip())
-        except ValueError:
-            bad("as_of", f"must be a date written YYYY-MM-DD, got {as_of!r}", as_of)
-    else:
-        bad("as_of", f"must be a date written YYYY-MM-DD, got {as_of!r}", as_of)
-    if day is not None and day > (today or dt.date.today()):
-        bad("as_of", f"{day} is in the future; a forecast is made as of a past day", as_of)
-    if period not in MAX_HORIZON:
-        bad("period", f"must be 'M' (months) or 'Q' (quarters), got {period!r}", period)
-    limit = MAX_HORIZON.get(str(period), 36)
-    if not _is_int(horizon) or not 1 <= horizon <= limit:
-        bad("horizon", f"must be a whole number of periods from 1 to {limit}", horizon)
-    if not _is_int(draws) or not 10 <= draws <= 100_000:
-        bad("draws", "must be a whole number from 10 to 100000", draws)
-    if target is not None:
-        values = target.values() if isinstance(target, dict) else [target]
-        if not all(_is_number(v) and v > 0 for v in values):
-            bad("target", "must be a positive amount, {period: amount}, or None", target)
     try:
         flt = db.Filter.from_mapping(filters if filters else {})
     except (CrmkitError, TypeError, ValueError) as exc:
@@ -156,10 +148,6 @@ def validate_parameters(
         bad("out_dir", f"{out_dir} exists and is not a folder", out_dir)
     if not isinstance(refit, bool):
         bad("refit", "must be True or False", refit)
-    if method not in METHODS:
-        bad("method", f"must be one of {', '.join(METHODS)}", method)
-    if not _is_int(seed) or seed < 0:
-        bad("seed", "must be a whole number >= 0", seed)
     if not _is_int(backtest) or not 0 <= backtest <= 24:
         bad("backtest", "must be a whole number of origins from 0 to 24", backtest)
     if db_url is not None and not isinstance(db_url, str | os.PathLike):
@@ -167,17 +155,17 @@ def validate_parameters(
     if errors:
         raise ValidationError("report parameters", errors)
     return {
-        "as_of": str(day),
-        "horizon": int(horizon),  # type: ignore[arg-type]
-        "period": str(period),
-        "target": dict(target) if isinstance(target, dict) else target,
+        "as_of": forecast["as_of"],
+        "horizon": forecast["horizon"],
+        "period": forecast["period"],
+        "target": forecast["target"],
         "db_url": resolve_url(db_url),  # type: ignore[arg-type]
-        "draws": int(draws),  # type: ignore[arg-type]
+        "draws": forecast["draws"],
         "filters": {flt.dimension: flt.value} if flt.dimension != "all" else {},
         "out_dir": str(out_dir),
         "refit": bool(refit),
-        "method": str(method),
-        "seed": int(seed),  # type: ignore[arg-type]
+        "method": forecast["method"],
+        "seed": forecast["seed"],
         "backtest": int(backtest),  # type: ignore[arg-type]
     }
 
@@ -198,6 +186,69 @@ class ReportResult:
     summary: dict = field(default_factory=dict)
 
 
+class _RunTimeoutError(Exception):
+    """A step of the report run reached the run's deadline (its processes were killed)."""
+
+
+def masked_url(url: str) -> str:
+    """Return a database URL with its password replaced by ``***`` (safe to show or store).
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL or a SQLite file path.
+
+    Returns
+    -------
+    str
+        The URL as :meth:`sqlalchemy.engine.URL.render_as_string` shows it with
+        ``hide_password=True``; ``url`` itself when it is not a URL or has no password.
+
+    """
+    import sqlalchemy as sa
+
+    try:
+        u = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        return url
+    return url if u.password is None else u.render_as_string(hide_password=True)
+
+
+def _secrets(url: str) -> list[str]:
+    """The password of ``url`` as written in it and decoded (longest first), to scrub."""
+    import sqlalchemy as sa
+
+    try:
+        password = sa.make_url(url).password
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        return []
+    if not password:
+        return []
+    found = {str(password), quote(str(password), safe=""), quote_plus(str(password))}
+    netloc = url.split("://", 1)[-1].split("@", 1)
+    if len(netloc) == 2 and ":" in netloc[0]:
+        found.add(netloc[0].split(":", 1)[1])  # as written, whatever its encoding
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    """Replace every form of the password in ``text`` by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _check_timeout(timeout: object) -> float:
+    """Return ``timeout`` as seconds, or raise ValidationError naming it."""
+    if not _is_number(timeout) or not 0 < timeout <= 7 * 86_400:  # type: ignore[operator]
+        raise ValidationError(
+            "report parameters",
+            [RowError(None, "timeout", "must be a number of seconds above 0 (at most a week)",
+                      timeout)],
+        )  # fmt: skip
+    return float(timeout)  # type: ignore[arg-type]
+
+
 def run_report(
     as_of: object,
     horizon: object,
@@ -216,9 +267,21 @@ def run_report(
     name: str = "forecast_report",
     notebook: str | os.PathLike[str] | None = None,
     kernel: str = "python3",
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
     log=print,
 ) -> ReportResult:
     """Run the forecast report and write its notebook, HTML (no code) and PDF.
+
+    The database URL reaches the notebook's kernel through ``$CRMKIT_DB_URL`` in the
+    environment of that run only; the notebook, its metadata, the HTML, the PDF, the log
+    lines and the errors show it with the password masked (:func:`masked_url`).
+
+    A run that takes longer than ``timeout`` seconds is stopped (papermill, its kernel,
+    nbconvert or chromium are killed) and started again once; when the second run times out
+    too, :class:`ReportError` says so, so the whole call ends within about twice
+    ``timeout``. Temporary folders ``.<name>.tmp-*`` left in ``out_dir`` by a run that was
+    killed (its process is gone, or the folder is older than twice ``timeout``) are removed
+    first.
 
     Parameters
     ----------
@@ -233,6 +296,8 @@ def run_report(
         The report notebook (default: :func:`report_template`).
     kernel
         Jupyter kernel to run it with.
+    timeout
+        Seconds one run (notebook, HTML and PDF) may take; it is retried once.
     log
         Callable taking a progress line (``print`` by default; None for silence).
 
@@ -245,31 +310,60 @@ def run_report(
     ValidationError
         A parameter is wrong; nothing ran.
     ReportError
-        A step failed; the files of the previous report are unchanged.
+        A step failed or the run timed out twice; the files of the previous report are
+        unchanged.
 
     """
     params = validate_parameters(
         as_of, horizon, period, target, db, draws, filters, out_dir, refit, method, seed, backtest
     )
+    seconds = _check_timeout(timeout)
     template = Path(notebook) if notebook is not None else report_template()
     if not template.exists():
         raise ReportError(f"report notebook {template} is missing")
     chromium = chromium_path()
     if pdf and chromium is None:
         raise ReportError("chromium is not installed (apt-get install chromium); or pass pdf=False")
-    say = log or (lambda _msg: None)
+    secrets = _secrets(params["db_url"])
+    from crmkit.store import Store  # a missing or foreign database is refused, never created
+
+    Store.open(params["db_url"], create=False).close()
+
+    def say(msg: str) -> None:
+        if log is not None:
+            log(_scrub(msg, secrets))
+
     # absolute: the notebook runs in its own folder, where a relative path means another place
     out = Path(params["out_dir"]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        files = _build(template, tmp, name, params, kernel, chromium if pdf else None, say)
-        final = {k: out / p.name for k, p in files.items()}
-        for k, p in files.items():
-            os.replace(p, final[k])
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for stale in _stale_tmp_dirs(out, name, max_age=2 * seconds):
+        say(f"removing {stale.name}, left by a report run that was stopped")
+        shutil.rmtree(stale, ignore_errors=True)
+    env = {**os.environ, ENV_URL: params["db_url"]}
+    shown = {**params, "db_url": masked_url(params["db_url"])}
+    for attempt in (1, 2):
+        tmp = out / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            deadline = time.monotonic() + seconds
+            files = _build(template, tmp, name, shown, env, kernel, chromium if pdf else None,
+                           say, deadline)  # fmt: skip
+            final = {k: out / p.name for k, p in files.items()}
+            for k, p in files.items():
+                os.replace(p, final[k])
+            break
+        except _RunTimeoutError:
+            if attempt == 2:
+                raise ReportError(
+                    f"the report run timed out after {seconds:g} s (retried once); "
+                    "the previous report was kept"
+                ) from None
+            say(f"the report run timed out after {seconds:g} s; retrying once")
+        except ReportError as exc:  # one line, password masked
+            lines = (ln.strip() for ln in _scrub(str(exc), secrets).splitlines())
+            raise ReportError(" | ".join(ln for ln in lines if ln)) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     summary = json.loads(final["summary"].read_text())
     say(f"report written: {final['html']}")
     return ReportResult(
@@ -281,30 +375,108 @@ def run_report(
     )
 
 
-def _build(
-    template: Path, tmp: Path, name: str, params: dict, kernel: str, chromium: str | None, say
-) -> dict[str, Path]:
-    """Run the three steps inside ``tmp`` and return the files made."""
-    import papermill as pm
+def _stale_tmp_dirs(out: Path, name: str, *, max_age: float) -> list[Path]:
+    """Temporary folders of report runs that are gone (or older than ``max_age`` seconds)."""
+    import psutil
 
+    stale = []
+    now = time.time()
+    for path in out.glob(f".{name}.tmp-*"):
+        if path.is_symlink() or not path.is_dir():
+            continue
+        made = path.stat().st_mtime
+        if now - made > max_age:
+            stale.append(path)
+            continue
+        owner = path.name.rsplit(".tmp-", 1)[1].split("-")[0]
+        if not owner.isdigit() or int(owner) == os.getpid():
+            continue  # no owner recorded (kept until old), or this very process
+        try:
+            proc = psutil.Process(int(owner))
+            # a zombie has died; a process started after the folder last changed reuses the pid
+            gone = proc.status() == psutil.STATUS_ZOMBIE or proc.create_time() > made + 2
+        except psutil.NoSuchProcess:
+            gone = True
+        except psutil.Error:
+            gone = False
+        if gone:
+            stale.append(path)
+    return stale
+
+
+#: Runs Papermill in a child process: argv template, output, cwd, kernel, parameters (JSON).
+#: A thread stops the kernel and exits when the report process dies (e.g. ``kill -9``).
+_PAPERMILL_CHILD = r"""
+import json, os, sys, threading, time
+import papermill as pm
+import psutil
+from crmkit.apps.kernel_client import papermill_kwargs
+
+src, out, cwd, kernel, params = sys.argv[1:6]
+parent = os.getppid()
+
+
+def watch():
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    child.kill()
+                except psutil.Error:
+                    pass
+            os._exit(3)
+
+
+threading.Thread(target=watch, daemon=True).start()
+try:
+    pm.execute_notebook(src, out, parameters=json.loads(params), kernel_name=kernel,
+                        progress_bar=False, cwd=cwd, **papermill_kwargs())
+except pm.PapermillExecutionError as exc:
+    why = {"cell": exc.exec_count, "ename": exc.ename, "evalue": exc.evalue}
+except Exception as exc:
+    why = {"cell": None, "ename": type(exc).__name__, "evalue": str(exc)}
+else:
+    sys.exit(0)
+sys.stderr.write("\ncrmkit-report-error " + json.dumps(why) + "\n")
+sys.exit(2)
+"""
+
+
+def _build(
+    template: Path,
+    tmp: Path,
+    name: str,
+    params: dict,
+    env: dict[str, str],
+    kernel: str,
+    chromium: str | None,
+    say,
+    deadline: float,
+) -> dict[str, Path]:
+    """Run the three steps inside ``tmp`` before ``deadline`` and return the files made."""
     nb_path = tmp / f"{name}.ipynb"
     say(f"running {template.name} (as of {params['as_of']}, horizon {params['horizon']})")
-    try:
-        pm.execute_notebook(
-            str(template),
-            str(nb_path),
-            parameters={**params, "out_dir": str(tmp)},
-            kernel_name=kernel,
-            progress_bar=False,
-            cwd=str(tmp),
-        )
-    except pm.PapermillExecutionError as exc:
+    code, _out, err = _child(
+        [sys.executable, "-c", _PAPERMILL_CHILD, str(template), str(nb_path), str(tmp), kernel,
+         json.dumps({**params, "out_dir": str(tmp)})],
+        deadline, env=env, cwd=tmp,
+    )  # fmt: skip
+    if code != 0:
+        marker = [ln for ln in err.splitlines() if ln.startswith("crmkit-report-error ")]
+        if not marker:
+            tail = " | ".join(err.strip().splitlines()[-3:]) or f"exit {code}"
+            raise ReportError(f"the report could not run: {tail}; the previous report was kept")
+        why = json.loads(marker[-1].split(" ", 1)[1])
+        if why["cell"] is not None:
+            raise ReportError(
+                f"the report notebook failed in cell {why['cell']}: {why['ename']}: "
+                f"{why['evalue']}; the previous report was kept"
+            )
         raise ReportError(
-            f"the report notebook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}; "
+            f"the report could not run: {why['ename']}: {why['evalue']}; "
             "the previous report was kept"
-        ) from None
-    except Exception as exc:  # kernel died, notebook unreadable, ...
-        raise ReportError(f"the report could not run: {exc}; the previous report was kept") from exc
+        )
     files = {"notebook": nb_path}
     summary = tmp / SUMMARY_FILE
     if not summary.exists():
@@ -317,7 +489,7 @@ def _build(
     _run(
         [sys.executable, "-m", "nbconvert", "--to", "html", "--no-input", "--output", html.stem,
          "--output-dir", str(tmp), str(nb_path)],
-        "nbconvert",
+        "nbconvert", deadline,
     )  # fmt: skip
     if not html.exists():
         raise ReportError("nbconvert wrote no HTML; the previous report was kept")
@@ -329,8 +501,7 @@ def _build(
             [chromium, "--headless", *CHROMIUM_FLAGS, "--no-pdf-header-footer",
              "--run-all-compositor-stages-before-draw", "--virtual-time-budget=10000",
              f"--print-to-pdf={pdf}", html.resolve().as_uri()],
-            "chromium",
-            timeout=PDF_TIMEOUT_SECONDS,
+            "chromium", deadline, timeout=PDF_TIMEOUT_SECONDS,
         )  # fmt: skip
         if not pdf.exists() or pdf.read_bytes()[:5] != b"%PDF-":
             raise ReportError("chromium wrote no PDF; the previous report was kept")
@@ -338,20 +509,71 @@ def _build(
     return files
 
 
-def _run(argv: list[str], what: str, timeout: float | None = 600) -> None:
+def _run(argv: list[str], what: str, deadline: float, timeout: float = 600) -> None:
     """Run a tool, raising ReportError with the end of its output when it fails."""
+    own = time.monotonic() + timeout
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+        code, out, err = _child(argv, min(own, deadline))
+    except _RunTimeoutError:
+        if own < deadline:  # the tool's own limit, not the run's
+            raise ReportError(
+                f"{what} took longer than {timeout:g} s; the previous report was kept"
+            ) from None
+        raise
+    if code != 0:
+        tail = (err or out).strip().splitlines()[-3:]
         raise ReportError(
-            f"{what} took longer than {timeout} s; the previous report was kept"
-        ) from None
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise ReportError(
-            f"{what} failed (exit {proc.returncode}): {' | '.join(tail)}; "
-            "the previous report was kept"
+            f"{what} failed (exit {code}): {' | '.join(tail)}; the previous report was kept"
         )
+
+
+def _child(
+    argv: list[str], deadline: float, *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[int, str, str]:
+    """Run ``argv`` until ``time.monotonic()`` reaches ``deadline``; its exit code and output.
+
+    On time-out, or if this process is interrupted, the child and every process under it
+    (a Jupyter kernel runs in a session of its own) are killed before this returns.
+    """
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        text=True, env=env, cwd=cwd, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 0.01))
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        raise _RunTimeoutError from None
+    except BaseException:
+        _kill_tree(proc)
+        raise
+    return proc.returncode, out, err
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """Kill a child process and all its descendants, and wait for them."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        procs = []
+    for p in procs:  # freeze the tree first so that no process starts another meanwhile
+        with contextlib.suppress(psutil.Error):
+            p.suspend()
+    for p in list(procs):
+        with contextlib.suppress(psutil.Error):
+            procs.extend(c for c in p.children(recursive=True) if c not in procs)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    if proc.poll() is None:
+        proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=10)
+    proc.wait()
+    psutil.wait_procs(procs, timeout=30)
 
 
 # ---------------------------------------------------------------------- command line
@@ -386,6 +608,11 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
         help="backtest from the N month ends before (default 3; 0: none)",
     )  # fmt: skip
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="skip the PDF")
+    p.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, metavar="SECONDS",
+        help="stop a run after SECONDS and retry it once; then fail, keeping the previous "
+        f"report (default {DEFAULT_TIMEOUT_SECONDS})",
+    )  # fmt: skip
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -412,7 +639,7 @@ def report_command(args: argparse.Namespace) -> int:
         result = run_report(
             args.as_of, args.horizon, args.period, args.target, args.db, args.draws, filters,
             args.out_dir, refit=args.refit, method=args.method, seed=args.seed,
-            backtest=args.backtest, pdf=args.pdf,
+            backtest=args.backtest, pdf=args.pdf, timeout=args.timeout,
         )  # fmt: skip
     except CrmkitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from crmkit.forecast.compare import compare_with_previous
 from crmkit.plots.fanchart import fan_chart
 from crmkit.plots.format import figure_png
 from crmkit.store import Snapshot, Store
+from crmkit.store.engine import ENV_URL, resolve_url
 
 
 @dataclass
@@ -69,8 +71,9 @@ def prepare(
     from crmkit.apps.report import validate_parameters
 
     p = validate_parameters(
-        as_of, horizon, period, target, db_url, draws, filters, ".", refit, method, seed, backtest
-    )
+        as_of, horizon, period, target, connect_url(db_url), draws, filters, ".", refit, method,
+        seed, backtest,
+    )  # fmt: skip
     store = Store.open(p["db_url"])
     try:
         if p["refit"]:
@@ -81,6 +84,12 @@ def prepare(
                 draws=p["draws"], target=p["target"], seed=p["seed"], method=p["method"],
                 label=label, progress=False, save=True,
             )  # fmt: skip
+            if snap.status != "published":
+                # a report is read by managers: a draft never replaces the previous report
+                raise CrmkitError(
+                    f"the forecast failed its checks and was saved as draft snapshot "
+                    f"#{snap.snapshot_id} ({'; '.join(snap.reasons)}); no report was made"
+                )
         else:
             snap = db.latest_snapshot(store)
             if snap is None:
@@ -102,6 +111,33 @@ def prepare(
         changes=changes,
         backtest=scores,
     )
+
+
+def connect_url(db_url: str | None) -> str | None:
+    """Return the database to open: ``$CRMKIT_DB_URL`` when ``db_url`` is its masked form.
+
+    :func:`crmkit.apps.report.run_report` injects the URL with its password masked
+    (``postgresql+psycopg://user:***@host/db``) and puts the real one in the kernel's
+    environment, so the executed notebook never holds the password.
+
+    Parameters
+    ----------
+    db_url
+        The notebook's ``db_url`` parameter.
+
+    Returns
+    -------
+    str or None
+        ``$CRMKIT_DB_URL`` if its masked form is ``db_url``, else ``db_url``.
+
+    """
+    from crmkit.apps.report import masked_url
+
+    real = os.environ.get(ENV_URL)
+    if db_url and real and "***" in str(db_url):
+        if masked_url(resolve_url(real)) == masked_url(resolve_url(db_url)):
+            return real
+    return db_url
 
 
 def run_backtest(
