@@ -16,7 +16,7 @@ import ipywidgets as w
 import pandas as pd
 import sqlalchemy as sa
 
-from crmkit.errors import ConflictError, CrmkitError, ValidationError
+from crmkit.errors import BusyError, ConflictError, CrmkitError, ValidationError
 from crmkit.store import Store
 from crmkit.store.schema import Column
 from crmkit.store.schema import entity as entity_spec
@@ -27,6 +27,8 @@ FORM_ENTITIES = {"accounts": "customer", "contacts": "contact", "deals": "deal"}
 #: Fields bulk edit can change, per entity shown in the grid.
 BULK_FIELDS = {"deals": ("stage", "owner", "segment"), "accounts": ("owner", "segment")}
 _NONE = "(none)"
+#: What a form says when the database stays locked by another writer (nothing was written).
+BUSY = "the database is busy (another program is writing to it); nothing was written"
 
 
 def form_choices(store: Store, *, from_deals: bool = True) -> dict[str, list[str]]:
@@ -220,6 +222,9 @@ class AddForm:
         except (ValidationError, ConflictError) as err:
             _message(self.message, f"Not saved: {error_message(err)}", ok=False)
             return False
+        except BusyError:
+            _message(self.message, f"Not saved: {BUSY}; press Add again.", ok=False)
+            return False
         _message(self.message, f"Added {FORM_ENTITIES[self.name]} {key}.", ok=True)
         self.fields[self.spec.key[0]].value = next_key(
             self.store, self.name, self._PREFIX[self.name]
@@ -291,7 +296,12 @@ class DeleteRows:
                 ok=False,
             )
             return 0
-        self.grid.history = [e for e in self.grid.history if e.key not in set(keys)]
+        except BusyError:
+            self.pending = keys  # asked and confirmed: "Yes, delete" tries again
+            self.confirm_box.layout.display = "flex"
+            _message(self.message, f"Not deleted: {BUSY}; press Yes, delete again.", ok=False)
+            return 0
+        self.grid.forget(keys)
         self.grid.reload()
         _message(self.message, f"Deleted {n} {self.grid.name}.", ok=True)
         return n
@@ -379,6 +389,9 @@ class BulkEdit:
         except ConflictError as err:
             _message(self.message, f"Not saved: {err}", ok=False)
             self.grid.refresh_rows(keys)
+            return 0
+        except BusyError:
+            _message(self.message, f"Not saved: {BUSY}; press Apply again.", ok=False)
             return 0
         if field == "segment" and name != "accounts":
             table = self.grid.table

@@ -5,7 +5,9 @@ read once into a DataFrame, and filtering, sorting and paging are plain function
 (:func:`filter_rows`, :func:`page_of`). Every cell edit goes through
 :meth:`crmkit.Store.update` with the ``row_version`` the grid showed, so the store
 validates it by the import rules, writes the deal history, and refuses it with a
-:class:`~crmkit.errors.ConflictError` when someone else changed the row meanwhile.
+:class:`~crmkit.errors.ConflictError` when someone else changed the row meanwhile. Values
+are compared as the store types them (:func:`same_value`), never as text, and the front
+end's echo of a value the grid shows is never taken for an edit.
 """
 
 from __future__ import annotations
@@ -13,18 +15,21 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import ipywidgets as w
+import numpy as np
 import pandas as pd
 from ipydatagrid import DataGrid
 
-from crmkit.errors import ConflictError, CrmkitError, ValidationError
+from crmkit.errors import BusyError, ConflictError, CrmkitError, ValidationError
 from crmkit.store import Store
 from crmkit.store.frames import typed_frame, value_to_text
 from crmkit.store.schema import TABLES
 from crmkit.store.schema import entity as entity_spec
+from crmkit.store.validation import validate
 
 #: Columns the grid can filter on with a drop-down, when the entity has them.
 FILTER_COLUMNS = ("owner", "team", "stage", "status", "segment")
@@ -36,6 +41,8 @@ HIDDEN = ("row_version", "updated_at")
 OPEN_CHOICES = ("owner", "team")
 #: Column joined from the account (read only) for entities that refer to an account.
 JOINED_SEGMENT = "segment"
+#: Seconds the grid waits for the front end to echo a value it was sent (see ``_set_cell``).
+ECHO_SECONDS = 60.0
 _SEARCH = "__search__"
 
 
@@ -70,12 +77,39 @@ class GridQuery:
 
 @dataclass(frozen=True)
 class Edit:
-    """One saved cell edit, kept so that it can be undone."""
+    """One saved cell edit, kept so that it can be undone (and redone)."""
 
     key: object
     column: str
     old: object
     new: object
+
+
+@dataclass
+class PendingSave:
+    """A save the store could not make because the database was busy; Retry makes it.
+
+    Attributes
+    ----------
+    action
+        ``"edit"``, ``"undo"`` or ``"redo"``.
+    key, column
+        The cell.
+    changes
+        ``{column: value}`` to write (with any tied field).
+    version
+        The ``row_version`` the edit was made on.
+    edit
+        The undone or redone edit (None for a new edit).
+
+    """
+
+    action: str
+    key: object
+    column: str
+    changes: dict[str, object]
+    version: int | None
+    edit: Edit | None = None
 
 
 def load_table(store: Store, name: str) -> pd.DataFrame:
@@ -301,9 +335,13 @@ def edit_changes(name: str, row: pd.Series, column: str, value: object) -> dict[
     """
     changes: dict[str, object] = {column: value}
     if name == "deals" and column == "status" and "closed_at" in row.index:
-        if value in ("won", "lost") and pd.isna(row["closed_at"]):
+        try:
+            status = typed_value(name, column, value)  # " Won " is "won"
+        except ValidationError:
+            status = value  # the store refuses it, naming the value
+        if status in ("won", "lost") and pd.isna(row["closed_at"]):
             changes["closed_at"] = pd.Timestamp(dt.date.today())
-        elif value == "open" and not pd.isna(row["closed_at"]):
+        elif status == "open" and not pd.isna(row["closed_at"]):
             changes["closed_at"] = None
     return changes
 
@@ -319,13 +357,116 @@ def error_message(err: Exception) -> str:
     return str(err)
 
 
-def _same(a: object, b: object) -> bool:
-    """Tell whether two cell values are equal as the store would record them."""
-    return value_to_text(a) == value_to_text(b)
+def typed_value(name: str, column: str, value: object) -> object:
+    """Return a cell value as the store types it, by the store's own coercion of the column.
+
+    Numbers become floats, dates and times ``pandas.Timestamp`` (dates at midnight), choices
+    their canonical spelling (``" Won"`` is ``"won"``) and text is stripped; missing values
+    (``None``, ``""``, NaN, NaT) become None.
+
+    Parameters
+    ----------
+    name
+        Entity name.
+    column
+        Column name.
+    value
+        The value, typed or as text (what the grid's editor sends).
+
+    Returns
+    -------
+    object
+        The typed value, or None when missing.
+
+    Raises
+    ------
+    ValidationError
+        When the value does not convert or breaks the column's rules (a negative amount).
+
+    """
+    frame = pd.DataFrame({column: pd.Series([value], dtype=object)})
+    result = validate(name, frame, partial=True)
+    if not result.ok:
+        raise ValidationError(name, result.errors)
+    out = result.clean[column].iloc[0]
+    if _missing(out):
+        return None
+    if isinstance(out, str):
+        return out.strip() or None
+    if isinstance(out, np.generic):
+        return out.item() if not isinstance(out, np.datetime64) else pd.Timestamp(out)
+    return out
+
+
+def same_value(name: str, column: str, a: object, b: object) -> bool:
+    """Tell whether two values of a column are equal as the store types them (never as text).
+
+    ``"205000"`` equals ``205000.0``, ``"2024-08-15"`` equals ``Timestamp("2024-08-15")``,
+    ``" Won "`` equals ``"won"``. A value the store's rules refuse (a negative amount, an
+    impossible date) is compared by its plain value, so it equals only itself.
+
+    Parameters
+    ----------
+    name
+        Entity name.
+    column
+        Column name.
+    a, b
+        The values (typed, or text as the grid's editor sends it).
+
+    Returns
+    -------
+    bool
+
+    """
+    try:
+        ta, tb = typed_value(name, column, a), typed_value(name, column, b)
+    except ValidationError:
+        return _plain(a) == _plain(b)
+    if ta is None or tb is None:
+        return ta is None and tb is None
+    return bool(ta == tb)
+
+
+def _missing(v: object) -> bool:
+    """Tell whether ``v`` is None, NaN, NaT or pd.NA."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, (float, np.floating)) and math.isnan(v)
+
+
+def _plain(v: object) -> object:
+    """A value the store refuses, for comparison: a number as a float, else stripped text."""
+    if _missing(v):
+        return None
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (pd.Timestamp, dt.date)):
+        return value_to_text(v)
+    text = str(v).strip()
+    try:
+        return float(text)
+    except ValueError:
+        return text or None
+
+
+def _wire(v: object) -> object:
+    """A value as it travels to the front end and back (JSON): plain numbers, text or None."""
+    if _missing(v):
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return v
+    return float(v)
 
 
 class EntityGrid:
-    """An editable ipydatagrid over one entity, with filters, sorting, paging and undo.
+    """An editable ipydatagrid over one entity, with filters, sorting, paging, undo and redo.
+
+    Each edit is saved once: a value equal to the stored one as the store types it is no
+    edit, and the front end's echo of a value the grid put into a cell is never an edit, so
+    one edit raises ``row_version`` by exactly one.
 
     Parameters
     ----------
@@ -349,6 +490,13 @@ class EntityGrid:
         The rows the current filters select, sorted.
     page
         The rows shown, with their ``row_version``.
+    history
+        The saved edits, oldest first; "Undo last edit" undoes the newest.
+    redo_stack
+        The undone edits; "Redo" redoes the newest. A new edit clears it.
+    pending
+        Saves refused because the database was busy (:class:`~crmkit.errors.BusyError`);
+        their cells keep the typed values, and "Retry" (:meth:`retry`) saves them.
     message
         The HTML widget next to the grid that reports saves and rejections.
     widget
@@ -372,6 +520,10 @@ class EntityGrid:
         self.user = user
         self.query = GridQuery(page_size=page_size)
         self.history: list[Edit] = []
+        self.redo_stack: list[Edit] = []
+        self.pending: list[PendingSave] = []
+        # values sent to the front end per (row, column), until it echoes them back
+        self._echoes: dict[tuple[int, str], list[tuple[float, object]]] = {}
         self._quiet = False
         self._listeners: list[Callable[[], None]] = []
         # The whole table is read on the first filter, sort or search; until then pages are
@@ -398,7 +550,12 @@ class EntityGrid:
         self.message.add_class("crmkit-grid-message")
         self._build_controls()
         self.widget = w.VBox(
-            [self.controls, self.pager, self.grid, w.HBox([self.undo_button, self.message])]
+            [
+                self.controls,
+                self.pager,
+                self.grid,
+                w.HBox([self.undo_button, self.redo_button, self.retry_button, self.message]),
+            ]
         )
         self._update_pager()
 
@@ -431,8 +588,8 @@ class EntityGrid:
                 self.filter_widgets[col] = dd
         sortable = [c for c in display_frame(self.page.iloc[:0], self.name).columns]
         self.sort_by = w.Dropdown(
-            options=[("(key)", None), *[(c, c) for c in sortable]],
-            value=None,
+            options=[("(key)", ""), *[(c, c) for c in sortable]],
+            value="",  # not None: ipywidgets shows a None value as a blank choice
             description="Sort by",
             layout=w.Layout(width="240px"),
         )
@@ -445,10 +602,11 @@ class EntityGrid:
                 w.HBox(list(self.filter_widgets.values()), layout=w.Layout(flex_flow="row wrap")),
             ]
         )
-        self.first_button = w.Button(description="⏮", tooltip="first page", layout=_narrow())
-        self.prev_button = w.Button(description="◀", tooltip="previous page", layout=_narrow())
-        self.next_button = w.Button(description="▶", tooltip="next page", layout=_narrow())
-        self.last_button = w.Button(description="⏭", tooltip="last page", layout=_narrow())
+        # Font Awesome icons (served locally, see voila_share), not ⏮ ⏭: fonts lack those glyphs
+        self.first_button = w.Button(icon="step-backward", tooltip="first page", layout=_narrow())
+        self.prev_button = w.Button(icon="chevron-left", tooltip="previous page", layout=_narrow())
+        self.next_button = w.Button(icon="chevron-right", tooltip="next page", layout=_narrow())
+        self.last_button = w.Button(icon="step-forward", tooltip="last page", layout=_narrow())
         self.first_button.on_click(lambda _b: self.go_to_page(0))
         self.prev_button.on_click(lambda _b: self.go_to_page(self.query.page - 1))
         self.next_button.on_click(lambda _b: self.go_to_page(self.query.page + 1))
@@ -480,6 +638,21 @@ class EntityGrid:
             description="Undo last edit", icon="undo", disabled=True, layout=_narrow("150px")
         )
         self.undo_button.on_click(lambda _b: self.undo())
+        self.undo_button.add_class("crmkit-grid-undo")
+        self.redo_button = w.Button(
+            description="Redo", icon="repeat", disabled=True, layout=_narrow("90px")
+        )
+        self.redo_button.on_click(lambda _b: self.redo())
+        self.redo_button.add_class("crmkit-grid-redo")
+        self.retry_button = w.Button(
+            description="Retry",
+            icon="refresh",
+            button_style="warning",
+            tooltip="save the edits the busy database refused",
+            layout=w.Layout(width="90px", display="none"),
+        )
+        self.retry_button.on_click(lambda _b: self.retry())
+        self.retry_button.add_class("crmkit-grid-retry")
 
     def _choices(self, col: str) -> list[str]:
         """Filter choices: the values present (cheap ones while the table is not read)."""
@@ -553,7 +726,9 @@ class EntityGrid:
 
     def _on_sort(self, _change: dict) -> None:
         """Read the sort controls into the query."""
-        self.set_query(sort_by=self.sort_by.value, ascending=not self.descending.value, page=0)
+        self.set_query(
+            sort_by=self.sort_by.value or None, ascending=not self.descending.value, page=0
+        )
 
     # ------------------------------------------------------------------ view
     @property
@@ -669,13 +844,23 @@ class EntityGrid:
 
     # ------------------------------------------------------------------ editing
     def _on_cell_change(self, cell: dict) -> None:
-        """Save an edit through the store (the DataGrid's cell-change callback)."""
+        """Save an edit through the store (the DataGrid's cell-change callback).
+
+        The front end sends back every value the grid puts into a cell (see ``_set_cell``);
+        that echo is recognised and dropped, so it never becomes an edit.
+        """
         if self._quiet:
             return
-        self.apply_edit(int(cell["row"]), str(cell["column"]), cell["value"])
+        row, column, value = int(cell["row"]), str(cell["column"]), cell["value"]
+        if self._take_echo(row, column, value):
+            return
+        self.apply_edit(row, column, value)
 
     def apply_edit(self, row: int, column: str, value: object) -> bool:
         """Save one cell edit: validated by the store, history written, or refused.
+
+        A value equal to the stored one, as the store types it (``"205000"`` and
+        ``205000.0``), is not an edit: nothing is written and the message stays.
 
         Parameters
         ----------
@@ -702,38 +887,81 @@ class EntityGrid:
             self._set_cell(row, column, shown.get(column))
             return False
         value = clean_value(value)
-        if _same(value, shown[column]):
+        dropped = self._drop_pending(key, column)
+        if same_value(self.name, column, value, shown[column]):
+            if dropped:
+                self._say(
+                    f"Dropped the unsaved edit of {self._label(key)} {column}: "
+                    "it shows the stored value again.",
+                    ok=True,
+                )
+            if _wire(value) != _wire(self._cell_value(column, shown[column])):
+                self._set_cell(row, column, shown[column])  # the stored spelling
             return False
         changes = edit_changes(self.name, shown, column, value)
         version = int(shown["row_version"]) if "row_version" in shown.index else None
-        return self._save(key, row, changes, version, undo_of=None, column=column)
+        return self._run(PendingSave("edit", key, column, changes, version))
 
-    def _save(
-        self,
-        key: object,
-        row: int | None,
-        changes: dict[str, object],
-        version: int | None,
-        *,
-        undo_of: Edit | None,
-        column: str,
-    ) -> bool:
-        """Send changes to the store and show the outcome."""
-        label = f"{self.name.removesuffix('s')} {key}"
+    def _label(self, key: object) -> str:
+        """``deal D1``: how messages name a row."""
+        return f"{self.name.removesuffix('s')} {key}"
+
+    def _run(self, save: PendingSave) -> bool:
+        """Send one save to the store and show the outcome; keep it pending when busy."""
+        key, column = save.key, save.column
+        label = self._label(key)
         try:
             stored = self.store.update(
-                self.name, key, changes, expected_version=version, changed_by=self.user
+                self.name, key, save.changes, expected_version=save.version, changed_by=self.user
             )
+        except BusyError:
+            self.pending.append(save)
+            what = "edit" if save.action == "edit" else save.action
+            self._say(
+                "Not saved: the database is busy (another program is writing to it); "
+                f"your {what} of {label} {column} is kept — press Retry.",
+                ok=False,
+            )
+            self._update_buttons()
+            return False
         except ValidationError as err:
             self._say(f"Not saved ({label}): {error_message(err)}", ok=False)
-            if row is not None:
-                self._set_cell(row, column, self.page.iloc[row][column])
+            if save.action == "edit" and key in self.page.index:
+                pos = self.page.index.get_loc(key)
+                self._set_cell(pos, column, self.page.iloc[pos][column])
             return False
         except ConflictError as err:
             self._say(f"Not saved ({label}): {err}", ok=False)
             self.refresh_rows([key])
             return False
         old = self._row(key)[column]
+        self._show_saved(key, stored, save.changes)
+        new = stored[column]
+        if save.action == "edit":
+            self.history.append(Edit(key, column, old, new))
+            self.redo_stack.clear()
+        elif save.action == "undo":
+            _remove(self.history, save.edit)
+            self.redo_stack.append(save.edit)
+        else:
+            _remove(self.redo_stack, save.edit)
+            self.history.append(save.edit)
+        if save.version is not None:  # our own save moved the row on: pending edits follow
+            for p in self.pending:
+                if p.key == key and p.version == save.version:
+                    p.version = int(stored["row_version"])
+        self._update_buttons()
+        verb = {"edit": "Saved", "undo": "Undone", "redo": "Redone"}[save.action]
+        self._say(
+            f"{verb} {label}: {column} {value_to_text(old) or '(empty)'} → "
+            f"{value_to_text(new) or '(empty)'}",
+            ok=True,
+        )
+        self._notify()
+        return True
+
+    def _show_saved(self, key: object, stored: dict, changes: dict[str, object]) -> None:
+        """Write a saved row into the table and the page, and show its changed cells."""
         fresh = pd.DataFrame([stored]).set_index(self.key, drop=False)
         if JOINED_SEGMENT in self.page.columns:
             fresh[JOINED_SEGMENT] = [self._row(key)[JOINED_SEGMENT]]
@@ -748,20 +976,6 @@ class EntityGrid:
             pos = self.page.index.get_loc(key)
             for c in changes:
                 self._set_cell(pos, c, self.page.iloc[pos][c])
-        if undo_of is None:
-            self.history.append(Edit(key, column, old, stored[column]))
-            verb = "Saved"
-        else:
-            verb = "Undone"
-        self.undo_button.disabled = not self.history
-        shown_new = value_to_text(stored[column])
-        self._say(
-            f"{verb} {label}: {column} {value_to_text(old) or '(empty)'} → "
-            f"{shown_new or '(empty)'}",
-            ok=True,
-        )
-        self._notify()
-        return True
 
     def undo(self) -> bool:
         """Undo the last saved edit by writing the previous value back through the store.
@@ -772,24 +986,86 @@ class EntityGrid:
             Whether it was undone (False when there is nothing to undo or it was refused).
 
         """
-        if not self.history:
-            self._say("Nothing to undo.", ok=False)
+        return self._step("undo")
+
+    def redo(self) -> bool:
+        """Redo the last undone edit by writing its value again through the store.
+
+        A new edit clears what can be redone.
+
+        Returns
+        -------
+        bool
+            Whether it was redone (False when there is nothing to redo or it was refused).
+
+        """
+        return self._step("redo")
+
+    def _step(self, action: str) -> bool:
+        """Undo or redo the newest edit of the history or redo stack."""
+        stack = self.history if action == "undo" else self.redo_stack
+        if self.pending:
+            self._say(f"Not {action}ne: an edit is waiting to be saved — press Retry.", ok=False)
             return False
-        edit = self.history[-1]
+        if not stack:
+            self._say(f"Nothing to {action}.", ok=False)
+            return False
+        edit = stack[-1]
         try:
             row = self._row(edit.key)
         except KeyError:
-            self.history.pop()
-            self._say(f"Cannot undo: {edit.key} no longer exists.", ok=False)
+            stack.pop()
+            self._update_buttons()
+            self._say(f"Cannot {action}: {edit.key} no longer exists.", ok=False)
             return False
+        value = edit.old if action == "undo" else edit.new
         version = int(row["row_version"]) if "row_version" in row.index else None
-        changes = edit_changes(self.name, row, edit.column, edit.old)
-        pos = self.page.index.get_loc(edit.key) if edit.key in self.page.index else None
-        ok = self._save(edit.key, pos, changes, version, undo_of=edit, column=edit.column)
-        if ok:
-            self.history.pop()
-            self.undo_button.disabled = not self.history
+        changes = edit_changes(self.name, row, edit.column, value)
+        return self._run(PendingSave(action, edit.key, edit.column, changes, version, edit))
+
+    def retry(self) -> bool:
+        """Save again the edits the busy database refused, in the order they were made.
+
+        Returns
+        -------
+        bool
+            Whether every pending edit was saved (False when one is still pending or refused).
+
+        """
+        if not self.pending:
+            self._say("Nothing to retry.", ok=True)
+            return False
+        todo, self.pending = self.pending, []
+        ok = True
+        for i, save in enumerate(todo):
+            if not self._run(save):
+                ok = False
+                if self.pending:  # still busy: keep the rest, in order
+                    self.pending.extend(todo[i + 1 :])
+                    break
+        self._update_buttons()
         return ok
+
+    def _drop_pending(self, key: object, column: str) -> bool:
+        """Forget a pending edit of one cell (a new edit of the cell replaces it)."""
+        before = len(self.pending)
+        self.pending = [p for p in self.pending if (p.key, p.column) != (key, column)]
+        self._update_buttons()
+        return len(self.pending) < before
+
+    def forget(self, keys: Iterable[object]) -> None:
+        """Forget the edits of rows that no longer exist (undo, redo and pending edits)."""
+        gone = set(keys)
+        self.history = [e for e in self.history if e.key not in gone]
+        self.redo_stack = [e for e in self.redo_stack if e.key not in gone]
+        self.pending = [p for p in self.pending if p.key not in gone]
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        """Enable Undo and Redo when there is something to do; show Retry when it is needed."""
+        self.undo_button.disabled = not self.history
+        self.redo_button.disabled = not self.redo_stack
+        self.retry_button.layout.display = "" if self.pending else "none"
 
     def _row(self, key: object) -> pd.Series:
         """The row ``key`` as the grid knows it (the page, the table, else the store)."""
@@ -802,20 +1078,47 @@ class EntityGrid:
             raise KeyError(key)
         return prepare_rows(self.store, self.name, df).iloc[0]
 
-    def _set_cell(self, row: int, column: str, value: object) -> None:
-        """Show ``value`` in a cell without treating it as an edit."""
-        if column not in self.grid.data.columns:
-            return
+    def _cell_value(self, column: str, value: object) -> object:
+        """The value a cell shows: dates as ISO text, missing as None, plain Python numbers."""
         kind = self.spec.column(column).kind if column in self.spec.column_names else "str"
         if kind in ("date", "datetime"):
-            value = _date_text(value, kind)
-        elif value is not None and not isinstance(value, str) and pd.isna(value):
-            value = None
+            return _date_text(value, kind)
+        if _missing(value):
+            return None
+        return value.item() if isinstance(value, np.generic) else value
+
+    def _set_cell(self, row: int, column: str, value: object) -> None:
+        """Show ``value`` in a cell without treating it as an edit.
+
+        The front end answers every value it is sent with a cell-changed message carrying
+        that value back (ipydatagrid's model emits an edit event for it); the value is noted
+        here so that this echo is recognised (``_take_echo``) and never saved as an edit.
+        """
+        if column not in self.grid.data.columns:
+            return
+        value = self._cell_value(column, value)
+        waiting = self._echoes.setdefault((row, column), [])
+        waiting.append((time.monotonic(), _wire(value)))
+        del waiting[:-16]
         self._quiet = True
         try:
             self.grid.set_cell_value_by_index(column, row, value)
         finally:
             self._quiet = False
+
+    def _take_echo(self, row: int, column: str, value: object) -> bool:
+        """Tell whether a cell change is the front end's echo of a value the grid sent."""
+        waiting = self._echoes.get((row, column))
+        if not waiting:
+            return False
+        now = time.monotonic()
+        waiting[:] = [(t, v) for t, v in waiting if now - t < ECHO_SECONDS]
+        got = _wire(value)
+        for i, (_t, sent) in enumerate(waiting):
+            if type(sent) is type(got) and sent == got:
+                del waiting[i]
+                return True
+        return False
 
     def _say(self, text: str, *, ok: bool) -> None:
         """Show a message next to the grid."""
@@ -849,3 +1152,11 @@ def _fits(target: pd.Series, values: pd.Series) -> bool:
 def _narrow(width: str = "44px") -> w.Layout:
     """Return a small button layout."""
     return w.Layout(width=width)
+
+
+def _remove(stack: list[Edit], edit: Edit | None) -> None:
+    """Remove ``edit`` (the same object) from an undo or redo stack, newest first."""
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is edit:
+            del stack[i]
+            return

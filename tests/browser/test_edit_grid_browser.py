@@ -1,4 +1,8 @@
-"""A real browser edits a deal in the Voilà app: Debian's chromium driven by playwright."""
+"""A real browser edits deals in the Voilà app: Debian's chromium driven by playwright.
+
+One Voilà server per way of serving (a kernel per page view, or preheated kernels), each
+on its own copy of the small test company; every test opens its own page (its own kernel).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,13 @@ import pytest
 
 from crmkit.apps.browser import CHROMIUM_FLAGS, free_port
 from crmkit.store import Store
-from tests.browser.support import CHROMIUM, need_browser
+from tests.browser.support import (
+    CHROMIUM,
+    check_deal_edits_saved_once,
+    edit_grid_cell,
+    need_browser,
+    wait_for,
+)
 from tests.factories import small_company
 
 pytestmark = pytest.mark.browser
@@ -23,35 +33,30 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "notebooks" / "apps" / "edit_deals.ipynb"
 CHROMIUM_ARGS = list(CHROMIUM_FLAGS)
-# Geometry of the deal grid, as set by crmkit.widgets.grid.EntityGrid (pixels).
-ROW_HEADER, COLUMN_HEADER, COLUMN, ROW = 110, 28, 120, 26
-GRID_COLUMNS = ["account_id", "name", "owner", "team", "pipeline", "stage"]  # first shown columns
+USER = "voila"
 
 
-@pytest.fixture
-def db(tmp_path) -> Path:
-    path = tmp_path / "crm.db"
-    with Store.open(path) as store:
-        store.insert_many(small_company())
-    return path
-
-
-@pytest.fixture(params=[0, 1], ids=["kernel-per-view", "preheated"])
-def voila(request, db, tmp_path) -> Iterator[str]:
+@pytest.fixture(scope="module", params=[0, 1], ids=["kernel-per-view", "preheated"])
+def voila(request, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """Serve the app with a kernel started per page view, or with a preheated kernel.
 
     A preheated kernel has run the imports ahead and waits in the notebook for its viewer
     (:func:`crmkit.apps.server.wait_for_viewer`); both ways must show the stored deals and save
-    edits.
+    edits. Yields the page's address and the database file it edits.
     """
     need_browser()
     pool = request.param
+    tmp_path = tmp_path_factory.mktemp("voila")
+    db = tmp_path / "crm.db"
+    with Store.open(db) as store:
+        store.insert_many(small_company())
     app_dir = tmp_path / "apps"
     app_dir.mkdir()
     shutil.copy(APP, app_dir / APP.name)
     port = free_port()
     voila_bin = Path(sys.executable).with_name("voila")
-    env = {**os.environ, "CRMKIT_DB_URL": str(db)}
+    # the edits are recorded under the name `crmkit app --user` passes (no name asked)
+    env = {**os.environ, "CRMKIT_DB_URL": str(db), "CRMKIT_APP_USER": USER}
     log = open(tmp_path / "voila.log", "wb")
     proc = subprocess.Popen(
         [
@@ -86,7 +91,7 @@ def voila(request, db, tmp_path) -> Iterator[str]:
                     log.close()
                     pytest.fail("voila did not start:\n" + (tmp_path / "voila.log").read_text())
                 time.sleep(0.3)
-        yield url
+        yield url, db
     finally:
         proc.terminate()
         try:
@@ -96,70 +101,74 @@ def voila(request, db, tmp_path) -> Iterator[str]:
         log.close()
 
 
-def wait_for(check, timeout: float = 60.0):
-    """Poll ``check()`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.25)
-
-
-def edit_cell(page, row: int, column: str, text: str) -> None:
-    """Double-click a grid cell, replace its text and press Enter."""
-    box = page.locator(".crmkit-grid").bounding_box()
-    x = box["x"] + ROW_HEADER + GRID_COLUMNS.index(column) * COLUMN + COLUMN / 2
-    y = box["y"] + COLUMN_HEADER + row * ROW + ROW / 2
-    page.mouse.dblclick(x, y)
-    editor = page.locator(".crmkit-grid input").first
-    editor.wait_for(state="visible", timeout=10_000)
-    editor.fill(text)
-    editor.press("Enter")
-
-
-def test_edit_stage_in_browser(voila, db):
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[object]:
+    """One Debian chromium for the module's pages."""
+    need_browser()
     from playwright.sync_api import sync_playwright
 
-    store = Store.open(db)
-    history_before = store.count("deal_history")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.goto(voila, timeout=180_000)
-            page.locator(".crmkit-grid canvas").first.wait_for(state="visible", timeout=180_000)
-            page.wait_for_timeout(500)  # let the grid paint its rows
-
-            # a valid stage: saved, with history
-            edit_cell(page, 0, "stage", "Negotiation")
-
-            def saved():
-                d1 = store.read("deals", where={"deal_id": "D1"}).iloc[0]
-                return d1["stage"] == "Negotiation"
-
-            assert wait_for(saved), page.locator(".crmkit-grid-message").inner_text()
-            h = store.read("deal_history", where={"deal_id": "D1", "field": "stage"})
-            last = h.sort_values("history_id").iloc[-1]
-            assert (last["old_value"], last["new_value"], last["changed_by"]) == (
-                "Proposal",
-                "Negotiation",
-                "voila",
-            )
-            assert store.count("deal_history") == history_before + 1
-            message = page.locator(".crmkit-grid-message")
-            assert wait_for(lambda: "Saved" in message.inner_text())
-
-            # a bad stage: message on the page, nothing saved
-            before = store.read("deals")
-            n_history = store.count("deal_history")
-            edit_cell(page, 1, "stage", "Bogus")
-            assert wait_for(lambda: "unknown stage" in message.inner_text()), message.inner_text()
-            text = message.inner_text()
-            assert "Not saved" in text and "stage" in text and "Bogus" in text
-            after = store.read("deals")
-            assert after.equals(before)
-            assert store.count("deal_history") == n_history
+            yield browser
         finally:
             browser.close()
-            store.close()
+
+
+@pytest.fixture
+def app_page(voila, chromium) -> Iterator[object]:
+    """A fresh page of the app (its own kernel), showing the deal grid."""
+    url, _db = voila
+    page = chromium.new_page(viewport={"width": 1800, "height": 1000})
+    try:
+        page.goto(url, timeout=180_000)
+        page.locator(".crmkit-grid canvas").first.wait_for(state="visible", timeout=180_000)
+        page.wait_for_timeout(500)  # let the grid paint its rows
+        yield page
+    finally:
+        page.close()
+
+
+def test_edit_stage_in_browser(voila, app_page):
+    page, (_url, db) = app_page, voila
+    store = Store.open(db)
+    try:
+        history_before = store.count("deal_history")
+        # a valid stage: saved, with history
+        edit_grid_cell(page, 0, "stage", "Negotiation")
+
+        def saved():
+            d1 = store.read("deals", where={"deal_id": "D1"}).iloc[0]
+            return d1["stage"] == "Negotiation"
+
+        message = page.locator(".crmkit-grid-message")
+        assert wait_for(saved), message.inner_text()
+        h = store.read("deal_history", where={"deal_id": "D1", "field": "stage"})
+        last = h.sort_values("history_id").iloc[-1]
+        assert (last["old_value"], last["new_value"], last["changed_by"]) == (
+            "Proposal",
+            "Negotiation",
+            USER,
+        )
+        assert store.count("deal_history") == history_before + 1
+        assert wait_for(lambda: "Saved" in message.inner_text())
+
+        # a bad stage: message on the page, nothing saved
+        before = store.read("deals")
+        n_history = store.count("deal_history")
+        edit_grid_cell(page, 1, "stage", "Bogus")
+        assert wait_for(lambda: "unknown stage" in message.inner_text()), message.inner_text()
+        text = message.inner_text()
+        assert "Not saved" in text and "stage" in text and "Bogus" in text
+        page.wait_for_timeout(1000)  # the echo of the restored stage changes nothing
+        assert message.inner_text() == text
+        after = store.read("deals")
+        assert after.equals(before)
+        assert store.count("deal_history") == n_history
+    finally:
+        store.close()
+
+
+def test_each_deal_edit_is_saved_once_in_voila(voila, app_page):
+    """Every column kind, a refusal, undo and redo: one save each, then nothing more."""
+    check_deal_edits_saved_once(app_page, voila[1], USER)

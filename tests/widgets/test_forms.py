@@ -171,3 +171,37 @@ def test_bulk_edit_light_choices_do_not_need_deals(company):
     bulk.field.value = "owner"
     assert list(bulk.value.options) == ["ann", "bob"]  # the accounts' owners
     assert form_choices(company, from_deals=False)["team"] == []
+
+
+def test_busy_database_is_one_line_in_add_bulk_edit_and_delete(company):
+    import sqlite3
+
+    from crmkit.store import Store
+
+    path = company.engine.url.database
+    store = Store.open(path, busy_timeout=0.2)
+    locker = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        grid = EntityGrid(store, "deals")
+        form = AddForm(store, "deals")
+        form.fields["account_id"].value = "A2"
+        form.fields["owner"].value = "cat"
+        form.fields["stage"].value = "Proposal"
+        bulk, delete = BulkEdit(grid), DeleteRows(grid)
+        bulk.field.value, bulk.value.value = "owner", "zoe"
+        locker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+        assert not form.submit()
+        assert "Not saved: the database is busy" in form.message.value
+        assert bulk.apply(["D1"]) == 0 and "the database is busy" in bulk.message.value
+        delete.ask(["D3"])
+        assert delete.confirm() == 0 and "Not deleted: the database is busy" in delete.message.value
+        assert delete.pending == ["D3"] and delete.confirm_box.layout.display == "flex"
+        locker.execute("ROLLBACK")
+        assert delete.confirm() == 1
+        assert company.count("deals") == 2
+        assert company.read("deals", where={"deal_id": "D1"}).iloc[0]["owner"] == "ann"
+    finally:
+        if locker.in_transaction:
+            locker.execute("ROLLBACK")
+        locker.close()
+        store.close()

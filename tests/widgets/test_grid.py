@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import pandas as pd
 import pytest
 
+from crmkit.store import Store
 from crmkit.widgets.grid import (
     ANY,
     EntityGrid,
@@ -13,6 +17,8 @@ from crmkit.widgets.grid import (
     load_table,
     n_pages,
     page_of,
+    same_value,
+    typed_value,
 )
 from tests.widgets.conftest import fire_cell_edit
 
@@ -176,6 +182,26 @@ def test_selected_keys_follow_selection_rectangles(company):
     assert g.selected_keys() == ["D2", "D3"]
 
 
+def test_values_compare_as_the_store_types_them():
+    assert typed_value("deals", "amount", "205000") == 205000.0
+    assert typed_value("deals", "expected_close_date", "2024-08-15 ") == pd.Timestamp("2024-08-15")
+    assert typed_value("deals", "status", " Won") == "won"
+    assert typed_value("deals", "stage", " Proposal ") == "Proposal"
+    assert typed_value("deals", "amount", "") is None
+    assert same_value("deals", "amount", "205000", 205000.0)
+    assert same_value("deals", "amount", 205000, "205000.00")
+    assert not same_value("deals", "amount", "205000.5", 205000.0)
+    assert same_value("deals", "expected_close_date", "2024-08-15", pd.Timestamp("2024-08-15"))
+    assert not same_value("deals", "closed_at", "2024-08-15 10:00", pd.Timestamp("2024-08-15"))
+    assert same_value("deals", "forecast_category", "Best Case", "best_case")
+    assert same_value("deals", "lost_reason", None, float("nan"))
+    assert not same_value("deals", "lost_reason", "price", None)
+    # values the store refuses equal only themselves
+    assert same_value("deals", "amount", "-5", -5.0)
+    assert not same_value("deals", "amount", "-5", 5.0)
+    assert not same_value("deals", "amount", "abc", 12000.0)
+
+
 def test_pure_helpers():
     table = pd.DataFrame(
         {"owner": ["a", "b", "a"], "name": ["x", "y", "z"], "amount": [3.0, 1.0, 2.0]},
@@ -239,3 +265,353 @@ def test_pages_before_the_table_is_read_come_in_key_order(company):
     assert list(g.page.index) == ["D0", keys[0]]
     g.last_button.click()
     assert list(g.page.index) == keys[-2:]  # D0, D1 | D2, D3
+
+
+# ---------------------------------------------------------------- each edit is saved once
+class Frontend:
+    """ipydatagrid's front end as far as cell values go, speaking its comm protocol.
+
+    The grid's real front end answers every cell value the kernel sends
+    (``set_cell_value_by_index``: a custom ``cell-changed`` message) by putting it into its
+    model, which sends a ``cell-changed`` message back with the same row, column and value
+    after a JSON round trip through JavaScript (``205000.0`` comes back as ``205000``, an
+    integer, and dates as the text they were sent as). Here the kernel's
+    messages are read from the comm and :meth:`echo` sends those answers, in order.
+    """
+
+    def __init__(self, grid: EntityGrid) -> None:
+        self.datagrid = grid.grid
+        self.sent: list[dict] = []
+        comm = self.datagrid.comm
+        publish = comm.publish_msg
+
+        def record(msg_type, data=None, metadata=None, buffers=None, **keys):
+            content = (data or {}).get("content") or {}
+            if msg_type == "comm_msg" and content.get("event_type") == "cell-changed":
+                self.sent.append(json.loads(json.dumps(content), parse_float=_js_number))
+            return publish(msg_type, data=data, metadata=metadata, buffers=buffers, **keys)
+
+        comm.publish_msg = record
+
+    def type(self, row: int, column: str, text: str) -> None:
+        """The user types ``text`` into a cell and presses Enter."""
+        fire_cell_edit(self.datagrid, row, column, text)
+
+    def echo(self, rounds: int = 20) -> int:
+        """Send back every value the kernel sent (and what that provokes); return how many."""
+        n = 0
+        for _ in range(rounds):
+            if not self.sent:
+                break
+            todo, self.sent = self.sent, []
+            for content in todo:
+                fire_cell_edit(self.datagrid, content["row"], content["column"], content["value"])
+                n += 1
+        return n
+
+
+def _js_number(text: str) -> float | int:
+    """A JSON number as JavaScript sends it back: ``205000.0`` is the number ``205000``."""
+    x = float(text)
+    return int(x) if x.is_integer() else x
+
+
+def deal(store, deal_id="D1"):
+    return store.read("deals", where={"deal_id": deal_id}).iloc[0]
+
+
+def changes_of(store, deal_id="D1"):
+    """(field, old, new) of the deal's history rows written after its insert."""
+    h = store.read("deal_history", where={"deal_id": deal_id}).sort_values("history_id")
+    h = h[h["old_value"].notna() | h.duplicated(["field"])]
+    return list(zip(h["field"], h["old_value"], h["new_value"], strict=True))
+
+
+def assert_quiet(front, store, grid, deal_id="D1"):
+    """Deliver the front end's echoes: nothing more is saved and the message stays."""
+    before, message, n_hist = deal(store, deal_id), grid.message_text, store.count("deal_history")
+    front.echo()
+    after = deal(store, deal_id)
+    assert after["row_version"] == before["row_version"]
+    assert after["updated_at"] == before["updated_at"]
+    assert store.count("deal_history") == n_hist
+    assert grid.message_text == message
+    assert not front.sent  # the echoes provoked nothing
+
+
+def test_whole_number_amount_is_saved_once_and_its_echo_is_no_edit(company):
+    g = EntityGrid(company, "deals", user="maria")
+    front = Frontend(g)
+    front.type(row_of(g, "D1"), "amount", "205000")
+    assert g.message_text == "Saved deal D1: amount 12000.0 → 205000.0"
+    echo = front.sent[-1]["value"]
+    assert echo == 205000 and isinstance(echo, int)  # 205000.0 comes back as 205000
+    assert_quiet(front, company, g)
+    d1 = deal(company)
+    assert d1["amount"] == 205000.0 and d1["row_version"] == 2
+    assert changes_of(company) == [("amount", "12000.0", "205000.0")]
+    assert len(g.history) == 1 and not g.undo_button.disabled
+
+
+def test_decimal_numbers_are_saved_once(company):
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    front.type(pos, "amount", "15000.5")
+    assert_quiet(front, company, g)
+    front.type(pos, "probability_override", " 0.35 ")
+    assert g.message_text == "Saved deal D1: probability_override (empty) → 0.35"
+    assert_quiet(front, company, g)
+    d1 = deal(company)
+    assert (d1["amount"], d1["probability_override"], d1["row_version"]) == (15000.5, 0.35, 3)
+    assert changes_of(company) == [("amount", "12000.0", "15000.5")]  # amount is tracked
+    assert len(g.history) == 2
+
+
+def test_dates_are_saved_once(company):
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    front.type(row_of(g, "D1"), "expected_close_date", "2024-08-15")
+    assert g.message_text == "Saved deal D1: expected_close_date 2024-06-30 → 2024-08-15"
+    assert g.grid.data.loc["D1", "expected_close_date"] == "2024-08-15"
+    assert_quiet(front, company, g)
+    front.type(row_of(g, "D2"), "closed_at", "2024-04-21 10:30")
+    assert g.grid.data.loc["D2", "closed_at"] == "2024-04-21 10:30:00"
+    assert_quiet(front, company, g, "D2")
+    assert deal(company)["expected_close_date"] == pd.Timestamp("2024-08-15")
+    assert deal(company)["row_version"] == 2
+    d2 = deal(company, "D2")
+    assert d2["closed_at"] == pd.Timestamp("2024-04-21 10:30") and d2["row_version"] == 2
+    assert changes_of(company) == [("expected_close_date", "2024-06-30", "2024-08-15")]
+
+
+def test_choices_are_saved_once_in_their_stored_spelling(company):
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    front.type(pos, "status", " Won ")
+    assert g.message_text == "Saved deal D1: status open → won"
+    assert g.grid.data.loc["D1", "status"] == "won"
+    assert_quiet(front, company, g)
+    front.type(pos, "forecast_category", "Best Case")
+    assert g.grid.data.loc["D1", "forecast_category"] == "best_case"
+    assert_quiet(front, company, g)
+    d1 = deal(company)
+    assert (d1["status"], d1["forecast_category"], d1["row_version"]) == ("won", "best_case", 3)
+    assert pd.notna(d1["closed_at"])  # stamped with the status change, in the same save
+    assert changes_of(company) == [("status", "open", "won")]
+
+
+def test_text_is_saved_once_stripped(company):
+    g = EntityGrid(company, "deals", user="maria")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    front.type(pos, "stage", "Negotiation")
+    assert g.message_text == "Saved deal D1: stage Proposal → Negotiation"
+    assert_quiet(front, company, g)
+    front.type(pos, "name", "  Acme renewal 2025 ")
+    assert_quiet(front, company, g)
+    d1 = deal(company)
+    assert (d1["stage"], d1["name"], d1["row_version"]) == ("Negotiation", "Acme renewal 2025", 3)
+    assert changes_of(company) == [("stage", "Proposal", "Negotiation")]
+
+
+def test_the_stored_value_in_another_spelling_is_no_save_and_keeps_the_message(company):
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    front.type(pos, "stage", "Negotiation")
+    front.echo()
+    message = g.message_text
+    for column, text in [
+        ("amount", "12000"),
+        ("amount", " 12000.00 "),
+        ("amount", "1.2e4"),
+        ("expected_close_date", "2024-06-30"),
+        ("expected_close_date", "2024-06-30 00:00"),
+        ("status", "OPEN"),
+        ("forecast_category", " Pipeline"),
+        ("stage", " Negotiation "),
+        ("lost_reason", ""),
+    ]:
+        front.type(pos, column, text)
+        front.echo()
+        assert g.message_text == message, (column, text)
+    d1 = deal(company)
+    assert d1["row_version"] == 2 and d1["amount"] == 12000.0
+    assert g.grid.data.loc["D1", "status"] == "open"  # shown in the stored spelling again
+    assert len(g.history) == 1
+
+
+def test_refused_negative_amount_keeps_its_message_after_the_echo(company):
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    before = company.read("deals")
+    front.type(row_of(g, "D1"), "amount", "-316230")
+    text = g.message_text
+    assert text.startswith("Not saved (deal D1): amount: ") and "must be >= 0" in text
+    assert g.grid.data.loc["D1", "amount"] == 12000.0  # the stored value is shown again
+    assert_quiet(front, company, g)
+    pd.testing.assert_frame_equal(company.read("deals"), before)
+    assert changes_of(company) == [] and g.history == []
+
+
+def test_an_echo_arriving_after_a_newer_edit_is_no_edit(company):
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    front.type(pos, "amount", "abc")  # refused: the grid sends 12000.0 back to the cell
+    assert "not a number" in g.message_text
+    front.type(pos, "amount", "13000")  # typed before the front end answered
+    assert g.message_text == "Saved deal D1: amount 12000.0 → 13000.0"
+    assert_quiet(front, company, g)  # the late echo of 12000.0 does not undo 13000
+    d1 = deal(company)
+    assert (d1["amount"], d1["row_version"]) == (13000.0, 2)
+    assert changes_of(company) == [("amount", "12000.0", "13000.0")]
+
+
+def test_undo_says_undone_and_its_echo_changes_nothing(company):
+    g = EntityGrid(company, "deals", user="ann")
+    front = Frontend(g)
+    front.type(row_of(g, "D1"), "amount", "15000.5")
+    front.echo()
+    assert g.redo_button.disabled
+    assert g.undo()
+    assert g.message_text == "Undone deal D1: amount 15000.5 → 12000.0"
+    assert_quiet(front, company, g)
+    d1 = deal(company)
+    assert (d1["amount"], d1["row_version"]) == (12000.0, 3)
+    assert changes_of(company) == [
+        ("amount", "12000.0", "15000.5"),
+        ("amount", "15000.5", "12000.0"),
+    ]
+    assert g.history == [] and g.undo_button.disabled and not g.redo_button.disabled
+
+
+def test_redo_reapplies_the_undone_edit(company):
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    front.type(pos, "expected_close_date", "2024-09-01")
+    front.type(pos, "stage", "Negotiation")
+    front.echo()
+    assert g.undo() and g.undo()
+    front.echo()
+    assert g.redo()
+    assert g.message_text == "Redone deal D1: expected_close_date 2024-06-30 → 2024-09-01"
+    assert_quiet(front, company, g)
+    assert g.redo_button.click() is None and "Redone deal D1: stage" in g.message_text
+    assert_quiet(front, company, g)
+    d1 = deal(company)
+    assert (d1["stage"], d1["expected_close_date"]) == ("Negotiation", pd.Timestamp("2024-09-01"))
+    assert d1["row_version"] == 7  # two edits, two undos, two redos
+    edc, stage = "expected_close_date", "stage"
+    assert [c[0] for c in changes_of(company)] == [edc, stage, stage, edc, edc, stage]
+    assert g.redo_button.disabled and not g.redo()
+    assert g.message_text == "Nothing to redo."
+    assert len(g.history) == 2
+
+
+def test_a_new_edit_clears_redo(company):
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    front.type(pos, "amount", "1000")
+    front.echo()
+    g.undo_button.click()
+    front.echo()
+    assert not g.redo_button.disabled
+    front.type(pos, "stage", "Discovery")
+    front.echo()
+    assert g.redo_button.disabled and g.redo_stack == []
+    assert not g.redo() and g.message_text == "Nothing to redo."
+    d1 = deal(company)
+    assert (d1["amount"], d1["stage"], d1["row_version"]) == (12000.0, "Discovery", 4)
+
+
+@pytest.fixture
+def locked(company):
+    """The company's database file, a grid store that waits 0.2 s for a lock, and a locker."""
+    path = company.engine.url.database
+    grid_store = Store.open(path, busy_timeout=0.2)
+    locker = sqlite3.connect(path, isolation_level=None, timeout=5)
+    yield grid_store, locker
+    if locker.in_transaction:
+        locker.execute("ROLLBACK")
+    locker.close()
+    grid_store.close()
+
+
+def test_busy_database_keeps_the_edit_until_retry(company, locked):
+    grid_store, locker = locked
+    g = EntityGrid(grid_store, "deals", user="maria")
+    front = Frontend(g)
+    assert g.retry_button.layout.display == "none"
+    locker.execute("BEGIN IMMEDIATE")  # another writer holds the database
+    front.type(row_of(g, "D1"), "amount", "205000")
+    assert g.message_text == (
+        "Not saved: the database is busy (another program is writing to it); "
+        "your edit of deal D1 amount is kept — press Retry."
+    )
+    assert g.retry_button.layout.display != "none" and len(g.pending) == 1
+    assert g.grid.data.loc["D1", "amount"] == "205000"  # the cell keeps the typed value
+    assert not front.sent  # nothing was sent to the cell
+    assert not g.undo() and "press Retry" in g.message_text
+    assert g.grid.data.loc["D1", "amount"] == "205000"
+    assert deal(company)["row_version"] == 1 and changes_of(company) == []
+    assert not g.retry()  # still busy: still kept
+    assert len(g.pending) == 1 and "database is busy" in g.message_text
+    locker.execute("ROLLBACK")
+    g.retry_button.click()
+    assert g.message_text == "Saved deal D1: amount 12000.0 → 205000.0"
+    assert g.pending == [] and g.retry_button.layout.display == "none"
+    assert_quiet(front, company, g)
+    d1 = deal(company)
+    assert (d1["amount"], d1["row_version"]) == (205000.0, 2)
+    assert changes_of(company) == [("amount", "12000.0", "205000.0")]
+    assert len(g.history) == 1
+
+
+def test_busy_edits_are_retried_in_order_after_later_saves_of_the_row(company, locked):
+    grid_store, locker = locked
+    g = EntityGrid(grid_store, "deals")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    locker.execute("BEGIN IMMEDIATE")
+    front.type(pos, "amount", "1000")
+    locker.execute("ROLLBACK")
+    front.type(pos, "stage", "Discovery")  # saved: the row moved on by our own save
+    assert g.message_text == "Saved deal D1: stage Proposal → Discovery"
+    assert len(g.pending) == 1
+    assert g.retry()
+    d1 = deal(company)
+    assert (d1["amount"], d1["stage"], d1["row_version"]) == (1000.0, "Discovery", 3)
+    assert_quiet(front, company, g)
+
+
+def test_retyping_the_stored_value_drops_a_busy_edit(company, locked):
+    grid_store, locker = locked
+    g = EntityGrid(grid_store, "deals")
+    front = Frontend(g)
+    locker.execute("BEGIN IMMEDIATE")
+    front.type(row_of(g, "D1"), "amount", "1000")
+    front.type(row_of(g, "D1"), "amount", "12000")
+    assert g.pending == [] and g.retry_button.layout.display == "none"
+    assert "Dropped the unsaved edit of deal D1 amount" in g.message_text
+    locker.execute("ROLLBACK")
+    assert deal(company)["row_version"] == 1
+
+
+def test_busy_edit_refused_on_retry_shows_the_conflict_and_the_stored_value(company, locked):
+    grid_store, locker = locked
+    g = EntityGrid(grid_store, "deals", user="ann")
+    locker.execute("BEGIN IMMEDIATE")
+    Frontend(g).type(row_of(g, "D1"), "amount", "500")
+    locker.execute("ROLLBACK")
+    company.update("deals", "D1", {"amount": 99.0}, changed_by="bob")  # someone else
+    assert not g.retry()
+    assert "Not saved (deal D1)" in g.message_text
+    assert "changed by someone else" in g.message_text
+    assert g.grid.data.loc["D1", "amount"] == 99.0 and g.pending == []
+    d1 = deal(company)
+    assert (d1["amount"], d1["row_version"]) == (99.0, 2)
