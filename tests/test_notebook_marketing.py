@@ -51,7 +51,7 @@ def test_parameters_cell_and_kernel():
 
 
 def test_widgets_and_charts_render(executed):
-    for needle in ("CampaignExplorer(results)", "ContributionPanel(mmm)", "ScenarioEditor(mmm"):
+    for needle in ("CampaignExplorer(results)", "ContributionPanel(mmm", "ScenarioEditor(mmm"):
         assert WIDGET in mimes(outputs_of(executed, needle))
     assert "image/png" in mimes(outputs_of(executed, "response_curve_chart"))
     assert "image/png" in mimes(outputs_of(executed, "allocation_chart"))

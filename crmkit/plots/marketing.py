@@ -2,7 +2,9 @@
 
 Every function takes the DataFrame a crmkit function returned and gives a new
 :class:`matplotlib.figure.Figure` without touching pyplot's global state, like
-:mod:`crmkit.plots.segments`. Every model figure shows its credible interval.
+:mod:`crmkit.plots.segments`. Every model figure shows its credible interval. Axis ticks
+come from :mod:`crmkit.plots.format` (never two equal labels); ``outcome`` names what the
+marketing-mix model was fitted on (``"new deals"``, ``"revenue"``) in the axis labels.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from crmkit.plots.format import amount_formatter
+from crmkit.plots.format import amount_formatter, format_numbers, number_formatter, rate_scale
 from crmkit.plots.segments import FIGSIZE
 
 if TYPE_CHECKING:
@@ -60,13 +62,17 @@ def _err(mid: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> list[ArrayLike]:
     return [mid - lo, hi - mid]
 
 
-def contribution_chart(summary: pd.DataFrame, *, title: str | None = None) -> Figure:
+def contribution_chart(
+    summary: pd.DataFrame, *, outcome: str = "outcome", title: str | None = None
+) -> Figure:
     """Weekly contribution of each channel with its credible band.
 
     Parameters
     ----------
     summary
         :meth:`~crmkit.models.mmm.model.MarketingMixModel.contribution_summary` output.
+    outcome
+        What the model's target counts (``"new deals"``, ``"revenue"``), for the axis label.
     title
         Figure title.
 
@@ -79,7 +85,7 @@ def contribution_chart(summary: pd.DataFrame, *, title: str | None = None) -> Fi
     colors = _colors(summary["channel"])
     for ch, g in summary.groupby("channel", sort=True):
         _mean_band(ax, g["date"], g["mean"], g["lo"], g["hi"], color=colors[ch], label=str(ch))
-    ax.set_ylabel("contribution per week")
+    ax.set_ylabel(f"contribution: {outcome} per week")
     _money(ax)
     ax.legend(loc="upper left", fontsize="small")
     ax.set_title(title or "Channel contributions (mean and credible band)")
@@ -87,13 +93,20 @@ def contribution_chart(summary: pd.DataFrame, *, title: str | None = None) -> Fi
     return fig
 
 
-def roas_chart(roas: pd.DataFrame, *, title: str | None = None) -> Figure:
+def roas_chart(roas: pd.DataFrame, *, outcome: str = "outcome", title: str | None = None) -> Figure:
     """ROAS and marginal ROAS per channel with credible intervals.
+
+    The axis fits the data: ROAS far below one (new deals per unit spent) are drawn per
+    1k or 1M spent (:func:`crmkit.plots.format.rate_scale`), each bar is labelled with its
+    mean, and the break-even line (ROAS 1) is drawn only when it falls near the data; else
+    the axis label says where it is.
 
     Parameters
     ----------
     roas
         :meth:`~crmkit.models.mmm.model.MarketingMixModel.roas` output.
+    outcome
+        What the model's target counts (``"new deals"``, ``"revenue"``), for the axis label.
     title
         Figure title.
 
@@ -104,20 +117,39 @@ def roas_chart(roas: pd.DataFrame, *, title: str | None = None) -> Figure:
     """
     fig, ax = _axes()
     y = np.arange(len(roas))
-    for off, name, label in ((-0.18, "roas", "ROAS"), (0.18, "mroas", "marginal ROAS")):
+    cols = [f"{n}{k}" for n in ("roas", "mroas") for k in ("", "_lo", "_hi")]
+    factor, per = rate_scale(roas[cols].to_numpy(float).ravel())
+    means = np.concatenate([roas["roas"].to_numpy(float), roas["mroas"].to_numpy(float)])
+    labels = format_numbers(means * factor)
+    for i, (off, name, label) in enumerate(
+        ((-0.18, "roas", "ROAS"), (0.18, "mroas", "marginal ROAS"))
+    ):
+        mid, lo, hi = (roas[f"{name}{k}"].to_numpy(float) * factor for k in ("", "_lo", "_hi"))
         ax.barh(
             y + off,
-            roas[name],
+            mid,
             height=0.34,
-            xerr=_err(roas[name], roas[f"{name}_lo"], roas[f"{name}_hi"]),
+            xerr=_err(mid, lo, hi),
             capsize=3,
             label=label,
             alpha=0.85 if name == "roas" else 0.5,
         )
-    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+        for yi, top, text in zip(y + off, hi, labels[i * len(y) : (i + 1) * len(y)], strict=True):
+            ax.annotate(f" {text}", (top, yi), va="center", fontsize=7)
+    top = float(np.nanmax(roas[cols].to_numpy(float) * factor, initial=0.0))
+    top = top if top > 0 else 1.0
+    breakeven = 1.0 * factor
+    note = ""
+    if breakeven <= 2.5 * top:
+        ax.axvline(breakeven, color="grey", lw=0.8, ls="--")
+        top = max(top, breakeven)
+    else:
+        note = f"; break-even ({breakeven:,.0f}) is {breakeven / top:,.0f}x the largest value"
+    ax.set_xlim(min(0.0, ax.get_xlim()[0]), top * 1.25)
+    ax.xaxis.set_major_formatter(number_formatter())
     ax.set_yticks(y, roas["channel"].astype(str))
-    ax.set_xlabel("outcome per unit of spend")
-    ax.legend(fontsize="small")
+    ax.set_xlabel(f"{outcome} per {per} spent{note}")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(title or "Return on ad spend (bars: mean; whiskers: credible interval)")
     return fig
 
@@ -156,13 +188,17 @@ def response_curve_chart(
     return fig
 
 
-def scenario_chart(weekly: pd.DataFrame, *, title: str | None = None) -> Figure:
+def scenario_chart(
+    weekly: pd.DataFrame, *, outcome: str = "outcome", title: str | None = None
+) -> Figure:
     """Plan against baseline per week (top) and their difference (bottom), with bands.
 
     Parameters
     ----------
     weekly
         The ``weekly`` frame of :func:`crmkit.models.mmm.scenario.scenario`.
+    outcome
+        What the model's target counts (``"new deals"``, ``"revenue"``), for the axis labels.
     title
         Figure title.
 
@@ -177,7 +213,7 @@ def scenario_chart(weekly: pd.DataFrame, *, title: str | None = None) -> Figure:
         mean, lo, hi = (weekly[f"{name}_{k}"] for k in ("mean", "lo", "hi"))
         _mean_band(top, weekly["date"], mean, lo, hi, color=color, label=name)
     top.legend(fontsize="small")
-    top.set_ylabel("outcome per week")
+    top.set_ylabel(f"{outcome} per week")
     _money(top)
     bottom.bar(weekly["date"], weekly["difference_mean"], width=5, color="#2ca02c")
     bottom.errorbar(
@@ -190,7 +226,7 @@ def scenario_chart(weekly: pd.DataFrame, *, title: str | None = None) -> Figure:
         lw=0.8,
     )
     bottom.axhline(0, color="grey", lw=0.8)
-    bottom.set_ylabel("plan - baseline")
+    bottom.set_ylabel("plan − baseline")
     _money(bottom)
     top.set_title(title or "Spend scenario: forecast with credible band")
     fig.autofmt_xdate()
@@ -226,7 +262,7 @@ def plan_forecast_chart(table: pd.DataFrame, *, title: str | None = None) -> Fig
             label=f"{name} (median, range)",
         )
     ax.set_xticks(x, table["period"].astype(str))
-    ax.set_ylabel("revenue (total forecast)")
+    ax.set_ylabel("revenue per period (total forecast)")
     _money(ax)
     ax.legend(fontsize="small")
     ax.set_title(title or "Revenue forecast: spend plan against baseline")
@@ -305,6 +341,7 @@ def campaign_chart(
         fontsize="small",
     )
     ax.axvline(0, color="grey", lw=0.8)
+    ax.xaxis.set_major_formatter(number_formatter())
     ax.set_xlabel(metric.replace("_", " "))
     handles = [ax.bar(0, 0, color=c, label=ch) for ch, c in colors.items()]
     ax.legend(handles=handles, fontsize="small", loc="lower right")

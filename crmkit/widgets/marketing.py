@@ -9,6 +9,9 @@
   any column, as a table and a chart.
 
 No sampling happens in a callback: the views take a fitted model (or computed results).
+Numbers shown together are written at one precision that tells them apart
+(:func:`crmkit.plots.format.format_numbers`), with their units: ``outcome`` names what the
+model was fitted on (``"new deals"``, ``"revenue"``).
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from crmkit.models.mmm import scenario
 from crmkit.models.mmm.campaigns import campaign_table
 from crmkit.models.mmm.model import MarketingMixModel
 from crmkit.plots import marketing as pm_plots
+from crmkit.plots.format import format_estimates, format_numbers, rate_scale
 
 
-def _fmt(v: float) -> str:
-    """A number with thousands separators and no decimals."""
-    return f"{v:,.0f}"
+def _outcome(target: str) -> str:
+    """The outcome's name for labels: ``new_deals`` is "new deals"."""
+    return str(target).replace("_", " ")
 
 
 class ContributionPanel(w.VBox):
@@ -42,11 +46,17 @@ class ContributionPanel(w.VBox):
         A fitted :class:`~crmkit.models.mmm.model.MarketingMixModel`.
     n_draws
         Posterior draws used for the figures.
+    outcome
+        What the model was fitted on (``mmm_frame``'s ``target``: ``"new_deals"``,
+        ``"new_deal_value"``, ``"revenue"``), named in the table and axis labels.
     """
 
-    def __init__(self, mmm: MarketingMixModel, *, n_draws: int = 300) -> None:
+    def __init__(
+        self, mmm: MarketingMixModel, *, n_draws: int = 300, outcome: str = "outcome"
+    ) -> None:
         self.mmm = mmm
         self.n_draws = n_draws
+        self.outcome = _outcome(outcome)
         dates = list(mmm.design_["dates"])
         self.channels = w.SelectMultiple(
             options=list(mmm.channels), value=tuple(mmm.channels), description="Channels"
@@ -83,20 +93,54 @@ class ContributionPanel(w.VBox):
             self.table.value = f"<b>{html.escape(str(exc))}</b>"
             return
         self.roas_ = roas
-        rows = "".join(
-            f"<tr><td>{html.escape(str(r.channel))}</td><td>{_fmt(r.spend)}</td>"
-            f"<td>{_fmt(r.contribution)} [{_fmt(r.contribution_lo)}-{_fmt(r.contribution_hi)}]</td>"
-            f"<td>{r.roas:.2f} [{r.roas_lo:.2f}-{r.roas_hi:.2f}]</td>"
-            f"<td>{r.mroas:.2f} [{r.mroas_lo:.2f}-{r.mroas_hi:.2f}]</td></tr>"
-            for r in roas.itertuples()
-        )
-        self.table.value = (
-            "<table><tr><th>channel</th><th>spend</th><th>contribution [90%]</th>"
-            f"<th>ROAS [90%]</th><th>marginal ROAS [90%]</th></tr>{rows}</table>"
-        )
+        self.table.value = roas_table_html(roas, outcome=self.outcome)
         with self.out:
-            display(pm_plots.contribution_chart(summary))
-            display(pm_plots.roas_chart(roas))
+            display(pm_plots.contribution_chart(summary, outcome=self.outcome))
+            display(pm_plots.roas_chart(roas, outcome=self.outcome))
+
+
+def roas_table_html(roas: pd.DataFrame, *, outcome: str = "outcome") -> str:
+    """Write the ROAS table of :class:`ContributionPanel` as HTML.
+
+    Every column is written at a precision that tells its numbers and their intervals apart
+    (``0.21 [0.09–0.40]``, never ``0.00 [0.00-0.00]``); ROAS and marginal ROAS share one
+    unit, per 1, 1k or 1M spent, whichever reads (:func:`crmkit.plots.format.rate_scale`).
+
+    Parameters
+    ----------
+    roas
+        :meth:`~crmkit.models.mmm.model.MarketingMixModel.roas` output.
+    outcome
+        What the model's target counts (``"new deals"``), named in the headers.
+
+    Returns
+    -------
+    str
+        An HTML table.
+    """
+    cols = [f"{n}{k}" for n in ("roas", "mroas") for k in ("", "_lo", "_hi")]
+    factor, per = rate_scale(roas[cols].to_numpy(float).ravel())
+    spend = format_numbers(roas["spend"], kind="amount")
+    contribution = format_estimates(
+        roas["contribution"], roas["contribution_lo"], roas["contribution_hi"]
+    )
+    # one unit for both; each column at the precision its own values need
+    shown = {
+        name: format_estimates(*(roas[f"{name}{k}"] * factor for k in ("", "_lo", "_hi")))
+        for name in ("roas", "mroas")
+    }
+    rows = "".join(
+        f"<tr><td>{html.escape(str(ch))}</td><td>{spend[i]}</td><td>{contribution[i]}</td>"
+        f"<td>{shown['roas'][i]}</td><td>{shown['mroas'][i]}</td></tr>"
+        for i, ch in enumerate(roas["channel"])
+    )
+    unit = html.escape(f"{outcome} per {per} spent")
+    return (
+        '<table class="crmkit-roas"><tr><th>channel</th><th>spend</th>'
+        f"<th>contribution [90%] ({html.escape(outcome)})</th>"
+        f"<th>ROAS [90%] ({unit})</th><th>marginal ROAS [90%] ({unit})</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 class ScenarioEditor(w.VBox):
@@ -114,6 +158,8 @@ class ScenarioEditor(w.VBox):
         A :class:`crmkit.forecast.plans.PlanForecast` over the same fitted model: every
         edit then also redraws the total revenue forecast per period and its range (the
         plan's extra new deals enter the new-business arrivals only).
+    outcome
+        What the model was fitted on (``"new_deals"``, ``"revenue"``), for the labels.
     """
 
     def __init__(
@@ -123,8 +169,10 @@ class ScenarioEditor(w.VBox):
         weeks: int = 12,
         n_draws: int = 300,
         forecast: PlanForecast | None = None,
+        outcome: str = "outcome",
     ) -> None:
         self.mmm = mmm
+        self.outcome = _outcome(outcome)
         self.n_draws = n_draws
         self.forecast = forecast
         self.baseline = scenario.baseline_plan(mmm, weeks)
@@ -182,15 +230,18 @@ class ScenarioEditor(w.VBox):
             self.summary.value = f"<b>{html.escape(str(exc))}</b>"
             return
         t = self.result_["total"].iloc[0]
-        self.summary.value = (
-            f"Plan spend {_fmt(t.spend_plan)} vs baseline {_fmt(t.spend_baseline)}. "
-            f"Forecast {_fmt(t.plan_mean)} [90%: {_fmt(t.plan_lo)} - {_fmt(t.plan_hi)}]; "
-            f"difference {_fmt(t.difference_mean)} "
-            f"[{_fmt(t.difference_lo)} - {_fmt(t.difference_hi)}]."
+        spend = format_numbers([t.spend_plan, t.spend_baseline], kind="amount")
+        (plan,) = format_estimates([t.plan_mean], [t.plan_lo], [t.plan_hi])
+        (diff,) = format_estimates(
+            [t.difference_mean], [t.difference_lo], [t.difference_hi], signed=True
+        )
+        self.summary.value = html.escape(
+            f"Plan spend {spend[0]} vs baseline {spend[1]}. "
+            f"Forecast {plan} {self.outcome} (mean [90%]); difference {diff}."
         )
         self.out.clear_output(wait=True)
         with self.out:
-            display(pm_plots.scenario_chart(self.result_["weekly"]))
+            display(pm_plots.scenario_chart(self.result_["weekly"], outcome=self.outcome))
         if self.forecast is not None:
             self._refresh_revenue()
 
@@ -202,22 +253,60 @@ class ScenarioEditor(w.VBox):
             self.revenue.value = f"<b>{html.escape(str(exc))}</b>"
             return
         self.revenue_table_ = table
-        rows = "".join(
-            f"<tr><td>{html.escape(str(r.period))}</td>"
-            f"<td>{_fmt(r.baseline_p50)} [{_fmt(r.baseline_lo)}-{_fmt(r.baseline_hi)}]</td>"
-            f"<td>{_fmt(r.plan_p50)} [{_fmt(r.plan_lo)}-{_fmt(r.plan_hi)}]</td>"
-            f"<td>{_fmt(r.difference_mean)} [{_fmt(r.difference_lo)}-{_fmt(r.difference_hi)}]"
-            f"</td><td>{r.extra_deals:+.1f}</td></tr>"
-            for r in table.itertuples()
-        )
-        self.revenue.value = (
-            "<b>Revenue forecast (total of all sources), median [80% range]</b><table>"
-            "<tr><th>period</th><th>baseline</th><th>plan</th><th>plan - baseline</th>"
-            f"<th>extra new deals</th></tr>{rows}</table>"
-        )
+        self.revenue.value = revenue_table_html(table)
         self.revenue_out.clear_output(wait=True)
         with self.revenue_out:
             display(pm_plots.plan_forecast_chart(table))
+
+
+def revenue_table_html(table: pd.DataFrame) -> str:
+    """Write the revenue table of :class:`ScenarioEditor` as HTML.
+
+    Baseline and plan (median [80% range]) are written together, at a precision that tells
+    them apart; the difference is the mean of the draw-by-draw differences with their 80%
+    range (often ``0–0`` in the first months: most draws win no extra deal that soon, a few
+    win one, so the mean is above the range); extra new deals keep their decimals.
+
+    Parameters
+    ----------
+    table
+        :meth:`crmkit.forecast.plans.PlanForecast.summary` output.
+
+    Returns
+    -------
+    str
+        A title and an HTML table.
+    """
+    n = len(table)
+    levels = format_estimates(
+        [*table["baseline_p50"], *table["plan_p50"]],
+        [*table["baseline_lo"], *table["plan_lo"]],
+        [*table["baseline_hi"], *table["plan_hi"]],
+        kind="amount",
+    )
+    diff = format_estimates(
+        table["difference_mean"],
+        table["difference_lo"],
+        table["difference_hi"],
+        kind="amount",
+        signed=True,
+    )
+    deals = format_numbers(table["extra_deals"], kind="count", signed=True)
+    rows = "".join(
+        f"<tr><td>{html.escape(str(p))}</td><td>{levels[i]}</td><td>{levels[n + i]}</td>"
+        f"<td>{diff[i]}</td><td>{deals[i]}</td></tr>"
+        for i, p in enumerate(table["period"])
+    )
+    return (
+        "<b>Revenue forecast per period (total of all sources)</b>"
+        '<table class="crmkit-plan-revenue"><tr><th>period</th>'
+        "<th>baseline revenue, median [80% range]</th><th>plan revenue, median [80% range]</th>"
+        "<th>plan − baseline revenue, mean [80% range]</th><th>extra new deals (mean)</th></tr>"
+        f"{rows}</table>"
+        "<small>Extra deals close over the following months: early on most draws win none yet "
+        "and a few win one, so the difference's range can read 0–0 while its mean does not."
+        "</small>"
+    )
 
 
 class CampaignExplorer(w.VBox):

@@ -6,6 +6,10 @@ functions; moving customers calls :func:`crmkit.segments.assign_segment`. Each c
 CLV draws (:func:`crmkit.segments.store_customer_value`) give the "CLV tiers"
 segmentation and, for every segmentation, each segment's expected CLV with the 10th to
 90th percentiles of its total (:func:`crmkit.segments.segment_clv`: sums of draws).
+
+Numbers are shown per kind of column (money, counts, shares, days) at a precision that
+tells them apart (:mod:`crmkit.plots.format`), under readable headers; the member grid keeps
+numbers as numbers (so it sorts them) and formats them in the browser.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import html
 
 import ipywidgets as w
 import pandas as pd
-from ipydatagrid import DataGrid
+from ipydatagrid import DataGrid, TextRenderer
 
 from crmkit import segments
 from crmkit.errors import CrmkitError, ValidationError
 from crmkit.plots import segments as plots
+from crmkit.plots.format import format_numbers, number_decimals
 from crmkit.store import Store
 from crmkit.widgets.grid import error_message
 
@@ -30,18 +35,56 @@ CLV_TIERS = "CLV tiers"
 RULE_PREFIX = "Rule: "
 #: Customers listed at most in the member table (largest revenue first).
 MAX_MEMBERS = 500
-#: Columns of the member table.
+#: Columns of the member table. ``rfm_code`` ("545") only: ``rfm_score`` is the same number
+#: (:func:`crmkit.segments.rfm_scores`), and one column is shown once.
 MEMBER_COLUMNS = (
     "name",
     "owner",
     "segment",
     "rfm_segment",
+    "rfm_code",
     "clv_tier",
     "clv",
     "revenue",
     "n_orders",
+    "recency_days",
     "last_purchase",
 )
+#: Headers of the member grid.
+MEMBER_HEADERS = {
+    "account_id": "Account",
+    "name": "Name",
+    "owner": "Owner",
+    "segment": "Segment",
+    "rfm_segment": "RFM segment",
+    "rfm_code": "RFM score",
+    "clv_tier": "CLV tier",
+    "clv": "Expected CLV",
+    "revenue": "Revenue",
+    "n_orders": "Orders",
+    "recency_days": "Days since last order",
+    "last_purchase": "Last order",
+}
+#: Member columns by kind: money (decimals from the spread), counts and days (whole).
+MONEY_COLUMNS = ("clv", "revenue")
+COUNT_COLUMNS = ("n_orders", "recency_days")
+#: Headers of the per-segment summary.
+SUMMARY_HEADERS = {
+    "segment": "Segment",
+    "customers": "Customers",
+    "customer_share": "% of customers",
+    "revenue": "Revenue",
+    "revenue_share": "% of revenue",
+    "revenue_per_customer": "Revenue per customer",
+    "last_period": "Last period",
+    "revenue_last": "Revenue, last period",
+    "revenue_previous": "Revenue, period before",
+    "revenue_change": "Change",
+    "expected_clv": "Expected CLV",
+    "clv_low": "CLV, 10th percentile",
+    "clv_high": "CLV, 90th percentile",
+    "clv_share": "% of CLV",
+}
 
 
 def segmentations(store: Store, *, clv: bool = False) -> list[str]:
@@ -154,7 +197,7 @@ class SegmentExplorer:
         )
         self.move_button = w.Button(description="Move selected", button_style="warning")
         self.move_all_button = w.Button(description="Move all in segment")
-        self.refresh_button = w.Button(description="Reload", icon="refresh")
+        self.refresh_button = w.Button(description="Reload", icon="refresh", tooltip="read again")
         self.message = w.HTML()
         self.summary_table = w.HTML()
         self.clv_label = w.HTML()
@@ -162,9 +205,11 @@ class SegmentExplorer:
         self.plot_out = w.Output()
         self.members_label = w.Label()
         self.member_grid = DataGrid(
-            pd.DataFrame({"name": []}, index=pd.Index([], name="account_id")),
+            pd.DataFrame({"Name": []}, index=pd.Index([], name=MEMBER_HEADERS["account_id"])),
             selection_mode="row",
             base_column_size=110,
+            base_row_header_size=90,
+            header_renderer=TextRenderer(font="bold 12px sans-serif"),
             layout=w.Layout(height="300px"),
         )
         self.segmentation.observe(lambda _c: self.show_segmentation(), "value")
@@ -276,9 +321,9 @@ class SegmentExplorer:
             self.member_frame = members(self.customers, self.labels, "\x00")
         else:
             self.member_frame = members(self.customers, self.labels, self.segment.value)
-        shown = self.member_frame.iloc[:MAX_MEMBERS].copy()
-        if "last_purchase" in shown:
-            shown["last_purchase"] = shown["last_purchase"].dt.strftime("%Y-%m-%d")
+        shown, renderers, widths = member_view(self.member_frame.iloc[:MAX_MEMBERS])
+        self.member_grid.renderers = renderers
+        self.member_grid.column_widths = widths
         self.member_grid.data = shown
         if self.member_grid.selections:
             self.member_grid.clear_selection()
@@ -347,24 +392,90 @@ class SegmentExplorer:
         display(self.widget)
 
 
-def summary_html(summary: pd.DataFrame) -> str:
-    """Render the per-segment summary as an HTML table (shares in %)."""
-    fmt = {
-        "customers": "{:,}".format,
-        "customer_share": "{:.1%}".format,
-        "revenue": "{:,.0f}".format,
-        "revenue_share": "{:.1%}".format,
-        "revenue_per_customer": "{:,.0f}".format,
-        "revenue_last": "{:,.0f}".format,
-        "revenue_previous": "{:,.0f}".format,
-        "revenue_change": lambda v: "" if pd.isna(v) else f"{v:+.0%}",
-        "expected_clv": "{:,.0f}".format,
-        "clv_low": "{:,.0f}".format,
-        "clv_high": "{:,.0f}".format,
-        "clv_share": "{:.1%}".format,
-    }
-    shown = summary.copy()
-    for c, f in fmt.items():
+def member_view(
+    frame: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, TextRenderer], dict[str, int]]:
+    """The member grid's frame, renderers and column widths for :func:`members` rows.
+
+    Numbers stay numbers (the grid sorts them); each money column gets a d3 format with the
+    decimals its values need (:func:`crmkit.plots.format.number_decimals`: ``263,353``, not
+    ``263352.942841``), counts and days are whole numbers with thousands separators, dates
+    are days, headers are words, and every column is wide enough for its header.
+
+    Parameters
+    ----------
+    frame
+        :func:`members` output (indexed by ``account_id``).
+
+    Returns
+    -------
+    (pandas.DataFrame, dict, dict)
+        The frame to show, ``renderers`` and ``column_widths`` for the DataGrid, keyed by
+        header.
+    """
+    shown = frame.copy()
+    if "last_purchase" in shown:
+        shown["last_purchase"] = pd.to_datetime(shown["last_purchase"]).dt.strftime("%Y-%m-%d")
+    if "rfm_code" in shown:
+        shown["rfm_code"] = shown["rfm_code"].astype(object).where(shown["rfm_code"].notna(), "")
+    for c in COUNT_COLUMNS:
         if c in shown:
-            shown[c] = [f(v) if not (isinstance(v, float) and pd.isna(v)) else "" for v in shown[c]]
+            shown[c] = pd.to_numeric(shown[c], errors="coerce").astype("Float64")
+    renderers: dict[str, TextRenderer] = {}
+    for c in MONEY_COLUMNS:
+        if c in shown:
+            d = number_decimals(pd.to_numeric(shown[c], errors="coerce"))
+            renderers[MEMBER_HEADERS[c]] = TextRenderer(
+                format=f",.{d}f", horizontal_alignment="right"
+            )
+    for c in COUNT_COLUMNS:
+        if c in shown:
+            renderers[MEMBER_HEADERS[c]] = TextRenderer(format=",.0f", horizontal_alignment="right")
+    shown = shown.rename(columns=MEMBER_HEADERS).rename_axis(MEMBER_HEADERS["account_id"])
+    widths = {h: max(90, 7 * len(h) + 24) for h in shown.columns}
+    if "Name" in widths:
+        widths["Name"] = max(widths["Name"], 180)
+    return shown, renderers, widths
+
+
+def summary_html(summary: pd.DataFrame) -> str:
+    """Render the per-segment summary as an HTML table with readable headers.
+
+    Each column is written by its kind (:func:`crmkit.plots.format.format_numbers`): counts
+    whole, money at a precision that tells the segments apart, shares as percentages with
+    one decimal at least, the change against the period before signed; the expected CLV and
+    its 10th and 90th percentiles at one precision.
+
+    Parameters
+    ----------
+    summary
+        :func:`crmkit.segments.segment_summary` output (with the CLV columns when known).
+
+    Returns
+    -------
+    str
+        An HTML table (class ``crmkit-segment-summary``).
+    """
+    shown = summary.copy()
+
+    def put(cols: tuple[str, ...], **how: object) -> None:
+        """Write the columns present together, blank where missing."""
+        cols = tuple(c for c in cols if c in shown)
+        if not cols:
+            return
+        values = pd.concat([pd.to_numeric(shown[c], errors="coerce") for c in cols])
+        text = format_numbers(values.to_numpy(float), **how)
+        n = len(shown)
+        for i, c in enumerate(cols):
+            shown[c] = ["" if t == "–" else t for t in text[i * n : (i + 1) * n]]
+
+    put(("customers",), kind="count")
+    for c in ("customer_share", "revenue_share", "clv_share"):
+        put((c,), kind="percent", min_significant=1, min_decimals=1)
+    for c in ("revenue", "revenue_per_customer"):
+        put((c,))
+    put(("revenue_last", "revenue_previous"))
+    put(("revenue_change",), kind="percent", signed=True, min_significant=1)
+    put(("expected_clv", "clv_low", "clv_high"))
+    shown = shown.rename(columns=SUMMARY_HEADERS)
     return shown.to_html(index=False, classes="crmkit-segment-summary", border=0)

@@ -14,7 +14,18 @@ from crmkit.apps import dashboard as db
 from crmkit.plots import chart_data as cd
 from crmkit.plots import fanchart
 from crmkit.plots import svg as fanchart_svg
-from crmkit.plots.format import MISSING, amount_formatter, figure_png, format_amount
+from crmkit.plots.format import (
+    MISSING,
+    amount_formatter,
+    figure_png,
+    format_amount,
+    format_estimates,
+    format_numbers,
+    number_decimals,
+    number_formatter,
+    rate_scale,
+    tick_labels,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +91,104 @@ def test_figure_png_is_cropped_and_sized_by_dpi() -> None:
     assert 0 < w <= 400 and 0 < h <= 300  # cropped to the drawing, at most the page
     h2, w2 = imread(io.BytesIO(figure_png(fig, dpi=200))).shape[:2]
     assert w2 == pytest.approx(2 * w, abs=8) and h2 == pytest.approx(2 * h, abs=8)
+
+
+# ------------------------------------------------ numbers shown together (issue #14)
+def test_roas_values_0_021_0_034_0_047_render_distinct() -> None:
+    shown = format_estimates([0.021, 0.034, 0.047], [0.015, 0.021, 0.030], [0.028, 0.047, 0.070])
+    assert shown == ["0.021 [0.015–0.028]", "0.034 [0.021–0.047]", "0.047 [0.030–0.070]"]
+    # the old table wrote every one of them 0.02 or 0.03 or 0.05 and tiny ones 0.00
+    tiny = format_estimates([0.000205, 0.001172], [0.00009, 0.000271], [0.000396, 0.002946])
+    assert "0.00 " not in " ".join(tiny) and len(set(tiny)) == 2
+
+
+def test_numbers_of_a_set_never_collapse_unless_equal() -> None:
+    rng = np.random.default_rng(0)
+    for kind in ("number", "amount", "count", "percent"):
+        for _ in range(200):
+            scale = 10.0 ** rng.integers(-6, 8)
+            values = np.round(rng.random(6) * scale, int(rng.integers(0, 9)))
+            values[rng.integers(0, 6)] = values[0]  # one repeated value
+            text = format_numbers(values, kind=kind)
+            for a, ta in zip(values, text, strict=True):
+                for b, tb in zip(values, text, strict=True):
+                    assert (ta == tb) == (a == b), (kind, values, text)
+            assert all(t.strip("0.,%") != "" for v, t in zip(values, text, strict=True) if v)
+
+
+def test_money_has_enough_significant_digits_with_k_and_m() -> None:
+    assert format_numbers([760_837.1, 760_662.6, 1_141_063.0], kind="amount") == [
+        "760.8k",
+        "760.7k",
+        "1.141M",
+    ]
+    assert format_numbers([1_500, 12_000, 950], kind="amount") == ["1.5k", "12k", "950"]
+    assert format_numbers([-345.2, 0.0, 1_436.2], kind="amount", signed=True) == [
+        "-345",
+        "0",
+        "+1.44k",
+    ]
+
+
+def test_counts_whole_or_with_the_decimals_they_need() -> None:
+    assert format_numbers([12, 1_210, 0], kind="count") == ["12", "1,210", "0"]
+    assert format_numbers([0.74, 0.84, 0.845], kind="count", signed=True) == [
+        "+0.740",
+        "+0.840",
+        "+0.845",
+    ]
+    assert format_numbers([None, float("nan"), 3.0], kind="count") == [MISSING, MISSING, "3"]
+    assert number_decimals([263_352.942841, 1_520.5]) == 0
+    assert number_decimals([0.5, 0.74]) == 2
+
+
+def test_shares_and_changes_as_percentages() -> None:
+    assert format_numbers([1 / 3] * 3, kind="percent", min_decimals=1) == ["33.3%"] * 3
+    assert format_numbers(
+        [0.28, 0.004, -0.1256], kind="percent", signed=True, min_significant=1
+    ) == ["+28.0%", "+0.4%", "-12.6%"]
+
+
+def test_rate_scale_makes_tiny_rates_readable() -> None:
+    assert rate_scale([0.0012, 0.0029]) == (1000.0, "1k")
+    assert rate_scale([0.043, 0.07]) == (1.0, "1")
+    assert rate_scale([2e-7]) == (1e6, "1M")
+    assert rate_scale([]) == (1.0, "1")
+
+
+def _drawn_labels(lo: float, hi: float, formatter) -> list[str]:
+    """The tick labels matplotlib draws for data from ``lo`` to ``hi``."""
+    fig = Figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [lo, hi])
+    ax.yaxis.set_major_formatter(formatter)
+    fig.canvas.draw()
+    return [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+
+
+def test_ticks_unique_for_any_range() -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    rng = np.random.default_rng(1)
+    ranges = [(1000, 1010), (123_456, 123_470), (1e6, 1.0004e6), (99_990, 100_020), (0, 4e-5)]
+    ranges += [
+        (c, c + w)
+        for c, w in zip(rng.normal(0, 1e5, 60), 10.0 ** rng.uniform(-5, 6, 60), strict=True)
+    ]
+    for lo, hi in ranges:
+        ticks = MaxNLocator(nbins=int(rng.integers(3, 12))).tick_values(lo, hi)
+        for compact in (True, False):
+            labels = tick_labels(ticks, compact=compact)
+            assert len(set(labels)) == len(labels), (lo, hi, labels)
+            step = float(np.diff(ticks).min())
+            for t, text in zip(ticks, labels, strict=True):  # every label is exact
+                if not compact or not text[-1:].isalpha():
+                    assert abs(float(text.replace(",", "")) - t) <= step * 1e-6, (t, text)
+    for lo, hi in ((1000, 1010), (0, 0.004), (1e6, 1.0004e6), (-5, 3)):
+        for fmt in (amount_formatter(), number_formatter()):
+            drawn = _drawn_labels(lo, hi, fmt)
+            assert len(set(drawn)) == len(drawn) > 1, (lo, hi, drawn)
+    # the issue: ticks 0, 0.5, ..., 4 read "0, 0, 1, 2, 2, 2, 3, 4"; plan - baseline "0, 0, 0"
+    assert tick_labels([0, 0.5, 1, 1.5, 2]) == ["0.0", "0.5", "1.0", "1.5", "2.0"]
+    assert tick_labels([0, 0.001, 0.002, 0.003]) == ["0.000", "0.001", "0.002", "0.003"]
+    assert tick_labels([0, 500, 1000, 1500]) == ["0", "500", "1k", "1.5k"]

@@ -89,3 +89,62 @@ def test_plan_forecast_chart_two_series_with_ranges():
     assert len(ax.containers) == 2  # one errorbar series per plan
     assert [tk.get_text() for tk in ax.get_xticklabels()] == ["2025-01", "2025-02"]
     assert ax.get_ylim()[1] >= 9.0
+
+
+def _roas(scale: float) -> pd.DataFrame:
+    """Three channels' ROAS and marginal ROAS (``scale`` times 1 to 3), with intervals."""
+    mid = np.array([1.172, 0.213, 0.363]) * scale
+    return pd.DataFrame(
+        {
+            "channel": ["email", "events", "search"],
+            "roas": mid,
+            "roas_lo": mid * 0.25,
+            "roas_hi": mid * 2.5,
+            "mroas": mid * 0.8,
+            "mroas_lo": mid * 0.1,
+            "mroas_hi": mid * 2.3,
+        }
+    )
+
+
+def _vlines(ax) -> list[float]:
+    """Positions of the vertical reference lines (``axvline``) on an axis."""
+    return [
+        float(ln.get_xdata()[0])
+        for ln in ax.lines
+        if list(ln.get_ydata()) == [0, 1] and len(set(ln.get_xdata())) == 1
+    ]
+
+
+def test_roas_chart_bars_visible_when_all_values_are_far_below_one():
+    fig = p.roas_chart(_roas(0.001), outcome="new deals")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    # drawn per 1k spent: the axis fits the data instead of the 1.0 reference line
+    assert ax.get_xlabel().startswith("new deals per 1k spent")
+    assert "break-even" in ax.get_xlabel() and _vlines(ax) == []  # no line far off the data
+    widths = [b.get_width() for b in ax.patches]
+    assert min(widths) / ax.get_xlim()[1] > 0.02 and max(widths) / ax.get_xlim()[1] > 0.25
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert len(set(labels)) == len(labels)
+    values = {t.get_text().strip() for t in ax.texts}
+    assert {"1.17", "0.21", "0.36"} <= values  # each bar labelled with its mean
+
+
+def test_roas_chart_keeps_break_even_line_near_the_data():
+    ax = p.roas_chart(_roas(1.0)).axes[0]
+    assert _vlines(ax) == [1.0]
+    assert ax.get_xlabel() == "outcome per 1 spent"
+
+
+def test_scenario_chart_difference_ticks_unique():
+    d = pd.date_range("2025-01-06", periods=4, freq="7D")
+    weekly = pd.DataFrame({"date": d})
+    for n, v in (("plan", 2.004), ("baseline", 2.0), ("difference", 0.004)):
+        weekly[f"{n}_mean"], weekly[f"{n}_lo"], weekly[f"{n}_hi"] = v, v * 0.5, v * 1.5
+    fig = p.scenario_chart(weekly, outcome="new deals")
+    fig.canvas.draw()
+    for ax in fig.axes:
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        assert len(labels) > 1 and len(set(labels)) == len(labels), labels
+    assert fig.axes[0].get_ylabel() == "new deals per week"

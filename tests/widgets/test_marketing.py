@@ -8,7 +8,13 @@ import pytest
 
 from crmkit.models.mmm.campaigns import campaign_results
 from crmkit.models.mmm.model import MarketingMixModel, simulate_mmm
-from crmkit.widgets.marketing import CampaignExplorer, ContributionPanel, ScenarioEditor
+from crmkit.widgets.marketing import (
+    CampaignExplorer,
+    ContributionPanel,
+    ScenarioEditor,
+    revenue_table_html,
+    roas_table_html,
+)
 from tests.widgets.conftest import fire_cell_edit
 
 
@@ -128,3 +134,51 @@ def test_campaign_explorer_filters_and_sorts():
     assert list(ex.table_["cost"]) == [300.0, 200.0, 100.0]
     ex.channels.value = ("search",)
     assert set(ex.grid.data["campaign_id"]) == {"A", "C"}
+
+
+def test_contribution_panel_roas_table_tells_tiny_roas_apart(mmm):
+    panel = ContributionPanel(mmm, n_draws=20, outcome="new_deals")
+    table = panel.table.value
+    assert "0.00 [0.00" not in table and "new deals per" in table
+    roas = pd.DataFrame(
+        {
+            "channel": ["a", "b", "c"],
+            "spend": [104_336.09, 502_499.7, 741_625.49],
+            "contribution": [122.3, 103.2, 269.4],
+            "contribution_lo": [28.2, 45.2, 83.2],
+            "contribution_hi": [307.4, 199.0, 582.1],
+            "roas": [0.021, 0.034, 0.047],
+            "roas_lo": [0.015, 0.021, 0.030],
+            "roas_hi": [0.028, 0.047, 0.070],
+            "mroas": [0.0012, 0.0009, 0.0002],
+            "mroas_lo": [0.0003, 0.0001, 0.0001],
+            "mroas_hi": [0.0029, 0.0027, 0.0004],
+        }
+    )
+    html = roas_table_html(roas, outcome="revenue")
+    assert "0.021 [0.015–0.028]" in html and "0.047 [0.030–0.070]" in html
+    assert "revenue per 1 spent" in html  # the unit, here per currency unit spent
+    assert "0.00120 [0.00030–0.00290]" in html  # marginal ROAS: same unit, not 0.00
+    assert "104k" in html and "742k" in html
+
+
+def test_revenue_table_tells_plan_from_baseline_and_signs_the_difference():
+    table = pd.DataFrame(
+        {
+            "period": ["2026-11", "2026-12"],
+            "baseline_lo": [484_086.1, 574_165.6],
+            "baseline_p50": [760_837.1, 906_454.1],
+            "baseline_hi": [1_141_063.0, 1_295_833.0],
+            "plan_lo": [484_086.1, 574_165.6],
+            "plan_p50": [760_662.6, 907_614.3],
+            "plan_hi": [1_141_063.0, 1_298_291.0],
+            "difference_mean": [0.0, 1_436.2],
+            "difference_lo": [0.0, 0.0],
+            "difference_hi": [0.0, 0.0],
+            "extra_deals": [0.74, 0.84],
+        }
+    )
+    html = revenue_table_html(table)
+    assert "760.8k [484.1k–1.141M]" in html and "760.7k [484.1k–1.141M]" in html
+    assert "+1.44k [0–0]" in html and "+0.74" in html and "+0.84" in html
+    assert "mean [80% range]" in html and "median [80% range]" in html

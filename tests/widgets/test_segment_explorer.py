@@ -184,3 +184,51 @@ def test_moving_customers_keeps_their_clv(demo_explorer):
     assert s.loc["Watch list", "expected_clv"] == pytest.approx(
         ex.customers.set_index("account_id").loc[moved, "clv"].fillna(0).sum()
     )
+
+
+def test_segment_explorer_money_columns_formatted(demo_explorer):
+    import re
+
+    ex = demo_explorer
+    ex.segmentation.value = "CLV tiers"
+    ex.segment.value = "Tier 1"
+    grid = ex.member_grid
+    # numbers stay numbers (the grid sorts them); the browser writes them with a d3 format
+    assert grid.data["Expected CLV"].dtype.kind == "f"
+    assert grid.renderers["Expected CLV"].format == ",.0f"  # 263,353, not 263352.942841
+    assert grid.renderers["Revenue"].format == ",.0f"
+    assert grid.renderers["Orders"].format == ",.0f"
+    assert grid.renderers["Days since last order"].format == ",.0f"
+    # the summary table: no raw float anywhere, shares in %, CLV interval in whole units
+    table = ex.summary_table.value
+    assert not re.search(r"\d\.\d{4,}", table), table
+    assert re.search(r"<td>\d{1,3}(,\d{3})+</td>", table) and "%</td>" in table
+
+
+def test_segment_explorer_headers_are_words_and_wide_enough(demo_explorer):
+    ex = demo_explorer
+    ex.segmentation.value = "Account segment"
+    cols = list(ex.member_grid.data.columns)
+    assert "Expected CLV" in cols and "Last order" in cols and "clv" not in cols
+    assert ex.member_grid.data.index.name == "Account"
+    widths = ex.member_grid.column_widths
+    assert all(widths[c] >= 7 * len(c) for c in cols)  # no header cut to "last_pur…"
+    assert "<th>% of revenue</th>" in ex.summary_table.value
+    assert "revenue_share" not in ex.summary_table.value
+
+
+def test_no_rfm_duplicate_column(demo_explorer):
+    ex = demo_explorer
+    customers = ex.customers.dropna(subset=["rfm_score"])
+    # rfm_code is rfm_score written as text: one column holds both
+    assert (customers["rfm_code"] == customers["rfm_score"].astype(int).astype(str)).all()
+    ex.segmentation.value = "RFM segments"
+    ex.segment.value = ex.segment.options[0]
+    cols = list(ex.member_grid.data.columns)
+    assert cols.count("RFM score") == 1 and "rfm_score" not in cols and "rfm_code" not in cols
+    assert set(ex.member_grid.data["RFM score"]) <= set(customers["rfm_code"]) | {""}
+
+
+def test_reload_button_has_text_and_an_icon(explorer):
+    assert explorer.refresh_button.description == "Reload"
+    assert explorer.refresh_button.icon == "refresh"  # Font Awesome, served by the app itself
