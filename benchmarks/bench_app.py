@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from crmkit.apps import server as app  # noqa: E402
 from crmkit.apps.browser import CHROMIUM_FLAGS, free_port  # noqa: E402
-from crmkit.apps.server import build_app_command  # noqa: E402
+from crmkit.apps.server import build_app_command, stop_server  # noqa: E402
 from crmkit.store import Store  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -118,7 +118,10 @@ async def protocol_view(url: str, t0: float) -> float:
     kernel = re.search(r'"kernelId": *"([^"]+)"', page.body.decode()).group(1)
     session, comm = uuid.uuid4().hex, uuid.uuid4().hex
     base = url.split("/voila/")[0].replace("http", "ws", 1)
-    ws = await websocket_connect(f"{base}/api/kernels/{kernel}/channels?session_id={session}")
+    token = url.partition("?token=")[2]  # crmkit app serves with a token: the websocket too
+    ws = await websocket_connect(
+        f"{base}/api/kernels/{kernel}/channels?session_id={session}&token={token}"
+    )
     open_ = {"comm_id": comm, "target_name": "jupyter.widget.control", "data": {}}
     await ws.write_message(_kernel_message("comm_open", open_, session, {"version": "1.0.0"}))
     ask = {"comm_id": comm, "data": {"method": "request_states"}}
@@ -284,7 +287,9 @@ def main() -> None:
             db, port=free_port(), pool_size=args.pool, pool_fill_delay=args.fill_delay
         )
         log = open(Path(tmp) / "voila.log", "w")
-        proc = subprocess.Popen(cmd.argv, env=cmd.env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd.argv, env=cmd.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             base = cmd.url.split("/voila/")[0]
             for _ in range(600):
@@ -308,8 +313,8 @@ def main() -> None:
                 )
             )
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            stop_server(proc, grace=60)  # Voilà and every kernel it started
+            cmd.cleanup()
     load = os.getloadavg()
     what = args.db or f"fake snapshot, {args.deals:,} deal arrays"
     cores = os.cpu_count()

@@ -142,7 +142,9 @@ def browser_side(db: Path, runs: int, pool: int, gap: float, canvas: str = "soft
             "--Voila.ip=127.0.0.1", "--MappingKernelManager.cull_idle_timeout=60",
             "--VoilaExecutor.iopub_timeout=120",  # late widget output is not dropped
             "--MappingKernelManager.cull_interval=20"]  # fmt: skip
-    template_argv, env = voila_template_settings({**os.environ, "CRMKIT_DB_URL": str(db)})
+    # CRMKIT_APP_USER: the editor shows its grid at once instead of asking the viewer's name
+    base_env = {**os.environ, "CRMKIT_DB_URL": str(db), "CRMKIT_APP_USER": "bench"}
+    template_argv, env = voila_template_settings(base_env)
     argv += template_argv  # as crmkit app serves it
     if pool > 0:  # the kernel waits in the notebook for its viewer: no cell time limit
         argv += ["--preheat_kernel=True", f"--pool_size={pool}", "--VoilaExecutor.timeout=604800"]

@@ -132,6 +132,42 @@ def no_snapshot_message(store_url: str) -> str:
     )
 
 
+#: Longest name a viewer may give for the deal history.
+MAX_VIEWER_NAME = 60
+
+
+def viewer_name(text: object) -> str:
+    """Check the name a viewer gives before editing; it is recorded as ``changed_by``.
+
+    Parameters
+    ----------
+    text
+        What the viewer typed (or ``crmkit app --user``).
+
+    Returns
+    -------
+    str
+        The name, trimmed, inner white space collapsed.
+
+    Raises
+    ------
+    CrmkitError
+        If it is empty, longer than :data:`MAX_VIEWER_NAME` characters or holds control
+        characters.
+
+    """
+    name = " ".join(str(text if text is not None else "").split())
+    if not name:
+        raise CrmkitError("type your name before editing: every change is recorded under it")
+    if len(name) > MAX_VIEWER_NAME:
+        raise CrmkitError(
+            f"a name has at most {MAX_VIEWER_NAME} characters, got {len(name)} ({name[:20]!r}...)"
+        )
+    if any(not ch.isprintable() for ch in name):
+        raise CrmkitError(f"a name cannot hold control characters, got {name[:40]!r}")
+    return name
+
+
 def _quantile_rows(snap: Snapshot, flt: Filter) -> pd.DataFrame:
     """Return the quantile table's rows of one group."""
     q = snap.quantiles

@@ -1,5 +1,7 @@
 """The manager page's widgets: filters that redraw every figure and table from a snapshot.
 
+Also the deal editor page (:class:`DealEditorPage`), which asks the viewer's name first.
+
 A thin view: each control sets a :class:`~crmkit.apps.dashboard.Filter`, the functions of
 :mod:`crmkit.apps.dashboard` compute, and HTML widgets show tables and SVG figures. Numbers
 carry CSS classes and ``data-`` attributes so that tests can read them from the page.
@@ -12,9 +14,10 @@ import html
 import ipywidgets as w
 
 from crmkit.apps import dashboard as db
-from crmkit.apps.dashboard import headline_html, table_html
+from crmkit.apps.dashboard import headline_html, table_html, viewer_name
+from crmkit.errors import CrmkitError
 from crmkit.plots import svg as fanchart_svg
-from crmkit.store import Snapshot
+from crmkit.store import Snapshot, Store
 
 ALL = "All"
 #: Campaigns listed at most (those with the most projected revenue).
@@ -201,3 +204,99 @@ def _columns(snap: Snapshot, table: str) -> set[str]:
     """Column names of one of the snapshot's extra tables (empty if absent)."""
     rows = snap.parameters.get("tables", {}).get(table) or []
     return set(rows[0]) if rows else set()
+
+
+class DealEditorPage:
+    """The deal editor app: asks the viewer's name, then edits deals recording that name.
+
+    Every saved edit, bulk edit, deletion and added deal is recorded in the history with
+    ``changed_by`` = the name given here (typed once in "Your name", or ``user``). Nothing
+    can be edited before a name is given: the editor is built only then.
+
+    Parameters
+    ----------
+    db
+        SQLite file or SQLAlchemy URL (default: ``$CRMKIT_DB_URL``, else ``data/crmkit.db``).
+    user
+        The viewer's name, when known beforehand (``crmkit app --user``): no question asked.
+    page_size
+        Rows per page of the grid.
+
+    Attributes
+    ----------
+    user
+        The name edits are recorded under (None until given).
+    grid
+        The :class:`crmkit.widgets.grid.EntityGrid` (None until a name is given).
+    widget
+        The page.
+
+    """
+
+    def __init__(
+        self, db: str | None = None, *, user: str | None = None, page_size: int = 25
+    ) -> None:
+        self.db = db
+        self.page_size = page_size
+        self.user: str | None = None
+        self.grid = None
+        self.store: Store | None = None
+        self.name = w.Text(
+            description="Your name",
+            placeholder="recorded with each change",
+            continuous_update=False,
+            layout=w.Layout(width="360px"),
+        )
+        self.name.add_class("crmkit-viewer-name")
+        self.start = w.Button(description="Start editing")
+        self.start.add_class("crmkit-viewer-start")
+        self.message = w.HTML()
+        self.message.add_class("crmkit-viewer-message")
+        self.name.observe(lambda _c: self.begin(), names="value")  # Enter in the box
+        self.start.on_click(lambda _b: self.begin())
+        self.widget = w.VBox(
+            [
+                w.HTML(
+                    '<p class="crmkit-note">Every change you make is recorded in the deal '
+                    "history under your name.</p>"
+                ),
+                w.HBox([self.name, self.start]),
+                self.message,
+            ]
+        )
+        self.widget.add_class("crmkit-editor-page")
+        if user is not None:
+            self.begin(user)
+
+    def begin(self, name: str | None = None) -> bool:
+        """Take the viewer's name (default: the box's) and show the editor.
+
+        Parameters
+        ----------
+        name
+            The name; None reads the "Your name" box.
+
+        Returns
+        -------
+        bool
+            Whether the editor is shown (False, with a message, for an invalid name).
+
+        """
+        if self.grid is not None:
+            return True  # asked once: the name stays for this page
+        try:
+            who = viewer_name(self.name.value if name is None else name)
+        except CrmkitError as err:
+            self.message.value = f'<span class="crmkit-warn">{html.escape(str(err))}</span>'
+            return False
+        from crmkit.widgets.forms import editor
+
+        self.store = Store.open(self.db)  # read when the viewer starts: never stale
+        self.grid, page = editor(self.store, "deals", user=who, page_size=self.page_size)
+        self.user = who
+        note = w.HTML(
+            f'<p class="crmkit-note crmkit-editing-as">Editing as <b>{html.escape(who)}</b>: '
+            "every change is recorded under this name.</p>"
+        )
+        self.widget.children = (note, page)
+        return True

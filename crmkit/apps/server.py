@@ -1,25 +1,39 @@
 """The managers' app: the Voilà page built from a forecast snapshot, and ``crmkit app``.
 
 :func:`manager_app` builds the page's widgets (the notebook ``notebooks/apps/manager.ipynb``
-only calls it); :func:`build_app_command` and :func:`serve_app` start Voilà on 127.0.0.1
-with the settings that keep it quick under load. The page reads a saved snapshot through
-:mod:`crmkit.apps.dashboard` and never imports the modelling stack.
+only calls it), :func:`deal_editor_app` the deal editor's; :func:`build_app_command` and
+:func:`serve_app` start Voilà with the settings that keep it quick under load and safe to
+serve: a token by default (never on a command line), only requests addressed to this server
+(``Host`` and ``Origin``), settings in a private folder, the database URL in the environment
+and masked in messages, and no kernel left behind when it stops (``docs/serving.md``). The
+page reads a saved snapshot through :mod:`crmkit.apps.dashboard` and never imports the
+modelling stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
+import ipaddress
 import json
 import os
+import re
 import secrets
+import shutil
+import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
+import time
 import webbrowser
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from crmkit.errors import CrmkitError
 
@@ -94,22 +108,204 @@ def apps_dir() -> Path:
     return project_root() / "notebooks" / "apps"
 
 
+#: Host names that reach this machine only; the app answers requests addressed to them (with
+#: its port) and to the names given with ``--allow-host``, and no others.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Environment variable naming the viewer recorded in the deal history (``--user``).
+USER_ENV = "CRMKIT_APP_USER"
+#: Seconds ``crmkit app`` waits for Voilà to stop its kernels after a stop signal before it
+#: kills what is left.
+STOP_GRACE_SECONDS = 20
+
+
 @dataclass(frozen=True)
 class AppCommand:
-    """A ready-to-run Voilà command: argv, environment and the page's address."""
+    """A ready-to-run Voilà command: argv, environment and the page's address.
+
+    The environment holds the database URL (``CRMKIT_DB_URL``) and the URL holds the token,
+    so neither is shown by ``repr``. The token is in ``voila.json`` (mode 0600) in
+    ``config_dir``, a private folder made for this command; :meth:`cleanup` removes it.
+    """
 
     argv: list[str]
-    env: dict[str, str]
-    url: str
-    db_url: str
+    env: dict[str, str] = field(repr=False)
+    url: str = field(repr=False)
+    db_url: str = field(repr=False)
+    token: str = field(default="", repr=False)
+    config_dir: Path | None = None
+    ip: str = "127.0.0.1"
+
+    def cleanup(self) -> None:
+        """Remove the private settings folder (token included) made for this command."""
+        if self.config_dir is not None:
+            shutil.rmtree(self.config_dir, ignore_errors=True)
+
+
+def mask_url(url: str) -> str:
+    """Return a database URL with its password replaced by ``***``, for messages and logs.
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL or a file path.
+
+    Returns
+    -------
+    str
+    """
+    try:
+        from sqlalchemy import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy can read: hide what looks like user:password@
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _hide_password(text: str, url: str) -> str:
+    """Replace the password of ``url`` (raw and URL-encoded) in ``text`` by ``***``."""
+    try:
+        from sqlalchemy import make_url
+
+        password = make_url(url).password
+    except Exception:
+        password = None
+    if password:
+        for shown in {str(password), quote(str(password), safe="")}:
+            text = text.replace(shown, "***")
+    return text.replace(url, mask_url(url))
+
+
+def private_dir(folder: str | os.PathLike[str]) -> Path:
+    """Create a folder only this user may use, or check an existing one; return it.
+
+    Parameters
+    ----------
+    folder
+        The folder (created with mode 0700 when missing).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    CrmkitError
+        If it is a symbolic link or not a folder, is owned by another user, or other users
+        may write to it (crmkit would load settings from it that someone else planted).
+
+    """
+    path = Path(folder)
+    try:
+        if not path.exists() and not path.is_symlink():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                path.mkdir(mode=0o700)
+        st = os.lstat(path)
+    except OSError as err:
+        raise CrmkitError(f"cannot make the private folder {path}: {err.strerror}") from None
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise CrmkitError(f"{path} must be a folder, not a link or a file; remove it and retry")
+    if st.st_uid != os.getuid():
+        raise CrmkitError(
+            f"{path} is owned by user id {st.st_uid}, not by you ({os.getuid()}); "
+            "someone else may have planted it: remove it and retry"
+        )
+    if st.st_mode & 0o022:
+        raise CrmkitError(
+            f"{path} may be written by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
+            "remove it or chmod 700 it and retry"
+        )
+    return path
+
+
+def config_root() -> Path:
+    """Return the private folder for Voilà's settings, checked by :func:`private_dir`.
+
+    It is ``$XDG_RUNTIME_DIR/crmkit`` (a per-user folder the system clears at logout), else
+    ``~/.cache/crmkit``; created with mode 0700.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) / "crmkit" if runtime else Path.home() / ".cache" / "crmkit"
+    return private_dir(base)
+
+
+def read_secret_file(path: str | os.PathLike[str], what: str) -> str:
+    """Read a secret (a database URL, a token) from a file only its owner may read.
+
+    Parameters
+    ----------
+    path
+        The file; its first non-empty line is the secret.
+    what
+        What it holds, for messages (``"database URL"``).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    CrmkitError
+        If the file is missing, other users may read it, or it is empty.
+
+    """
+    p = Path(path)
+    try:
+        st = p.stat()
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise CrmkitError(f"cannot read the {what} file {p}: {err.strerror or err}") from None
+    if st.st_mode & 0o077:
+        raise CrmkitError(
+            f"{p} may be read by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"a {what} file must be private: chmod 600 {p}"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise CrmkitError(f"the {what} file {p} is empty")
+    return lines[0]
+
+
+def _host_entry(name: str) -> str:
+    """Check one ``--allow-host`` value (``NAME``, ``NAME:PORT``, ``[IPv6]:PORT``); normalise it."""
+    text = str(name).strip().lower()
+    try:
+        parts = urlsplit(f"//{text}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or parts.path or parts.query or parts.username is not None or "/" in text:
+        raise CrmkitError(f"--allow-host takes a host name or NAME:PORT, got {str(name)[:80]!r}")
+    host = f"[{host}]" if ":" in host else host
+    return host if port is None else f"{host}:{port}"
+
+
+def _check_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Parse the address to listen on."""
+    try:
+        return ipaddress.ip_address(str(ip).strip("[]"))
+    except ValueError:
+        msg = f"--ip takes an IP address such as 127.0.0.1, got {str(ip)[:80]!r}"
+        raise CrmkitError(msg) from None
+
+
+def _url_host(ip: str) -> str:
+    """The host to print in the page's address for a listening address."""
+    addr = ipaddress.ip_address(ip)
+    if addr.is_unspecified:
+        return "127.0.0.1" if addr.version == 4 else "[::1]"
+    return f"[{ip}]" if addr.version == 6 else ip
 
 
 def build_app_command(
     db: str | os.PathLike[str] | None = None,
     port: int = 8866,
-    token: str | None = None,
+    token: str | bool | None = True,
     open_browser: bool = False,
     *,
+    ip: str = "127.0.0.1",
+    allow_hosts: Sequence[str] = (),
+    user: str | None = None,
     pool_size: int = 0,
     pool_fill_delay: float = POOL_FILL_DELAY_SECONDS,
     notebooks: str | os.PathLike[str] | None = None,
@@ -119,18 +315,33 @@ def build_app_command(
 ) -> AppCommand:
     """Build the Voilà command that serves the manager app.
 
+    Secrets never appear in the command line: the database URL reaches Voilà and its kernels
+    as ``CRMKIT_DB_URL`` in the environment, the token is written to ``voila.json`` (mode
+    0600) in a fresh private folder (see :func:`config_root`), with the settings that make
+    Voilà answer only requests addressed to this server (``Host`` and ``Origin`` headers of
+    the loopback names with the port, or of ``allow_hosts``). Call
+    :meth:`AppCommand.cleanup` when the server has stopped.
+
     Parameters
     ----------
     db
         SQLite file or SQLAlchemy URL (default: ``$CRMKIT_DB_URL``, else ``data/crmkit.db``).
-        The kernels receive it as ``CRMKIT_DB_URL``.
     port
-        TCP port on 127.0.0.1 (1024-65535).
+        TCP port (1024-65535).
     token
-        Access token the browser must present (``?token=...``); ``"generate"`` makes a
-        random one; None serves without a token (loopback only).
+        Access token the browser must present (``?token=...``, then a cookie): True (the
+        default) or ``"generate"`` makes a random one; a string is used as given; False or
+        None serves without a token (only on a loopback address).
     open_browser
         Not used by the command itself (see :func:`serve_app`); kept for the CLI's sake.
+    ip
+        Address to listen on (default 127.0.0.1). Any other than a loopback one needs a token.
+    allow_hosts
+        Further host names (``NAME`` or ``NAME:PORT``) the app answers to, e.g. the public
+        name of a TLS reverse proxy in front of it (``docs/serving.md``).
+    user
+        Name recorded as ``changed_by`` for every edit in the deal editor (default: each
+        viewer types their name on the page).
     pool_size
         Kernels started ahead of viewers for the manager page (0: start one kernel per page
         view). The page waits for its viewer before reading the snapshot
@@ -154,6 +365,7 @@ def build_app_command(
     AppCommand
 
     """
+    from crmkit.apps.dashboard import viewer_name
     from crmkit.store.engine import resolve_url
 
     del open_browser
@@ -163,13 +375,29 @@ def build_app_command(
         raise CrmkitError(f"pool_size must be a whole number >= 0, got {pool_size!r}")
     if not isinstance(pool_fill_delay, int | float) or not 0 <= pool_fill_delay <= 3600:
         raise CrmkitError(f"pool_fill_delay must be 0 to 3600 seconds, got {pool_fill_delay!r}")
+    addr = _check_ip(ip)
+    ip = str(addr)
+    hosts = [_host_entry(h) for h in allow_hosts]
+    if token is True or token == "generate":
+        token = secrets.token_urlsafe(32)
+    elif token is False or token is None:
+        token = ""
+    elif not isinstance(token, str) or not re.fullmatch(r"[A-Za-z0-9._~\-]{16,256}", token):
+        raise CrmkitError(
+            "a token must be 16 to 256 letters, digits or . _ ~ - (leave it out to have one made)"
+        )
+    if not token and not addr.is_loopback:
+        raise CrmkitError(
+            f"--ip {ip} lets other machines reach the app; that needs a token (drop --no-token)"
+        )
+    if user is not None:
+        user = viewer_name(user)
     folder = Path(notebooks) if notebooks is not None else apps_dir()
     if not (folder / APP_NOTEBOOK).exists():
         raise CrmkitError(f"{folder / APP_NOTEBOOK} is missing; run crmkit from its project folder")
-    if token == "generate":
-        token = secrets.token_urlsafe(24)
     db_url = resolve_url(db)
     template_argv, env = voila_template_settings()
+    config_dir = _write_voila_config(token, port, hosts)
     argv = [
         python or sys.executable,
         "-m",
@@ -177,7 +405,9 @@ def build_app_command(
         str(folder),
         "--no-browser",
         f"--port={port}",
-        "--Voila.ip=127.0.0.1",
+        f"--Voila.ip={ip}",
+        # a taken port is an error, not a reason to serve elsewhere than the printed address
+        "--Voila.port_retries=0",
         "--strip_sources=True",
         "--VoilaConfiguration.show_tracebacks=False",
         *template_argv,
@@ -185,10 +415,9 @@ def build_app_command(
         # a preheated kernel waits in a cell for its viewer: that wait must not time out
         f"--VoilaExecutor.timeout={POOL_WAIT_SECONDS if pool_size > 0 else int(timeout)}",
         f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_SECONDS}",
-        f"--Voila.config_file_paths={json.dumps([str(_voila_config_dir())])}",
+        f"--Voila.config_file_paths={json.dumps([str(config_dir)])}",
         f"--MappingKernelManager.cull_idle_timeout={int(cull_idle)}",
         f"--MappingKernelManager.cull_interval={CULL_INTERVAL_SECONDS}",
-        f"--token={token or ''}",
     ]
     if pool_size > 0:
         pools = {
@@ -203,13 +432,80 @@ def build_app_command(
             f"--VoilaKernelManager.fill_delay={float(pool_fill_delay)}",
         ]
     env |= {"CRMKIT_DB_URL": db_url, "MPLBACKEND": "Agg"}
-    url = f"http://127.0.0.1:{port}/voila/render/{APP_NOTEBOOK}"
+    env.pop(USER_ENV, None)
+    if user is not None:
+        env[USER_ENV] = user
+    if not addr.is_unspecified:  # where a preheated kernel asks for its viewer's request
+        env["VOILA_APP_IP"] = ip
+    # tokens Jupyter reads from the environment must not replace crmkit's
+    for name in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE"):
+        env.pop(name, None)
+    url = f"http://{_url_host(ip)}:{port}/voila/render/{APP_NOTEBOOK}"
     if token:
         url += f"?token={token}"
-    return AppCommand(argv=argv, env=env, url=url, db_url=db_url)
+    return AppCommand(
+        argv=argv, env=env, url=url, db_url=db_url, token=token, config_dir=config_dir, ip=ip
+    )
 
 
-_VOILA_CONFIG = f"""# written by crmkit.apps.server: Voila settings command-line options cannot give
+#: Voilà's settings file written by :func:`build_app_command` into the private folder: what
+#: command-line options cannot give. Host, port and token come from ``voila.json`` beside it.
+VOILA_CONFIG = f"""# written by crmkit.apps.server for one run of crmkit app, removed when it ends
+import ipaddress
+from urllib.parse import urlsplit
+
+from jupyter_server.auth.identity import PasswordIdentityProvider
+from tornado import web
+from traitlets import Int, List, Unicode
+
+
+class CrmkitIdentityProvider(PasswordIdentityProvider):
+    # Jupyter's token login that first refuses (403) any request whose Host or Origin header
+    # names another server than this one: a page elsewhere (DNS rebinding, cross-site
+    # scripts) can neither read the app nor open its kernels' websockets.
+    allowed_hosts = List(Unicode(), config=True)
+    port = Int(0, config=True)
+
+    def host_allowed(self, netloc, default_port):
+        try:
+            parts = urlsplit("//" + netloc)
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            return False
+        if not host or parts.username is not None or parts.path:
+            return False
+        port = default_port if port is None else port
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if loopback and port == self.port:
+            return True
+        for entry in self.allowed_hosts:
+            allowed = urlsplit("//" + entry)
+            if host == allowed.hostname and allowed.port in (None, port):
+                return True
+        return False
+
+    def get_user(self, handler):
+        request = handler.request
+        refused = None
+        if not self.host_allowed(request.headers.get("Host", ""), None):
+            refused = "Host", request.headers.get("Host", "")
+        origin = request.headers.get("Origin")
+        if refused is None and origin is not None:
+            parts = urlsplit(origin.lower())
+            default = {{"http": 80, "https": 443}}.get(parts.scheme)
+            if default is None or not self.host_allowed(parts.netloc, default):
+                refused = "Origin", origin
+        if refused is not None:
+            self.log.warning("crmkit: refused a request with %s %r", refused[0], refused[1][:100])
+            handler.current_user = handler._jupyter_current_user = None  # for the error page
+            # no log message: tornado would log the request's address with its token
+            raise web.HTTPError(403, reason=f"{{refused[0]}} not allowed")
+        return super().get_user(handler)
+
+
 def _page_config_hook(page_config, **kwargs):
     # the manager page loads no front-end extension it does not use
     if str(kwargs.get("notebook_path") or "").endswith({APP_NOTEBOOK!r}):
@@ -220,42 +516,240 @@ def _page_config_hook(page_config, **kwargs):
     return page_config
 
 
+c.Voila.identity_provider_class = CrmkitIdentityProvider
 c.VoilaConfiguration.page_config_hook = _page_config_hook
+"""
+#: The lines of ``voila.py`` that differ between runs (the token is in ``voila.json``).
+_VOILA_RUN_CONFIG = """
+from jupyter_server.log import log_request  # request log lines without the token
+
+c.CrmkitIdentityProvider.allowed_hosts = {hosts!r}
+c.CrmkitIdentityProvider.port = {port!r}
+c.Voila.tornado_settings = {{**{tornado!r}, "log_function": log_request}}
 """
 
 
-def _voila_config_dir() -> Path:
-    """Write Voilà's ``voila.py`` (the page config hook) into a private folder; return it."""
-    import tempfile
+def _write_private_file(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 (never following a link, never reusing a file)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
 
-    folder = Path(tempfile.gettempdir()) / f"crmkit-voila-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    path = folder / "voila.py"
-    if not path.exists() or path.read_text() != _VOILA_CONFIG:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(_VOILA_CONFIG)
-        os.replace(tmp, path)
+
+def _write_voila_config(token: str, port: int, hosts: list[str]) -> Path:
+    """Write Voilà's settings (hook, host checks, token) into a fresh private folder."""
+    folder = Path(tempfile.mkdtemp(prefix="voila-", dir=config_root()))
+    names = [str(urlsplit(f"//{h}").hostname) for h in hosts]
+    ip_literal = False
+    for name in names:
+        with contextlib.suppress(ValueError):
+            ip_literal |= not ipaddress.ip_address(name).is_loopback
+    # Jupyter's own Host check as well (it cannot allow a non-loopback IP address)
+    tornado = {"allow_remote_access": ip_literal, "local_hostnames": ["localhost", *names]}
+    run = _VOILA_RUN_CONFIG.format(hosts=hosts, port=port, tornado=tornado)
+    settings = {"Voila": {"token": token}}
+    try:
+        _write_private_file(folder / "voila.py", VOILA_CONFIG + run)
+        _write_private_file(folder / "voila.json", json.dumps(settings, indent=1))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 
-def _port_free(port: int) -> bool:
-    """Tell whether 127.0.0.1:port can be bound."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def _port_free(port: int, ip: str = "127.0.0.1") -> bool:
+    """Tell whether ip:port can be bound as the server binds it (with SO_REUSEADDR)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # as tornado does: sockets of closed connections in TIME-WAIT do not hold the port
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((ip, port))
         except OSError:
             return False
     return True
 
 
+def _proc_start(pid: int) -> float | None:
+    """Start time of a process (to recognise it later), or None if it is gone."""
+    try:
+        import psutil
+    except ImportError:
+        try:
+            stat_line = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return float(stat_line.rsplit(")", 1)[1].split()[19])
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def descendants(pid: int) -> dict[int, float]:
+    """Return the processes started (directly or not) by process ``pid``, with start times.
+
+    Parameters
+    ----------
+    pid
+        The ancestor.
+
+    Returns
+    -------
+    dict
+        Process id to start time (psutil if installed, else ``/proc``; empty elsewhere).
+    """
+    try:
+        import psutil
+    except ImportError:
+        parents: dict[int, list[int]] = {}
+        for entry in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                ppid = int(entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents.setdefault(ppid, []).append(int(entry.name))
+        found: list[int] = []
+        todo = [pid]
+        while todo:
+            children = parents.get(todo.pop(), [])
+            found += children
+            todo += children
+        starts = {p: _proc_start(p) for p in found}
+        return {p: t for p, t in starts.items() if t is not None}
+    try:
+        return {c.pid: c.create_time() for c in psutil.Process(pid).children(recursive=True)}
+    except psutil.Error:
+        return {}
+
+
+def _kill_leftovers(tracked: dict[int, float]) -> None:
+    """Kill (with their process groups) the tracked processes that are still running."""
+    for pid, started in tracked.items():
+        if _proc_start(pid) != started:
+            continue  # gone, or the number now belongs to another process
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == pid:  # a kernel leads its own group: take its children too
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+
+
+def stop_server(
+    proc: subprocess.Popen,
+    tracked: dict[int, float] | None = None,
+    grace: float = STOP_GRACE_SECONDS,
+) -> None:
+    """Stop a Voilà server started in its own process group, and every kernel it started.
+
+    Voilà gets SIGTERM (it then shuts its kernels down) and ``grace`` seconds; then its
+    group, and any of its descendants still running, are killed.
+
+    Parameters
+    ----------
+    proc
+        The server, started with ``start_new_session=True``.
+    tracked
+        Descendants seen earlier (:func:`descendants`), for those Voilà no longer knows.
+    grace
+        Seconds Voilà may take to stop its kernels.
+    """
+    tracked = dict(tracked or {})
+    if proc.poll() is None:
+        tracked |= descendants(proc.pid)
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            tracked |= descendants(proc.pid)
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything left in Voilà's group
+    _kill_leftovers(tracked)
+
+
+def run_app(cmd: AppCommand, *, on_started: Callable[[], None] | None = None) -> int:
+    """Run a built Voilà command until it ends or this process is asked to stop.
+
+    Voilà runs in its own process group. SIGTERM, SIGINT (Ctrl-C) and SIGHUP sent to this
+    process are passed on as SIGTERM, on which Voilà shuts its kernels down; whatever is left
+    after :data:`STOP_GRACE_SECONDS` (Voilà, its kernels and their children) is killed, so
+    no kernel keeps running and the port is free once this returns.
+
+    Parameters
+    ----------
+    cmd
+        From :func:`build_app_command`.
+    on_started
+        Called once Voilà has been started.
+
+    Returns
+    -------
+    int
+        Voilà's exit code, or 0 after a stop signal.
+
+    """
+    stop: list[int] = []
+    previous: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, lambda signum, _frame: stop.append(signum))
+    tracked: dict[int, float] = {}
+    proc = subprocess.Popen(cmd.argv, env=cmd.env, start_new_session=True)
+    deadline: float | None = None
+    code: int | None = None
+    try:
+        if on_started is not None:
+            on_started()
+        polls = 0
+        while code is None:
+            try:
+                code = proc.wait(timeout=0.25)
+            except subprocess.TimeoutExpired:
+                polls += 1
+                if polls % 8 == 0 or (stop and deadline is None):
+                    tracked |= descendants(proc.pid)
+                if stop and deadline is None:
+                    deadline = time.monotonic() + STOP_GRACE_SECONDS
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, signal.SIGTERM)
+                elif deadline is not None and time.monotonic() > deadline:
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        stop_server(proc, tracked)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+    return 0 if stop else code
+
+
+def _check_database(db_url: str) -> None:
+    """Open the store once (migrating it; a missing one is refused); errors hide the password."""
+    from sqlalchemy import exc as sa_exc
+
+    from crmkit.store import Store
+
+    try:
+        Store.open(db_url, create=False).close()
+    except CrmkitError as err:
+        if _hide_password(str(err), db_url) == str(err):
+            raise
+        raise CrmkitError(_hide_password(str(err), db_url)) from None
+    except (sa_exc.SQLAlchemyError, OSError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        detail = _hide_password(first, db_url)[:300]
+        raise CrmkitError(f"cannot open the database {mask_url(db_url)}: {detail}") from None
+
+
 def serve_app(
     db: str | os.PathLike[str] | None = None,
     port: int = 8866,
-    token: str | None = None,
+    token: str | bool | None = True,
     open_browser: bool = False,
     **options: object,
 ) -> int:
-    """Start the manager app with Voilà on 127.0.0.1, print its address and wait.
+    """Start the manager app with Voilà, print its address (with the token) and wait.
 
     Parameters
     ----------
@@ -264,31 +758,30 @@ def serve_app(
     open_browser
         Open the page in the default web browser once the server is started.
     **options
-        Passed to :func:`build_app_command` (``pool_size``, ``notebooks``, ...).
+        Passed to :func:`build_app_command` (``ip``, ``allow_hosts``, ``user``,
+        ``pool_size``, ``notebooks``, ...).
 
     Returns
     -------
     int
-        Voilà's exit code (0 after Ctrl-C).
+        Voilà's exit code (0 after Ctrl-C or SIGTERM).
 
     """
-    from crmkit.store import Store
-
     cmd = build_app_command(db, port, token, open_browser, **options)  # type: ignore[arg-type]
-    if not _port_free(port):
-        raise CrmkitError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
-    Store.open(cmd.db_url).close()  # fails early and clearly on a bad database
-    print(f"crmkit app: serving {cmd.db_url}")
-    print(f"crmkit app: open {cmd.url}   (Ctrl-C stops it)", flush=True)
-    proc = subprocess.Popen(cmd.argv, env=cmd.env)
-    if open_browser:
-        threading.Timer(2.0, webbrowser.open, args=(cmd.url,)).start()
     try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=10)
-        return 0
+        if not _port_free(port, cmd.ip):
+            raise CrmkitError(f"port {port} on {cmd.ip} is in use; choose another with --port")
+        _check_database(cmd.db_url)  # fails early and clearly on a bad database
+        print(f"crmkit app: serving {mask_url(cmd.db_url)}")
+        print(f"crmkit app: open {cmd.url}   (Ctrl-C stops it)", flush=True)
+
+        def started() -> None:
+            if open_browser:
+                threading.Timer(2.0, webbrowser.open, args=(cmd.url,)).start()
+
+        return run_app(cmd, on_started=started)
+    finally:
+        cmd.cleanup()
 
 
 def add_app_arguments(p: argparse.ArgumentParser) -> None:
@@ -301,12 +794,38 @@ def add_app_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument(
         "--db", metavar="PATH_OR_URL", default=None,
-        help="SQLite file or SQLAlchemy URL (default: $CRMKIT_DB_URL, else data/crmkit.db)",
+        help="SQLite file or SQLAlchemy URL (default: $CRMKIT_DB_URL, else data/crmkit.db); "
+        "a URL with a password belongs in $CRMKIT_DB_URL or --db-file, not here",
     )  # fmt: skip
-    p.add_argument("--port", type=int, default=8866, help="port on 127.0.0.1 (default 8866)")
     p.add_argument(
-        "--token", default=None,
-        help='access token the browser must give; "generate" makes one (default: none)',
+        "--db-file", metavar="PATH", default=None,
+        help="read the database URL from this file (mode 0600: only you may read it)",
+    )  # fmt: skip
+    p.add_argument("--port", type=int, default=8866, help="port to serve on (default 8866)")
+    p.add_argument(
+        "--ip", default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); another than a loopback address "
+        "needs the token",
+    )  # fmt: skip
+    p.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME[:PORT]", dest="allow_host",
+        help="also answer requests addressed to this host name, e.g. a reverse proxy's "
+        "public name (repeatable; default: loopback names only; see docs/serving.md)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-token", action="store_true",
+        help="serve without an access token (by default a random one is made and printed "
+        "in the address); only on a loopback address",
+    )  # fmt: skip
+    p.add_argument(
+        "--token-file", metavar="PATH", default=None,
+        help="use the token in this file (mode 0600) instead of a random one",
+    )  # fmt: skip
+    p.add_argument("--token", default=None, help=argparse.SUPPRESS)  # refused: see app_command
+    p.add_argument(
+        "--user", default=None, metavar="NAME",
+        help="record every edit in the deal editor as made by NAME (default: each viewer "
+        "types their name on the page)",
     )  # fmt: skip
     p.add_argument(
         "--pool", type=int, default=DEFAULT_POOL,
@@ -332,10 +851,44 @@ def app_command(args: argparse.Namespace) -> int:
     -------
     int
     """
+    db = args.db
+    if getattr(args, "db_file", None):
+        if db is not None:
+            raise CrmkitError("give the database with --db or --db-file, not both")
+        db = read_secret_file(args.db_file, "database URL")
+    elif db is not None and "://" in str(db) and _password_of(str(db)):
+        raise CrmkitError(
+            f"--db {mask_url(str(db))} shows its password to every user of this machine (ps); "
+            "put the URL in $CRMKIT_DB_URL or in a file for --db-file (chmod 600)"
+        )
+    token: str | bool = True
+    if getattr(args, "token", None) not in (None, "generate"):
+        raise CrmkitError(
+            "--token VALUE shows the token to every user of this machine (ps); a random token "
+            "is made by default, or put yours in a file for --token-file (chmod 600)"
+        )
+    if getattr(args, "token_file", None):
+        if getattr(args, "no_token", False):
+            raise CrmkitError("give --token-file or --no-token, not both")
+        token = read_secret_file(args.token_file, "token")
+    elif getattr(args, "no_token", False):
+        token = False
     return serve_app(
-        args.db, args.port, args.token, args.open, pool_size=args.pool,
+        db, args.port, token, args.open, pool_size=args.pool,
         pool_fill_delay=getattr(args, "pool_fill_delay", POOL_FILL_DELAY_SECONDS),
+        ip=getattr(args, "ip", "127.0.0.1"), allow_hosts=getattr(args, "allow_host", []),
+        user=getattr(args, "user", None),
     )  # fmt: skip
+
+
+def _password_of(url: str) -> str | None:
+    """The password in a database URL, if any."""
+    try:
+        from sqlalchemy import make_url
+
+        return make_url(url).password  # type: ignore[return-value]
+    except Exception:
+        return None
 
 
 # ---------------------------------------------------------------------------- the page
@@ -409,3 +962,29 @@ def manager_app(db: str | None = None, *, snapshot_id: int | None = None, top_n:
     from crmkit.apps.manager import ManagerView
 
     return ManagerView(snap, top_n=top_n).widget
+
+
+def deal_editor_app(db: str | None = None, *, user: str | None = None, page_size: int = 25):
+    """Build the deal editor page (``notebooks/apps/edit_deals.ipynb``).
+
+    Parameters
+    ----------
+    db
+        SQLite file or SQLAlchemy URL (default: ``$CRMKIT_DB_URL``, else ``data/crmkit.db``).
+    user
+        Name recorded for every edit (default: ``crmkit app --user``, passed to the kernel
+        as ``$CRMKIT_APP_USER``; without it the viewer types their name on the page).
+    page_size
+        Rows per page of the grid.
+
+    Returns
+    -------
+    crmkit.apps.manager.DealEditorPage
+        The page; display its ``widget``.
+
+    """
+    from crmkit.apps.manager import DealEditorPage
+
+    if user is None:
+        user = os.environ.get(USER_ENV) or None
+    return DealEditorPage(db, user=user, page_size=page_size)

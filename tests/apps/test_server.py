@@ -32,6 +32,15 @@ from tests.snapshot_factory import make_fake_snapshot
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def private_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Voilà's settings go to a folder of this test, not the user's."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    return runtime
+
+
 @pytest.fixture
 def db_with_snapshot(tmp_path: Path) -> Path:
     path = tmp_path / "app.db"
@@ -59,7 +68,7 @@ def test_command_serves_apps_on_loopback_with_load_settings(tmp_path: Path) -> N
     assert int(_opt(cmd.argv, "VoilaExecutor.timeout")) > 0
     assert _opt(cmd.argv, "strip_sources") == "True"
     assert cmd.env["CRMKIT_DB_URL"] == resolve_url(tmp_path / "x.db")
-    assert cmd.url == f"http://127.0.0.1:18999/voila/render/{APP_NOTEBOOK}"
+    assert cmd.url == f"http://127.0.0.1:18999/voila/render/{APP_NOTEBOOK}?token={cmd.token}"
     assert not any(a.startswith("--preheat_kernel") for a in cmd.argv)
     # late output of a busy kernel must not be dropped (blank pages in a crowd)
     assert int(_opt(cmd.argv, "VoilaExecutor.iopub_timeout")) >= 60
@@ -82,8 +91,8 @@ def test_pages_use_crmkits_template_found_first_on_jupyter_path() -> None:
 
 
 def test_token_and_pool_options() -> None:
-    cmd = build_app_command("sqlite://", port=18998, token="s3cret", pool_size=2)
-    assert cmd.url.endswith("?token=s3cret") and _opt(cmd.argv, "token") == "s3cret"
+    cmd = build_app_command("sqlite://", port=18998, token="s3cret-token-0123456789", pool_size=2)
+    assert cmd.url.endswith("?token=s3cret-token-0123456789")
     assert "--preheat_kernel=True" in cmd.argv and _opt(cmd.argv, "pool_size") == "2"
     assert int(_opt(cmd.argv, "VoilaExecutor.timeout")) >= 24 * 3600  # pooled kernels wait
     pools = json.loads(_opt(cmd.argv, "VoilaKernelManager.kernel_pools_config"))
@@ -98,17 +107,84 @@ def test_token_and_pool_options() -> None:
     with pytest.raises(CrmkitError, match="pool_fill_delay"):
         build_app_command("sqlite://", pool_size=2, pool_fill_delay=-1)
     generated = build_app_command("sqlite://", token="generate")
-    assert len(_opt(generated.argv, "token")) >= 24
+    assert len(generated.token) >= 32
+
+
+def _voila_settings(cmd) -> dict:
+    """Voilà's settings as Voilà loads them from the command's private folder."""
+    from traitlets.config import Config
+    from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
+
+    folder = Path(json.loads(_opt(cmd.argv, "Voila.config_file_paths"))[0])
+    config = Config()
+    config.merge(PyFileConfigLoader("voila.py", path=str(folder)).load_config())
+    config.merge(JSONFileConfigLoader("voila.json", path=str(folder)).load_config())
+    return config
+
+
+def test_token_is_made_by_default_and_kept_in_a_private_file_never_in_argv(
+    private_runtime_dir: Path,
+) -> None:
+    cmd = build_app_command("sqlite://", port=18995)
+    token = cmd.token
+    assert len(token) >= 32 and cmd.url.endswith(f"?token={token}")
+    assert not any(token in a for a in cmd.argv)  # ps shows argv to every local user
+    assert not any(a.startswith("--token") for a in cmd.argv)
+    assert token not in repr(cmd)
+    assert cmd.config_dir is not None and cmd.config_dir.parent == private_runtime_dir / "crmkit"
+    for path in (cmd.config_dir.parent, cmd.config_dir):
+        assert path.stat().st_mode & 0o777 == 0o700 and path.stat().st_uid == os.getuid()
+    for name in ("voila.py", "voila.json"):
+        assert (cmd.config_dir / name).stat().st_mode & 0o777 == 0o600
+    assert _voila_settings(cmd).Voila.token == token
+    # each command gets its own token and folder; cleanup removes the folder
+    other = build_app_command("sqlite://", port=18995)
+    assert other.token != token and other.config_dir != cmd.config_dir
+    cmd.cleanup()
+    assert not cmd.config_dir.exists() and other.config_dir.exists()
+    # Jupyter's own token variables cannot replace crmkit's
+    assert "JUPYTER_TOKEN" not in other.env and "JUPYTER_TOKEN_FILE" not in other.env
+
+
+def test_no_token_is_an_explicit_choice_for_loopback_only() -> None:
+    cmd = build_app_command("sqlite://", port=18994, token=False)
+    assert cmd.token == "" and "token" not in cmd.url
+    assert _voila_settings(cmd).Voila.token == ""
+    with pytest.raises(CrmkitError, match="needs a token"):
+        build_app_command("sqlite://", port=18994, token=False, ip="0.0.0.0")
+    with pytest.raises(CrmkitError, match="IP address"):
+        build_app_command("sqlite://", port=18994, ip="example.com")
+    with pytest.raises(CrmkitError, match="token must be"):
+        build_app_command("sqlite://", port=18994, token="short")
+
+
+def test_non_loopback_address_with_token_is_served_there() -> None:
+    cmd = build_app_command("sqlite://", port=18993, ip="0.0.0.0")
+    assert _opt(cmd.argv, "Voila.ip") == "0.0.0.0"
+    assert cmd.url.startswith("http://127.0.0.1:18993/") and cmd.token in cmd.url
+
+
+def test_allowed_hosts_reach_voilas_settings_and_bad_ones_are_refused() -> None:
+    cmd = build_app_command(
+        "sqlite://", port=18992, allow_hosts=["CRM.example.com", "crm.example.com:8443"]
+    )
+    settings = _voila_settings(cmd)
+    assert list(settings.CrmkitIdentityProvider.allowed_hosts) == [
+        "crm.example.com",
+        "crm.example.com:8443",
+    ]
+    assert settings.CrmkitIdentityProvider.port == 18992
+    tornado = settings.Voila.tornado_settings
+    assert tornado["allow_remote_access"] is False  # Jupyter's own Host check stays on
+    assert "crm.example.com" in tornado["local_hostnames"]
+    for bad in ("http://crm.example.com/", "crm.example.com:notaport", "", "a/b"):
+        with pytest.raises(CrmkitError, match="allow-host"):
+            build_app_command("sqlite://", port=18992, allow_hosts=[bad])
 
 
 def test_voila_config_drops_unused_extensions_from_the_manager_page_only() -> None:
-
     cmd = build_app_command("sqlite://", port=18997)
-    folder = Path(json.loads(_opt(cmd.argv, "Voila.config_file_paths"))[0])
-    config = type("C", (), {})()
-    config.VoilaConfiguration = type("V", (), {})()
-    exec((folder / "voila.py").read_text(), {"c": config})
-    hook = config.VoilaConfiguration.page_config_hook
+    hook = _voila_settings(cmd).VoilaConfiguration.page_config_hook
     exts = [
         {"name": "ipydatagrid"},
         {"name": "bqscales"},
@@ -223,22 +299,138 @@ def test_wait_for_viewer_returns_at_once_outside_a_preheated_kernel(monkeypatch)
     warm_up()
 
 
-def test_command_line_options_reach_the_command(monkeypatch) -> None:
+def _parse(*argv: str):
     import argparse
 
     from crmkit.apps import server as app
 
     parser = argparse.ArgumentParser()
     app.add_app_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_command_line_options_reach_the_command(monkeypatch) -> None:
+    from crmkit.apps import server as app
+
     seen = {}
     monkeypatch.setattr(app, "serve_app", lambda *a, **k: seen.update(args=a, kw=k) or 0)
-    args = parser.parse_args(["--db", "x.db", "--port", "9001", "--token", "t", "--pool", "0"])
+    args = _parse("--db", "x.db", "--port", "9001", "--pool", "0", "--user", "Ann")
     assert app.app_command(args) == 0
     assert seen == {
-        "args": ("x.db", 9001, "t", False),
-        "kw": {"pool_size": 0, "pool_fill_delay": app.POOL_FILL_DELAY_SECONDS},
+        "args": ("x.db", 9001, True, False),
+        "kw": {
+            "pool_size": 0,
+            "pool_fill_delay": app.POOL_FILL_DELAY_SECONDS,
+            "ip": "127.0.0.1",
+            "allow_hosts": [],
+            "user": "Ann",
+        },
     }
-    args = parser.parse_args(["--pool", "3", "--pool-fill-delay", "2.5"])
+    args = _parse("--pool", "3", "--pool-fill-delay", "2.5", "--no-token", "--allow-host", "a",
+                  "--allow-host", "b:443", "--ip", "::1")  # fmt: skip
     app.app_command(args)
-    assert seen["kw"] == {"pool_size": 3, "pool_fill_delay": 2.5}
-    assert parser.parse_args([]).pool == app.DEFAULT_POOL
+    assert seen["args"][2] is False
+    assert seen["kw"]["pool_size"] == 3
+    assert seen["kw"]["pool_fill_delay"] == 2.5 and seen["kw"]["ip"] == "::1"
+    assert seen["kw"]["allow_hosts"] == ["a", "b:443"]
+    assert _parse().pool == app.DEFAULT_POOL
+    app.app_command(_parse("--token", "generate"))  # the old spelling of the default
+    assert seen["args"][2] is True
+
+
+def test_token_on_the_command_line_is_refused_and_a_token_file_is_read(
+    monkeypatch, tmp_path: Path
+) -> None:
+    from crmkit.apps import server as app
+
+    seen = {}
+    monkeypatch.setattr(app, "serve_app", lambda *a, **k: seen.update(args=a, kw=k) or 0)
+    with pytest.raises(CrmkitError, match="--token-file") as err:
+        app.app_command(_parse("--token", "s3cret-token-0123456789"))
+    assert "s3cret" not in str(err.value)
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token-0123456789abcdef\n")
+    token_file.chmod(0o644)
+    with pytest.raises(CrmkitError, match="chmod 600"):
+        app.app_command(_parse("--token-file", str(token_file)))
+    token_file.chmod(0o600)
+    app.app_command(_parse("--token-file", str(token_file)))
+    assert seen["args"][2] == "file-token-0123456789abcdef"
+
+
+def test_database_password_is_refused_on_the_command_line_and_read_from_a_private_file(
+    monkeypatch, tmp_path: Path
+) -> None:
+    from crmkit.apps import server as app
+
+    seen = {}
+    monkeypatch.setattr(app, "serve_app", lambda *a, **k: seen.update(args=a, kw=k) or 0)
+    url = "postgresql+psycopg://crm:Pa55word@db.example:5432/crm"
+    with pytest.raises(CrmkitError, match="--db-file") as err:
+        app.app_command(_parse("--db", url))
+    assert "Pa55word" not in str(err.value) and "crm:***@db.example" in str(err.value)
+    db_file = tmp_path / "db-url"
+    db_file.write_text(url + "\n")
+    db_file.chmod(0o640)
+    with pytest.raises(CrmkitError, match="may be read by other users"):
+        app.app_command(_parse("--db-file", str(db_file)))
+    db_file.chmod(0o600)
+    assert app.app_command(_parse("--db-file", str(db_file))) == 0
+    assert seen["args"][0] == url
+    with pytest.raises(CrmkitError, match="not both"):
+        app.app_command(_parse("--db-file", str(db_file), "--db", "x.db"))
+    # the URL reaches Voilà and its kernels by environment only; messages mask it
+    cmd = build_app_command(url, port=18991)
+    assert cmd.env["CRMKIT_DB_URL"] == url and not any("Pa55word" in a for a in cmd.argv)
+    assert "Pa55word" not in repr(cmd)
+    assert app.mask_url(url) == "postgresql+psycopg://crm:***@db.example:5432/crm"
+
+
+def test_edit_after_entering_a_name_records_that_name(tmp_path: Path) -> None:
+    from crmkit.apps.server import deal_editor_app
+    from tests.factories import small_company
+
+    path = tmp_path / "crm.db"
+    with Store.open(path) as store:
+        store.insert_many(small_company())
+    page = deal_editor_app(str(path))
+    assert page.grid is None and page.user is None  # nothing to edit before a name
+    page.name.value = "   "
+    page.start.click()
+    assert page.grid is None and "type your name" in page.message.value
+    page.name.value = "  Alice  "  # Enter in the box
+    assert page.user == "Alice" and page.grid is not None
+    assert "Editing as <b>Alice</b>" in page.widget.children[0].value
+    row = list(page.grid.page.index).index("D1")
+    assert page.grid.apply_edit(row, "stage", "Negotiation")
+    with Store.open(path) as store:
+        h = store.read("deal_history", where={"deal_id": "D1", "field": "stage"})
+    last = h.sort_values("history_id").iloc[-1]
+    assert (last["new_value"], last["changed_by"]) == ("Negotiation", "Alice")
+    page.name.value = "Mallory"  # asked once: the name stays for this page
+    assert page.user == "Alice" and page.grid.user == "Alice"
+
+
+def test_editor_user_from_crmkit_app_user_skips_the_question(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crmkit.apps.server import USER_ENV, deal_editor_app
+    from tests.factories import small_company
+
+    path = tmp_path / "crm.db"
+    with Store.open(path) as store:
+        store.insert_many(small_company())
+    cmd = build_app_command(path, port=18990, user=" Bob ")
+    assert cmd.env[USER_ENV] == "Bob"
+    monkeypatch.setenv(USER_ENV, cmd.env[USER_ENV])
+    page = deal_editor_app(str(path))
+    assert page.user == "Bob" and page.grid is not None and page.grid.user == "Bob"
+    with pytest.raises(CrmkitError, match="at most"):
+        build_app_command(path, port=18990, user="x" * 61)
+
+
+def test_editor_notebook_asks_the_viewer_instead_of_recording_voila() -> None:
+    nb = json.loads((apps_dir() / EDITOR_NOTEBOOK).read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "user = None" in code[0] and '"voila"' not in "".join(code)
+    assert "deal_editor_app(" in code[1]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crmkit.apps.browser import CHROMIUM_FLAGS, free_port
-from crmkit.apps.server import build_app_command
+from crmkit.apps.browser import CHROMIUM_FLAGS
 from crmkit.store import Snapshot, Store
-from tests.browser.support import CHROMIUM, need_browser
+from tests.browser.support import CHROMIUM, need_browser, served_app
 from tests.snapshot_factory import make_fake_snapshot
 
 pytestmark = pytest.mark.browser
@@ -28,29 +25,11 @@ PAGE_MS = 180_000
 
 @contextlib.contextmanager
 def _voila(db: Path, log_path: Path, pool_size: int = 0) -> Iterator[str]:
-    """Serve the app on a free port; yield the page's URL; stop the server."""
-    cmd = build_app_command(db, port=free_port(), pool_size=pool_size)
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd.argv, env=cmd.env, stdout=log, stderr=subprocess.STDOUT)
-        base = cmd.url.split("/voila/")[0]
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            try:
-                urllib.request.urlopen(base + "/", timeout=5)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    pytest.fail(f"voila did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.3)
-        try:
-            yield cmd.url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    """Serve the app on a free port as ``crmkit app`` does; yield the page's URL (with its
+    token); stop the server and its kernels."""
+    with served_app(db, log_path, start_timeout=SERVER_START_S, pool_size=pool_size) as app:
+        assert "?token=" in app.cmd.url
+        yield app.cmd.url
 
 
 @pytest.fixture(scope="module")
