@@ -437,12 +437,15 @@ class Store:
 
         """
         spec = entity(name)
-        frame = pd.DataFrame([{**_key_dict(spec.key, key), **dict(changes)}])
+        kd = _key_dict(spec.key, key)
+        typed = _typed_key_days(spec, pd.DataFrame([kd]))
+        kd.update({k: typed[k].iloc[0] for k in typed.columns if typed[k].dtype.kind == "M"})
+        frame = pd.DataFrame([{**kd, **dict(changes)}])
         if expected_version is not None:
             _refuse_unversioned(spec)
             frame["row_version"] = expected_version
         self.update_many(name, frame, changed_by=changed_by, at=at)
-        row = self.read(name, where=_key_dict(spec.key, key))
+        row = self.read(name, where=kd)
         return row.iloc[0].to_dict()
 
     def update_many(
@@ -489,6 +492,7 @@ class Store:
         unknown = [c for c in changes.columns if c not in spec.column_names and c != "row_version"]
         if unknown:
             raise ValidationError(name, [_row_error(None, c, "unknown column") for c in unknown])
+        changes = _typed_key_days(spec, changes)
         keys = list(map(tuple, changes[list(spec.key)].values))
         current = self._read_keys(name, keys)
         found = set(map(tuple, current[list(spec.key)].values)) if len(current) else set()
@@ -596,7 +600,7 @@ class Store:
 
     def clear(self) -> None:
         """Delete every row of every entity (the schema stays), in one transaction."""
-        names = ["forecast_snapshots", "meta", *reversed(LOAD_ORDER)]
+        names = [*(n for n in TABLES if n not in LOAD_ORDER), *reversed(LOAD_ORDER)]
         with self.transaction() as conn:
             for name in names:
                 conn.execute(sa.delete(TABLES[name]))
@@ -720,6 +724,19 @@ def _key_dict(key_cols: Sequence[str], key: object) -> dict[str, object]:
     if len(values) != len(key_cols):
         raise ValueError(f"key {key!r} does not match key columns {list(key_cols)}")
     return dict(zip(key_cols, values, strict=True))
+
+
+def _typed_key_days(spec: Entity, changes: pd.DataFrame) -> pd.DataFrame:
+    """Date key columns as Timestamps, as rows are read (a column with a non-date stays as is)."""
+    days = [k for k in spec.key if spec.column(k).kind in ("date", "datetime")]
+    if not days:
+        return changes
+    changes = changes.copy()
+    for k in days:
+        parsed = pd.to_datetime(changes[k], errors="coerce", format="ISO8601")
+        if parsed.notna().all():
+            changes[k] = parsed.astype("datetime64[ns]")
+    return changes
 
 
 def _refuse_unversioned(spec: Entity) -> None:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from crmkit.errors import NotFoundError
 
-SCHEMA_VERSION = "0002"
+SCHEMA_VERSION = "0003"
 
 #: Logical column kinds and their SQL types.
 KINDS = {
@@ -28,11 +28,38 @@ KINDS = {
 }
 
 DEAL_STATUSES = ("open", "won", "lost")
+#: Forecast categories a rep puts a deal in, stored lowercase (imports accept the labels).
 FORECAST_CATEGORIES = ("pipeline", "best_case", "commit", "closed", "omitted")
+#: Display names of the forecast categories, as sales teams write them.
+CATEGORY_LABELS = {
+    "closed": "Closed",
+    "commit": "Commit",
+    "best_case": "Best Case",
+    "pipeline": "Pipeline",
+    "omitted": "Omitted",
+}
+#: Who a quota or a manager's forecast call is for: an owner, a team or the company ("all").
+CALL_SCOPES = ("owner", "team", "company")
+#: The name of the company in quotas and calls (the snapshot's group "all").
+COMPANY_NAME = "all"
+#: Period kinds of quotas and calls: months or quarters (as the snapshot's ``period``).
+PERIODS = ("M", "Q")
+#: Other CRMs' spellings of a choice, compared folded (lowercase, no spaces, "_" or "-").
+#: Salesforce's ``ForecastCategory`` picklist stores Commit as "Forecast" (Salesforce Object
+#: Reference, Opportunity); HubSpot's forecast category offers "Not forecasted" and "Closed
+#: won" and stores them as OMIT and CLOSED (HubSpot Knowledge Base, "Set up the forecast tool").
+CHOICE_ALIASES: dict[str, dict[str, str]] = {
+    "forecast_category": {
+        "forecast": "commit",
+        "omit": "omitted",
+        "notforecasted": "omitted",
+        "closedwon": "closed",
+    },
+}
 #: Statuses of a forecast snapshot: only published ones reach the apps.
 SNAPSHOT_STATUSES = ("published", "draft")
 #: Deal fields whose every change is written to ``deal_history``.
-DEAL_TRACKED_FIELDS = ("stage", "status", "amount", "expected_close_date")
+DEAL_TRACKED_FIELDS = ("stage", "status", "amount", "expected_close_date", "forecast_category")
 
 
 @dataclass(frozen=True)
@@ -251,6 +278,37 @@ _entity(
     importable=False,
 )
 _entity(
+    "quotas",
+    (
+        C("scope", "str", required=True, primary_key=True, choices=CALL_SCOPES),
+        C("name", "str", required=True, primary_key=True),  # "all" for the company
+        C("period", "str", required=True, primary_key=True, choices=PERIODS),
+        # the first day of the month or quarter
+        C("period_start", "date", required=True, primary_key=True),
+        C("amount", "float", required=True, min_value=0.0),
+    ),
+    key=("scope", "name", "period", "period_start"),
+    versioned=True,
+)
+_entity(
+    # append-only: a later call of the same (scope, name, period, period_start) supersedes an
+    # earlier one; the rows are the history (crmkit.store.calls)
+    "forecast_calls",
+    (
+        C("call_id", "int", primary_key=True, autoincrement=True),
+        C("scope", "str", required=True, choices=CALL_SCOPES),
+        C("name", "str", required=True),
+        C("period", "str", required=True, choices=PERIODS),
+        C("period_start", "date", required=True),
+        C("amount", "float", required=True, min_value=0.0),
+        C("author", "str", required=True),
+        C("note", "text"),
+        C("created_at", "datetime", required=True),
+    ),
+    key=("call_id",),
+    indexes=(("scope", "name", "period", "period_start"),),
+)
+_entity(
     "meta",
     (
         C("key", "str", required=True, primary_key=True),
@@ -260,7 +318,8 @@ _entity(
     importable=False,
 )
 
-#: Entities in an order where every reference points to an earlier one.
+#: Entities in an order where every reference points to an earlier one; the ones not listed
+#: (quotas, forecast_calls, ...) refer to none and load after these.
 LOAD_ORDER = (
     "accounts",
     "contacts",

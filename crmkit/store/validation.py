@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmkit.errors import RowError
-from crmkit.store.schema import Column, Entity
+from crmkit.store.schema import CHOICE_ALIASES, Column, Entity
 from crmkit.store.schema import entity as entity_spec
 
 #: Earliest date accepted anywhere.
@@ -38,6 +38,8 @@ MONEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "orders": ("amount",),
     "campaigns": ("budget", "cost"),
     "channel_spend": ("spend",),
+    "quotas": ("amount",),
+    "forecast_calls": ("amount",),
 }
 #: Whole numbers must fit a 64-bit integer column.
 MAX_WHOLE = 2.0**63
@@ -363,12 +365,14 @@ def _coerce(
         text = _to_text(s)
         ctrl = text.str.contains(_CONTROL, regex=True).fillna(False).to_numpy(dtype=bool)
         out.add(ctrl, c.name, _control_reason, values=text)
-        if c.choices is not None:  # "Won" or " won " means "won"
+        if c.choices is not None:  # "Won" or " won " means "won"; "Best Case" best_case
             off = text.notna() & ~text.isin(c.choices)
             if off.any():
-                norm = text[off].str.strip().str.lower().str.replace(" ", "_")
+                folded = {_fold_choice(ch): ch for ch in c.choices}
+                folded.update(CHOICE_ALIASES.get(c.name, {}))
+                norm = text[off].map(lambda v: folded.get(_fold_choice(v), v))
                 text = text.copy()
-                text[off] = norm.where(norm.isin(c.choices), text[off])
+                text[off] = norm
         return text
     missing = s.isna().to_numpy()
     if c.kind in ("int", "float"):
@@ -396,6 +400,11 @@ def _coerce(
         blank = missing | _whitespace(s, ~missing)
         return _check_json(c, s, pd.Series(blank), out)
     return s.where(~missing, None)
+
+
+def _fold_choice(v: str) -> str:
+    """A choice as compared: lowercase, without spaces, underscores or hyphens."""
+    return re.sub(r"[\s_-]+", "", v).lower()
 
 
 def _control_reason(v: object, _i: int) -> str:
@@ -584,8 +593,15 @@ def _key_values(frame: pd.DataFrame, cols: Sequence[str]) -> pd.Series | pd.Mult
 def _key_text(key: object) -> str:
     """Format a key for messages."""
     if isinstance(key, tuple):
-        return "(" + ", ".join(repr(str(k)) for k in key) + ")"
-    return repr(str(key))
+        return "(" + ", ".join(repr(_key_part(k)) for k in key) + ")"
+    return repr(_key_part(key))
+
+
+def _key_part(v: object) -> str:
+    """One key value as text; a day (a timestamp at midnight) as ``YYYY-MM-DD``."""
+    if isinstance(v, pd.Timestamp) and v == v.normalize():
+        return str(v.date())
+    return str(v)
 
 
 def _check_keys(
@@ -744,6 +760,50 @@ def _check_entity_rules(
     elif spec.name == "campaigns" and {"start_date", "end_date"} <= has:
         before = (frame["end_date"] < frame["start_date"]).to_numpy(dtype=bool)
         out.add(before, "end_date", "end_date is before start_date")
+    elif spec.name in ("quotas", "forecast_calls"):
+        _check_period_rows(frame, out, has)
+
+
+def _check_period_rows(frame: pd.DataFrame, out: _Collector, has: set) -> None:
+    """Quota and call rules: period_start opens its month or quarter; the company is "all"."""
+    if {"period", "period_start"} <= has:
+        start = pd.to_datetime(frame["period_start"])
+        day_one = (start.dt.day == 1).to_numpy(dtype=bool)
+        quarter = start.dt.month.isin([1, 4, 7, 10]).to_numpy(dtype=bool)
+        period = frame["period"].astype(object).to_numpy()
+        judged = start.notna().to_numpy(dtype=bool) & ~out.bad_in("period")
+        bad_m = judged & (period == "M") & ~day_one
+        bad_q = judged & (period == "Q") & ~(day_one & quarter)
+        out.add(
+            bad_m,
+            "period_start",
+            lambda v, _i: f"period_start {_day(v)} is not the first day of a month",
+        )
+        out.add(
+            bad_q,
+            "period_start",
+            lambda v, _i: (
+                f"period_start {_day(v)} is not the first day of a quarter "
+                "(Jan 1, Apr 1, Jul 1 or Oct 1)"
+            ),
+        )
+    if {"scope", "name"} <= has:
+        company = (frame["scope"] == "company").to_numpy(dtype=bool)
+        named = frame["name"].notna().to_numpy(dtype=bool)
+        other = (frame["name"] != "all").to_numpy(dtype=bool)
+        out.add(
+            company & named & other,
+            "name",
+            lambda v, _i: f"name {str(v)[:40]!r} for scope company; the company's name is 'all'",
+        )
+
+
+def _day(v: object) -> str:
+    """A date value as ``YYYY-MM-DD`` for messages (the raw text when it is not a date)."""
+    try:
+        return str(pd.Timestamp(v).date())
+    except (TypeError, ValueError):
+        return str(v)[:40]
 
 
 def _check_deals(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -717,3 +719,75 @@ def test_csv_export_keeps_negative_numbers_as_numbers(store: Store, tmp_path: Pa
     got = pd.read_csv(out, keep_default_na=False).set_index("deal_id")
     assert got.loc["D1", "amount"] == -5.0
     assert "'-5" not in out.read_text()
+
+
+# ---------------------------------------------------------------------- quotas
+QUOTA_HEADER = "scope,name,period,period_start,amount"
+GOOD_QUOTAS = [
+    "owner,ann,M,2024-04-01,20000",
+    "Team,north,q,2024-04-01,90000.50",
+    "company,all,Q,2024-04-01,150000",
+]
+
+
+def test_quotas_csv_import_writes_the_composite_date_keys(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "quotas.csv", [QUOTA_HEADER, *GOOD_QUOTAS])
+    result = io.import_file(store, "quotas", path)
+    assert result.written == {"quotas": 3}
+    q = store.read("quotas").set_index(["scope", "name"])
+    assert q.loc[("team", "north"), "period"] == "Q"
+    assert q.loc[("team", "north"), "amount"] == 90000.5
+    assert (q["period_start"] == pd.Timestamp("2024-04-01")).all()
+    assert (q["row_version"] == 1).all()
+
+
+def test_quotas_csv_import_again_is_refused_as_duplicate_keys(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path / "quotas.csv", [QUOTA_HEADER, *GOOD_QUOTAS])
+    io.import_file(store, "quotas", path)
+    before = store.read("quotas")
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "quotas", path)
+    assert "row 2, field 'scope'" in str(exc.value)
+    assert "('owner', 'ann', 'M', '2024-04-01') already exists in quotas" in str(exc.value)
+    pd.testing.assert_frame_equal(store.read("quotas"), before)
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        ("owner,ann,M,2024-04-15,1", "period_start", "2024-04-15 is not the first day of a month"),
+        ("team,north,Q,2024-05-01,1", "period_start", "is not the first day of a quarter"),
+        ("company,ACME,M,2024-04-01,1", "name", "the company's name is 'all'"),
+        ("region,west,M,2024-04-01,1", "scope", "must be one of owner, team, company"),
+        ("owner,ann,W,2024-04-01,1", "period", "must be one of M, Q"),
+        ("owner,ann,M,2024-04-01,-1", "amount", "negative value"),
+        ("owner,ann,M,2024-04-01,inf", "amount", "not a finite number"),
+    ],
+)
+def test_bad_quota_row_is_reported_and_nothing_is_written(
+    store: Store, tmp_path: Path, line: str, field: str, reason: str
+) -> None:
+    path = write(tmp_path / "quotas.csv", [QUOTA_HEADER, GOOD_QUOTAS[1], line])
+    with pytest.raises(ValidationError) as exc:
+        io.import_file(store, "quotas", path)
+    errors = exc.value.errors
+    assert [(e.row, e.field) for e in errors] == [(3, field)]
+    assert reason in errors[0].reason
+    assert store.count("quotas") == 0
+
+
+def test_crmkit_import_quotas_command_loads_the_csv(tmp_path: Path) -> None:
+    path = write(tmp_path / "quotas.csv", [QUOTA_HEADER, *GOOD_QUOTAS])
+    db = tmp_path / "crm.db"
+    Store.open(db).close()
+    cmd = [sys.executable, "-m", "crmkit.cli", "import", "--db", str(db), "quotas", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "imported 3 quotas" in done.stdout
+    bad = write(tmp_path / "bad.csv", [QUOTA_HEADER, "owner,bob,M,2024-04-02,5"])
+    cmd[-1] = str(bad)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "period_start 2024-04-02 is not the first day of a month" in done.stderr
+    with Store.open(db) as s:
+        assert s.count("quotas") == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import sqlite3
 from collections.abc import Callable
@@ -62,6 +63,7 @@ def test_new_deals_get_initial_history_in_the_same_write(store: Store) -> None:
         "status": "open",
         "amount": "12000.0",
         "expected_close_date": "2024-06-30",
+        "forecast_category": "pipeline",
     }
     assert hist["old_value"].isna().all()
     assert (hist["changed_by"] == "import").all()
@@ -493,3 +495,124 @@ def test_open_on_postgresql_refuses_foreign_tables_and_a_missing_schema(pg_schem
         Store.open(pg_schema_url)
     with Store.open(pg_schema_url, adopt=True) as s:
         assert s.count("deals") == 0
+
+
+# ---------------------------------------------------------------------- forecast categories
+def _category_history(store: Store, deal_id: str) -> pd.DataFrame:
+    hist = store.read("deal_history", where={"deal_id": deal_id, "field": "forecast_category"})
+    return hist.sort_values("history_id").reset_index(drop=True)
+
+
+def test_category_update_writes_one_history_row_with_old_and_new_value(store: Store) -> None:
+    load(store)
+    before = store.count("deal_history")
+    at = pd.Timestamp("2024-03-20 10:00").to_pydatetime()
+    row = store.update("deals", "D1", {"forecast_category": "commit"}, changed_by="ann", at=at)
+    assert row["forecast_category"] == "commit"
+    assert store.count("deal_history") == before + 1
+    last = _category_history(store, "D1").iloc[-1]
+    assert (last["old_value"], last["new_value"], last["changed_by"]) == (
+        "pipeline",
+        "commit",
+        "ann",
+    )
+    assert last["changed_at"] == pd.Timestamp(at)
+    store.update("deals", "D1", {"forecast_category": "commit", "name": "same category"})
+    assert store.count("deal_history") == before + 1  # no change, no history row
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("Best Case", "best_case"),
+        ("best case", "best_case"),
+        ("BestCase", "best_case"),
+        ("best-case", "best_case"),
+        ("COMMIT", "commit"),
+        (" Omitted ", "omitted"),
+        ("Forecast", "commit"),  # Salesforce's ForecastCategory value for Commit
+        ("Not forecasted", "omitted"),  # HubSpot's
+        ("Closed won", "closed"),  # HubSpot's
+        ("OMIT", "omitted"),
+    ],
+)
+def test_category_update_normalises_the_display_spellings(
+    store: Store, given: str, stored: str
+) -> None:
+    load(store)
+    assert store.update("deals", "D1", {"forecast_category": given})["forecast_category"] == stored
+    assert _category_history(store, "D1").iloc[-1]["new_value"] == stored
+
+
+def test_unknown_category_is_refused_naming_the_field_and_changes_nothing(store: Store) -> None:
+    load(store)
+    n_hist = store.count("deal_history")
+    with pytest.raises(ValidationError, match="field 'forecast_category': must be one of") as e:
+        store.update("deals", "D1", {"forecast_category": "maybe"})
+    assert "\n" not in str(e.value)
+    assert store.read("deals", where={"deal_id": "D1"})["forecast_category"].iloc[0] == "pipeline"
+    assert store.count("deal_history") == n_hist
+
+
+def test_new_deals_imported_with_display_categories_store_them_lowercase(store: Store) -> None:
+    frames = small_company()
+    frames["deals"] = frames["deals"].assign(forecast_category=["Best Case", "Closed", "OMITTED"])
+    store.insert_many(frames)
+    got = store.read("deals").set_index("deal_id")["forecast_category"].to_dict()
+    assert got == {"D1": "best_case", "D2": "closed", "D3": "omitted"}
+    assert _category_history(store, "D1")["new_value"].tolist() == ["best_case"]
+
+
+# ---------------------------------------------------------------------- quotas
+def _quota(store: Store) -> None:
+    store.insert(
+        "quotas",
+        pd.DataFrame(
+            {
+                "scope": ["owner", "team"],
+                "name": ["ann", "north"],
+                "period": ["M", "Q"],
+                "period_start": ["2024-04-01", "2024-04-01"],
+                "amount": [20_000.0, 90_000.0],
+            }
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    "day",
+    [dt.date(2024, 4, 1), pd.Timestamp("2024-04-01"), "2024-04-01"],
+    ids=["date", "timestamp", "text"],
+)
+def test_quota_edit_finds_its_row_by_a_date_key_of_any_type(store: Store, day: object) -> None:
+    _quota(store)
+    row = store.update("quotas", ("owner", "ann", "M", day), {"amount": 25_000}, expected_version=1)
+    assert (row["amount"], row["row_version"]) == (25_000.0, 2)
+    q = store.read("quotas").set_index("name")["amount"].to_dict()
+    assert q == {"ann": 25_000.0, "north": 90_000.0}
+
+
+def test_quota_edit_with_stale_version_is_refused_and_changes_nothing(store: Store) -> None:
+    _quota(store)
+    key = ("team", "north", "Q", dt.date(2024, 4, 1))
+    store.update("quotas", key, {"amount": 95_000}, expected_version=1)
+    with pytest.raises(ConflictError, match="changed by someone else"):
+        store.update("quotas", key, {"amount": 1.0}, expected_version=1)
+    assert store.read("quotas", where={"name": "north"})["amount"].iloc[0] == 95_000.0
+
+
+def test_clear_empties_quotas_and_forecast_calls(store: Store) -> None:
+    from crmkit.store.calls import add_call
+
+    _quota(store)
+    add_call(
+        store,
+        scope="company",
+        name="all",
+        period="M",
+        period_start="2024-04-01",
+        amount=1.0,
+        author="cfo",
+    )
+    store.clear()
+    assert store.count("quotas") == 0 and store.count("forecast_calls") == 0

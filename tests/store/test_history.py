@@ -97,3 +97,21 @@ def test_store_history_rebuilds_a_past_stage(mem_store) -> None:
 @pytest.mark.parametrize("day,label", [("2026-11-15", "2026-11"), ("2024-01-01", "2024-01")])
 def test_month_index_round_trips_to_a_label(day: str, label: str) -> None:
     assert month_label(month_index(pd.Timestamp(day))) == label
+
+
+def test_store_history_rebuilds_a_past_forecast_category(store) -> None:
+    """Category edits land in deal_history, so the category as it stood on a day comes back."""
+    store.insert_many(small_company())  # D1 imported as "pipeline" (import time: now)
+    store.update("deals", "D1", {"forecast_category": "Best Case"}, at=pd.Timestamp("2030-01-10"))
+    store.update("deals", "D1", {"forecast_category": "commit"}, at=pd.Timestamp("2030-02-10"))
+    deals, hist = store.read("deals"), store.read("deal_history")
+    on = {
+        day: deals_as_of(deals, hist, day).set_index("deal_id").loc["D1", "forecast_category"]
+        for day in ("2030-01-09", "2030-01-10", "2030-02-09", "2030-02-10")
+    }
+    assert on == {
+        "2030-01-09": "pipeline",
+        "2030-01-10": "best_case",
+        "2030-02-09": "best_case",
+        "2030-02-10": "commit",
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -103,3 +104,81 @@ def test_check_schema_decisions() -> None:
     many = [f"t{i}" for i in range(8)]
     with pytest.raises(CrmkitError, match=r"\(t0, t1, t2, t3, t4 and 3 more\)"):
         migrate.check_schema(many, None, label="x", create=True)
+
+
+def _downgrade(store: Store, revision: str) -> None:
+    from alembic import command
+
+    with store.engine.connect().execution_options(crmkit_write=True) as conn:
+        command.downgrade(migrate._config(conn), revision)
+        conn.commit()
+
+
+def test_upgrade_from_0002_keeps_the_data_and_adds_quotas_and_calls(store: Store) -> None:
+    from crmkit.store.calls import add_call
+    from tests.factories import small_company
+
+    store.insert_many(small_company())
+    counts = {n: store.count(n) for n in ("accounts", "deals", "orders", "stages")}
+    deals = store.read("deals")
+    _downgrade(store, "0002")
+    assert migrate.current_revision(store.engine) == "0002"
+    names = set(sa.inspect(store.engine).get_table_names())
+    assert "quotas" not in names and "forecast_calls" not in names
+    reopened = Store.open(store.engine.url.render_as_string(hide_password=False))
+    try:
+        assert migrate.current_revision(reopened.engine) == "0003"
+        assert {n: reopened.count(n) for n in counts} == counts
+        pd.testing.assert_frame_equal(reopened.read("deals"), deals)
+        assert reopened.count("quotas") == 0 and reopened.count("forecast_calls") == 0
+        call_id = add_call(
+            reopened,
+            scope="team",
+            name="East",
+            period="M",
+            period_start="2026-10-01",
+            amount=10.0,
+            author="Erin",
+        )
+        assert reopened.read("forecast_calls")["call_id"].tolist() == [call_id]
+        insp = sa.inspect(reopened.engine)
+        pk = insp.get_pk_constraint("quotas")["constrained_columns"]
+        assert pk == ["scope", "name", "period", "period_start"]
+    finally:
+        reopened.close()
+
+
+def test_downgrade_of_0003_drops_quotas_calls_and_category_history(store: Store) -> None:
+    from tests.factories import small_company
+
+    store.insert_many(small_company())
+    store.insert(
+        "quotas",
+        pd.DataFrame(
+            {
+                "scope": ["owner"],
+                "name": ["ann"],
+                "period": ["M"],
+                "period_start": ["2026-10-01"],
+                "amount": [5.0],
+            }
+        ),
+    )
+    n_deals = store.count("deals")
+    hist = store.read("deal_history")
+    kept = int((hist["field"] != "forecast_category").sum())
+    assert kept < len(hist)  # the factory's deals have categories
+    _downgrade(store, "0002")
+    names = set(sa.inspect(store.engine).get_table_names())
+    assert not {"quotas", "forecast_calls"} & names
+    with store.engine.connect() as conn:
+        fields = conn.execute(sa.text("SELECT DISTINCT field FROM deal_history")).scalars().all()
+        n_hist = conn.execute(sa.text("SELECT COUNT(*) FROM deal_history")).scalar()
+    assert "forecast_category" not in fields and n_hist == kept
+    assert store.count("deals") == n_deals
+
+
+def test_deal_history_field_has_no_database_check_of_its_values(store: Store) -> None:
+    """A CHECK on deal_history.field would need migrating for forecast_category: there is none."""
+    checks = sa.inspect(store.engine).get_check_constraints("deal_history")
+    assert checks == []

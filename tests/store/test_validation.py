@@ -361,7 +361,14 @@ def test_max_amount_is_configurable_and_bounds_every_money_column() -> None:
     assert (e.row, e.value) == (1, "1200.50")
     spend = pd.DataFrame({"channel": ["x"], "week_start": ["2024-01-01"], "spend": ["2e12"]})
     assert one_error(validate("channel_spend", spend), "spend").row == 1
-    assert set(MONEY_COLUMNS) == {"deals", "orders", "campaigns", "channel_spend"}
+    assert set(MONEY_COLUMNS) == {
+        "deals",
+        "orders",
+        "campaigns",
+        "channel_spend",
+        "quotas",
+        "forecast_calls",
+    }
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "NaN", "Infinity", "1e400"])
