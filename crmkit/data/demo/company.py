@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from crmkit.data.demo import params
+from crmkit.data.demo.calls import manager_calls, quota_frame
 from crmkit.data.demo.clock import Clock, padded_ids, take, vocab
 from crmkit.data.demo.customers import (
     OWNERS,
@@ -42,8 +43,12 @@ __all__ = [
     "true_win_probability",
 ]
 
-#: The entities of the demo company, in load order.
-DEMO_ENTITIES = tuple(name for name in LOAD_ORDER if name != "segment_definitions")
+#: The entities of the demo company, in load order (quotas and calls refer to nothing).
+DEMO_ENTITIES = (
+    *(name for name in LOAD_ORDER if name != "segment_definitions"),
+    "quotas",
+    "forecast_calls",
+)
 #: Meta key under which :func:`build_demo` stores the truth.
 TRUTH_KEY = "demo_truth"
 
@@ -91,7 +96,8 @@ def generate_demo(
     -------
     DemoCompany
         Frames for accounts, contacts, stages, campaigns, channel_spend, deals,
-        deal_history, activities and orders, and the truth.
+        deal_history (forecast categories included), activities, orders, quotas and
+        forecast_calls (the team managers' calls), and the truth.
 
     Raises
     ------
@@ -118,8 +124,9 @@ def generate_demo(
     if problems:
         raise ValidationError("demo", problems)
     clock = Clock(start, end)
-    rng_acc, rng_mkt, rng_arr, rng_deal, rng_ord, rng_con = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)
+    # streams 0-5 as before the forecast-call data came (their draws are unchanged)
+    rng_acc, rng_mkt, rng_arr, rng_deal, rng_ord, rng_con, rng_cat, _rng_call = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(8)
     )
     acc = draw_accounts(rng_acc, clock, n_customers)
     scale = n_deals / params.REFERENCE_DEALS if n_deals else 1.0
@@ -158,8 +165,14 @@ def generate_demo(
     ]
     frames["channel_spend"] = channel_spend_frame(mk)
     campaign_ids = vocab(mk.campaigns["campaign_id"])
-    frames.update(build_deal_frames(rng_deal, clock, new, paths, account_ids, names, campaign_ids))
+    frames.update(
+        build_deal_frames(
+            rng_deal, clock, new, paths, account_ids, names, campaign_ids, rng_categories=rng_cat
+        )
+    )
     frames["orders"] = _orders_frame(clock, orders, paths, frames["deals"], account_ids)
+    frames["quotas"] = quota_frame(clock, frames["deals"])
+    frames["forecast_calls"] = manager_calls(clock, frames["deals"], frames["deal_history"])
     truth = build_truth(
         clock=clock, seed=seed, n_customers=n_customers, n_deals=n_deals, marketing=mk, arrivals=arr
     )
@@ -210,6 +223,7 @@ def build_demo(store, *, validate: bool = True, **kwargs) -> DemoCompany:
     frames = dict(demo.frames)
     # let the database number the history rows (a PostgreSQL sequence must stay in step)
     frames["deal_history"] = frames["deal_history"].drop(columns=["history_id"])
+    frames["forecast_calls"] = frames["forecast_calls"].drop(columns=["call_id"])
     if validate:
         _validate_frames(store, frames)
     # the frames are written as generated: the validator's clean copy would carry an empty

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Bumped whenever the generative model changes, so stored truths can be told apart.
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 
 # --------------------------------------------------------------------- customers
 SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
@@ -168,3 +168,36 @@ ACTIVITY_TYPE_BY_STAGE = (
     (0.25, 0.4, 0.35),
     (0.3, 0.4, 0.3),
 )
+
+# --------------------------------------------------------------------- forecast call
+#: Forecast categories a rep gives a deal: "pipeline" at creation; on entering Proposal
+#: "commit" with probability COMMIT_AT_PROPOSAL (the reps' optimism) else "best_case"; on
+#: entering Negotiation "commit"; "closed" when won, "omitted" when lost. When an open
+#: pipeline or best-case deal's close date is pushed, its rep drops it ("omitted", for good
+#: unless it is won) with probability REP_DROP_PROBABILITY.
+COMMIT_AT_PROPOSAL = 0.38
+REP_DROP_PROBABILITY = 0.1
+#: What COMMIT_AT_PROPOSAL was set for: at month-end origins, the commit roll-up of the next
+#: month (open commit deals expected to close by its end) overstates that month's won deal
+#: revenue by this share, on average over the months (about +25%).
+COMMIT_OPTIMISM = 0.25
+#: Monthly quota of an owner: QUOTA_STRETCH x the owner's mean monthly won deal revenue over
+#: the last QUOTA_BASE_MONTHS months of the period, grown by exp(ARRIVAL_TREND_PER_YEAR) a
+#: year from the period's last month, rounded to QUOTA_ROUND, at least QUOTA_MIN. A team's
+#: quota is the sum of its owners', the company's the sum of the teams'. Quotas run from the
+#: period's first month to QUOTA_MONTHS_AHEAD months after its last (the forecast horizon).
+QUOTA_STRETCH = 1.2
+QUOTA_BASE_MONTHS = 12
+QUOTA_MONTHS_AHEAD = 12
+QUOTA_ROUND = 100.0
+QUOTA_MIN = 1000.0
+#: Team managers' calls: each month a first call on its first business day and an update on
+#: the first business day from the 15th, both at CALL_HOUR, from what the manager knew then:
+#: the team's commit roll-up of the month as the deals stood at the end of the day before
+#: (won so far + open commit deals expected to close by the month's end, overdue included),
+#: de-biased for the reps' optimism (/ (1 + COMMIT_OPTIMISM)), x bias, rounded to CALL_ROUND.
+#: Strategic's manager sandbags; East calls honestly, West a little high.
+MANAGER_CALL_BIAS = {"East": 1.0, "West": 1.1, "Strategic": 0.8}
+UPDATE_DAY = 15
+CALL_HOUR = 9
+CALL_ROUND = 100.0

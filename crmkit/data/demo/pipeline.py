@@ -22,6 +22,8 @@ from crmkit.data.demo.marketing import NewDeals
 
 N_STAGES = len(params.STAGES)
 TEAM_NAMES = tuple(params.TEAMS)
+#: Forecast categories, indexed as :func:`simulate_categories` numbers them.
+CATEGORIES = ("pipeline", "best_case", "commit", "closed", "omitted")
 
 
 @dataclass
@@ -174,6 +176,88 @@ def simulate_slips(
     return pushes, ecd
 
 
+def simulate_categories(
+    rng: np.random.Generator,
+    clock: Clock,
+    paths: DealPaths,
+    pushes: tuple[np.ndarray, ...],
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Move each deal's forecast category with its stages, pushes and close.
+
+    ``pipeline`` at creation; on entering Proposal ``commit`` with probability
+    ``params.COMMIT_AT_PROPOSAL`` (the reps' optimism) else ``best_case``; on entering
+    Negotiation ``commit``; at a push of the close date of an open deal not yet in commit,
+    ``omitted`` with probability ``params.REP_DROP_PROBABILITY`` (the rep drops it; later
+    stage moves leave it there); ``closed`` when won; ``omitted`` when lost. Changes after the
+    period end are cut off.
+
+    Parameters
+    ----------
+    rng
+        The categories' own random generator.
+    clock
+        The period.
+    paths
+        The deals' simulated lives.
+    pushes
+        ``(deal, at, old, new)`` close-date pushes from :func:`simulate_slips`.
+
+    Returns
+    -------
+    tuple
+        ``((deal, at, old, new), final)``: the category changes (old and new as text, old
+        None at creation), in time order per deal, and each deal's category index (into
+        :data:`CATEGORIES`) at the period end.
+
+    """
+    n = len(paths.close)
+    L = clock.length
+    p_deal, p_at = pushes[0], pushes[1]
+    at_proposal = rng.random(n) < params.COMMIT_AT_PROPOSAL
+    prop_t = paths.enter[:, 2]
+    neg_t = paths.enter[:, 3]
+    commit_t = np.nan_to_num(np.where(at_proposal, prop_t, neg_t), nan=np.inf)
+    drop = (p_at < commit_t[p_deal]) & (rng.random(len(p_deal)) < params.REP_DROP_PROBABILITY)
+    drop_t = np.full(n, np.inf)
+    np.minimum.at(drop_t, p_deal[drop], p_at[drop])
+    until = np.minimum(drop_t, L)
+    every = np.arange(n)
+    p_ok = np.flatnonzero(np.nan_to_num(prop_t, nan=np.inf) < until)
+    n_ok = np.flatnonzero(np.nan_to_num(neg_t, nan=np.inf) < until)
+    d_ok = np.flatnonzero(drop_t < L)
+    c_ok = np.flatnonzero(paths.close < L)
+    deal = np.concatenate((every, p_ok, n_ok, d_ok, c_ok))
+    at = np.concatenate(
+        (paths.enter[:, 0], prop_t[p_ok], neg_t[n_ok], drop_t[d_ok], paths.close[c_ok])
+    )
+    new = np.concatenate(
+        (
+            np.full(n, 0),
+            np.where(at_proposal[p_ok], 2, 1),
+            np.full(len(n_ok), 2),
+            np.full(len(d_ok), 4),
+            np.where(paths.won[c_ok], 3, 4),
+        )
+    )
+    # creation, stage moves, drop, close: at equal times in that order
+    kind = np.repeat(np.arange(5), [n, len(p_ok), len(n_ok), len(d_ok), len(c_ok)])
+    order = np.lexsort((kind, at, deal))
+    deal, at, new = deal[order], at[order], new[order]
+    first = np.ones(len(deal), dtype=bool)
+    first[1:] = deal[1:] != deal[:-1]
+    old = np.roll(new, 1)
+    old[first] = -1
+    keep = first | (new != old)
+    deal, at, old, new = deal[keep], at[keep], old[keep], new[keep]
+    final = np.zeros(n, dtype=np.int64)
+    last = np.ones(len(deal), dtype=bool)
+    last[:-1] = deal[1:] != deal[:-1]
+    final[deal[last]] = new[last]
+    names = np.array(CATEGORIES, dtype=object)
+    old_text = np.where(old < 0, None, names[np.maximum(old, 0)])
+    return (deal, at, old_text, names[new]), final
+
+
 def _date_text(clock: Clock, day: np.ndarray) -> np.ndarray:
     """Day offsets as ISO date strings."""
     return np.datetime_as_string(clock.to_date(day), unit="D").astype(object)
@@ -192,6 +276,8 @@ def build_deal_frames(
     account_ids: np.ndarray,
     account_names: np.ndarray,
     campaign_ids: np.ndarray,
+    *,
+    rng_categories: np.random.Generator,
 ) -> dict[str, pd.DataFrame]:
     """Cut the simulated lives at the period end into deals, deal_history and activities."""
     n = len(deals.t)
@@ -212,10 +298,8 @@ def build_deal_frames(
         reason[sel] = rng.choice(
             len(params.LOST_REASONS), len(sel), p=params.LOST_REASON_BY_STAGE[k]
         )
-    category = np.array([0, 0, 1, 2])[stage_now]
-    category[won_obs] = 3
-    category[lost_obs] = 4
-    categories = vocab(["pipeline", "best_case", "commit", "closed", "omitted"])
+    cat_events, category = simulate_categories(rng_categories, clock, paths, pushes)
+    categories = vocab(CATEGORIES)
     product = take(vocab(params.PRODUCTS), rng.integers(0, len(params.PRODUCTS), n))
     name = pd.Series(take(account_names, paths.account)) + " - " + pd.Series(product)
     deal_frame = pd.DataFrame(
@@ -242,13 +326,15 @@ def build_deal_frames(
             "campaign_id": take(campaign_ids, deals.campaign),
         }
     )
-    history = _history(clock, deals, paths, deal_ids, owners, won_obs, closed, pushes)
+    history = _history(clock, deals, paths, deal_ids, owners, won_obs, closed, pushes, cat_events)
     activities = _activities(rng, clock, paths, deal_ids, account_ids, owners)
     return {"deals": deal_frame, "deal_history": history, "activities": activities}
 
 
-def _history(clock, deals, paths, deal_ids, owners, won_obs, closed, pushes) -> pd.DataFrame:
-    """Deal history rows: creation values, stage moves, close-date pushes, closes."""
+def _history(
+    clock, deals, paths, deal_ids, owners, won_obs, closed, pushes, cat_events
+) -> pd.DataFrame:
+    """Deal history rows: creation values, stage moves, close-date pushes, closes, categories."""
     n = len(deal_ids)
     L = clock.length
     parts: list[dict[str, np.ndarray]] = []
@@ -301,6 +387,8 @@ def _history(clock, deals, paths, deal_ids, owners, won_obs, closed, pushes) -> 
         _float_text(paths.realised[idx]),
         2,
     )
+    c_deal, c_at, c_old, c_new = cat_events
+    add(c_deal, c_at, "forecast_category", c_old, c_new, 4)
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     at = clock.to_datetime(cat["at"]).astype("datetime64[ns]")
     order = np.lexsort((cat["rank"], cat["deal"], at))

@@ -246,6 +246,58 @@ def build_truth(
             },
         },
         "n_weeks": int(n_weeks),
+        "forecast_call": forecast_call_truth(),
+    }
+
+
+def forecast_call_truth() -> dict:
+    """The known truth of the forecast call: categories, quotas and the managers' calls."""
+    bias = params.MANAGER_CALL_BIAS
+    return {
+        "categories": {
+            "rules": "pipeline at creation; entering Proposal: commit with probability "
+            "commit_at_proposal, else best_case; entering Negotiation: commit; a close-date "
+            "push of an open deal not in commit: omitted with probability rep_drop_probability "
+            "(stays omitted unless won); won: closed; lost: omitted. Every change is a "
+            "deal_history row (field forecast_category) at the time of its event",
+            "commit_at_proposal": params.COMMIT_AT_PROPOSAL,
+            "rep_drop_probability": params.REP_DROP_PROBABILITY,
+            "commit_optimism": params.COMMIT_OPTIMISM,
+            "commit_optimism_meaning": "at month-end origins, the next month's commit roll-up "
+            "(open commit deals expected to close by its end) over that month's won deal "
+            "revenue, summed over the months, is about 1 + commit_optimism (about 0.14 either "
+            "way between seeds of the default company)",
+        },
+        "quotas": {
+            "formula": "owner, month m: max(minimum, round(stretch * B * exp(trend * a / 12) / "
+            "rounding) * rounding), B = the owner's won deal revenue in the period's last "
+            "base_months months / their number, a = months from the period's last month to m "
+            "(negative before); team = sum of its owners; company ('all') = sum of the teams",
+            "stretch": params.QUOTA_STRETCH,
+            "base_months": params.QUOTA_BASE_MONTHS,
+            "trend_log_per_year": params.ARRIVAL_TREND_PER_YEAR,
+            "rounding": params.QUOTA_ROUND,
+            "minimum": params.QUOTA_MIN,
+            "months_after_period": params.QUOTA_MONTHS_AHEAD,
+            "period": "M",
+        },
+        "manager_calls": {
+            "formula": "team t, month m, call at time a: round(C * bias[t] / (1 + "
+            "commit_optimism) / rounding) * rounding, C = the team's commit roll-up of m as "
+            "the deals stood at the end of the day before a (won deal revenue closed in m by "
+            "then + open deals in category commit or closed whose expected close date is "
+            "before m's end, overdue ones included; omitted deals in none)",
+            "made_from": "the commit roll-up known at the call time, not the outcome",
+            "commit_optimism": params.COMMIT_OPTIMISM,
+            "bias": dict(bias),
+            "bias_meaning": "call / (commit roll-up / (1 + commit_optimism)), up to rounding",
+            "sandbagging_team": min(bias, key=bias.get),
+            "when": "first: the month's first business day; update: the first business day "
+            f"from day {params.UPDATE_DAY}; both at {params.CALL_HOUR}:00, if before the "
+            "period end",
+            "author": "<team> manager",
+            "rounding": params.CALL_ROUND,
+        },
     }
 
 

@@ -117,6 +117,7 @@ def test_times_respect_the_period_and_causality(frames, truth):
         ("deal_history", "changed_at"),
         ("activities", "at"),
         ("orders", "ordered_at"),
+        ("forecast_calls", "created_at"),
     ]:
         s = frames[name][col].dropna()
         assert s.min() >= start and s.max() < end, (name, col)
@@ -148,6 +149,7 @@ def test_history_replays_to_the_current_deal_values(frames):
         "status": deals["status"],
         "amount": deals["amount"].map(lambda v: repr(float(v))),
         "expected_close_date": deals["expected_close_date"].dt.strftime("%Y-%m-%d"),
+        "forecast_category": deals["forecast_category"],
     }
     for f, values in current.items():
         got = last.xs(f, level="field").loc[deals.index]
