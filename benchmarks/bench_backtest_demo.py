@@ -4,11 +4,15 @@
    revenue of the next 1-3 months (pipeline + new business; repeat revenue is scored by
    the CLV benchmarks). Target (issue 5): 80% intervals cover 75-85% of outcomes and 50%
    intervals 45-55%.
-2. ``--refit``: the default demo written to a SQLite file, then ``run_forecast`` (fit of all
+2. ``--calls``: whose forecast to trust (issue 16): from the 20th of the same months (after
+   the managers' mid-month calls), the model's P50 against the commit and best-case roll-ups,
+   the managers' calls and the run rate (:func:`crmkit.forecast.backtest.call_backtest`),
+   per forecaster and per team on the periods the managers called.
+3. ``--refit``: the default demo written to a SQLite file, then ``run_forecast`` (fit of all
    models, 12 monthly periods, 1,000 draws, snapshot saved) timed. Target: <= 2 minutes on
    2 cores.
 
-Run: ``.venv/bin/python benchmarks/bench_backtest_demo.py [--method map] [--refit]``
+Run: ``.venv/bin/python benchmarks/bench_backtest_demo.py [--method map] [--calls] [--refit]``
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from crmkit.data.demo.company import build_demo, generate_demo  # noqa: E402
-from crmkit.forecast.backtest import backtest, month_ends, summarise  # noqa: E402
+from crmkit.forecast.backtest import (  # noqa: E402
+    backtest,
+    call_backtest,
+    month_ends,
+    summarise,
+    summarise_calls,
+)
 
 
 def main() -> None:
@@ -36,6 +46,7 @@ def main() -> None:
     ap.add_argument("--last", default="2026-07-31")
     ap.add_argument("--refit", action="store_true", help="also time a full refit + forecast")
     ap.add_argument("--skip-backtest", action="store_true")
+    ap.add_argument("--calls", action="store_true", help="also score the forecast call")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_backtest.csv"))
     args = ap.parse_args()
     if not args.skip_backtest:
@@ -50,6 +61,17 @@ def main() -> None:
         pd.set_option("display.width", 160)
         print(summarise(res).round(3).to_string(index=False))
         print(f"method={args.method} draws={args.draws} origins={len(origins)} seconds={secs:.1f}")
+    if args.calls:
+        demo = generate_demo()
+        origins = [d.replace(day=20) for d in month_ends(args.first, args.last)]
+        t0 = time.perf_counter()
+        calls = call_backtest(demo.frames, origins, draws=args.draws, method=args.method)
+        secs = time.perf_counter() - t0
+        calls.to_csv(Path(args.out).with_name("demo_call_backtest.csv"), index=False)
+        pd.set_option("display.width", 160)
+        print(summarise_calls(calls).round(3).to_string(index=False))
+        print(summarise_calls(calls, by_group=True).round(3).to_string(index=False))
+        print(f"call backtest: origins={len(origins)} seconds={secs:.1f}")
     if args.refit:
         from crmkit.forecast.engine import run_forecast
         from crmkit.forecast.tables import forecast_to_json

@@ -41,6 +41,9 @@ def test_forecast_notebook_runs(tmp_path):
         o.get("data", {}).get("text/html", "") for o in outputs_of(nb, 'changes["reasons"]')
     )
     assert "new_business" in reasons
+    call_outputs = outputs_of(nb, "summarise_calls(call_scores")
+    calls = "".join(o.get("data", {}).get("text/html", "") for o in call_outputs)
+    assert "manager_call" in calls and "commit" in calls and "team=Strategic" in calls
     clv_outputs = outputs_of(nb, "clv_by_segment(")
     clv = "".join(o.get("data", {}).get("text/plain", "") for o in clv_outputs)
     assert "clv_total" in clv

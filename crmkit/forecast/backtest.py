@@ -19,6 +19,17 @@ Baselines, each with a predictive distribution so CRPS and coverage compare fair
   a Student-t with ``k - 1`` degrees of freedom, centre the mean and scale the periods'
   standard deviation times ``sqrt(1 + 1/k)`` (the predictive of a normal sample), floored
   at zero.
+
+The forecast call (:func:`call_backtest`, "whose forecast to trust"): at each origin the
+sales team's own numbers for the next period are rebuilt as they stood then (deal
+categories, stages, amounts and expected close dates from ``deal_history``; the manager
+calls made by that day, :func:`crmkit.store.calls.calls_as_of`) and scored with the model
+against the won revenue of that period, per group (the company ``all``, each ``owner=..``
+and ``team=..``). Point forecasters (``commit`` and ``best_case`` roll-ups,
+``manager_call``, ``run_rate``) get an absolute error and a hit (the number was reached:
+outcome >= point); the model gets the same for its P50, and CRPS and 80% / 50% coverage
+from its draws. :func:`summarise_calls` averages them per forecaster (and per group on the
+manager calls' own periods).
 """
 
 from __future__ import annotations
@@ -29,10 +40,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmkit.forecast.axes import period_axis
+from crmkit.forecast.axes import PeriodAxis, period_axis
+from crmkit.forecast.call import category_rollups
 from crmkit.forecast.engine import fit_models, forecast_draws, load_frames
 from crmkit.models.pipeline.data import deal_frame
-from crmkit.store.history import deals_as_of, month_index
+from crmkit.store.calls import calls_as_of, group_of, period_label
+from crmkit.store.history import HistoryIndex, deals_as_of, end_of_day, month_index
 
 LEVELS = (0.5, 0.8, 0.95)
 
@@ -296,14 +309,454 @@ def recent_backtest(
     return summarise(scores)
 
 
+# ---------------------------------------------------------------------- the forecast call
+#: The forecasters the call backtest scores, in the order the summaries list them.
+CALL_FORECASTERS = ("model", "commit", "best_case", "manager_call", "run_rate")
+#: The point forecasters (scored by absolute error and hit).
+POINT_FORECASTERS = ("commit", "best_case", "manager_call", "run_rate")
+#: The group bys of the call backtest besides the company: the scopes of quotas and calls.
+CALL_GROUP_BYS = ("owner", "team")
+#: The columns of :func:`call_backtest` (the first six are :func:`call_points`').
+CALL_COLUMNS = (
+    "origin", "group", "period", "forecaster", "outcome", "point",
+    "error", "abs_error", "hit", "crps", "cover80", "cover50",
+)  # fmt: skip
+
+
+def first_period(axis: PeriodAxis, period: str) -> tuple[int, pd.Timestamp, pd.Timestamp]:
+    """Index, first day and last instant of the first forecast period of ``axis``."""
+    step = 1 if period == "M" else 3
+    p0 = axis.first_month // step
+    m = p0 * step
+    start = pd.Timestamp(year=m // 12, month=m % 12 + 1, day=1)
+    end = end_of_day(start + pd.DateOffset(months=step) - pd.Timedelta(days=1))
+    return p0, start, end
+
+
+def call_groups(deals: pd.DataFrame) -> list[str]:
+    """``all``, then the ``owner=..`` and ``team=..`` groups of the deals (sorted)."""
+    out = ["all"]
+    for g in CALL_GROUP_BYS:
+        vals = sorted(set(deals[g].dropna().astype(str)) - {"(none)", "", "None"})
+        out += [f"{g}={v}" for v in vals]
+    return out
+
+
+def won_by_group(
+    deals: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, groups: Sequence[str]
+) -> dict[str, float]:
+    """Won revenue with ``start <= closed_at <= end`` of each group (``all``, owner, team)."""
+    c = pd.to_datetime(deals["closed_at"])
+    won = deals[deals["status"].eq("won") & (c >= start) & (c <= end)]
+    amount = won["amount"].fillna(0.0).astype(float)
+    out = dict.fromkeys(groups, 0.0)
+    out["all"] = float(amount.sum())
+    for g in CALL_GROUP_BYS:
+        for value, total in amount.groupby(won[g].astype(str)).sum().items():
+            if f"{g}={value}" in out:
+                out[f"{g}={value}"] = float(total)
+    return out
+
+
+def run_rate_points(
+    state: pd.DataFrame, p0: int, period: str, groups: Sequence[str], k: int = 3
+) -> dict[str, float]:
+    """Mean won revenue of each group over the last ``k`` complete periods before ``p0``.
+
+    The periods run from the company's first period with won revenue (periods without a
+    win count as zero); a group without any counts zero.
+    """
+    won = state[state["status"].eq("won") & state["closed_at"].notna()]
+    m = month_index(won["closed_at"])
+    key = pd.Series(m if period == "M" else m // 3, index=won.index)
+    past = won[key < p0]
+    key = key[key < p0]
+    if past.empty:
+        return dict.fromkeys(groups, 0.0)
+    periods = np.arange(max(int(key.min()), p0 - int(k)), p0)
+    amount = past["amount"].fillna(0.0).astype(float)
+
+    def mean_of(mask: pd.Series) -> float:
+        per = amount[mask].groupby(key[mask]).sum()
+        return float(per.reindex(periods, fill_value=0.0).mean())
+
+    out = {}
+    for g in groups:
+        if g == "all":
+            out[g] = mean_of(pd.Series(True, index=past.index))
+        else:
+            by, value = g.split("=", 1)
+            out[g] = mean_of(past[by].astype(str).eq(value))
+    return out
+
+
+def _call_points_at(
+    deals: pd.DataFrame,
+    index: HistoryIndex,
+    calls: pd.DataFrame | None,
+    origin: pd.Timestamp,
+    axis: PeriodAxis,
+    period: str,
+    run_rate_k: int,
+) -> pd.DataFrame:
+    """The point forecasts and the outcome of the first period of ``axis`` (see call_points)."""
+    p0, start, end = first_period(axis, period)
+    label = axis.labels[0]
+    state = deals_as_of(deals, index, origin)
+    groups = call_groups(state)
+    outcome = won_by_group(deals, start, end, groups)
+    # the state already holds the day's categories: no history to apply again
+    roll = category_rollups(state, as_of=origin, axis=axis, groups=groups)
+    roll = roll[roll["period"].astype(str) == label].set_index("group")
+    points: dict[str, dict[str, float]] = {
+        "commit": roll["commit"].astype(float).to_dict(),
+        "best_case": roll["best_case"].astype(float).to_dict(),
+        "run_rate": run_rate_points(state, p0, period, groups, run_rate_k),
+        "manager_call": {},
+    }
+    if calls is not None and len(calls):
+        for r in calls_as_of(calls, end_of_day(origin)).itertuples(index=False):
+            if r.period == period and period_label(r.period, r.period_start) == label:
+                points["manager_call"][group_of(r.scope, r.name)] = float(r.amount)
+    rows = []
+    for g in groups:
+        for name in POINT_FORECASTERS:
+            if g in points[name]:
+                rows.append(
+                    {
+                        "origin": origin.date(),
+                        "group": g,
+                        "period": label,
+                        "forecaster": name,
+                        "outcome": outcome[g],
+                        "point": points[name][g],
+                    }
+                )
+    return pd.DataFrame(rows, columns=list(CALL_COLUMNS[:6]))
+
+
+def _frames_of(store_or_frames) -> dict[str, pd.DataFrame]:
+    """The frames of a store (the forecast's and ``forecast_calls``), or the frames given."""
+    if isinstance(store_or_frames, dict):
+        return store_or_frames
+    return {
+        **load_frames(store_or_frames),
+        "forecast_calls": store_or_frames.read("forecast_calls"),
+    }
+
+
+def call_points(
+    store_or_frames,
+    origins: Sequence[object],
+    *,
+    period: str = "M",
+    run_rate_k: int = 3,
+) -> pd.DataFrame:
+    """The sales team's numbers for the next period as they stood at each origin, and outcomes.
+
+    No model is fitted: this is the part of :func:`call_backtest` rebuilt from the history.
+
+    Parameters
+    ----------
+    store_or_frames
+        A :class:`crmkit.Store`, or frames ``deals``, ``deal_history`` (and optionally
+        ``accounts`` and ``forecast_calls``) as the store gives them.
+    origins
+        Cut-off days (usually month ends); the whole day counts.
+    period
+        ``"M"`` or ``"Q"``: the period forecast is the first after each origin (the one
+        holding it unless the origin is its last day).
+    run_rate_k
+        Complete periods averaged by the run rate.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per origin, group (``all``, ``owner=..``, ``team=..`` of the deals existing
+        at the origin) and point forecaster: ``origin``, ``group``, ``period`` (label),
+        ``forecaster`` (``commit``, ``best_case``: the categories' roll-ups of the deals as
+        they stood, :func:`crmkit.forecast.call.category_rollups`; ``manager_call``: the
+        latest call made by the origin for that group and period, only where there is
+        one; ``run_rate``), ``outcome`` (won revenue of the group in the period, final
+        deals), ``point`` and the scores of :func:`score_call` (``error``, ``abs_error``,
+        ``hit``; ``crps``, ``cover80`` and ``cover50`` are NaN).
+    """
+    frames = _frames_of(store_or_frames)
+    deals = deal_frame(frames["deals"], frames.get("accounts"))
+    index = HistoryIndex(deals, frames.get("deal_history"))
+    out = []
+    for origin in origins:
+        o = pd.Timestamp(origin)
+        axis = period_axis(o, 1, period)
+        out.append(
+            _call_points_at(deals, index, frames.get("forecast_calls"), o, axis, period, run_rate_k)
+        )
+    rows = [
+        {**r, **score_call(r["outcome"], r["point"])}
+        for part in out
+        for r in part.to_dict("records")
+    ]
+    return pd.DataFrame(rows, columns=list(CALL_COLUMNS))
+
+
+def score_call(outcome: float, point: float, samples: np.ndarray | None = None) -> dict[str, float]:
+    """Scores of one forecast of one group and period.
+
+    Parameters
+    ----------
+    outcome
+        The revenue won.
+    point
+        The forecaster's number (the P50 for the model).
+    samples
+        The model's draws (closed to date plus forecast), or None for a point forecaster.
+
+    Returns
+    -------
+    dict
+        ``error`` (point - outcome), ``abs_error``, ``hit`` (1.0 when the number was
+        reached: outcome >= point), and from ``samples`` ``crps``, ``cover80`` and
+        ``cover50`` (1.0 when the outcome is inside the central 80% / 50% interval; NaN
+        without samples).
+    """
+    out = {
+        "error": float(point - outcome),
+        "abs_error": float(abs(point - outcome)),
+        "hit": float(outcome >= point),
+        "crps": np.nan,
+        "cover80": np.nan,
+        "cover50": np.nan,
+    }
+    if samples is not None:
+        s = score(samples, outcome)
+        out.update(crps=s["crps"], cover80=s["hit80"], cover50=s["hit50"])
+    return out
+
+
+def call_backtest(
+    store_or_frames,
+    origins: Sequence[object],
+    *,
+    period: str = "M",
+    draws: int = 500,
+    method: str = "map",
+    seed: int = 0,
+    run_rate_k: int = 3,
+    window_months: int = 24,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Whose forecast to trust: the model against the categories, the manager and the run rate.
+
+    At each origin the models are refitted on what was known then and the next period's
+    won deal revenue (pipeline and new business; closed to date included when the origin
+    is inside the period) is drawn per group; the point forecasts are rebuilt as they
+    stood (:func:`call_points`). All are scored against the same outcome.
+
+    Parameters
+    ----------
+    store_or_frames
+        A :class:`crmkit.Store`, or frames ``deals``, ``deal_history``, ``accounts``,
+        ``stages`` and optionally ``forecast_calls`` as the store gives them.
+    origins
+        Cut-off days (usually month ends).
+    period
+        ``"M"`` or ``"Q"``.
+    draws
+        Forecast draws per origin.
+    method
+        Fit method of the models.
+    seed
+        Random seed.
+    run_rate_k
+        Complete periods averaged by the run rate.
+    window_months
+        Training window of the models.
+    progress
+        Print one line per origin.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per origin, group, period and forecaster (:data:`CALL_FORECASTERS`;
+        ``manager_call`` only where a call had been made): ``outcome``, ``point`` (the P50
+        for the model), ``error`` (point - outcome), ``abs_error``, ``hit`` (the number was
+        reached: outcome >= point; a calibrated P50 is reached half the time, a commit
+        should be most of the time), and for the model ``crps``, ``cover80`` and
+        ``cover50`` (NaN for the point forecasters).
+    """
+    frames = _frames_of(store_or_frames)
+    deals = deal_frame(frames["deals"], frames.get("accounts"))
+    index = HistoryIndex(deals, frames.get("deal_history"))
+    rows: list[dict[str, Any]] = []
+    for origin in origins:
+        o = pd.Timestamp(origin)
+        models = fit_models(
+            {**frames, "deals": deals}, as_of=o, method=method, seed=seed,
+            window_months=window_months,
+        )  # fmt: skip
+        res = forecast_draws(
+            models, frames, as_of=o, horizon=1, period=period, draws=draws, seed=seed,
+            include_repeat=False,
+        )  # fmt: skip
+        axis = res["axis"]
+        label = axis.labels[0]
+        pts = _call_points_at(
+            deals, index, frames.get("forecast_calls"), o, axis, period, run_rate_k
+        )
+        rev = res["revenue"].sel(period=label)
+        fc = rev.sel(source="pipeline") + rev.sel(source="new_business")
+        closed = res["closed_to_date"].sel(period=label)
+        known = set(fc["group"].to_numpy().tolist())
+        outcome = pts.groupby("group")["outcome"].first()
+        for g, y in outcome.items():
+            if g not in known:
+                continue
+            samples = fc.sel(group=g).to_numpy() + float(closed.sel(group=g))
+            p50 = float(np.median(samples))
+            rows.append(
+                {"origin": o.date(), "group": g, "period": label, "forecaster": "model",
+                 "outcome": float(y), "point": p50, **score_call(float(y), p50, samples)}
+            )  # fmt: skip
+        for r in pts.to_dict("records"):
+            rows.append({**r, **score_call(r["outcome"], r["point"])})
+        if progress:
+            head = [r for r in rows if r["origin"] == o.date() and r["group"] == "all"]
+            print(o.date(), " ".join(f"{r['forecaster']}={r['abs_error']:.0f}" for r in head))
+    out = pd.DataFrame(rows, columns=list(CALL_COLUMNS))
+    order = {f: i for i, f in enumerate(CALL_FORECASTERS)}
+    out = out.sort_values(
+        ["origin", "group", "forecaster"],
+        key=lambda c: c.map(order) if c.name == "forecaster" else c,
+        kind="stable",
+    )
+    return out.reset_index(drop=True)
+
+
+def summarise_calls(results: pd.DataFrame, *, by_group: bool = False) -> pd.DataFrame:
+    """Mean scores of each forecaster of a :func:`call_backtest`.
+
+    Parameters
+    ----------
+    results
+        :func:`call_backtest` rows.
+    by_group
+        False: one row per forecaster over all its rows. True: one row per group and
+        forecaster, on the manager calls' own origins, groups and periods only (every
+        forecaster scored on the same outcomes as the manager; groups without a call are
+        left out).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``forecaster`` (and ``group`` first when ``by_group``), ``n`` (forecasts scored),
+        ``mae`` (mean absolute error of the point; the P50 for the model), ``bias`` (mean
+        point - outcome: above zero is optimistic), ``hit_rate`` (share of points reached),
+        ``crps``, ``cover80`` and ``cover50`` (the model's; NaN for point forecasters),
+        forecasters in :data:`CALL_FORECASTERS` order.
+    """
+    df = results
+    keys = ["forecaster"]
+    if by_group:
+        calls = df.loc[df["forecaster"].eq("manager_call"), ["origin", "group", "period"]]
+        df = df.merge(calls.drop_duplicates(), on=["origin", "group", "period"])
+        keys = ["group", "forecaster"]
+    out = df.groupby(keys, sort=False).agg(
+        n=("abs_error", "size"),
+        mae=("abs_error", "mean"),
+        bias=("error", "mean"),
+        hit_rate=("hit", "mean"),
+        crps=("crps", "mean"),
+        cover80=("cover80", "mean"),
+        cover50=("cover50", "mean"),
+    )
+    out = out.reset_index()
+    order = {f: i for i, f in enumerate(CALL_FORECASTERS)}
+    out["_o"] = out["forecaster"].map(order).fillna(len(order))
+    out = out.sort_values([*keys[:-1], "_o"], kind="stable").drop(columns="_o")
+    return out.reset_index(drop=True)
+
+
+def recent_call_backtest(
+    store,
+    *,
+    as_of: object,
+    origins: int,
+    period: str = "M",
+    day: int | None = None,
+    draws: int = 200,
+    method: str = "map",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`call_backtest` from the last days whose period's outcome is known by ``as_of``.
+
+    Parameters
+    ----------
+    store
+        A :class:`crmkit.Store` (or frames as :func:`call_backtest` takes them).
+    as_of
+        The forecast day.
+    origins
+        Number of origins, one a month (each refits the models).
+    period
+        ``"M"`` or ``"Q"``.
+    day
+        Day of the month of the origins (the period scored is then the one holding it,
+        with what was won by then); None: month ends (the next period is scored). Managers
+        call a period during it, so in-period origins (``day=20``) score their calls.
+    draws
+        Forecast draws per origin.
+    method
+        Fit method.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The :func:`call_backtest` rows (summarise them with :func:`summarise_calls`).
+    """
+    return call_backtest(
+        store, call_origins(as_of, origins, period=period, day=day), period=period,
+        draws=int(draws), method=method, seed=int(seed),
+    )  # fmt: skip
+
+
+def call_origins(
+    as_of: object, origins: int, *, period: str = "M", day: int | None = None
+) -> list[pd.Timestamp]:
+    """The last ``origins`` days, one a month, whose scored period is over by ``as_of``.
+
+    Month ends when ``day`` is None, else that day of each month (the month's last day when
+    shorter), at least one period (a month, or three for quarters) before ``as_of``.
+    """
+    months = 1 if period == "M" else 3
+    last = pd.Timestamp(as_of).normalize() - pd.DateOffset(months=months)
+    first = last - pd.DateOffset(months=int(origins) + 2)
+    if day is None:
+        days = month_ends(first, last)
+    else:
+        ends = month_ends(first, last + pd.offsets.MonthEnd(0))
+        days = [d.replace(day=min(int(day), d.day)) for d in ends]
+        days = [d for d in days if d <= last]
+    return days[-int(origins) :]
+
+
 __all__ = [
+    "CALL_FORECASTERS",
     "backtest",
+    "call_backtest",
+    "call_origins",
+    "call_points",
     "crps_samples",
     "month_ends",
     "period_axis",
     "recent_backtest",
+    "recent_call_backtest",
     "run_rate_draws",
+    "run_rate_points",
     "score",
+    "score_call",
     "summarise",
+    "summarise_calls",
     "weighted_pipeline_draws",
 ]

@@ -48,6 +48,7 @@ from crmkit.forecast.axes import (
     period_axis,
     revenue_array,
 )
+from crmkit.forecast.call import call_tables, first_period_win, read_call_frames
 from crmkit.forecast.params import validate_forecast_parameters
 from crmkit.forecast.snapshot import build_snapshot, publication_reasons
 from crmkit.models.pipeline.data import deal_frame
@@ -526,6 +527,15 @@ def run_forecast(
     snap.parameters.setdefault("tables", {}).update(
         extra_tables(snap, frames, open_deals=result["deals"], campaigns=store.read("campaigns"))
     )
+    # the forecast call: category roll-ups, quotas, manager calls, open deals' chances
+    deals = result["deals"].assign(
+        p_win_period=first_period_win(
+            models["pipeline"], result["deals"], result["axis"],
+            n_p=result["settings"]["n_p"], seed=seed,
+        )
+    )  # fmt: skip
+    calls, quotas = read_call_frames(store)
+    snap.parameters["tables"].update(call_tables(snap, frames, calls, quotas, open_deals=deals))
     snap.reasons = publication_reasons(snap)
     snap.status = "draft" if snap.reasons else "published"
     if save:

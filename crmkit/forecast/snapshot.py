@@ -58,8 +58,17 @@ What a snapshot holds
     draws before the forecast: records ``group``, ``period``, ``source`` (``deals``: won
     deals by close date; ``repeat``: orders without a deal by order date; ``total``: their
     sum) and ``amount``, for the last 12 periods with revenue up to the one holding
-    ``as_of``. An
-    optional ``backtest`` table holds accuracy scores.
+    ``as_of``. The forecast call's tables, from :mod:`crmkit.forecast.call`:
+    ``forecast_call`` (per group ``all``, ``team=..``, ``owner=..`` and period: the
+    category roll-ups ``closed``, ``commit``, ``best_case``, ``pipeline``, the model's
+    ``p10`` / ``p50`` / ``p90`` of closed to date + forecast, ``p_commit`` and
+    ``p_best_case`` = P(closed to date + forecast >= that roll-up), and the manager's latest
+    call by ``as_of``: ``call``, ``call_author``, ``call_note``, ``call_at``, else None);
+    ``attainment`` (per group and period with a quota of the snapshot's period kind:
+    ``quota``, ``closed_to_date``, ``attainment_to_date``, ``expected_attainment``,
+    ``att_p10``, ``att_p50``, ``att_p90``, ``p_attain``); ``open_deals`` (every open deal:
+    ``deal_id``, ``p_win`` within the first period, ``p_slip``, ``expected_revenue`` within
+    the horizon). An optional ``backtest`` table holds accuracy scores.
 
 Publication
 -----------

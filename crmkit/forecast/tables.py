@@ -150,20 +150,31 @@ def probability_of_target(
     return float(np.mean(total >= target))
 
 
-def forecast_to_json(snapshot: Snapshot) -> dict[str, Any]:
+#: The forecast call's tables in the CLI's JSON (``open_deals`` only when asked).
+CALL_TABLES = ("forecast_call", "attainment")
+
+
+def forecast_to_json(snapshot: Snapshot, *, open_deals: bool = False) -> dict[str, Any]:
     """The CLI's JSON: for each period, p10 / p50 / p90 per source and total, and P(target).
 
     Parameters
     ----------
     snapshot
         A forecast snapshot.
+    open_deals
+        Also give the ``open_deals`` table (one record per open deal; long).
 
     Returns
     -------
     dict
         ``{"as_of", "horizon", "period", "snapshot_id", "diagnostics_ok", "periods": [{"period",
         "pipeline": {"p10", "p50", "p90", "mean"}, "new_business": {...}, "repeat": {...},
-        "total": {...}, "closed_to_date", ["target", "p_target"]}]}``.
+        "total": {...}, "closed_to_date", ["target", "p_target"]}], "forecast_call": [...],
+        "attainment": [...]}`` and ``"open_deals": [...]`` when asked: the snapshot's
+        tables of the forecast call (:mod:`crmkit.forecast.call`; category roll-ups, the
+        model's P10 / P50 / P90, ``p_commit``, ``p_best_case``, the manager's call; quotas
+        with the expected attainment and ``p_attain``), probabilities as numbers in [0, 1],
+        missing values null. A snapshot saved before these tables existed gives empty lists.
     """
     q = snapshot.quantiles
     q = q[(q["group_by"] == "all")]
@@ -181,7 +192,8 @@ def forecast_to_json(snapshot: Snapshot) -> dict[str, Any]:
             entry["target"] = float(tot["target"])
             entry["p_target"] = float(tot["p_target"])
         periods.append(entry)
-    return {
+    tables = (snapshot.parameters or {}).get("tables") or {}
+    out = {
         "as_of": str(snapshot.as_of),
         "horizon": int(snapshot.horizon),
         "period": snapshot.period,
@@ -189,9 +201,13 @@ def forecast_to_json(snapshot: Snapshot) -> dict[str, Any]:
         "diagnostics_ok": bool(snapshot.diagnostics.get("ok", False)),
         "periods": periods,
     }
+    for name in (*CALL_TABLES, "open_deals") if open_deals else CALL_TABLES:
+        out[name] = [dict(r) for r in tables.get(name) or []]
+    return out
 
 
 __all__ = [
+    "CALL_TABLES",
     "QUANTILES",
     "forecast_to_json",
     "probability_of_target",

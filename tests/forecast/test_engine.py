@@ -225,3 +225,88 @@ def test_publication_checks_find_failed_diagnostics_and_an_all_zero_forecast(
     neg = copy.deepcopy(snap)
     neg.draws["revenue"][0, 0, 0, 0] = -1.0
     assert publication_reasons(neg) == ["the revenue draws hold negative amounts"]
+
+
+# ---------------------------------------------------------------- the forecast call (#16)
+def test_snapshot_carries_the_forecast_call_attainment_and_open_deals(store_and_snap) -> None:
+    store, snap, _ = store_and_snap
+    tables = store.load_snapshot(snap.snapshot_id).parameters["tables"]
+    groups = [g for g in snap.coords["group"] if g == "all" or g.startswith(("team=", "owner="))]
+    call = pd.DataFrame(tables["forecast_call"])
+    assert len(call) == len(groups) * 3
+    assert list(dict.fromkeys(call["group"])) == groups
+    # the categories' closed revenue is the model's closed to date, group by group
+    q = snap.quantiles[snap.quantiles["source"].eq("total")]
+    q_group = np.where(q["group_by"].eq("all"), "all", q["group_by"] + "=" + q["group"])
+    ctd = dict(zip(zip(q_group, q["period"], strict=True), q["closed_to_date"], strict=True))
+    for r in call.itertuples():
+        assert r.closed == pytest.approx(ctd[(r.group, r.period)])
+        assert r.closed <= r.commit <= r.best_case <= r.pipeline
+        assert r.p10 <= r.p50 <= r.p90
+        assert 0.0 <= r.p_commit <= 1.0 and 0.0 <= r.p_best_case <= 1.0
+    # the model's P10 of the company is closed to date plus the P10 of the forecast
+    first = call[call["group"].eq("all")].iloc[0]
+    draws = snap.revenue.sel(source="total", group="all", period="2024-05").to_numpy()
+    assert first["p10"] == pytest.approx(first["closed"] + np.quantile(draws, 0.1))
+    assert tables["attainment"] == []  # no quotas in this store
+    open_deals = pd.DataFrame(tables["open_deals"])
+    assert open_deals["deal_id"].tolist() == snap.coords["deal_id"]
+    np.testing.assert_allclose(open_deals["expected_revenue"], snap.draws["deal_expected"])
+    assert (open_deals["p_win"] <= np.asarray(snap.draws["deal_p_win"]) + 1e-6).all()
+
+
+def test_run_forecast_reads_quotas_and_the_managers_calls(
+    sim_deals_db_file, copy_db, tmp_path
+) -> None:
+    from crmkit.store import Store
+    from crmkit.store.calls import add_call
+
+    store = Store.open(copy_db(sim_deals_db_file, tmp_path))
+    store.insert(
+        "quotas",
+        pd.DataFrame(
+            {
+                "scope": ["company", "team"],
+                "name": ["all", "nowhere"],
+                "period": ["M", "M"],
+                "period_start": pd.to_datetime(["2024-05-01", "2024-05-01"]),
+                "amount": [100_000.0, 50_000.0],
+            }
+        ),
+    )
+    add_call(
+        store,
+        scope="company",
+        name="all",
+        period="M",
+        period_start="2024-05-01",
+        amount=90_000.0,
+        author="mia",
+        note="solid",
+        at="2024-04-29 16:00",
+    )
+    add_call(
+        store,
+        scope="company",
+        name="all",
+        period="M",
+        period_start="2024-05-01",
+        amount=120_000.0,
+        author="mia",
+        at="2024-05-02 09:00",
+    )  # after as_of
+    snap = run_forecast(store, as_of=AS_OF, horizon=2, draws=200, seed=1, save=False,
+                        include_repeat=False)  # fmt: skip
+    tables = snap.parameters["tables"]
+    (att,) = tables["attainment"]  # the quota of an unknown team has no record
+    draws = snap.revenue.sel(source="total", group="all", period="2024-05").to_numpy()
+    assert (att["group"], att["period"], att["quota"]) == ("all", "2024-05", 100_000.0)
+    assert att["p_attain"] == pytest.approx(np.mean(att["closed_to_date"] + draws >= 100_000.0))
+    assert att["expected_attainment"] == pytest.approx(
+        np.mean((att["closed_to_date"] + draws) / 100_000.0)
+    )
+    company = [r for r in tables["forecast_call"] if r["group"] == "all"]
+    assert (company[0]["call"], company[0]["call_author"], company[0]["call_note"]) == (
+        90_000.0, "mia", "solid")  # fmt: skip
+    assert company[1]["call"] is None
+    store.close()

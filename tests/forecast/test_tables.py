@@ -132,6 +132,26 @@ def test_group_rows_do_not_leak_into_the_totals() -> None:
     assert out["as_of"] == "2026-11-30" and out["period"] == "M" and out["horizon"] == 2
 
 
+def test_json_carries_the_forecast_call_and_attainment_and_open_deals_only_if_asked() -> None:
+    snap = _snapshot(None)
+    call = {"group": "all", "period": "2026-12", "commit": 500.0, "p_commit": 0.4,
+            "p_best_case": 0.2, "call": None}  # fmt: skip
+    att = {"group": "all", "period": "2026-12", "quota": 900.0, "p_attain": 0.3}
+    deal = {"deal_id": "D1", "p_win": 0.5, "p_slip": None, "expected_revenue": 10.0}
+    snap.parameters = {"tables": {"forecast_call": [call], "attainment": [att],
+                                  "open_deals": [deal]}}  # fmt: skip
+    out = forecast_to_json(snap)
+    assert out["forecast_call"] == [call] and out["attainment"] == [att]
+    assert "open_deals" not in out  # compact by default
+    assert forecast_to_json(snap, open_deals=True)["open_deals"] == [deal]
+    json.dumps(out, allow_nan=False)
+
+
+def test_json_of_a_snapshot_without_the_call_tables_has_empty_lists() -> None:
+    out = forecast_to_json(_snapshot(None), open_deals=True)
+    assert out["forecast_call"] == [] and out["attainment"] == [] and out["open_deals"] == []
+
+
 def test_probability_of_target_of_a_group_adds_that_groups_closed_to_date() -> None:
     snap = make_fake_snapshot(seed=5, n_draws=400, horizon=3, target=900_000.0)
     groups = snap.coords["group"]
