@@ -32,8 +32,15 @@ def make_fake_snapshot(
     scale: float = 1.0,
     target: float | None = 1_100_000.0,
     label: str = "fake",
+    forecast_call: bool = False,
 ) -> Snapshot:
-    """Return a contract-shaped snapshot with random but consistent roll-ups."""
+    """Return a contract-shaped snapshot with random but consistent roll-ups.
+
+    With ``forecast_call=True`` it also holds the issue #16 tables ``forecast_call``,
+    ``attainment`` and ``open_deals`` (computed from its draws as the design says, see
+    :func:`_call_tables`) and the per-deal arrays (``deal_*``) that
+    :func:`crmkit.forecast.compare.compare_snapshots` reads; the deals differ with ``seed``.
+    """
     rng = np.random.default_rng(seed)
     first = pd.Period(as_of, freq="M")
     periods = [str(first + i) for i in range(horizon)]
@@ -169,12 +176,29 @@ def make_fake_snapshot(
         {"origin": "2026-05-31", "horizon": 3, "coverage_p10_p90": 0.78, "mape_p50": 0.14},
         {"origin": "2026-08-31", "horizon": 3, "coverage_p10_p90": 0.83, "mape_p50": 0.11},
     ]
+    tables = {
+        "stage_probabilities": stage_probabilities,
+        "at_risk_deals": deals,
+        "actuals": actuals,
+        "pipeline_by_stage": pipeline_by_stage,
+        "campaign_roi": campaign_roi,
+        "backtest": backtest,
+    }
+    draws: dict = {"revenue": revenue}
+    coords: dict = {}
+    if forecast_call:
+        deal_arrays = _deal_arrays(np.random.default_rng(1000 + seed), as_of, scale)
+        coords["deal_id"] = deal_arrays.pop("deal_id")
+        draws |= deal_arrays
+        tables |= _call_tables(revenue, closed, periods, coords["deal_id"], deal_arrays)
     return Snapshot(
         as_of=as_of,
         horizon=horizon,
         period="M",
         quantiles=quantiles,
-        draws={"revenue": revenue},
+        draws=draws,
+        coords=coords,
+        dims={k: ["deal_id"] for k in draws if k.startswith("deal_")},
         parameters={
             "as_of": str(as_of),
             "horizon": horizon,
@@ -184,14 +208,7 @@ def make_fake_snapshot(
             "methods": {"pipeline": "fake", "new_business": "fake", "repeat": "fake"},
             "seed": seed,
             "data": {"deals": 24},
-            "tables": {
-                "stage_probabilities": stage_probabilities,
-                "at_risk_deals": deals,
-                "actuals": actuals,
-                "pipeline_by_stage": pipeline_by_stage,
-                "campaign_roi": campaign_roi,
-                "backtest": backtest,
-            },
+            "tables": tables,
         },
         diagnostics={
             "ok": True,
@@ -220,3 +237,94 @@ def _actual(rng: np.random.Generator, scale: float) -> list[float]:
     ]
     parts = [p * scale for p in parts]
     return [*parts, sum(parts)]
+
+
+#: Quota of each owner per period in :func:`_call_tables` (teams and the company: sums).
+OWNER_QUOTAS = {"ann": 150_000.0, "bob": 120_000.0, "cy": 140_000.0}
+#: Manager calls in :func:`_call_tables`: (group, first period?) -> call; names need escaping.
+CALLS = {
+    "team=north": {"call": 310_000.0, "call_author": "Dana <b>& Co</b>",
+                   "call_note": "<script>alert(1)</script> two deals at risk",
+                   "call_at": "2026-11-14T09:30:00"},
+    "all": {"call": 620_000.0, "call_author": "Eve", "call_note": None,
+            "call_at": "2026-11-13T16:00:00"},
+}  # fmt: skip
+
+
+def _deal_arrays(rng: np.random.Generator, as_of: dt.date, scale: float) -> dict:
+    """Per-deal arrays of the open deals D000..D029, a random ~85 % of them, by seed."""
+    ids = [f"D{i:03d}" for i in range(30) if rng.random() > 0.15]
+    n = len(ids)
+    month0 = as_of.year * 12 + as_of.month - 1
+    amount = np.array([5_000.0 + 1_000.0 * int(i[1:]) for i in ids]) * scale
+    amount = np.where(rng.random(n) < 0.2, amount * 1.5, amount)
+    p_win = rng.uniform(0.1, 0.9, n)
+    stages = np.array(["Qualification", "Discovery", "Proposal", "Negotiation"])
+    return {
+        "deal_id": ids,
+        "deal_p_win": p_win,
+        "deal_expected": amount * p_win,
+        "deal_amount": amount,
+        "deal_expected_month": month0 + rng.integers(0, 3, n),
+        "deal_stage": stages[rng.integers(0, 4, n)],
+    }
+
+
+def _call_tables(
+    revenue: xr.DataArray,
+    closed: dict[str, dict[str, float]],
+    periods: list[str],
+    deal_ids: list[str],
+    deal_arrays: dict,
+) -> dict[str, list[dict]]:
+    """The ``forecast_call``, ``attainment`` and ``open_deals`` tables, from the draws.
+
+    Categories: each owner's commit is the won revenue plus 60 % of its mean forecast, best
+    case adds 30 %, pipeline 50 % more; teams and the company are the sums of their owners.
+    Quotas: :data:`OWNER_QUOTAS` per owner and period (sums for teams and the company).
+    """
+    teams = sorted(set(OWNERS.values()))
+    members = {"all": list(OWNERS)} | {f"team={t}": [o for o in OWNERS if OWNERS[o] == t]
+                                       for t in teams}  # fmt: skip
+    members |= {f"owner={o}": [o] for o in OWNERS}
+    calls, attainment = [], []
+    for g, owners in members.items():
+        for pi, p in enumerate(periods):
+            won = sum(closed[f"owner={o}"]["pipeline"] for o in owners) if pi == 0 else 0.0
+            cat = {"closed": won, "commit": won, "best_case": won, "pipeline": won}
+            for o in owners:
+                m = float(revenue.sel(period=p, source="total", group=f"owner={o}").mean())
+                cat["commit"] += round(0.6 * m)
+                cat["best_case"] += round(0.9 * m)
+                cat["pipeline"] += round(1.4 * m)
+            so_far = closed[g]["total"] if pi == 0 else 0.0
+            sums = revenue.sel(period=p, source="total", group=g).to_numpy() + so_far
+            call = CALLS.get(g) if pi == 0 else None
+            calls.append(
+                {"group": g, "period": p, **cat,
+                 **{k: float(np.quantile(sums, q)) for k, q in
+                    (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))},
+                 "p_commit": float(np.mean(sums >= cat["commit"])),
+                 "p_best_case": float(np.mean(sums >= cat["best_case"])),
+                 **(call or dict.fromkeys(("call", "call_author", "call_note", "call_at")))}
+            )  # fmt: skip
+            quota = sum(OWNER_QUOTAS[o] for o in owners)
+            att = sums / quota
+            attainment.append(
+                {"group": g, "period": p, "quota": quota, "closed_to_date": so_far,
+                 "attainment_to_date": so_far / quota, "expected_attainment": float(att.mean()),
+                 "att_p10": float(np.quantile(att, 0.1)), "att_p50": float(np.median(att)),
+                 "att_p90": float(np.quantile(att, 0.9)), "p_attain": float(np.mean(att >= 1.0))}
+            )  # fmt: skip
+    open_deals = [
+        {
+            "deal_id": d,
+            "p_win": float(pw),
+            "p_slip": float(1 - pw) / 2,
+            "expected_revenue": float(e),
+        }
+        for d, pw, e in zip(
+            deal_ids, deal_arrays["deal_p_win"], deal_arrays["deal_expected"], strict=True
+        )
+    ]
+    return {"forecast_call": calls, "attainment": attainment, "open_deals": open_deals}

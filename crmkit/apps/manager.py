@@ -12,11 +12,13 @@ from __future__ import annotations
 import html
 
 import ipywidgets as w
+import pandas as pd
 
 from crmkit.apps import dashboard as db
 from crmkit.apps.dashboard import headline_html, table_html, viewer_name
 from crmkit.errors import CrmkitError
 from crmkit.plots import svg as fanchart_svg
+from crmkit.plots.waterfall import waterfall_svg
 from crmkit.store import Snapshot, Store
 
 ALL = "All"
@@ -34,6 +36,11 @@ _CSS = """
 .crmkit-row {display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start;}
 .crmkit-fig {flex: 0 1 640px; min-width: 320px;}
 .crmkit-fanchart {max-width: 1100px;}
+.crmkit-call-table td, .crmkit-quota-table td {text-align: right;}
+.crmkit-call-table td[data-col="call_note"], .crmkit-call-table td[data-col="call_author"],
+.crmkit-quota-table td[data-col="name"], .crmkit-quota-table td[data-col="scope"]
+{text-align: left;}
+.crmkit-waterfall {max-width: 760px;}
 </style>
 """
 
@@ -42,9 +49,11 @@ class ManagerView:
     """The manager page for one snapshot.
 
     The page is few widgets: the title, the three filter dropdowns, one HTML widget with
-    everything that follows the filter (headline, fan chart, pipeline by stage, deals at
-    risk) and one with what does not (segments, campaigns). Figures are SVG written by
-    :mod:`crmkit.plots.svg`, so neither matplotlib nor a picture cache is involved.
+    everything that follows the filter (headline, fan chart, the forecast call, quotas,
+    pipeline by stage, deals at risk) and one with what does not (what changed since the
+    previous forecast, segments, campaigns). Figures are SVG written by
+    :mod:`crmkit.plots.svg` and :mod:`crmkit.plots.waterfall`, so neither matplotlib nor a
+    picture cache is involved.
 
     Parameters
     ----------
@@ -52,12 +61,19 @@ class ManagerView:
         The forecast snapshot shown.
     top_n
         Number of deals in the at-risk table.
+    changes
+        What changed since the previous snapshot
+        (:func:`crmkit.apps.dashboard.page_changes`), drawn as a waterfall; None when there
+        is no previous snapshot.
 
     """
 
-    def __init__(self, snap: Snapshot, *, top_n: int = 10) -> None:
+    def __init__(
+        self, snap: Snapshot, *, top_n: int = 10, changes: pd.DataFrame | None = None
+    ) -> None:
         self.snap = snap
         self.top_n = top_n
+        self.changes = changes
         self._busy = False
         options = db.filter_options(snap)
         self.dropdowns = {
@@ -152,6 +168,8 @@ class ManagerView:
             f'<div class="crmkit-body" data-group="{html.escape(flt.group)}">'
             f"{headline_html(db.headline(s, flt), flt)}"
             f'<div class="crmkit-fanchart">{fan}</div>'
+            f"{db.forecast_call_html(db.forecast_call(s, flt), flt)}"
+            f"{db.attainment_html(db.attainment(s, flt), flt)}"
             "<h3>Pipeline by stage</h3>"
             '<p class="crmkit-note">Open deals, their amount and expected revenue (amount times '
             "the learned win rate) by stage; win rates as configured against learned from "
@@ -162,7 +180,7 @@ class ManagerView:
         )
 
     def _static_html(self) -> str:
-        """The parts that do not depend on the filter: segments and campaigns."""
+        """The parts that do not depend on the filter: changes, segments and campaigns."""
         seg = db.segment_contributions(self.snap)
         seg_svg = "" if seg.empty else fanchart_svg.segment_svg(seg)
         seg_table = table_html(
@@ -192,7 +210,11 @@ class ManagerView:
                 )
                 roi = roi.head(MAX_CAMPAIGNS)
             campaigns += table_html(roi, css="crmkit-roi", money=money, shares=shares)
+        steps = self.changes
+        wf = "" if steps is None else waterfall_svg(steps, title="What changed — whole company")
         return (
+            "<h3>What changed since the previous forecast</h3>"
+            f'{db.waterfall_note(steps)}<div class="crmkit-waterfall">{wf}</div>'
             "<h3>Segment contributions</h3>"
             f'<div class="crmkit-row"><div class="crmkit-fig">{seg_svg}</div>'
             f"<div>{seg_table}</div></div>"

@@ -21,6 +21,7 @@ from crmkit.errors import CrmkitError
 from crmkit.forecast.compare import compare_with_previous
 from crmkit.plots.fanchart import fan_chart
 from crmkit.plots.format import figure_png
+from crmkit.plots.waterfall import waterfall_figure
 from crmkit.store import Snapshot, Store
 from crmkit.store.engine import ENV_URL, resolve_url
 
@@ -36,6 +37,9 @@ class ReportContext:
     refitted: bool
     changes: dict[str, pd.DataFrame] | None = None
     backtest: pd.DataFrame | None = None
+    call_backtest: pd.DataFrame | None = None
+    #: Why the forecast-call backtest was not run (too little history, no deals), if so.
+    call_backtest_note: str | None = None
 
 
 def prepare(
@@ -98,6 +102,16 @@ def prepare(
         scores = None
         if p["backtest"] and db.backtest_table(snap) is None:
             scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
+        call_scores, call_note = None, None
+        if p["backtest"] and store.count("deals") == 0:
+            call_note = "the database holds no deals to rebuild the past forecast calls from"
+        elif p["backtest"]:
+            try:
+                call_scores = run_call_backtest(
+                    store, snap, origins=p["backtest"], method=p["method"]
+                )
+            except CrmkitError as exc:  # too little history: the section says why, not the run
+                call_note = str(exc)
         changes = compare_with_previous(store, snap, previous) if previous else None
         url = store.url
     finally:
@@ -110,6 +124,8 @@ def prepare(
         refitted=p["refit"],
         changes=changes,
         backtest=scores,
+        call_backtest=call_scores,
+        call_backtest_note=call_note,
     )
 
 
@@ -225,19 +241,93 @@ def show_changes(ctx: ReportContext) -> None:
             shares=("p_target_before", "p_target_now"),
         ),
     ]  # fmt: skip
-    reasons = _change_reasons(ctx)
-    if reasons is not None and not reasons.empty:
-        parts.append("<p>Change of expected revenue by reason:</p>")
-        parts.append(db.table_html(reasons, css="crmkit-reasons", money=("delta_expected",)))
     _show("".join(parts))
+    show_waterfall(ctx)
 
 
-def _change_reasons(ctx: ReportContext) -> pd.DataFrame | None:
-    """Change of expected revenue by reason (``compare_with_previous``) if both have deals."""
-    both = all("deal_expected" in s.draws for s in (ctx.snapshot, ctx.previous))  # type: ignore[union-attr]
-    if not both or ctx.changes is None:
+def change_steps(ctx: ReportContext) -> pd.DataFrame | None:
+    """Return the steps of the "what changed" waterfall of the report.
+
+    Parameters
+    ----------
+    ctx
+        The report's context (its ``changes`` from :func:`prepare`).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        :func:`crmkit.apps.dashboard.change_steps` of the previous and the reported
+        snapshot; None when there is no previous snapshot.
+
+    """
+    if ctx.previous is None:
         return None
-    return ctx.changes["reasons"]
+    reasons = ctx.changes["reasons"] if ctx.changes is not None else None
+    return db.change_steps(ctx.previous, ctx.snapshot, reasons)
+
+
+def steps_html(steps: pd.DataFrame) -> str:
+    """Render the waterfall's numbers as a table: one ``<tr data-step=..>`` per bar.
+
+    Parameters
+    ----------
+    steps
+        :func:`crmkit.apps.dashboard.change_steps`.
+
+    Returns
+    -------
+    str
+        HTML table with cells ``data-col`` = ``deals`` and ``amount``.
+
+    """
+    rows = []
+    for _, r in steps.iterrows():
+        total = r["kind"] == "total"
+        amount = db.format_amount(r["amount"])
+        if not total and r["amount"] > 0:
+            amount = "+" + amount
+        counted = not pd.isna(r["deals"]) and r["step"] not in ("new_business", "repeat")
+        deals = f"{r['deals']:.0f}" if counted else ""
+        b = ("<b>", "</b>") if total else ("", "")
+        rows.append(
+            f'<tr data-step="{html.escape(str(r["step"]))}"><td>{b[0]}'
+            f"{html.escape(str(r['label']))}{b[1]}</td>"
+            f'<td data-col="deals">{deals}</td><td data-col="amount">{b[0]}{amount}{b[1]}</td></tr>'
+        )
+    return (
+        '<table class="crmkit-table crmkit-waterfall-table"><tr><th>step</th><th>deals</th>'
+        f"<th>expected revenue</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def show_waterfall(ctx: ReportContext) -> None:
+    """Show what changed since the previous forecast as a waterfall, with its numbers."""
+    from IPython.display import Image, display
+
+    steps = change_steps(ctx)
+    _show(db.waterfall_note(steps))
+    if steps is None:
+        return
+    fig = waterfall_figure(steps, title="What changed — whole company")
+    display(Image(data=figure_png(fig, dpi=110), format="png"))
+    _show(steps_html(steps))
+
+
+def show_forecast_call(ctx: ReportContext) -> None:
+    """Show the forecast call: categories' roll-ups beside the model, and the manager's call."""
+    flt = ctx.filter
+    _show(db.forecast_call_html(db.forecast_call(ctx.snapshot, flt), flt))
+
+
+def show_attainment(ctx: ReportContext) -> None:
+    """Show quota attainment: to date, expected with P10–P90, and P(attain)."""
+    flt = ctx.filter
+    _show(db.attainment_html(db.attainment(ctx.snapshot, flt), flt))
+
+
+def show_call_backtest(ctx: ReportContext) -> None:
+    """Show whose forecast to trust: :func:`call_backtest_html` of the report's context."""
+    _show(call_backtest_html(ctx))
 
 
 def show_backtest(ctx: ReportContext) -> None:
@@ -303,3 +393,117 @@ def write_outputs(ctx: ReportContext, out_dir: str | Path) -> Path:
     path = Path(out_dir) / "summary.json"
     path.write_text(json.dumps(summary(ctx), indent=2))
     return path
+
+
+# ---------------------------------------------------------------------- whose forecast to trust
+#: How the call backtest's forecasters are named in the report.
+CALL_FORECASTER_NAMES = {
+    "model": "Model (P50)",
+    "commit": "Commit roll-up",
+    "best_case": "Best Case roll-up",
+    "manager_call": "Manager's call",
+    "run_rate": "Run rate",
+}
+
+
+#: Day of the month the report's call backtest forecasts from: inside the period, after
+#: managers have called it (mid-month updates), as at a weekly forecast call.
+CALL_BACKTEST_DAY = 20
+
+
+def run_call_backtest(
+    store: Store, snap: Snapshot, *, origins: int, method: str = "map"
+) -> pd.DataFrame:
+    """Score the model, the category roll-ups and the manager calls of past periods.
+
+    Parameters
+    ----------
+    store
+        The database.
+    snap
+        The snapshot reported (its as-of day, period, draws and seed are used).
+    origins
+        Number of past months, forecast from their :data:`CALL_BACKTEST_DAY` (each refits
+        the models).
+    method
+        Fit method.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`crmkit.forecast.backtest.recent_call_backtest` rows, for
+        :func:`call_backtest_html`.
+    """
+    from crmkit.forecast.backtest import recent_call_backtest
+
+    return recent_call_backtest(
+        store, as_of=snap.as_of, origins=origins, period=snap.period, day=CALL_BACKTEST_DAY,
+        draws=min(int(snap.parameters.get("draws", 500) or 500), 500), method=method,
+        seed=int(snap.parameters.get("seed", 0) or 0),
+    )  # fmt: skip
+
+
+def call_backtest_html(scores: pd.DataFrame | ReportContext | None) -> str:
+    """HTML of the "whose forecast to trust" section from a call backtest's rows.
+
+    Parameters
+    ----------
+    scores
+        :func:`crmkit.forecast.backtest.call_backtest` rows (or
+        :func:`run_call_backtest`'s), a :class:`ReportContext` (its ``call_backtest``),
+        or None when no backtest was run.
+
+    Returns
+    -------
+    str
+        An explanation, a table per forecaster (mean absolute error, bias, hit rate; CRPS
+        and coverage of the model) and, when managers made calls, a table per group on the
+        periods they called (class ``crmkit-call-backtest``); a note when there is nothing
+        to score.
+    """
+    note = None
+    if isinstance(scores, ReportContext):
+        scores, note = scores.call_backtest, scores.call_backtest_note
+    if scores is None or scores.empty:
+        why = f" ({html.escape(note)})" if note else ""
+        return (
+            '<p class="crmkit-call-backtest">No forecast-call backtest was run for this '
+            f"report{why}, so the model is not compared with the categories' roll-ups and the "
+            "managers' calls.</p>"
+        )
+    from crmkit.forecast.backtest import summarise_calls
+
+    money, shares = ("mae", "bias", "crps"), ("hit_rate", "cover80", "cover50")
+
+    def named(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.copy()
+        out["forecaster"] = out["forecaster"].map(CALL_FORECASTER_NAMES).fillna(out["forecaster"])
+        return out
+
+    n_origins = scores["origin"].nunique()
+    parts = [
+        '<p class="crmkit-call-backtest">Whose forecast to trust: from '
+        f"{n_origins} past day(s), the won deal revenue of the company, each team and each "
+        "owner in the period then under way (or the next, from a period's last day) as the "
+        "model forecast it (its P50), as the forecast categories "
+        "rolled up then (Commit = Closed + Commit, Best Case = Commit + Best Case), as the "
+        "managers called it and as the recent run rate. Lower mean absolute error is better; "
+        "bias above zero means the number was too high; hit rate is how often the number was "
+        "reached (a P50 about half the time, a commit should be most of the time); cover80 is "
+        "how often the outcome fell in the model's P10–P90 range (0.8 is ideal).</p>",
+        db.table_html(
+            named(summarise_calls(scores)), css="crmkit-call-backtest-table",
+            money=money, shares=shares,
+        ),
+    ]  # fmt: skip
+    if scores["forecaster"].eq("manager_call").any():
+        parts.append(
+            "<p>On the periods each manager called, everyone scored on the same outcomes:</p>"
+        )
+        parts.append(
+            db.table_html(
+                named(summarise_calls(scores, by_group=True)),
+                css="crmkit-call-backtest-groups", money=money, shares=shares,
+            )
+        )  # fmt: skip
+    return "".join(parts)

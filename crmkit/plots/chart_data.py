@@ -293,3 +293,91 @@ def segment_data(segments: pd.DataFrame) -> BarChart:
         finite = p90[np.isfinite(p90)]
         xmax = float(finite.max()) if finite.size else 1.0
     return BarChart("Revenue by segment over the horizon", labels, series, share=False, xmax=xmax)
+
+
+#: Colours of the waterfall's totals, increases and decreases.
+WATERFALL_COLORS = {"total": SOURCE_COLORS["total"], "up": "#2a7f62", "down": "#c0392b"}
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    """A waterfall's bars, top to bottom: each from ``lo`` to ``hi`` (totals start at 0)."""
+
+    title: str
+    #: What each bar is (unique).
+    labels: list[str]
+    #: ``"total"`` or ``"change"`` per bar.
+    kinds: list[str]
+    #: The total, or the change, of each bar.
+    values: np.ndarray
+    #: Where each bar starts and ends: a change runs from the running total before it to
+    #: the one after it.
+    start: np.ndarray
+    end: np.ndarray
+    #: Number of deals of each change (NaN when not counted).
+    deals: np.ndarray
+
+    @property
+    def colors(self) -> list[str]:
+        """Colour of each bar: totals, increases, decreases."""
+        return [
+            WATERFALL_COLORS["total"] if k == "total"
+            else WATERFALL_COLORS["up" if v >= 0 else "down"]
+            for k, v in zip(self.kinds, self.values, strict=True)
+        ]  # fmt: skip
+
+    @property
+    def value_labels(self) -> list[str]:
+        """Text of each bar's value: totals as amounts, changes signed (``+12,345``)."""
+        return [
+            format_amount(v) if k == "total" else ("+" if v > 0 else "") + format_amount(v)
+            for k, v in zip(self.kinds, self.values, strict=True)
+        ]
+
+    @property
+    def xmin(self) -> float:
+        """Smallest value the axis must reach (0 or below)."""
+        lows = np.minimum(self.start, self.end)
+        return float(min(0.0, np.nanmin(lows))) if len(lows) else 0.0
+
+    @property
+    def xmax(self) -> float:
+        """Largest value the axis must reach (1 at least)."""
+        highs = np.maximum(self.start, self.end)
+        return float(max(1.0, np.nanmax(highs))) if len(highs) else 1.0
+
+
+def waterfall_data(steps: pd.DataFrame, *, title: str = "What changed") -> Waterfall:
+    """Lay out a waterfall: totals from zero, each change from the running total.
+
+    Parameters
+    ----------
+    steps
+        :func:`crmkit.apps.dashboard.change_steps`: ``label``, ``kind`` (``"total"`` or
+        ``"change"``), ``amount`` and optionally ``deals``, in order.
+    title
+        The chart's title.
+
+    Returns
+    -------
+    Waterfall
+        A total resets the running total to its amount; a change adds to it. Repeated
+        labels get a number (``"other (2)"``) so that each bar is told apart.
+
+    """
+    labels, seen = [], {}
+    for lab in steps.get("label", pd.Series(dtype=str)).astype(str):
+        seen[lab] = seen.get(lab, 0) + 1
+        labels.append(lab if seen[lab] == 1 else f"{lab} ({seen[lab]})")
+    kinds = [str(k) for k in steps.get("kind", [])]
+    values = _floats(steps.get("amount", []))
+    start, end = np.zeros(len(values)), np.zeros(len(values))
+    running = 0.0
+    for i, (k, v) in enumerate(zip(kinds, values, strict=True)):
+        if k == "total":
+            start[i], end[i], running = 0.0, v, v
+        else:
+            start[i], end[i] = running, running + v
+            running += v
+    deals = _floats(steps["deals"]) if "deals" in steps else np.full(len(values), np.nan)
+    return Waterfall(title, labels, kinds, values, start, end, deals)

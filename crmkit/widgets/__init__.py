@@ -1,4 +1,4 @@
-"""Thin ipywidgets views over crmkit's functions: editable grids, forms, segment explorer.
+"""Thin ipywidgets views over crmkit's functions: grids, forms, forecast calls, segment explorer.
 
 Names are imported on first use, so an app that only edits deals does not load the
 plotting stack the segment explorer needs.
@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from crmkit.widgets.calls import CallForm, QuotaEditor
     from crmkit.widgets.forms import AddForm, BulkEdit, DeleteRows, editor, form_choices
     from crmkit.widgets.grid import EntityGrid, GridQuery, filter_rows, load_table, page_of
     from crmkit.widgets.segment_explorer import SegmentExplorer
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 _WHERE = {
     "AddForm": "forms",
     "BulkEdit": "forms",
+    "CallForm": "calls",
+    "QuotaEditor": "calls",
     "DeleteRows": "forms",
     "editor": "forms",
     "form_choices": "forms",
@@ -31,9 +34,11 @@ _WHERE = {
 __all__ = [
     "AddForm",
     "BulkEdit",
+    "CallForm",
     "DeleteRows",
     "EntityGrid",
     "GridQuery",
+    "QuotaEditor",
     "SegmentExplorer",
     "editor",
     "filter_rows",

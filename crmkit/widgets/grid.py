@@ -8,12 +8,18 @@ validates it by the import rules, writes the deal history, and refuses it with a
 :class:`~crmkit.errors.ConflictError` when someone else changed the row meanwhile. Values
 are compared as the store types them (:func:`same_value`), never as text, and the front
 end's echo of a value the grid shows is never taken for an edit.
+
+The deal grid also shows, read only, each open deal's chance of winning in the forecast's
+first period, chance of slipping and expected revenue from the newest published forecast
+snapshot (its ``open_deals`` table, :func:`read_open_deal_forecast`), and forecast
+categories by their display names (``Best Case``), stored as ``best_case``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -25,9 +31,10 @@ import pandas as pd
 from ipydatagrid import DataGrid
 
 from crmkit.errors import BusyError, ConflictError, CrmkitError, ValidationError
+from crmkit.plots.format import format_amount
 from crmkit.store import Store
 from crmkit.store.frames import typed_frame, value_to_text
-from crmkit.store.schema import TABLES
+from crmkit.store.schema import CATEGORY_LABELS, TABLES
 from crmkit.store.schema import entity as entity_spec
 from crmkit.store.validation import validate
 
@@ -43,6 +50,10 @@ OPEN_CHOICES = ("owner", "team")
 JOINED_SEGMENT = "segment"
 #: Seconds the grid waits for the front end to echo a value it was sent (see ``_set_cell``).
 ECHO_SECONDS = 60.0
+#: Read-only deal columns from the newest published snapshot's ``open_deals`` table.
+FORECAST_COLUMNS = ("p_win", "p_slip", "expected_revenue")
+#: Columns shown by a display name instead of the stored value (``best_case`` reads Best Case).
+LABELLED = {"forecast_category": CATEGORY_LABELS}
 _SEARCH = "__search__"
 
 
@@ -211,6 +222,110 @@ def prepare_rows(
     return df
 
 
+def read_open_deal_forecast(store: Store) -> pd.DataFrame:
+    """Read the open deals' forecast from the newest published snapshot.
+
+    Only the snapshot's parameters are read (not its draws), so the grid opens quickly.
+
+    Parameters
+    ----------
+    store
+        The database.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``deal_id``, float columns :data:`FORECAST_COLUMNS` (``p_win``: chance of
+        winning within the first forecast period, ``p_slip``: chance of not closing by the
+        expected close date, ``expected_revenue``), from the snapshot's ``open_deals``
+        table; empty when no snapshot is published or it has no such table. ``attrs``
+        holds ``snapshot_id`` and ``as_of`` (None without a snapshot).
+
+    """
+    empty = pd.DataFrame(
+        {c: pd.Series(dtype="float64") for c in FORECAST_COLUMNS},
+        index=pd.Index([], dtype=object, name="deal_id"),
+    )
+    empty.attrs.update(snapshot_id=None, as_of=None)
+    listing = store.list_snapshots()
+    if listing.empty:
+        return empty
+    newest = int(listing["snapshot_id"].iloc[0])
+    stored = store.read(
+        "forecast_snapshots", where={"snapshot_id": [newest]}, columns=["parameters"]
+    )
+    text = stored["parameters"].iloc[0] if len(stored) else None
+    params = json.loads(text) if isinstance(text, str) and text else {}
+    records = (params.get("tables") or {}).get("open_deals") or []
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty or "deal_id" not in frame.columns:
+        out = empty
+    else:
+        frame = frame.drop_duplicates("deal_id", keep="last")
+        out = pd.DataFrame(
+            {
+                c: pd.to_numeric(frame[c], errors="coerce").astype("float64")
+                if c in frame.columns
+                else np.nan
+                for c in FORECAST_COLUMNS
+            }
+        )
+        out.index = pd.Index(frame["deal_id"].astype(object), name="deal_id")
+    out.attrs.update(snapshot_id=newest, as_of=pd.Timestamp(listing["as_of"].iloc[0]).date())
+    return out
+
+
+def join_forecast(df: pd.DataFrame, forecast: pd.DataFrame | None) -> pd.DataFrame:
+    """Add the :data:`FORECAST_COLUMNS` of ``forecast`` to deal rows (NaN for deals not in it).
+
+    Parameters
+    ----------
+    df
+        Deal rows (with a ``deal_id`` column), as :func:`prepare_rows` returns them.
+    forecast
+        Output of :func:`read_open_deal_forecast` (None: nothing is added).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df`` with the columns added (in place).
+
+    """
+    if forecast is None or "deal_id" not in df.columns:
+        return df
+    for c in FORECAST_COLUMNS:
+        df[c] = df["deal_id"].map(forecast[c]).astype("float64")
+    return df
+
+
+def forecast_text(column: str, value: object) -> str | None:
+    """Show a forecast column's value: chances as percentages, revenue as money (None: blank).
+
+    ``0.423`` reads ``42.3%``; a chance that is not zero never reads ``0%`` (``<0.1%``) and
+    one below 1 never reads ``100%`` (``>99.9%``); revenue reads ``12,345``.
+    """
+    if _missing(value):
+        return None
+    x = float(value)  # type: ignore[arg-type]
+    if column == "expected_revenue":
+        return format_amount(x)
+    if 0 < x < 0.0005:
+        return "<0.1%"
+    if 0.9995 <= x < 1:
+        return ">99.9%"
+    return f"{x:.1%}".replace(".0%", "%")
+
+
+def shown_value(column: str, value: object) -> object:
+    """The text a labelled or forecast column shows for a stored value (others unchanged)."""
+    if column in FORECAST_COLUMNS:
+        return forecast_text(column, value)
+    labels = LABELLED.get(column)
+    if labels is not None and isinstance(value, str):
+        return labels.get(value, value)
+    return value
+
+
 def search_text(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     """Lower-case text of the given columns joined by a separator, for fast searching."""
     parts = [df[c].astype(object).where(df[c].notna(), "").astype(str) for c in columns if c in df]
@@ -280,10 +395,14 @@ def display_frame(page: pd.DataFrame, name: str) -> pd.DataFrame:
     cols = [c.name for c in spec.columns if c.name != key]
     if JOINED_SEGMENT in page.columns and JOINED_SEGMENT not in cols:
         cols.append(JOINED_SEGMENT)
+    cols += [c for c in FORECAST_COLUMNS if c in page.columns and c not in cols]
     out = page[cols].copy()
     for c in spec.columns:
         if c.name in out.columns and c.kind in ("date", "datetime"):
             out[c.name] = [_date_text(v, c.kind) for v in out[c.name]]
+    for c in [*FORECAST_COLUMNS, *LABELLED]:
+        if c in out.columns:
+            out[c] = pd.Series([shown_value(c, v) for v in out[c]], index=out.index, dtype=object)
     out.index = pd.Index(page.index.astype(object), name=key)
     # object columns: the grid edits every cell as text, and ipydatagrid can store any typed
     # value in its copy before the store validates it (pandas refuses "abc" in a float column)
@@ -499,6 +618,10 @@ class EntityGrid:
         their cells keep the typed values, and "Retry" (:meth:`retry`) saves them.
     message
         The HTML widget next to the grid that reports saves and rejections.
+    forecast
+        The deal grid's read-only forecast columns by deal
+        (:func:`read_open_deal_forecast`, read again by :meth:`reload`); None for other
+        entities.
     widget
         The whole view, ready to ``display``.
 
@@ -532,6 +655,7 @@ class EntityGrid:
         self._rows: pd.DataFrame | None = None
         self._n_stored = store.count(name)  # rows in the store, while the table is not read
         self._accounts: pd.DataFrame | None = None  # owners and segments, for the filters
+        self.forecast = read_open_deal_forecast(store) if name == "deals" else None
         self.page = self._read_page(0)
 
         options = {
@@ -596,10 +720,14 @@ class EntityGrid:
         self.descending = w.Checkbox(value=False, description="descending", indent=False)
         self.sort_by.observe(self._on_sort, "value")
         self.descending.observe(self._on_sort, "value")
+        self.forecast_label = w.HTML(layout=w.Layout(display="none"))
+        self.forecast_label.add_class("crmkit-grid-forecast")
+        self._show_forecast_source()
         self.controls = w.VBox(
             [
                 w.HBox([self.search, self.sort_by, self.descending]),
                 w.HBox(list(self.filter_widgets.values()), layout=w.Layout(flex_flow="row wrap")),
+                self.forecast_label,
             ]
         )
         # Font Awesome icons (served locally, see voila_share), not ⏮ ⏭: fonts lack those glyphs
@@ -654,6 +782,21 @@ class EntityGrid:
         self.retry_button.on_click(lambda _b: self.retry())
         self.retry_button.add_class("crmkit-grid-retry")
 
+    def _show_forecast_source(self) -> None:
+        """Say which snapshot the forecast columns come from (deal grid only)."""
+        if self.forecast is None:
+            return
+        self.forecast_label.layout.display = ""
+        sid, as_of = self.forecast.attrs.get("snapshot_id"), self.forecast.attrs.get("as_of")
+        if sid is None:
+            text = "No published forecast yet: p_win, p_slip and expected_revenue are blank."
+        else:
+            text = (
+                f"p_win, p_slip and expected_revenue (read only) from forecast snapshot {sid} "
+                f"as of {as_of}; blank for deals it did not forecast."
+            )
+        self.forecast_label.value = f'<span style="color:#555">{html.escape(text)}</span>'
+
     def _choices(self, col: str) -> list[str]:
         """Filter choices: the values present (cheap ones while the table is not read)."""
         if self._table is not None:
@@ -688,7 +831,7 @@ class EntityGrid:
     def table(self) -> pd.DataFrame:
         """Every row of the entity (index = key), read on first use."""
         if self._table is None:
-            self._table = load_table(self.store, self.name)
+            self._table = join_forecast(load_table(self.store, self.name), self.forecast)
             self._rows = filter_rows(self._table, self.query)
             for col, dd in self.filter_widgets.items():
                 if isinstance(dd, w.Combobox):
@@ -713,9 +856,10 @@ class EntityGrid:
         size = self.query.page_size
         if self._table is not None:
             return page_of(self.rows, page, size).copy()
-        return prepare_rows(
+        rows = prepare_rows(
             self.store, self.name, read_slice(self.store, self.name, page * size, size)
         )
+        return join_forecast(rows, self.forecast)
 
     def _on_filter(self, _change: dict) -> None:
         """Read the filter drop-downs into the query."""
@@ -778,9 +922,15 @@ class EntityGrid:
         self.next_button.disabled = self.last_button.disabled = p >= self.n_pages - 1
 
     def reload(self) -> None:
-        """Read the entity again from the store (keeps filters, sort and page)."""
+        """Read the entity (and the newest forecast) again from the store.
+
+        Filters, sort and page are kept.
+        """
+        if self.forecast is not None:
+            self.forecast = read_open_deal_forecast(self.store)
+            self._show_forecast_source()
         if self._table is not None:
-            self._table = load_table(self.store, self.name)
+            self._table = join_forecast(load_table(self.store, self.name), self.forecast)
             self._rows = filter_rows(self._table, self.query)
         else:
             self._n_stored = self.store.count(self.name)
@@ -882,6 +1032,13 @@ class EntityGrid:
             return False
         shown = self.page.iloc[row]
         key = self.page.index[row]
+        if column in FORECAST_COLUMNS:
+            self._say(
+                f"Not saved: {column} is read only; it comes from the forecast snapshot.",
+                ok=False,
+            )
+            self._set_cell(row, column, shown.get(column))
+            return False
         if column not in self.spec.column_names or column == self.key:
             self._say(f"Not saved: {column} cannot be edited here.", ok=False)
             self._set_cell(row, column, shown.get(column))
@@ -953,8 +1110,8 @@ class EntityGrid:
         self._update_buttons()
         verb = {"edit": "Saved", "undo": "Undone", "redo": "Redone"}[save.action]
         self._say(
-            f"{verb} {label}: {column} {value_to_text(old) or '(empty)'} → "
-            f"{value_to_text(new) or '(empty)'}",
+            f"{verb} {label}: {column} {_text(column, old) or '(empty)'} → "
+            f"{_text(column, new) or '(empty)'}",
             ok=True,
         )
         self._notify()
@@ -1085,7 +1242,7 @@ class EntityGrid:
             return _date_text(value, kind)
         if _missing(value):
             return None
-        return value.item() if isinstance(value, np.generic) else value
+        return shown_value(column, value.item() if isinstance(value, np.generic) else value)
 
     def _set_cell(self, row: int, column: str, value: object) -> None:
         """Show ``value`` in a cell without treating it as an edit.
@@ -1147,6 +1304,12 @@ def _fits(target: pd.Series, values: pd.Series) -> bool:
         pd.api.types.is_datetime64_any_dtype(target)
         and pd.api.types.is_datetime64_any_dtype(values)
     )
+
+
+def _text(column: str, value: object) -> str | None:
+    """A stored value as messages write it (a forecast category by its display name)."""
+    shown = shown_value(column, value) if column in LABELLED else value
+    return value_to_text(shown)
 
 
 def _narrow(width: str = "44px") -> w.Layout:

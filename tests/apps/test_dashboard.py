@@ -157,3 +157,85 @@ def test_formatting() -> None:
     assert db.format_amount(1234567.4) == "1,234,567"
     assert db.format_amount(float("nan")) == "–"
     assert db.format_share(0.456) == "46%"
+
+
+# ---------------------------------------------------------------- the forecast call (issue #16)
+@pytest.fixture(scope="module")
+def call_snap():
+    return make_fake_snapshot(forecast_call=True)
+
+
+def test_forecast_call_rows_are_the_groups_table_in_period_order(call_snap) -> None:
+    table = pd.DataFrame(call_snap.parameters["tables"]["forecast_call"])
+    north = db.forecast_call(call_snap, db.Filter(team="north"))
+    assert list(north["period"]) == call_snap.coords["period"]
+    want = table[table["group"] == "team=north"].reset_index(drop=True)
+    for c in ("closed", "commit", "best_case", "pipeline", "p10", "p50", "p90", "p_commit"):
+        np.testing.assert_allclose(north[c].astype(float), want[c].astype(float))
+    # the roll-ups include each other, and P(commit reached) is read from the draws
+    assert (north["closed"] <= north["commit"]).all()
+    assert (north["commit"] <= north["best_case"]).all() and (
+        north["best_case"] <= north["pipeline"]
+    ).all()
+    first = call_snap.coords["period"][0]
+    draws = call_snap.revenue.sel(period=first, source="total", group="team=north").to_numpy()
+    assert north.loc[0, "p_commit"] == pytest.approx(
+        np.mean(draws + 65_000.0 >= north.loc[0, "commit"])
+    )
+    assert north.loc[0, "call"] == 310_000.0 and np.isnan(north.loc[1, "call"])
+    assert north.loc[1, "call_author"] is None
+    assert db.forecast_call(call_snap, db.Filter(segment="SMB")).empty  # no calls for segments
+
+
+def test_forecast_call_and_attainment_are_none_for_older_snapshots(snap) -> None:
+    assert db.forecast_call(snap) is None and db.attainment(snap) is None
+    assert db.NOT_IN_SNAPSHOT in db.forecast_call_html(None, db.Filter())
+    assert db.NOT_IN_SNAPSHOT in db.attainment_html(None, db.Filter())
+
+
+def test_attainment_owners_sorted_by_p_attain_with_hand_computed_values(call_snap) -> None:
+    att = db.attainment(call_snap)
+    first = call_snap.coords["period"][0]
+    owners = att[(att["period"] == first) & (att["scope"] == "owner")]
+    assert owners["p_attain"].is_monotonic_decreasing and len(owners) == 3
+    # ann: quota 150,000, won 40,000 so far, the rest from her draws
+    ann = owners.set_index("name").loc["ann"]
+    revenue = 40_000.0 + call_snap.revenue.sel(period=first, source="total", group="owner=ann")
+    assert ann["quota"] == 150_000.0
+    assert ann["attainment_to_date"] == pytest.approx(40_000.0 / 150_000.0)
+    assert ann["expected_attainment"] == pytest.approx(float(revenue.mean()) / 150_000.0)
+    assert ann["p_attain"] == pytest.approx(float((revenue >= 150_000.0).mean()))
+    # per period: owners, then teams, then the company
+    assert list(att[att["period"] == first]["scope"]) == ["owner"] * 3 + ["team"] * 2 + ["company"]
+    south = db.attainment(call_snap, db.Filter(team="south"))
+    assert set(south["group"]) == {"team=south", "owner=cy"}
+    assert set(db.attainment(call_snap, db.Filter(owner="bob"))["group"]) == {"owner=bob"}
+    assert db.attainment(call_snap, db.Filter(segment="SMB")).empty
+
+
+def test_change_steps_run_from_the_previous_to_the_current_total() -> None:
+    old = make_fake_snapshot(seed=3, scale=0.9, forecast_call=True)
+    new = make_fake_snapshot(seed=4, forecast_call=True)
+    steps = db.what_changed(old, new)
+    assert steps["step"].iloc[0] == "before" and steps["step"].iloc[-1] == "now"
+    start = old.revenue.sel(source="total", group="all").sum("period").mean()
+    end = new.revenue.sel(source="total", group="all").sum("period").mean()
+    assert steps["amount"].iloc[0] == pytest.approx(float(start))
+    assert steps["amount"].iloc[-1] == pytest.approx(float(end))
+    assert steps["amount"].iloc[1:-1].sum() == pytest.approx(float(end - start))
+    assert steps["label"].is_unique
+    # every reason once, in the waterfall's order, with compare_snapshots' sums
+    reasons = db.compare_snapshots(old, new)["reasons"].set_index("reason")
+    changes = steps[steps["kind"] == "change"].set_index("step")
+    assert set(reasons.index) <= set(changes.index) <= set(reasons.index) | {"other"}
+    for r in reasons.index:
+        assert changes.loc[r, "amount"] == pytest.approx(reasons.loc[r, "delta_expected"])
+    order = list(db.CHANGE_LABELS)
+    assert [order.index(s) for s in changes.index] == sorted(order.index(s) for s in changes.index)
+    assert db.what_changed(None, new) is None
+
+
+def test_format_chance_never_rounds_to_a_certainty() -> None:
+    assert db.format_chance(0.9975) == ">99%" and db.format_chance(1.0) == "100%"
+    assert db.format_chance(0.003) == "<1%" and db.format_chance(0.0) == "0%"
+    assert db.format_chance(0.456) == "46%" and db.format_chance(None) == "–"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,6 +16,7 @@ from crmkit.apps.report import ReportError, main, run_report, validate_parameter
 from crmkit.errors import ValidationError
 from crmkit.store import Store
 from crmkit.store.engine import resolve_url
+from tests.html_rows import data_rows
 from tests.snapshot_factory import make_fake_snapshot
 
 TODAY = dt.date(2026, 11, 27)
@@ -85,11 +87,13 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("report")
     db_path = root / "crm.db"
     with Store.open(db_path) as store:
-        store.save_snapshot(make_fake_snapshot(seed=3, scale=0.9, label="older"))
-        snap = make_fake_snapshot(seed=4)
+        store.save_snapshot(
+            make_fake_snapshot(seed=3, scale=0.9, label="older", forecast_call=True)
+        )
+        snap = make_fake_snapshot(seed=4, forecast_call=True)
         store.save_snapshot(snap)
     out = root / "reports"
-    result = run_report("2026-11-15", 3, db=db_path, out_dir=out, refit=False, log=None)
+    result = run_report("2026-11-15", 3, db=db_path, out_dir=out, refit=False, backtest=0, log=None)
     return {"db": db_path, "out": out, "result": result, "snap": snap}
 
 
@@ -202,3 +206,74 @@ def test_a_forecast_saved_as_draft_makes_no_report_and_keeps_the_previous(tmp_pa
             "draft",
             "published",
         ]
+
+
+def test_report_has_forecast_call_attainment_and_waterfall_sections(report: dict) -> None:
+    html, snap = report["result"].html.read_text(), report["snap"]
+    tables = snap.parameters["tables"]
+    assert "Forecast call" in html and "Attainment" in html and "What changed" in html
+    # the forecast call of the whole company, period by period
+    calls = [r for r in tables["forecast_call"] if r["group"] == "all"]
+    shown = data_rows(html, "crmkit-call-row")
+    assert [r["period"] for r in shown] == [r["period"] for r in calls]
+    for row, want in zip(shown, calls, strict=True):
+        for c in ("closed", "commit", "best_case", "pipeline", "p50"):
+            assert int(row[c].replace(",", "")) == round(want[c])
+        assert row["p_best_case"] == f"{100 * want['p_best_case']:.0f}%"
+    assert int(shown[0]["call"].replace(",", "")) == 620_000 and shown[0]["call_author"] == "Eve"
+    # attainment: every group with a quota, owners sorted by P(attain) in each period
+    att = data_rows(html, "crmkit-quota-row")
+    assert len(att) == len(tables["attainment"])
+    first = snap.coords["period"][0]
+    want = sorted((r for r in tables["attainment"] if r["period"] == first
+                   and r["group"].startswith("owner=")), key=lambda r: -r["p_attain"])  # fmt: skip
+    owners = [r for r in att if r["period"] == first and r["scope"] == "owner"]
+    assert [r["group"] for r in owners] == [w["group"] for w in want]
+    for r, w in zip(owners, want, strict=True):
+        assert int(r["quota"].replace(",", "")) == round(w["quota"])
+        assert r["p_attain"] == f"{100 * w['p_attain']:.0f}%"
+    # what changed: the waterfall (PNG) and its numbers, from the older total to this one
+    steps = re.findall(
+        r'<tr data-step="([^"]+)"><td>.*?</td><td data-col="deals">[^<]*</td>'
+        r'<td data-col="amount">(?:<b>)?([^<]+)',
+        html,
+    )
+    assert steps[0][0] == "before" and steps[-1][0] == "now" and len(steps) > 3
+    with Store.open(report["db"]) as store:
+        older = store.load_snapshot(1)
+    total = older.revenue.sel(source="total", group="all").sum("period").mean()
+    assert int(steps[0][1].replace(",", "")) == round(float(total))
+    amounts = [int(a.replace(",", "").replace("+", "")) for _, a in steps]
+    assert abs(amounts[0] + sum(amounts[1:-1]) - amounts[-1]) <= len(amounts)  # rounding
+    assert html.count("data:image/png;base64") >= 2  # fan chart and waterfall
+
+
+def test_report_sections_of_an_older_snapshot_say_not_in_this_snapshot(monkeypatch) -> None:
+    from crmkit.apps import dashboard as db
+    from crmkit.apps import report_sections as rs
+
+    shown: list[str] = []
+    monkeypatch.setattr(rs, "_show", shown.append)
+    ctx = rs.ReportContext(snapshot=make_fake_snapshot(), previous=None,
+                           filter=db.Filter(), db_url="x.db", refitted=False)  # fmt: skip
+    rs.show_forecast_call(ctx)
+    rs.show_attainment(ctx)
+    rs.show_waterfall(ctx)
+    assert db.NOT_IN_SNAPSHOT in shown[0] and db.NOT_IN_SNAPSHOT in shown[1]
+    assert "first saved forecast" in shown[2]
+
+
+def test_report_template_is_the_shipped_notebook_not_one_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue #15: found in the package (or an editable install's checkout), never via the cwd
+    from crmkit.apps.notebooks import notebooks_dir
+    from crmkit.apps.report import report_template
+
+    (tmp_path / "notebooks" / "reports").mkdir(parents=True)
+    (tmp_path / "notebooks" / "reports" / "forecast_report.ipynb").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    template = report_template()
+    assert template == notebooks_dir() / "reports" / "forecast_report.ipynb"
+    assert not template.is_relative_to(tmp_path)
+    assert json.loads(template.read_text())["cells"]

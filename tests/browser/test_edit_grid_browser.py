@@ -172,3 +172,32 @@ def test_edit_stage_in_browser(voila, app_page):
 def test_each_deal_edit_is_saved_once_in_voila(voila, app_page):
     """Every column kind, a refusal, undo and redo: one save each, then nothing more."""
     check_deal_edits_saved_once(app_page, voila[1], USER)
+
+
+def test_forecast_category_edit_in_browser_writes_one_history_row(voila, app_page):
+    """The category shows by its label; typing another saves the stored value once."""
+    page, (_url, db) = app_page, voila
+    store = Store.open(db)
+    try:
+
+        def category_changes():
+            h = store.read("deal_history", where={"deal_id": "D1", "field": "forecast_category"})
+            h = h[h["old_value"].notna()].sort_values("history_id")
+            return list(zip(h["old_value"], h["new_value"], h["changed_by"], strict=True))
+
+        d1 = store.read("deals", where={"deal_id": "D1"}).iloc[0]
+        assert d1["forecast_category"] == "pipeline" and category_changes() == []
+        n_history = store.count("deal_history")
+        edit_grid_cell(page, 0, "forecast_category", "Commit")
+        message = page.locator(".crmkit-grid-message")
+        expected = "Saved deal D1: forecast_category Pipeline → Commit"
+        assert wait_for(lambda: message.inner_text().strip() == expected), message.inner_text()
+        page.wait_for_timeout(1000)  # the echo of the label sent back changes nothing
+        assert message.inner_text().strip() == expected
+        after = store.read("deals", where={"deal_id": "D1"}).iloc[0]
+        assert after["forecast_category"] == "commit"
+        assert after["row_version"] == d1["row_version"] + 1
+        assert category_changes() == [("pipeline", "commit", USER)]
+        assert store.count("deal_history") == n_history + 1
+    finally:
+        store.close()

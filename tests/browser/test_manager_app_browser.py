@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crmkit.apps import dashboard as db
 from crmkit.apps.browser import CHROMIUM_FLAGS
 from crmkit.store import Snapshot, Store
 from tests.browser.support import CHROMIUM, need_browser, served_app
@@ -36,8 +37,9 @@ def _voila(db: Path, log_path: Path, pool_size: int = 0) -> Iterator[str]:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Snapshot]]:
     need_browser()
     root = tmp_path_factory.mktemp("app")
-    snap = make_fake_snapshot(seed=11)
+    snap = make_fake_snapshot(seed=11, forecast_call=True)
     with Store.open(root / "app.db") as store:
+        store.save_snapshot(make_fake_snapshot(seed=10, scale=0.9, forecast_call=True))
         store.save_snapshot(snap)
     with _voila(root / "app.db", root / "voila.log") as url:
         yield url, snap
@@ -141,3 +143,65 @@ def test_preheated_kernels_read_the_snapshot_when_the_page_is_opened(
         south = _shown(page, "team=south")
         assert south["p50"] == round(_expected(newer, "team=south")["p50"])
         page.close()
+
+
+def _quota_rows(page) -> list[dict[str, str]]:
+    """The quota view's rows as shown: the row's group, scope, period and each cell's text."""
+    page.wait_for_selector(".crmkit-quota-row", timeout=PAGE_MS)
+    return page.eval_on_selector_all(
+        ".crmkit-quota-row",
+        """rows => rows.map(r => Object.assign(
+            {group: r.dataset.group, scope: r.dataset.scope, period: r.dataset.period},
+            Object.fromEntries([...r.querySelectorAll('td')].map(
+                td => [td.dataset.col, td.innerText.trim()]))))""",
+    )
+
+
+def test_quota_view_shows_owners_sorted_by_p_attain_with_the_snapshots_numbers(
+    served, browser
+) -> None:
+    url, snap = served
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url, timeout=PAGE_MS)
+    first = snap.coords["period"][0]
+    owners = [r for r in _quota_rows(page) if r["period"] == first and r["scope"] == "owner"]
+    table = [r for r in snap.parameters["tables"]["attainment"]
+             if r["period"] == first and r["group"].startswith("owner=")]  # fmt: skip
+    want = sorted(table, key=lambda r: -r["p_attain"])
+    assert [r["group"] for r in owners] == [w["group"] for w in want]
+    for r, w in zip(owners, want, strict=True):
+        assert float(r["quota"].replace(",", "")) == w["quota"]
+        assert abs(float(r["p_attain"].rstrip("%")) - 100 * w["p_attain"]) <= 0.5
+        assert abs(float(r["expected_attainment"].rstrip("%"))
+                   - 100 * w["expected_attainment"]) <= 0.5  # fmt: skip
+    assert page.locator(".crmkit-quota-table").first.is_visible()
+    # the quota view follows the team filter: the team and its owners only
+    page.select_option(".crmkit-filter-team select", "north")
+    page.wait_for_selector('.crmkit-quotas[data-group="team=north"]', timeout=PAGE_MS)
+    assert {r["group"] for r in _quota_rows(page)} == {"team=north", "owner=ann", "owner=bob"}
+    page.close()
+
+
+def test_waterfall_is_drawn_with_one_bar_per_reason(served, browser) -> None:
+    url, snap = served
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url, timeout=PAGE_MS)
+    page.wait_for_selector("svg.crmkit-waterfall-svg", timeout=PAGE_MS)
+    box = page.locator("svg.crmkit-waterfall-svg").bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100
+    bars = page.eval_on_selector_all(
+        "svg.crmkit-waterfall-svg .crmkit-waterfall-bar",
+        "els => els.map(e => [e.dataset.step, +e.dataset.from, +e.dataset.to, "
+        "e.getBoundingClientRect().width])",
+    )
+    previous = make_fake_snapshot(seed=10, scale=0.9, forecast_call=True)  # as served
+    reasons = db.compare_snapshots(previous, snap)["reasons"]["reason"]  # the db has no deals
+    steps = [b[0] for b in bars]
+    assert steps[0] == "before" and steps[-1] == "now"
+    assert set(steps[1:-1]) - {"other"} == set(reasons) and len(steps) == len(set(steps))
+    assert all(b[3] > 0 for b in bars)  # every bar drawn
+    # from the previous forecast's total to this one's
+    total = previous.revenue.sel(source="total", group="all").sum("period").mean()
+    assert bars[0][2] == pytest.approx(float(total), abs=0.01)
+    assert bars[-2][2] == pytest.approx(bars[-1][2], abs=0.01)
+    page.close()

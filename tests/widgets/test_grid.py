@@ -394,12 +394,15 @@ def test_choices_are_saved_once_in_their_stored_spelling(company):
     assert g.grid.data.loc["D1", "status"] == "won"
     assert_quiet(front, company, g)
     front.type(pos, "forecast_category", "Best Case")
-    assert g.grid.data.loc["D1", "forecast_category"] == "best_case"
+    assert g.grid.data.loc["D1", "forecast_category"] == "Best Case"  # shown by its label
     assert_quiet(front, company, g)
     d1 = deal(company)
     assert (d1["status"], d1["forecast_category"], d1["row_version"]) == ("won", "best_case", 3)
     assert pd.notna(d1["closed_at"])  # stamped with the status change, in the same save
-    assert changes_of(company) == [("status", "open", "won")]
+    assert changes_of(company) == [
+        ("status", "open", "won"),
+        ("forecast_category", "pipeline", "best_case"),
+    ]
 
 
 def test_text_is_saved_once_stripped(company):
@@ -615,3 +618,120 @@ def test_busy_edit_refused_on_retry_shows_the_conflict_and_the_stored_value(comp
     assert g.grid.data.loc["D1", "amount"] == 99.0 and g.pending == []
     d1 = deal(company)
     assert (d1["amount"], d1["row_version"]) == (99.0, 2)
+
+
+# ---------------------------------------------------------------- the forecast beside each deal
+def save_forecast(store, open_deals, *, status="published", as_of="2024-05-01"):
+    """Save a snapshot whose only content that matters is its ``open_deals`` table."""
+    from crmkit.store import Snapshot
+
+    snap = Snapshot(
+        as_of=pd.Timestamp(as_of).date(),
+        horizon=1,
+        period="M",
+        quantiles=pd.DataFrame({"period": ["2024-05"], "source": ["total"], "p50": [1.0]}),
+        draws={},
+        parameters={"tables": {"open_deals": open_deals}},
+        status=status,
+        reasons=[] if status == "published" else ["a check failed"],
+    )
+    return store.save_snapshot(snap)
+
+
+FORECAST = [
+    {"deal_id": "D1", "p_win": 0.423, "p_slip": 0.25, "expected_revenue": 5076.4},
+    {"deal_id": "D3", "p_win": 0.9996, "p_slip": 0.0001, "expected_revenue": 2998.8},
+]
+
+
+def test_forecast_columns_come_from_the_newest_published_snapshot(company):
+    save_forecast(company, [{"deal_id": "D1", "p_win": 0.1, "p_slip": 0.9, "expected_revenue": 1}])
+    newest = save_forecast(company, FORECAST)
+    save_forecast(company, [{"deal_id": "D1", "p_win": 0.7}], status="draft")  # never shown
+    g = EntityGrid(company, "deals")
+    assert g.page.loc["D1", "p_win"] == 0.423 and g.page.loc["D3", "p_slip"] == 0.0001
+    assert pd.isna(g.page.loc["D2", "p_win"])  # not in the snapshot: blank
+    shown = g.grid.data
+    assert (shown.loc["D1", "p_win"], shown.loc["D1", "p_slip"]) == ("42.3%", "25%")
+    assert shown.loc["D1", "expected_revenue"] == "5,076"
+    assert (shown.loc["D3", "p_win"], shown.loc["D3", "p_slip"]) == (">99.9%", "<0.1%")
+    assert shown.loc["D2", "p_win"] is None and shown.loc["D2", "expected_revenue"] is None
+    assert f"snapshot {newest} as of 2024-05-01" in g.forecast_label.value
+
+
+def test_forecast_columns_are_blank_without_a_published_snapshot(company):
+    save_forecast(company, FORECAST, status="draft")
+    g = EntityGrid(company, "deals")
+    assert g.page[["p_win", "p_slip", "expected_revenue"]].isna().all().all()
+    assert "No published forecast yet" in g.forecast_label.value
+    save_forecast(company, FORECAST)
+    g.reload()  # a newly published snapshot shows on reload
+    assert g.page.loc["D1", "p_win"] == 0.423 and g.grid.data.loc["D1", "p_win"] == "42.3%"
+    assert "expected_revenue" not in EntityGrid(company, "accounts").page.columns
+
+
+def test_editing_a_forecast_column_is_refused_and_saves_nothing(company):
+    save_forecast(company, FORECAST)
+    g = EntityGrid(company, "deals")
+    front = Frontend(g)
+    before, n_hist = company.read("deals"), company.count("deal_history")
+    for column, typed in [("p_win", "0.9"), ("p_slip", "1%"), ("expected_revenue", "99999")]:
+        front.type(row_of(g, "D1"), column, typed)
+        assert g.message_text == (
+            f"Not saved: {column} is read only; it comes from the forecast snapshot."
+        )
+        assert_quiet(front, company, g)
+    assert g.grid.data.loc["D1", "p_win"] == "42.3%"  # the cells show the forecast again
+    assert g.grid.data.loc["D1", "expected_revenue"] == "5,076"
+    assert g.page.loc["D1", "p_win"] == 0.423
+    pd.testing.assert_frame_equal(company.read("deals"), before)
+    assert company.count("deal_history") == n_hist and g.history == []
+
+
+def test_sort_by_forecast_columns_puts_blank_deals_last(company):
+    save_forecast(company, FORECAST)
+    g = EntityGrid(company, "deals")
+    assert {"p_win", "p_slip", "expected_revenue"} <= {v for _label, v in g.sort_by.options}
+    g.sort_by.value = "p_win"
+    assert list(g.rows.index) == ["D1", "D3", "D2"]
+    g.descending.value = True
+    assert list(g.rows.index) == ["D3", "D1", "D2"]
+    assert list(g.grid.data["p_win"]) == [">99.9%", "42.3%", None]
+    g.sort_by.value = "expected_revenue"
+    assert list(g.rows.index) == ["D1", "D3", "D2"]
+    fire_cell_edit(g.grid, row_of(g, "D1"), "amount", 13000)  # edits of sorted rows still land
+    assert deal(company)["amount"] == 13000.0 and g.page.loc["D1", "p_win"] == 0.423
+
+
+def test_forecast_category_is_shown_by_label_and_saved_once_as_the_stored_value(company):
+    g = EntityGrid(company, "deals", user="maria")
+    front = Frontend(g)
+    pos = row_of(g, "D1")
+    assert g.grid.data.loc["D1", "forecast_category"] == "Pipeline"
+    assert g.grid.data.loc["D3", "forecast_category"] == "Omitted"
+    n_hist = company.count("deal_history")
+    front.type(pos, "forecast_category", "Commit")
+    assert g.message_text == "Saved deal D1: forecast_category Pipeline → Commit"
+    assert_quiet(front, company, g)  # the label sent back is no second edit
+    d1 = deal(company)
+    assert (d1["forecast_category"], d1["row_version"]) == ("commit", 2)
+    assert company.count("deal_history") == n_hist + 1
+    h = history(company, "D1", "forecast_category").iloc[-1]
+    assert (h["old_value"], h["new_value"], h["changed_by"]) == ("pipeline", "commit", "maria")
+    front.type(pos, "forecast_category", "best case")  # any spelling of a label
+    assert_quiet(front, company, g)
+    assert g.grid.data.loc["D1", "forecast_category"] == "Best Case"
+    assert (deal(company)["forecast_category"], deal(company)["row_version"]) == ("best_case", 3)
+    front.type(pos, "forecast_category", "Maybe")
+    assert "forecast_category" in g.message_text and "'Maybe'" in g.message_text
+    assert_quiet(front, company, g)
+    assert g.grid.data.loc["D1", "forecast_category"] == "Best Case"
+    assert g.undo() and deal(company)["forecast_category"] == "commit"
+    assert g.message_text == "Undone deal D1: forecast_category Best Case → Commit"
+    assert_quiet(front, company, g)
+    assert list(history(company, "D1", "forecast_category")["new_value"]) == [
+        "pipeline",
+        "commit",
+        "best_case",
+        "commit",
+    ]
