@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # crmkit's one entry point for a fresh machine.
 #   bash dev.sh app    set up .venv, build the demo database if missing, start the manager app
-#   bash dev.sh test   set up .venv with test tools, start PostgreSQL, run lint and the whole test suite
+#   bash dev.sh test   set up .venv with test tools, start PostgreSQL, run lint and the whole test suite,
+#                      then scripts/smoke_install.py (the built wheel in a fresh environment; also
+#                      after a partial run `bash dev.sh test ARGS` when CRMKIT_SMOKE=1)
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
@@ -84,10 +86,14 @@ cmd_test() {
   export CRMKIT_TEST_PG_URL="${CRMKIT_TEST_PG_URL:-$PG_URL_DEFAULT}"
   export CRMKIT_CHROMIUM="${CRMKIT_CHROMIUM:-/usr/bin/chromium}"
   log "lint: ruff"
-  "$VENV/bin/ruff" check crmkit tests benchmarks
-  "$VENV/bin/ruff" format --check crmkit tests benchmarks
+  "$VENV/bin/ruff" check crmkit tests benchmarks scripts
+  "$VENV/bin/ruff" format --check crmkit tests benchmarks scripts
   log "tests: pytest"
   "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"
+  if [ $# -eq 0 ] || [ "${CRMKIT_SMOKE:-}" = 1 ]; then  # the whole suite (CI), or asked for
+    log "smoke test: the wheel in a fresh environment, run from a temporary folder"
+    "$PY" scripts/smoke_install.py
+  fi
 }
 
 case "${1:-}" in

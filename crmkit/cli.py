@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from crmkit import __version__
 from crmkit.errors import CrmkitError, CrmkitWarning, ValidationError
 
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="crmkit",
         description="CRM data, segments and Bayesian revenue forecasts.",
     )
+    parser.add_argument("--version", action="version", version=f"crmkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -174,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast without repeat revenue from orders (e.g. too few customers with orders)",
     )
     p.add_argument("--out", type=Path, help="write the forecast as JSON here")
+    p.add_argument(
+        "--open-deals",
+        action="store_true",
+        help="also write each open deal's P(win in the first period), P(slip) and expected "
+        "revenue in the JSON",
+    )
 
     p = sub.add_parser(
         "app",
@@ -193,6 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     from crmkit.apps.report import add_report_arguments
 
     add_report_arguments(p)
+
+    p = sub.add_parser(
+        "notebooks",
+        help="copy the analyst notebooks (01-04) into a folder, to open in JupyterLab",
+        description="Copy crmkit's analyst notebooks (customers and deals, segmentation, "
+        "forecast, marketing) into DIR. Open them with `jupyter lab DIR`; they use "
+        "$CRMKIT_DB_URL, else data/crmkit.db under the folder JupyterLab starts in.",
+    )
+    p.add_argument("dest", type=Path, metavar="DIR", help="folder to copy into (made if missing)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace notebooks of the same name in DIR"
+    )
     return parser
 
 
@@ -338,7 +358,11 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         plan=args.plan,
         include_repeat=args.repeat,
     )
-    result = {**forecast_to_json(snap), "status": snap.status, "reasons": list(snap.reasons)}
+    result = {
+        **forecast_to_json(snap, open_deals=args.open_deals),
+        "status": snap.status,
+        "reasons": list(snap.reasons),
+    }
     text = json.dumps(result, indent=2, default=str)
     if args.out:
         tmp = args.out.with_name(args.out.name + ".tmp")
@@ -372,6 +396,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return report_command(args)
 
 
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    """Copy the analyst notebooks into a folder."""
+    from crmkit.apps.notebooks import copy_notebooks
+
+    for path in copy_notebooks(args.dest, overwrite=args.overwrite):
+        print(path)
+    print(f"open them with: jupyter lab {args.dest}")
+    return 0
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     """Create or migrate a crmkit database (also in a database with other tables)."""
     from crmkit.store import Store, migrate
@@ -394,6 +428,7 @@ COMMANDS = {
     "import": _cmd_import,
     "export": _cmd_export,
     "summary": _cmd_summary,
+    "notebooks": _cmd_notebooks,
 }
 
 

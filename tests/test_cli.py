@@ -121,9 +121,12 @@ def test_db_defaults_to_environment_variable(
 def test_every_subcommand_has_help() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
+    helps = {a.dest: a.help for a in sub._choices_actions}
     for name, p in sub.choices.items():
         text = p.format_help()
-        assert "--db" in text, name
+        assert helps.get(name), name  # listed with a line of help in `crmkit --help`
+        # every command that reads or writes a database takes --db; copying notebooks doesn't
+        assert ("--db" in text) == (name != "notebooks"), name
 
 
 # ------------------------------------------------------------ the database itself (issue #13)
@@ -630,3 +633,41 @@ def test_summary_refuses_a_sum_that_is_not_finite(
     assert main(["summary", "--db", str(company_db)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: orders.amount: a sum is not a finite")
+
+
+# ------------------------------------------------ crmkit forecast: the forecast call (#16)
+def test_forecast_json_carries_the_call_quotas_and_probabilities_within_0_and_1(
+    forecast_db: Path, tmp_path: Path
+) -> None:
+    from crmkit.store.calls import add_call, quota_frame
+
+    with Store.open(forecast_db) as store:  # the demo has monthly quotas for everyone
+        quotas = quota_frame(store)
+        add_call(store, scope="company", name="all", period="M", period_start="2026-11-01",
+                 amount=450_000.0, author="mia", at="2026-10-30 12:00")  # fmt: skip
+    out = tmp_path / "forecast.json"
+    args = ["forecast", "--db", str(forecast_db), "--draws", "50", "--horizon", "2",
+            "--as-of", "2026-10-31", "--no-repeat", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+    assert "open_deals" not in result  # only when asked
+    call = result["forecast_call"]
+    groups = {r["group"] for r in call}
+    assert "all" in groups and any(g.startswith("owner=") for g in groups)
+    assert any(g.startswith("team=") for g in groups)
+    assert {r["period"] for r in call} == {"2026-11", "2026-12"}
+    for r in call:
+        assert r["closed"] <= r["commit"] <= r["best_case"] <= r["pipeline"]
+        assert 0.0 <= r["p_commit"] <= 1.0 and 0.0 <= r["p_best_case"] <= 1.0
+    company = next(r for r in call if r["group"] == "all" and r["period"] == "2026-11")
+    assert (company["call"], company["call_author"]) == (450_000.0, "mia")
+    att = {(r["group"], r["period"]): r for r in result["attainment"]}
+    want = quotas[quotas["label"].isin(["2026-11", "2026-12"]) & quotas["group"].isin(groups)]
+    assert set(att) == set(zip(want["group"], want["label"], strict=True)) and att
+    for r in att.values():
+        assert 0.0 <= r["p_attain"] <= 1.0
+        assert r["att_p10"] <= r["att_p50"] <= r["att_p90"]
+    assert main([*args, "--open-deals"]) == 0
+    deals = json.loads(out.read_text())["open_deals"]
+    assert deals and all(0.0 <= d["p_win"] <= 1.0 for d in deals)
+    assert all(d["p_slip"] is None or 0.0 <= d["p_slip"] <= 1.0 for d in deals)

@@ -54,10 +54,14 @@ class ReportError(CrmkitError):
 
 
 def report_template() -> Path:
-    """Return the report notebook shipped in ``notebooks/reports``."""
-    from crmkit.store.engine import project_root
+    """Return the report notebook, ``reports/forecast_report.ipynb`` of crmkit's notebooks.
 
-    return project_root() / "notebooks" / "reports" / "forecast_report.ipynb"
+    Found in the installed package (or the checkout of an editable install), never in the
+    current folder: see :func:`crmkit.apps.notebooks.notebooks_dir`.
+    """
+    from crmkit.apps.notebooks import notebooks_dir
+
+    return notebooks_dir() / "reports" / "forecast_report.ipynb"
 
 
 def _is_int(x: object) -> bool:

@@ -102,10 +102,14 @@ def voila_template_settings(env: dict[str, str] | None = None) -> tuple[list[str
 
 
 def apps_dir() -> Path:
-    """Return the folder of the Voilà apps (``notebooks/apps`` in the project)."""
-    from crmkit.store.engine import project_root
+    """Return the folder of the Voilà apps: ``apps`` in crmkit's shipped notebooks.
 
-    return project_root() / "notebooks" / "apps"
+    Found in the installed package (or the checkout of an editable install), never in the
+    current folder: see :func:`crmkit.apps.notebooks.notebooks_dir`.
+    """
+    from crmkit.apps.notebooks import notebooks_dir
+
+    return notebooks_dir() / "apps"
 
 
 #: Host names that reach this machine only; the app answers requests addressed to them (with
@@ -394,7 +398,9 @@ def build_app_command(
         user = viewer_name(user)
     folder = Path(notebooks) if notebooks is not None else apps_dir()
     if not (folder / APP_NOTEBOOK).exists():
-        raise CrmkitError(f"{folder / APP_NOTEBOOK} is missing; run crmkit from its project folder")
+        raise CrmkitError(
+            f"{folder / APP_NOTEBOOK} is missing; reinstall crmkit (its package holds the app)"
+        )
     db_url = resolve_url(db)
     template_argv, env = voila_template_settings()
     config_dir = _write_voila_config(token, port, hosts)
@@ -941,16 +947,19 @@ def manager_app(db: str | None = None, *, snapshot_id: int | None = None, top_n:
     import ipywidgets as w
     from sqlalchemy import exc as sa_exc
 
-    from crmkit.apps.dashboard import latest_snapshot, no_snapshot_message
+    from crmkit.apps.dashboard import latest_snapshot, no_snapshot_message, page_changes
     from crmkit.store import Store
 
     # read only: no schema check or migration here (``crmkit app`` migrated at start), which
     # also keeps alembic out of the page; a database without the tables has no snapshot
     store = Store.open(db, migrate_db=False)
+    changes = None
     try:
         snap = latest_snapshot(store, snapshot_id)
     except (sa_exc.OperationalError, sa_exc.ProgrammingError):
         snap = None
+    else:  # what changed since the snapshot before it (the waterfall)
+        changes = None if snap is None else page_changes(store, snap)
     finally:
         url = store.url
         store.close()
@@ -961,7 +970,7 @@ def manager_app(db: str | None = None, *, snapshot_id: int | None = None, top_n:
         )
     from crmkit.apps.manager import ManagerView
 
-    return ManagerView(snap, top_n=top_n).widget
+    return ManagerView(snap, top_n=top_n, changes=changes).widget
 
 
 def deal_editor_app(db: str | None = None, *, user: str | None = None, page_size: int = 25):

@@ -418,7 +418,8 @@ def _strip_cells(df: pd.DataFrame) -> pd.DataFrame:
 def _read_excel(p: Path, sheet: str | int | None) -> pd.DataFrame:
     """Read one Excel sheet; row numbers are the spreadsheet's row numbers."""
     try:
-        book = pd.ExcelFile(p)
+        # legacy .xls through calamine (a declared dependency): pandas' default, xlrd, is deprecated
+        book = pd.ExcelFile(p, engine="calamine" if p.suffix.lower() == ".xls" else None)
     except Exception as exc:
         raise FileFormatError(f"{p}: is not a readable Excel file: {exc}") from None
     with book:

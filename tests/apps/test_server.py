@@ -434,3 +434,16 @@ def test_editor_notebook_asks_the_viewer_instead_of_recording_voila() -> None:
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     assert "user = None" in code[0] and '"voila"' not in "".join(code)
     assert "deal_editor_app(" in code[1]
+
+
+def test_apps_dir_is_the_shipped_apps_folder_wherever_crmkit_runs(tmp_path: Path) -> None:
+    # issue #15: not a folder under the current one (the notebooks ship in the package; an
+    # editable install reads the checkout's); tests/test_packaging.py checks an installed wheel
+    code = "from crmkit.apps.server import apps_dir; print(apps_dir())"
+    (tmp_path / "notebooks" / "apps").mkdir(parents=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == str(apps_dir())
+    assert not Path(out).is_relative_to(tmp_path)
+    assert (apps_dir() / APP_NOTEBOOK).is_file() and (apps_dir() / EDITOR_NOTEBOOK).is_file()
