@@ -259,6 +259,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_import(args: argparse.Namespace) -> int:
     """Import a file."""
     from crmkit.data import io
+    from crmkit.data.reading import error_line
     from crmkit.store import Store
     from crmkit.store.validation import MAX_AMOUNT
 
@@ -298,7 +299,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             for e in exc.errors[:50]:
-                print(f"  {io.error_line(e)}", file=sys.stderr)
+                print(f"  {error_line(e)}", file=sys.stderr)
             if len(exc.errors) > 50:
                 print(f"  ... and {len(exc.errors) - 50} more", file=sys.stderr)
             return 1
@@ -308,11 +309,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     """Export an entity."""
-    from crmkit.data import io
+    from crmkit.data.export import export
     from crmkit.store import Store
 
     store = Store.open(args.db, create=False)
-    n = io.export(store, args.entity, args.file, raw=args.raw)
+    n = export(store, args.entity, args.file, raw=args.raw)
     print(f"exported {n:,} {args.entity} rows to {args.file}")
     return 0
 

@@ -41,7 +41,7 @@ BIN = Path(sys.executable).parent
 USED_WITHOUT_IMPORT = {
     "psycopg": "SQLAlchemy's PostgreSQL driver (postgresql+psycopg:// URLs)",
     "openpyxl": "pandas' reader of .xlsx/.xlsm imports",
-    "python-calamine": "the reader of legacy .xls imports (crmkit.data.io)",
+    "python-calamine": "the reader of legacy .xls imports (crmkit.data.reading)",
     "ipykernel": "the kernel that runs the notebooks, the Voilà app and the report",
     "jupyterlab": "opens the analyst notebooks (crmkit notebooks DIR)",
     "nbconvert": "crmkit report runs `jupyter nbconvert` for the HTML",

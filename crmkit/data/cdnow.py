@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crmkit.data.io import LINE, FileFormatError
 from crmkit.data.purchases import purchase_summary
+from crmkit.data.reading import LINE, FileFormatError
 from crmkit.errors import CrmkitError
 from crmkit.store.engine import project_root
 
@@ -112,7 +112,7 @@ def read_cdnow_file(path: str | Path) -> pd.DataFrame:
 
     Raises
     ------
-    crmkit.data.io.FileFormatError
+    crmkit.data.reading.FileFormatError
         When the file is missing, empty or has neither layout.
     """
     p = Path(path)

@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from crmkit.data.cdnow import DATASETS_DIR, read_cdnow_file
-from crmkit.data.io import FileFormatError, ImportResult, PathLike, import_frames, read_table
+from crmkit.data.io import ImportResult, import_frames
+from crmkit.data.reading import FileFormatError, PathLike, read_table
 
 #: Default folder of the shared datasets (beside the project checkout).
 DATASETS = DATASETS_DIR
@@ -47,7 +48,7 @@ def _folder(path: PathLike | None, name: str) -> Path:
 def load_mapping(path: PathLike) -> dict[str, str | None]:
     """Read a column mapping from a JSON file: ``{"file column": "field", ...}``.
 
-    A ``null`` target drops the column (as ``None`` in :func:`crmkit.data.io.apply_mapping`).
+    A ``null`` target drops the column (as ``None`` in :func:`crmkit.data.reading.apply_mapping`).
 
     Parameters
     ----------

@@ -444,7 +444,7 @@ def _to_text(s: pd.Series) -> pd.Series:
     """Convert to strings, missing as NaN; whole floats (ids read from Excel) lose their ``.0``.
 
     Text is kept exactly as given (no stripping, so values round-trip); only the empty
-    string counts as missing. :mod:`crmkit.data.io` strips the cells it reads from files.
+    string counts as missing. :mod:`crmkit.data.reading` strips the cells it reads from files.
     """
     if pd.api.types.is_float_dtype(s.dtype):
         f = s.to_numpy(dtype="float64", na_value=np.nan)

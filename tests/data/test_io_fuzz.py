@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crmkit.data import io
+from crmkit.data.reading import FileFormatError
 from crmkit.errors import ValidationError
 from crmkit.store import Store
 from tests.factories import small_company
@@ -254,7 +255,7 @@ def check(base_db: Path, case: Case) -> None:
             except ValidationError as exc:
                 refused = "rows: " + ", ".join(str(e.row) for e in exc.errors)
                 assert exc.errors and all(e.row is not None and e.row >= 2 for e in exc.errors)
-            except io.FileFormatError as exc:
+            except FileFormatError as exc:
                 refused = str(exc)
                 assert re.search(r"line \d+", refused), refused
             else:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from crmkit.data.io import FileFormatError
 from crmkit.data.mappings import cdnow_frames, import_cdnow, import_maven, maven_frames
+from crmkit.data.reading import FileFormatError
 from crmkit.errors import ValidationError
 from crmkit.store import Store
 
