@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from crmkit.widgets.calls import CallForm, QuotaEditor
     from crmkit.widgets.forms import AddForm, BulkEdit, DeleteRows, editor, form_choices
-    from crmkit.widgets.grid import EntityGrid, GridQuery, filter_rows, load_table, page_of
+    from crmkit.widgets.grid import EntityGrid
+    from crmkit.widgets.grid_rows import GridQuery, filter_rows, load_table, page_of
     from crmkit.widgets.segment_explorer import SegmentExplorer
 
 _WHERE = {
@@ -24,10 +25,10 @@ _WHERE = {
     "editor": "forms",
     "form_choices": "forms",
     "EntityGrid": "grid",
-    "GridQuery": "grid",
-    "filter_rows": "grid",
-    "load_table": "grid",
-    "page_of": "grid",
+    "GridQuery": "grid_rows",
+    "filter_rows": "grid_rows",
+    "load_table": "grid_rows",
+    "page_of": "grid_rows",
     "SegmentExplorer": "segment_explorer",
 }
 

@@ -20,7 +20,8 @@ from crmkit.errors import BusyError, ConflictError, CrmkitError, ValidationError
 from crmkit.store import Store
 from crmkit.store.schema import Column
 from crmkit.store.schema import entity as entity_spec
-from crmkit.widgets.grid import EntityGrid, error_message
+from crmkit.widgets.grid import EntityGrid
+from crmkit.widgets.grid_values import error_message
 
 #: Entities the add form supports, with their labels.
 FORM_ENTITIES = {"accounts": "customer", "contacts": "contact", "deals": "deal"}

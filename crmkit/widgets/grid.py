@@ -1,89 +1,70 @@
-"""An editable, filterable, paged grid over one store entity.
+"""The editable grid over one store entity: filters, sorting, paging, undo, redo and retry.
 
-The grid shows one page of rows at a time, so 100k deals stay responsive: the entity is
-read once into a DataFrame, and filtering, sorting and paging are plain functions over it
-(:func:`filter_rows`, :func:`page_of`). Every cell edit goes through
-:meth:`crmkit.Store.update` with the ``row_version`` the grid showed, so the store
-validates it by the import rules, writes the deal history, and refuses it with a
-:class:`~crmkit.errors.ConflictError` when someone else changed the row meanwhile. Values
-are compared as the store types them (:func:`same_value`), never as text, and the front
-end's echo of a value the grid shows is never taken for an edit.
+The grid shows one page of rows at a time (its rows: :mod:`crmkit.widgets.grid_rows`). Every
+cell edit goes through :meth:`crmkit.Store.update` with the ``row_version`` the grid showed,
+so the store validates it by the import rules, writes the deal history, and refuses it with a
+:class:`~crmkit.errors.ConflictError` when someone else changed the row meanwhile. Values are
+compared as the store types them, never as text, and the front end's echo of a value the
+grid shows is never taken for an edit (:mod:`crmkit.widgets.grid_values`).
 
-The deal grid also shows, read only, each open deal's chance of winning in the forecast's
-first period, chance of slipping and expected revenue from the newest published forecast
-snapshot (its ``open_deals`` table, :func:`read_open_deal_forecast`), and forecast
-categories by their display names (``Best Case``), stored as ``best_case``.
+The deal grid also shows, read only, each open deal's forecast from the newest published
+snapshot, and forecast categories by their display names (``Best Case``), stored as
+``best_case``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import html
-import json
-import math
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 import ipywidgets as w
 import numpy as np
 import pandas as pd
 from ipydatagrid import DataGrid
 
-from crmkit.errors import BusyError, ConflictError, CrmkitError, ValidationError
-from crmkit.plots.format import format_amount
+from crmkit.errors import BusyError, ConflictError, ValidationError
 from crmkit.store import Store
-from crmkit.store.frames import typed_frame, value_to_text
-from crmkit.store.schema import CATEGORY_LABELS, TABLES
+from crmkit.store.frames import value_to_text
 from crmkit.store.schema import entity as entity_spec
-from crmkit.store.validation import validate
+from crmkit.widgets.grid_rows import (
+    ANY,
+    FORECAST_COLUMNS,
+    JOINED_SEGMENT,
+    SEARCH_COLUMN,
+    GridQuery,
+    filter_rows,
+    join_forecast,
+    load_table,
+    n_pages,
+    page_of,
+    prepare_rows,
+    read_open_deal_forecast,
+    read_slice,
+    search_text,
+)
+from crmkit.widgets.grid_values import (
+    LABELLED,
+    clean_value,
+    date_text,
+    display_frame,
+    edit_changes,
+    error_message,
+    is_missing,
+    same_value,
+    shown_value,
+    wire_value,
+)
 
 #: Columns the grid can filter on with a drop-down, when the entity has them.
 FILTER_COLUMNS = ("owner", "team", "stage", "status", "segment")
-#: Label of the "no filter" choice.
-ANY = "(any)"
 #: Store bookkeeping columns, kept beside the page but not shown.
 HIDDEN = ("row_version", "updated_at")
 #: Filter columns with many values: a combobox (type or pick) rather than a drop-down.
 OPEN_CHOICES = ("owner", "team")
-#: Column joined from the account (read only) for entities that refer to an account.
-JOINED_SEGMENT = "segment"
 #: Seconds the grid waits for the front end to echo a value it was sent (see ``_set_cell``).
 ECHO_SECONDS = 60.0
-#: Read-only deal columns from the newest published snapshot's ``open_deals`` table.
-FORECAST_COLUMNS = ("p_win", "p_slip", "expected_revenue")
-#: Columns shown by a display name instead of the stored value (``best_case`` reads Best Case).
-LABELLED = {"forecast_category": CATEGORY_LABELS}
-_SEARCH = "__search__"
-
-
-@dataclass(frozen=True)
-class GridQuery:
-    """What the grid shows: filters, sort order and page.
-
-    Attributes
-    ----------
-    text
-        Case-insensitive text searched in every text column ("" for none).
-    filters
-        ``{column: value}`` equality filters (owner, team, stage, status, segment).
-    sort_by
-        Column to sort by (None: the entity's key order).
-    ascending
-        Sort direction.
-    page
-        Page number, from 0.
-    page_size
-        Rows per page.
-
-    """
-
-    text: str = ""
-    filters: dict[str, object] = field(default_factory=dict)
-    sort_by: str | None = None
-    ascending: bool = True
-    page: int = 0
-    page_size: int = 50
 
 
 @dataclass(frozen=True)
@@ -121,463 +102,6 @@ class PendingSave:
     changes: dict[str, object]
     version: int | None
     edit: Edit | None = None
-
-
-def load_table(store: Store, name: str) -> pd.DataFrame:
-    """Read an entity for the grid: indexed by its key, with the account's segment joined.
-
-    Parameters
-    ----------
-    store
-        The database.
-    name
-        ``"accounts"``, ``"contacts"``, ``"deals"`` or another entity with a single key.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The entity's columns (and ``row_version``), index = key; deals and contacts get a
-        read-only ``segment`` column from their account. The lower-case search text is
-        added by the first text search.
-
-    """
-    spec = entity_spec(name)
-    if len(spec.key) != 1:
-        raise CrmkitError(
-            f"the grid edits entities with a single key column; {name} has {spec.key}"
-        )
-    return prepare_rows(store, name, store.read(name), all_accounts=True)
-
-
-def read_slice(store: Store, name: str, offset: int, limit: int) -> pd.DataFrame:
-    """Read rows ``offset`` to ``offset + limit`` of an entity in key order, in one query.
-
-    The grid shows its first pages this way (``ORDER BY key LIMIT ... OFFSET ...``), so a
-    page of 100k deals is read without reading every deal or every key.
-
-    Parameters
-    ----------
-    store
-        The database.
-    name
-        Entity name.
-    offset, limit
-        First row (from 0) and number of rows.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Typed like :meth:`crmkit.Store.read`.
-
-    """
-    import sqlalchemy as sa
-
-    spec = entity_spec(name)
-    table = TABLES[name]
-    stmt = (
-        sa.select(*table.c)
-        .order_by(*[table.c[k] for k in spec.key])
-        .limit(max(0, int(limit)))
-        .offset(max(0, int(offset)))
-    )
-    with store.engine.connect() as conn:
-        result = conn.execute(stmt)
-        df = pd.DataFrame.from_records([tuple(r) for r in result], columns=list(result.keys()))
-    return typed_frame(spec, df)
-
-
-def prepare_rows(
-    store: Store, name: str, df: pd.DataFrame, *, all_accounts: bool = False
-) -> pd.DataFrame:
-    """Index rows read from the store by their key and join their account's segment.
-
-    Parameters
-    ----------
-    store
-        The database.
-    name
-        Entity name.
-    df
-        Rows as read by :meth:`crmkit.Store.read`.
-    all_accounts
-        Read every account's segment at once (for many rows) instead of only theirs.
-
-    Returns
-    -------
-    pandas.DataFrame
-        See :func:`load_table`.
-
-    """
-    spec = entity_spec(name)
-    if name != "accounts" and "account_id" in df.columns:
-        where = None if all_accounts else {"account_id": list(df["account_id"].dropna().unique())}
-        seg = store.read("accounts", where=where, columns=["account_id", "segment"])
-        df[JOINED_SEGMENT] = df["account_id"].map(seg.set_index("account_id")["segment"])
-        df[JOINED_SEGMENT] = (
-            df[JOINED_SEGMENT].astype(object).where(df[JOINED_SEGMENT].notna(), None)
-        )
-    df = df.set_index(spec.key[0], drop=False)
-    df.index.name = spec.key[0]
-    df.attrs["text_columns"] = [c.name for c in spec.columns if c.kind in ("str", "text")]
-    return df
-
-
-def read_open_deal_forecast(store: Store) -> pd.DataFrame:
-    """Read the open deals' forecast from the newest published snapshot.
-
-    Only the snapshot's parameters are read (not its draws), so the grid opens quickly.
-
-    Parameters
-    ----------
-    store
-        The database.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index ``deal_id``, float columns :data:`FORECAST_COLUMNS` (``p_win``: chance of
-        winning within the first forecast period, ``p_slip``: chance of not closing by the
-        expected close date, ``expected_revenue``), from the snapshot's ``open_deals``
-        table; empty when no snapshot is published or it has no such table. ``attrs``
-        holds ``snapshot_id`` and ``as_of`` (None without a snapshot).
-
-    """
-    empty = pd.DataFrame(
-        {c: pd.Series(dtype="float64") for c in FORECAST_COLUMNS},
-        index=pd.Index([], dtype=object, name="deal_id"),
-    )
-    empty.attrs.update(snapshot_id=None, as_of=None)
-    listing = store.list_snapshots()
-    if listing.empty:
-        return empty
-    newest = int(listing["snapshot_id"].iloc[0])
-    stored = store.read(
-        "forecast_snapshots", where={"snapshot_id": [newest]}, columns=["parameters"]
-    )
-    text = stored["parameters"].iloc[0] if len(stored) else None
-    params = json.loads(text) if isinstance(text, str) and text else {}
-    records = (params.get("tables") or {}).get("open_deals") or []
-    frame = pd.DataFrame.from_records(records)
-    if frame.empty or "deal_id" not in frame.columns:
-        out = empty
-    else:
-        frame = frame.drop_duplicates("deal_id", keep="last")
-        out = pd.DataFrame(
-            {
-                c: pd.to_numeric(frame[c], errors="coerce").astype("float64")
-                if c in frame.columns
-                else np.nan
-                for c in FORECAST_COLUMNS
-            }
-        )
-        out.index = pd.Index(frame["deal_id"].astype(object), name="deal_id")
-    out.attrs.update(snapshot_id=newest, as_of=pd.Timestamp(listing["as_of"].iloc[0]).date())
-    return out
-
-
-def join_forecast(df: pd.DataFrame, forecast: pd.DataFrame | None) -> pd.DataFrame:
-    """Add the :data:`FORECAST_COLUMNS` of ``forecast`` to deal rows (NaN for deals not in it).
-
-    Parameters
-    ----------
-    df
-        Deal rows (with a ``deal_id`` column), as :func:`prepare_rows` returns them.
-    forecast
-        Output of :func:`read_open_deal_forecast` (None: nothing is added).
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``df`` with the columns added (in place).
-
-    """
-    if forecast is None or "deal_id" not in df.columns:
-        return df
-    for c in FORECAST_COLUMNS:
-        df[c] = df["deal_id"].map(forecast[c]).astype("float64")
-    return df
-
-
-def forecast_text(column: str, value: object) -> str | None:
-    """Show a forecast column's value: chances as percentages, revenue as money (None: blank).
-
-    ``0.423`` reads ``42.3%``; a chance that is not zero never reads ``0%`` (``<0.1%``) and
-    one below 1 never reads ``100%`` (``>99.9%``); revenue reads ``12,345``.
-    """
-    if _missing(value):
-        return None
-    x = float(value)  # type: ignore[arg-type]
-    if column == "expected_revenue":
-        return format_amount(x)
-    if 0 < x < 0.0005:
-        return "<0.1%"
-    if 0.9995 <= x < 1:
-        return ">99.9%"
-    return f"{x:.1%}".replace(".0%", "%")
-
-
-def shown_value(column: str, value: object) -> object:
-    """The text a labelled or forecast column shows for a stored value (others unchanged)."""
-    if column in FORECAST_COLUMNS:
-        return forecast_text(column, value)
-    labels = LABELLED.get(column)
-    if labels is not None and isinstance(value, str):
-        return labels.get(value, value)
-    return value
-
-
-def search_text(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """Lower-case text of the given columns joined by a separator, for fast searching."""
-    parts = [df[c].astype(object).where(df[c].notna(), "").astype(str) for c in columns if c in df]
-    if not parts:
-        return pd.Series("", index=df.index)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + "\x1f" + p
-    return out.str.lower()
-
-
-def filter_rows(table: pd.DataFrame, query: GridQuery) -> pd.DataFrame:
-    """Apply a query's text search, filters and sort order (not its page).
-
-    The first text search adds a hidden lower-case search column to ``table`` (kept, so
-    later searches are fast).
-
-    Parameters
-    ----------
-    table
-        Output of :func:`load_table`.
-    query
-        What to show.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The matching rows, sorted.
-
-    """
-    mask = pd.Series(True, index=table.index)
-    text = query.text.strip().lower()
-    if text:
-        if _SEARCH not in table.columns:  # built once, on the first search, and kept
-            cols = table.attrs.get("text_columns") or [
-                c for c in table.columns if pd.api.types.is_string_dtype(table[c])
-            ]
-            table[_SEARCH] = search_text(table, cols)
-        mask &= table[_SEARCH].str.contains(text, regex=False).to_numpy()
-    for col, val in query.filters.items():
-        if val is None or val in (ANY, "") or col not in table.columns:
-            continue
-        mask &= (table[col] == val).fillna(False).to_numpy(dtype=bool)
-    out = table[mask.to_numpy()] if not mask.all() else table
-    if query.sort_by and query.sort_by in out.columns:
-        out = out.sort_values(
-            query.sort_by, ascending=query.ascending, kind="stable", na_position="last"
-        )
-    return out
-
-
-def n_pages(n_rows: int, page_size: int) -> int:
-    """Return the number of pages for ``n_rows`` rows (at least 1)."""
-    return max(1, math.ceil(n_rows / max(1, page_size)))
-
-
-def page_of(rows: pd.DataFrame, page: int, page_size: int) -> pd.DataFrame:
-    """Return page ``page`` (from 0, clipped to the last page) of ``rows``."""
-    page = min(max(0, page), n_pages(len(rows), page_size) - 1)
-    return rows.iloc[page * page_size : (page + 1) * page_size]
-
-
-def display_frame(page: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Build the frame handed to the DataGrid: shown columns as objects, dates as ISO text."""
-    spec = entity_spec(name)
-    key = spec.key[0]
-    cols = [c.name for c in spec.columns if c.name != key]
-    if JOINED_SEGMENT in page.columns and JOINED_SEGMENT not in cols:
-        cols.append(JOINED_SEGMENT)
-    cols += [c for c in FORECAST_COLUMNS if c in page.columns and c not in cols]
-    out = page[cols].copy()
-    for c in spec.columns:
-        if c.name in out.columns and c.kind in ("date", "datetime"):
-            out[c.name] = [_date_text(v, c.kind) for v in out[c.name]]
-    for c in [*FORECAST_COLUMNS, *LABELLED]:
-        if c in out.columns:
-            out[c] = pd.Series([shown_value(c, v) for v in out[c]], index=out.index, dtype=object)
-    out.index = pd.Index(page.index.astype(object), name=key)
-    # object columns: the grid edits every cell as text, and ipydatagrid can store any typed
-    # value in its copy before the store validates it (pandas refuses "abc" in a float column)
-    return out.astype(object).where(out.notna(), None)
-
-
-def _date_text(v: object, kind: str) -> object:
-    """Show a date as ``YYYY-MM-DD`` and a datetime without a zero time."""
-    if v is None or pd.isna(v):
-        return None
-    ts = pd.Timestamp(v)
-    if kind == "date" or ts == ts.normalize():
-        return ts.date().isoformat()
-    return ts.isoformat(sep=" ")
-
-
-def clean_value(value: object) -> object:
-    """Turn what the grid's editor sends into a value for the store ('' becomes None)."""
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def edit_changes(name: str, row: pd.Series, column: str, value: object) -> dict[str, object]:
-    """Return the changes one cell edit makes, with the fields a rule ties to it.
-
-    Marking a deal ``won`` or ``lost`` stamps ``closed_at`` with today when it is empty, and
-    reopening a deal clears ``closed_at``, so a status can be changed with one edit.
-
-    Parameters
-    ----------
-    name
-        Entity name.
-    row
-        The row as shown.
-    column
-        Edited column.
-    value
-        New value (already cleaned).
-
-    Returns
-    -------
-    dict
-        ``{column: value}`` plus any tied field.
-
-    """
-    changes: dict[str, object] = {column: value}
-    if name == "deals" and column == "status" and "closed_at" in row.index:
-        try:
-            status = typed_value(name, column, value)  # " Won " is "won"
-        except ValidationError:
-            status = value  # the store refuses it, naming the value
-        if status in ("won", "lost") and pd.isna(row["closed_at"]):
-            changes["closed_at"] = pd.Timestamp(dt.date.today())
-        elif status == "open" and not pd.isna(row["closed_at"]):
-            changes["closed_at"] = None
-    return changes
-
-
-def error_message(err: Exception) -> str:
-    """Return a short text naming each rejected field and the reason."""
-    if isinstance(err, ValidationError):
-        parts = []
-        for e in err.errors:
-            val = "" if e.value is None else f" (value {e.value!r})"
-            parts.append(f"{e.field or 'row'}: {e.reason}{val}")
-        return "; ".join(parts)
-    return str(err)
-
-
-def typed_value(name: str, column: str, value: object) -> object:
-    """Return a cell value as the store types it, by the store's own coercion of the column.
-
-    Numbers become floats, dates and times ``pandas.Timestamp`` (dates at midnight), choices
-    their canonical spelling (``" Won"`` is ``"won"``) and text is stripped; missing values
-    (``None``, ``""``, NaN, NaT) become None.
-
-    Parameters
-    ----------
-    name
-        Entity name.
-    column
-        Column name.
-    value
-        The value, typed or as text (what the grid's editor sends).
-
-    Returns
-    -------
-    object
-        The typed value, or None when missing.
-
-    Raises
-    ------
-    ValidationError
-        When the value does not convert or breaks the column's rules (a negative amount).
-
-    """
-    frame = pd.DataFrame({column: pd.Series([value], dtype=object)})
-    result = validate(name, frame, partial=True)
-    if not result.ok:
-        raise ValidationError(name, result.errors)
-    out = result.clean[column].iloc[0]
-    if _missing(out):
-        return None
-    if isinstance(out, str):
-        return out.strip() or None
-    if isinstance(out, np.generic):
-        return out.item() if not isinstance(out, np.datetime64) else pd.Timestamp(out)
-    return out
-
-
-def same_value(name: str, column: str, a: object, b: object) -> bool:
-    """Tell whether two values of a column are equal as the store types them (never as text).
-
-    ``"205000"`` equals ``205000.0``, ``"2024-08-15"`` equals ``Timestamp("2024-08-15")``,
-    ``" Won "`` equals ``"won"``. A value the store's rules refuse (a negative amount, an
-    impossible date) is compared by its plain value, so it equals only itself.
-
-    Parameters
-    ----------
-    name
-        Entity name.
-    column
-        Column name.
-    a, b
-        The values (typed, or text as the grid's editor sends it).
-
-    Returns
-    -------
-    bool
-
-    """
-    try:
-        ta, tb = typed_value(name, column, a), typed_value(name, column, b)
-    except ValidationError:
-        return _plain(a) == _plain(b)
-    if ta is None or tb is None:
-        return ta is None and tb is None
-    return bool(ta == tb)
-
-
-def _missing(v: object) -> bool:
-    """Tell whether ``v`` is None, NaN, NaT or pd.NA."""
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    return isinstance(v, (float, np.floating)) and math.isnan(v)
-
-
-def _plain(v: object) -> object:
-    """A value the store refuses, for comparison: a number as a float, else stripped text."""
-    if _missing(v):
-        return None
-    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-        return float(v)
-    if isinstance(v, (pd.Timestamp, dt.date)):
-        return value_to_text(v)
-    text = str(v).strip()
-    try:
-        return float(text)
-    except ValueError:
-        return text or None
-
-
-def _wire(v: object) -> object:
-    """A value as it travels to the front end and back (JSON): plain numbers, text or None."""
-    if _missing(v):
-        return None
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return v
-    return float(v)
 
 
 class EntityGrid:
@@ -961,12 +485,12 @@ class EntityGrid:
         """Write fresh values of some rows into the table and the filtered rows, if read."""
         if self._table is None:
             return
-        cols = [c for c in fresh.columns if c in self._table.columns and c != _SEARCH]
-        if _SEARCH in self._table.columns:
+        cols = [c for c in fresh.columns if c in self._table.columns and c != SEARCH_COLUMN]
+        if SEARCH_COLUMN in self._table.columns:
             fresh = fresh.copy()
             text_cols = [c.name for c in self.spec.columns if c.kind in ("str", "text")]
-            fresh[_SEARCH] = search_text(fresh, text_cols)
-            cols.append(_SEARCH)
+            fresh[SEARCH_COLUMN] = search_text(fresh, text_cols)
+            cols.append(SEARCH_COLUMN)
         rows = self._rows if self._rows is not None else self._table
         for frame in (self._table,) if rows is self._table else (self._table, rows):
             idx = fresh.index.intersection(frame.index)
@@ -1052,7 +576,7 @@ class EntityGrid:
                     "it shows the stored value again.",
                     ok=True,
                 )
-            if _wire(value) != _wire(self._cell_value(column, shown[column])):
+            if wire_value(value) != wire_value(self._cell_value(column, shown[column])):
                 self._set_cell(row, column, shown[column])  # the stored spelling
             return False
         changes = edit_changes(self.name, shown, column, value)
@@ -1239,8 +763,8 @@ class EntityGrid:
         """The value a cell shows: dates as ISO text, missing as None, plain Python numbers."""
         kind = self.spec.column(column).kind if column in self.spec.column_names else "str"
         if kind in ("date", "datetime"):
-            return _date_text(value, kind)
-        if _missing(value):
+            return date_text(value, kind)
+        if is_missing(value):
             return None
         return shown_value(column, value.item() if isinstance(value, np.generic) else value)
 
@@ -1255,7 +779,7 @@ class EntityGrid:
             return
         value = self._cell_value(column, value)
         waiting = self._echoes.setdefault((row, column), [])
-        waiting.append((time.monotonic(), _wire(value)))
+        waiting.append((time.monotonic(), wire_value(value)))
         del waiting[:-16]
         self._quiet = True
         try:
@@ -1270,7 +794,7 @@ class EntityGrid:
             return False
         now = time.monotonic()
         waiting[:] = [(t, v) for t, v in waiting if now - t < ECHO_SECONDS]
-        got = _wire(value)
+        got = wire_value(value)
         for i, (_t, sent) in enumerate(waiting):
             if type(sent) is type(got) and sent == got:
                 del waiting[i]

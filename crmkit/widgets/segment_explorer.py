@@ -25,7 +25,7 @@ from crmkit.errors import CrmkitError, ValidationError
 from crmkit.plots import segments as plots
 from crmkit.plots.format import format_numbers, number_decimals
 from crmkit.store import Store
-from crmkit.widgets.grid import error_message
+from crmkit.widgets.grid_values import error_message
 
 #: Built-in segmentations: label -> customer-table column.
 BUILTIN = {"Account segment": "segment", "RFM segments": "rfm_segment", "CLV tiers": "clv_tier"}

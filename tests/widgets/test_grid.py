@@ -7,19 +7,8 @@ import pandas as pd
 import pytest
 
 from crmkit.store import Store
-from crmkit.widgets.grid import (
-    ANY,
-    EntityGrid,
-    GridQuery,
-    clean_value,
-    edit_changes,
-    filter_rows,
-    load_table,
-    n_pages,
-    page_of,
-    same_value,
-    typed_value,
-)
+from crmkit.widgets.grid import EntityGrid
+from crmkit.widgets.grid_rows import ANY
 from tests.widgets.conftest import fire_cell_edit
 
 
@@ -182,49 +171,6 @@ def test_selected_keys_follow_selection_rectangles(company):
     assert g.selected_keys() == ["D2", "D3"]
 
 
-def test_values_compare_as_the_store_types_them():
-    assert typed_value("deals", "amount", "205000") == 205000.0
-    assert typed_value("deals", "expected_close_date", "2024-08-15 ") == pd.Timestamp("2024-08-15")
-    assert typed_value("deals", "status", " Won") == "won"
-    assert typed_value("deals", "stage", " Proposal ") == "Proposal"
-    assert typed_value("deals", "amount", "") is None
-    assert same_value("deals", "amount", "205000", 205000.0)
-    assert same_value("deals", "amount", 205000, "205000.00")
-    assert not same_value("deals", "amount", "205000.5", 205000.0)
-    assert same_value("deals", "expected_close_date", "2024-08-15", pd.Timestamp("2024-08-15"))
-    assert not same_value("deals", "closed_at", "2024-08-15 10:00", pd.Timestamp("2024-08-15"))
-    assert same_value("deals", "forecast_category", "Best Case", "best_case")
-    assert same_value("deals", "lost_reason", None, float("nan"))
-    assert not same_value("deals", "lost_reason", "price", None)
-    # values the store refuses equal only themselves
-    assert same_value("deals", "amount", "-5", -5.0)
-    assert not same_value("deals", "amount", "-5", 5.0)
-    assert not same_value("deals", "amount", "abc", 12000.0)
-
-
-def test_pure_helpers():
-    table = pd.DataFrame(
-        {"owner": ["a", "b", "a"], "name": ["x", "y", "z"], "amount": [3.0, 1.0, 2.0]},
-        index=pd.Index(["K1", "K2", "K3"]),
-    )
-    q = GridQuery(filters={"owner": "a"}, sort_by="amount")
-    assert list(filter_rows(table, q).index) == ["K3", "K1"]
-    assert list(filter_rows(table, GridQuery(text="Y")).index) == ["K2"]
-    assert n_pages(0, 50) == 1 and n_pages(101, 50) == 3
-    assert list(page_of(table, 9, 2).index) == ["K3"]  # clipped to the last page
-    assert clean_value("  ") is None and clean_value(" x ") == "x"
-    row = pd.Series({"status": "open", "closed_at": pd.NaT})
-    assert set(edit_changes("deals", row, "status", "lost")) == {"status", "closed_at"}
-    assert edit_changes("accounts", row, "status", "lost") == {"status": "lost"}
-
-
-def test_load_table_joins_account_segment(company):
-    t = load_table(company, "contacts")
-    assert t.loc["C2", "segment"] == "Enterprise"
-    with pytest.raises(Exception, match="single key"):
-        load_table(company, "stages")
-
-
 def test_table_is_read_only_when_a_query_needs_it(company):
     g = EntityGrid(company, "deals", page_size=2)
     assert not g.loaded
@@ -249,7 +195,7 @@ def test_edits_update_the_loaded_table(company):
 
 
 def test_pages_before_the_table_is_read_come_in_key_order(company):
-    from crmkit.widgets.grid import read_slice
+    from crmkit.widgets.grid_rows import read_slice
 
     keys = sorted(company.read("deals")["deal_id"])
     assert list(read_slice(company, "deals", 1, 2)["deal_id"]) == keys[1:3]
