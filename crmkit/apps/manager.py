@@ -3,8 +3,9 @@
 Also the deal editor page (:class:`DealEditorPage`), which asks the viewer's name first.
 
 A thin view: each control sets a :class:`~crmkit.apps.dashboard.Filter`, the functions of
-:mod:`crmkit.apps.dashboard` compute, and HTML widgets show tables and SVG figures. Numbers
-carry CSS classes and ``data-`` attributes so that tests can read them from the page.
+:mod:`crmkit.apps.dashboard`, :mod:`~crmkit.apps.call_views` and :mod:`~crmkit.apps.changes`
+compute, and HTML widgets show tables and SVG figures. Numbers carry CSS classes and ``data-``
+attributes so that tests can read them from the page.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import html
 import ipywidgets as w
 import pandas as pd
 
+from crmkit.apps import call_views as cv
 from crmkit.apps import dashboard as db
-from crmkit.apps.dashboard import headline_html, table_html, viewer_name
+from crmkit.apps.changes import waterfall_note
+from crmkit.apps.dashboard import viewer_name
+from crmkit.apps.section_html import headline_html, table_html
 from crmkit.errors import CrmkitError
 from crmkit.plots import svg as fanchart_svg
 from crmkit.plots.waterfall import waterfall_svg
@@ -63,7 +67,7 @@ class ManagerView:
         Number of deals in the at-risk table.
     changes
         What changed since the previous snapshot
-        (:func:`crmkit.apps.dashboard.page_changes`), drawn as a waterfall; None when there
+        (:func:`crmkit.apps.changes.page_changes`), drawn as a waterfall; None when there
         is no previous snapshot.
 
     """
@@ -168,8 +172,8 @@ class ManagerView:
             f'<div class="crmkit-body" data-group="{html.escape(flt.group)}">'
             f"{headline_html(db.headline(s, flt), flt)}"
             f'<div class="crmkit-fanchart">{fan}</div>'
-            f"{db.forecast_call_html(db.forecast_call(s, flt), flt)}"
-            f"{db.attainment_html(db.attainment(s, flt), flt)}"
+            f"{cv.forecast_call_html(cv.forecast_call(s, flt), flt)}"
+            f"{cv.attainment_html(cv.attainment(s, flt), flt)}"
             "<h3>Pipeline by stage</h3>"
             '<p class="crmkit-note">Open deals, their amount and expected revenue (amount times '
             "the learned win rate) by stage; win rates as configured against learned from "
@@ -214,7 +218,7 @@ class ManagerView:
         wf = "" if steps is None else waterfall_svg(steps, title="What changed — whole company")
         return (
             "<h3>What changed since the previous forecast</h3>"
-            f'{db.waterfall_note(steps)}<div class="crmkit-waterfall">{wf}</div>'
+            f'{waterfall_note(steps)}<div class="crmkit-waterfall">{wf}</div>'
             "<h3>Segment contributions</h3>"
             f'<div class="crmkit-row"><div class="crmkit-fig">{seg_svg}</div>'
             f"<div>{seg_table}</div></div>"

@@ -16,11 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from crmkit.apps import call_views as cv
+from crmkit.apps import changes as chg
 from crmkit.apps import dashboard as db
+from crmkit.apps.section_html import headline_html, table_html
 from crmkit.errors import CrmkitError
-from crmkit.forecast.compare import compare_with_previous
+from crmkit.forecast.axes import SOURCE_NAMES
+from crmkit.forecast.compare import compare_with_previous, previous_snapshot
 from crmkit.plots.fanchart import fan_chart
-from crmkit.plots.format import figure_png
+from crmkit.plots.format import figure_png, format_amount
 from crmkit.plots.waterfall import waterfall_figure
 from crmkit.store import Snapshot, Store
 from crmkit.store.engine import ENV_URL, resolve_url
@@ -98,7 +102,7 @@ def prepare(
             snap = db.latest_snapshot(store)
             if snap is None:
                 raise CrmkitError(db.no_snapshot_message(store.url))
-        previous = db.previous_snapshot(store, snap)
+        previous = previous_snapshot(store, snap)
         scores = None
         if p["backtest"] and db.backtest_table(snap) is None:
             scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
@@ -207,7 +211,7 @@ def show_headline(ctx: ReportContext) -> None:
         f"{per}; {html.escape(str(s.parameters.get('draws', '?')))} draws; database "
         f"{html.escape(ctx.db_url)}. Ranges are P10–P90: in 8 of 10 outcomes revenue lands "
         "inside; P50 is as likely to be beaten as missed.</p>"
-        + db.headline_html(db.headline(s, ctx.filter), ctx.filter)
+        + headline_html(db.headline(s, ctx.filter), ctx.filter)
     )
 
 
@@ -229,13 +233,13 @@ def show_changes(ctx: ReportContext) -> None:
     if ctx.previous is None:
         _show('<p class="crmkit-changes">This is the first saved forecast: nothing to compare.</p>')
         return
-    ch = db.changes_since(ctx.previous, ctx.snapshot, ctx.filter).reset_index()
-    ch["source"] = ch["source"].map(db.SOURCE_NAMES)
+    ch = chg.changes_since(ctx.previous, ctx.snapshot, ctx.filter).reset_index()
+    ch["source"] = ch["source"].map(SOURCE_NAMES)
     p = ctx.previous
     parts = [
         f'<p class="crmkit-changes">Compared with snapshot {p.snapshot_id} (as of {p.as_of}, '
         "horizon totals):</p>",
-        db.table_html(
+        table_html(
             ch, css="crmkit-changes-table",
             money=("p50_before", "p50_now", "change", "p10_now", "p90_now"),
             shares=("p_target_before", "p_target_now"),
@@ -256,14 +260,14 @@ def change_steps(ctx: ReportContext) -> pd.DataFrame | None:
     Returns
     -------
     pandas.DataFrame or None
-        :func:`crmkit.apps.dashboard.change_steps` of the previous and the reported
+        :func:`crmkit.apps.changes.change_steps` of the previous and the reported
         snapshot; None when there is no previous snapshot.
 
     """
     if ctx.previous is None:
         return None
     reasons = ctx.changes["reasons"] if ctx.changes is not None else None
-    return db.change_steps(ctx.previous, ctx.snapshot, reasons)
+    return chg.change_steps(ctx.previous, ctx.snapshot, reasons)
 
 
 def steps_html(steps: pd.DataFrame) -> str:
@@ -272,7 +276,7 @@ def steps_html(steps: pd.DataFrame) -> str:
     Parameters
     ----------
     steps
-        :func:`crmkit.apps.dashboard.change_steps`.
+        :func:`crmkit.apps.changes.change_steps`.
 
     Returns
     -------
@@ -283,7 +287,7 @@ def steps_html(steps: pd.DataFrame) -> str:
     rows = []
     for _, r in steps.iterrows():
         total = r["kind"] == "total"
-        amount = db.format_amount(r["amount"])
+        amount = format_amount(r["amount"])
         if not total and r["amount"] > 0:
             amount = "+" + amount
         counted = not pd.isna(r["deals"]) and r["step"] not in ("new_business", "repeat")
@@ -305,7 +309,7 @@ def show_waterfall(ctx: ReportContext) -> None:
     from IPython.display import Image, display
 
     steps = change_steps(ctx)
-    _show(db.waterfall_note(steps))
+    _show(chg.waterfall_note(steps))
     if steps is None:
         return
     fig = waterfall_figure(steps, title="What changed — whole company")
@@ -316,13 +320,13 @@ def show_waterfall(ctx: ReportContext) -> None:
 def show_forecast_call(ctx: ReportContext) -> None:
     """Show the forecast call: categories' roll-ups beside the model, and the manager's call."""
     flt = ctx.filter
-    _show(db.forecast_call_html(db.forecast_call(ctx.snapshot, flt), flt))
+    _show(cv.forecast_call_html(cv.forecast_call(ctx.snapshot, flt), flt))
 
 
 def show_attainment(ctx: ReportContext) -> None:
     """Show quota attainment: to date, expected with P10–P90, and P(attain)."""
     flt = ctx.filter
-    _show(db.attainment_html(db.attainment(ctx.snapshot, flt), flt))
+    _show(cv.attainment_html(cv.attainment(ctx.snapshot, flt), flt))
 
 
 def show_call_backtest(ctx: ReportContext) -> None:
@@ -349,7 +353,7 @@ def show_backtest(ctx: ReportContext) -> None:
         )
     shares = tuple(c for c in bt if "cover" in c)
     money = tuple(c for c in bt if c in ("crps", "mae_median"))
-    _show(intro + db.table_html(bt, css="crmkit-backtest", shares=shares, money=money))
+    _show(intro + table_html(bt, css="crmkit-backtest", shares=shares, money=money))
 
 
 def show_diagnostics(ctx: ReportContext) -> None:
@@ -364,7 +368,7 @@ def show_diagnostics(ctx: ReportContext) -> None:
     msgs = "".join(f"<li>{html.escape(str(m))}</li>" for m in d.get("messages", []))
     _show(
         f'<p class="crmkit-diagnostics" data-ok="{str(ok).lower()}">{verdict}</p>'
-        + db.table_html(db.diagnostics_table(ctx.snapshot), css="crmkit-diagnostics-table")
+        + table_html(db.diagnostics_table(ctx.snapshot), css="crmkit-diagnostics-table")
         + (f"<ul>{msgs}</ul>" if msgs else "")
     )
 
@@ -491,7 +495,7 @@ def call_backtest_html(scores: pd.DataFrame | ReportContext | None) -> str:
         "bias above zero means the number was too high; hit rate is how often the number was "
         "reached (a P50 about half the time, a commit should be most of the time); cover80 is "
         "how often the outcome fell in the model's P10–P90 range (0.8 is ideal).</p>",
-        db.table_html(
+        table_html(
             named(summarise_calls(scores)), css="crmkit-call-backtest-table",
             money=money, shares=shares,
         ),
@@ -501,7 +505,7 @@ def call_backtest_html(scores: pd.DataFrame | ReportContext | None) -> str:
             "<p>On the periods each manager called, everyone scored on the same outcomes:</p>"
         )
         parts.append(
-            db.table_html(
+            table_html(
                 named(summarise_calls(scores, by_group=True)),
                 css="crmkit-call-backtest-groups", money=money, shares=shares,
             )

@@ -947,7 +947,8 @@ def manager_app(db: str | None = None, *, snapshot_id: int | None = None, top_n:
     import ipywidgets as w
     from sqlalchemy import exc as sa_exc
 
-    from crmkit.apps.dashboard import latest_snapshot, no_snapshot_message, page_changes
+    from crmkit.apps.changes import page_changes
+    from crmkit.apps.dashboard import latest_snapshot, no_snapshot_message
     from crmkit.store import Store
 
     # read only: no schema check or migration here (``crmkit app`` migrated at start), which

@@ -353,7 +353,7 @@ def waterfall_data(steps: pd.DataFrame, *, title: str = "What changed") -> Water
     Parameters
     ----------
     steps
-        :func:`crmkit.apps.dashboard.change_steps`: ``label``, ``kind`` (``"total"`` or
+        :func:`crmkit.apps.changes.change_steps`: ``label``, ``kind`` (``"total"`` or
         ``"change"``), ``amount`` and optionally ``deals``, in order.
     title
         The chart's title.

@@ -1,6 +1,6 @@
 """What changed between two forecasts, as a waterfall: SVG for the app, matplotlib for the report.
 
-Both renderings take the steps of :func:`crmkit.apps.dashboard.change_steps` (the previous
+Both renderings take the steps of :func:`crmkit.apps.changes.change_steps` (the previous
 total, one change per reason, the new total) and draw the bars laid out by
 :func:`crmkit.plots.chart_data.waterfall_data`: horizontal bars top to bottom, totals from
 zero, each change floating from the running total before it to the one after it (green up,
@@ -43,7 +43,7 @@ def waterfall_svg(steps: pd.DataFrame, *, title: str = "What changed", width: in
     Parameters
     ----------
     steps
-        :func:`crmkit.apps.dashboard.change_steps`.
+        :func:`crmkit.apps.changes.change_steps`.
     title
         The chart's title.
     width
@@ -116,7 +116,7 @@ def waterfall_figure(steps: pd.DataFrame, *, title: str = "What changed") -> Fig
     Parameters
     ----------
     steps
-        :func:`crmkit.apps.dashboard.change_steps`.
+        :func:`crmkit.apps.changes.change_steps`.
     title
         The chart's title.
 

@@ -6,8 +6,12 @@ import re
 
 import pandas as pd
 
+from crmkit.apps import call_views as cv
 from crmkit.apps import dashboard as db
+from crmkit.apps.changes import page_changes
 from crmkit.apps.manager import MAX_CAMPAIGNS, ManagerView
+from crmkit.apps.section_html import format_chance
+from crmkit.plots.format import format_amount
 from crmkit.store import Store
 from tests.html_rows import data_rows
 from tests.snapshot_factory import make_fake_snapshot
@@ -19,7 +23,7 @@ def test_page_without_the_extra_tables_still_shows_the_forecast() -> None:
         snap.parameters["tables"].pop(name)
     view = ManagerView(snap)
     total = db.headline(snap).loc["total"]
-    assert f'data-q="p50">{db.format_amount(total["p50"])}<' in view.body.value
+    assert f'data-q="p50">{format_amount(total["p50"])}<' in view.body.value
     assert "crmkit-fan-svg" in view.body.value and "crmkit-fan-actual" not in view.body.value
     assert "did not measure campaign returns" in view.static.value
     view.dropdowns["segment"].value = "SMB"
@@ -49,13 +53,13 @@ def test_page_shows_the_forecast_call_beside_the_model_with_names_escaped() -> N
     view.dropdowns["team"].value = "north"
     body = view.body.value
     rows = data_rows(body.split('class="crmkit-call"', 1)[1], "crmkit-call-row")
-    calls = db.forecast_call(snap, db.Filter(team="north"))
+    calls = cv.forecast_call(snap, db.Filter(team="north"))
     assert [r["period"] for r in rows] == list(calls["period"])
     first, want = rows[0], calls.iloc[0]
     for c in ("closed", "commit", "best_case", "pipeline", "p50", "call"):
-        assert first[c] == db.format_amount(want[c])
-    assert first["p10_p90"] == f"{db.format_amount(want['p10'])} – {db.format_amount(want['p90'])}"
-    assert first["p_commit"] == db.format_chance(want["p_commit"])
+        assert first[c] == format_amount(want[c])
+    assert first["p10_p90"] == f"{format_amount(want['p10'])} – {format_amount(want['p90'])}"
+    assert first["p_commit"] == format_chance(want["p_commit"])
     assert first["p_best_case"] == f"{100 * want['p_best_case']:.0f}%"
     assert first["call_at"] == "2026-11-14 09:30"
     assert first["call_author"] == "Dana &lt;b&gt;&amp; Co&lt;/b&gt;"
@@ -74,7 +78,7 @@ def test_quota_view_sorts_owners_by_p_attain_and_follows_the_filter() -> None:
     want = table.sort_values("p_attain", ascending=False)
     assert [r["group"] for r in owners] == list(want["group"])
     for r, (_, w) in zip(owners, want.iterrows(), strict=True):
-        assert r["quota"] == db.format_amount(w["quota"])
+        assert r["quota"] == format_amount(w["quota"])
         assert r["p_attain"] == f"{100 * w['p_attain']:.0f}%"
         assert r["expected_attainment"] == f"{100 * w['expected_attainment']:.0f}%"
     assert [r["group"] for r in rows][-1] == "all"
@@ -89,7 +93,7 @@ def test_quota_view_sorts_owners_by_p_attain_and_follows_the_filter() -> None:
 
 def test_older_snapshot_says_its_new_sections_are_not_in_it() -> None:
     view = ManagerView(make_fake_snapshot())
-    assert view.body.value.count(db.NOT_IN_SNAPSHOT) == 2  # forecast call and quotas
+    assert view.body.value.count(cv.NOT_IN_SNAPSHOT) == 2  # forecast call and quotas
     assert "first saved forecast" in view.static.value
 
 
@@ -98,7 +102,7 @@ def test_page_draws_the_waterfall_of_what_changed_since_the_previous_snapshot(tm
         store.save_snapshot(make_fake_snapshot(seed=3, scale=0.9, forecast_call=True))
         store.save_snapshot(make_fake_snapshot(seed=4, forecast_call=True))
         snap = store.load_snapshot()
-        changes = db.page_changes(store, snap)
+        changes = page_changes(store, snap)
     static = ManagerView(snap, changes=changes).static.value
     assert "Compared with snapshot 1" in static
     steps = re.findall(r'class="crmkit-waterfall-bar" data-step="([^"]+)"', static)

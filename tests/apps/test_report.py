@@ -251,6 +251,7 @@ def test_report_has_forecast_call_attainment_and_waterfall_sections(report: dict
 def test_report_sections_of_an_older_snapshot_say_not_in_this_snapshot(monkeypatch) -> None:
     from crmkit.apps import dashboard as db
     from crmkit.apps import report_sections as rs
+    from crmkit.apps.call_views import NOT_IN_SNAPSHOT
 
     shown: list[str] = []
     monkeypatch.setattr(rs, "_show", shown.append)
@@ -259,7 +260,7 @@ def test_report_sections_of_an_older_snapshot_say_not_in_this_snapshot(monkeypat
     rs.show_forecast_call(ctx)
     rs.show_attainment(ctx)
     rs.show_waterfall(ctx)
-    assert db.NOT_IN_SNAPSHOT in shown[0] and db.NOT_IN_SNAPSHOT in shown[1]
+    assert NOT_IN_SNAPSHOT in shown[0] and NOT_IN_SNAPSHOT in shown[1]
     assert "first saved forecast" in shown[2]
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from crmkit.apps import dashboard as db
+from crmkit.apps.section_html import format_share
 from crmkit.apps.server import (
     APP_NOTEBOOK,
     DENIED_EXTENSIONS,
@@ -25,6 +26,7 @@ from crmkit.apps.server import (
     voila_template_settings,
 )
 from crmkit.errors import CrmkitError
+from crmkit.plots.format import format_amount
 from crmkit.store import Store
 from crmkit.store.engine import resolve_url
 from tests.snapshot_factory import make_fake_snapshot
@@ -231,8 +233,8 @@ def test_page_shows_the_snapshot_and_filters_update_it(db_with_snapshot: Path) -
     view = ManagerView(snap, top_n=3)
     body = view.body.value
     total = db.headline(snap).loc["total"]
-    assert f'data-q="p50">{db.format_amount(total["p50"])}<' in body
-    assert db.format_share(total["p_target"]) in body
+    assert f'data-q="p50">{format_amount(total["p50"])}<' in body
+    assert format_share(total["p_target"]) in body
     # the fan chart is SVG drawn from the snapshot's numbers
     fan = db.fan_data(snap)
     fc = fan[(fan["source"] == "total") & (fan["kind"] == "forecast")]
@@ -246,7 +248,7 @@ def test_page_shows_the_snapshot_and_filters_update_it(db_with_snapshot: Path) -
     assert view.dropdowns["owner"].value == "All"
     body = view.body.value
     north = db.headline(snap, db.Filter(team="north")).loc["total"]
-    assert f'data-q="p50">{db.format_amount(north["p50"])}<' in body
+    assert f'data-q="p50">{format_amount(north["p50"])}<' in body
     assert 'data-group="team=north"' in body
     fan_n = db.fan_data(snap, db.Filter(team="north"))
     fc_n = fan_n[(fan_n["source"] == "total") & (fan_n["kind"] == "forecast")]

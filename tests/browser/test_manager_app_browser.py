@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crmkit.apps import dashboard as db
 from crmkit.apps.browser import CHROMIUM_FLAGS
+from crmkit.forecast.compare import compare_snapshots
 from crmkit.store import Snapshot, Store
 from tests.browser.support import CHROMIUM, need_browser, served_app
 from tests.snapshot_factory import make_fake_snapshot
@@ -195,7 +195,7 @@ def test_waterfall_is_drawn_with_one_bar_per_reason(served, browser) -> None:
         "e.getBoundingClientRect().width])",
     )
     previous = make_fake_snapshot(seed=10, scale=0.9, forecast_call=True)  # as served
-    reasons = db.compare_snapshots(previous, snap)["reasons"]["reason"]  # the db has no deals
+    reasons = compare_snapshots(previous, snap)["reasons"]["reason"]  # the db has no deals
     steps = [b[0] for b in bars]
     assert steps[0] == "before" and steps[-1] == "now"
     assert set(steps[1:-1]) - {"other"} == set(reasons) and len(steps) == len(set(steps))

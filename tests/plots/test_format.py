@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from crmkit.apps import dashboard as db
+from crmkit.apps import section_html as sh
 from crmkit.plots import chart_data as cd
 from crmkit.plots import fanchart
 from crmkit.plots import svg as fanchart_svg
@@ -77,9 +77,9 @@ def test_every_chart_writes_amounts_with_the_one_formatter(fan) -> None:
     svg = fanchart_svg.fan_chart_svg(fan)
     assert any(f">{format_amount(t, compact=True)}</text>" in svg for t in (50_000, 100_000))
     table = pd.DataFrame({"amount": [1_234_567.4, np.nan]})
-    html = db.table_html(table, css="x", money=("amount",))
+    html = sh.table_html(table, css="x", money=("amount",))
     assert "1,234,567" in html and "–" in html
-    assert db.format_amount is format_amount
+    assert sh.format_amount is format_amount
 
 
 def test_figure_png_is_cropped_and_sized_by_dpi() -> None:

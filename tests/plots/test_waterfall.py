@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmkit.apps import dashboard as db
+from crmkit.apps.changes import what_changed
 from crmkit.plots import chart_data as cd
 from crmkit.plots.waterfall import waterfall_figure, waterfall_svg
 from tests.snapshot_factory import make_fake_snapshot
@@ -19,7 +19,7 @@ def steps() -> pd.DataFrame:
     """What changed between two fake snapshots with different open deals."""
     old = make_fake_snapshot(seed=3, scale=0.9, forecast_call=True)
     new = make_fake_snapshot(seed=4, forecast_call=True)
-    return db.what_changed(old, new)
+    return what_changed(old, new)
 
 
 def _bars(svg: str) -> list[ET.Element]:
