@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "number, field and reason; nothing is written if any row is bad, unless --skip-bad.",
     )
     _add_db(p)
-    p.add_argument("entity", help="accounts, contacts, deals, orders, ...")
-    p.add_argument("file", type=Path, help="a .csv, .xlsx or .xls file")
+    p.add_argument("entity", help="accounts, contacts, deals, orders, ...; or salesforce")
+    p.add_argument("file", type=Path, help="a .csv, .xlsx or .xls file (salesforce: a folder)")
     p.add_argument(
         "--map",
         action="append",
@@ -265,6 +265,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     if args.skip_bad and not args.rejects:
         raise CrmkitError("--skip-bad needs --rejects FILE to write the rejected rows to")
+    if args.entity == "salesforce":
+        return _import_salesforce(args)
     if args.max_amount is not None and not 0 < args.max_amount < float("inf"):
         raise CrmkitError(f"--max-amount must be a positive number, not {args.max_amount}")
     io.check_rejects_path(args.file, args.rejects)  # before anything is read or opened
@@ -303,6 +305,36 @@ def _cmd_import(args: argparse.Namespace) -> int:
             if len(exc.errors) > 50:
                 print(f"  ... and {len(exc.errors) - 50} more", file=sys.stderr)
             return 1
+    print(result.summary())
+    return 0
+
+
+def _import_salesforce(args: argparse.Namespace) -> int:
+    """Import a Salesforce export folder (``crmkit import salesforce DIR``)."""
+    from crmkit.data.reading import error_line
+    from crmkit.data.salesforce import import_salesforce, load_salesforce_mapping
+    from crmkit.store import Store
+
+    mapping = load_salesforce_mapping(args.mapping) if args.mapping else None
+    store = Store.open(args.db)
+    try:
+        result = import_salesforce(
+            store,
+            args.file,
+            mapping=mapping,
+            on_error="skip" if args.skip_bad else "raise",
+            rejects_path=args.rejects,
+            changed_by=args.by,
+            allow_future=args.allow_future,
+        )
+    except ValidationError as exc:
+        print(
+            f"error: {exc.entity}: {len(exc.errors)} problem(s); nothing was imported",
+            file=sys.stderr,
+        )
+        for e in exc.errors[:50]:
+            print(f"  {error_line(e)}", file=sys.stderr)
+        return 1
     print(result.summary())
     return 0
 
