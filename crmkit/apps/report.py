@@ -29,12 +29,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, quote_plus
 
 from crmkit.apps import dashboard as db
 from crmkit.apps.browser import CHROMIUM_FLAGS, chromium_path
 from crmkit.errors import CrmkitError, RowError, ValidationError
-from crmkit.store.engine import ENV_URL
+from crmkit.store.engine import ENV_URL, masked_url, password_forms, scrub_password
 
 #: Methods :func:`crmkit.forecast.engine.run_forecast` accepts.
 METHODS = ("map", "nuts", "advi")
@@ -194,54 +193,6 @@ class _RunTimeoutError(Exception):
     """A step of the report run reached the run's deadline (its processes were killed)."""
 
 
-def masked_url(url: str) -> str:
-    """Return a database URL with its password replaced by ``***`` (safe to show or store).
-
-    Parameters
-    ----------
-    url
-        A SQLAlchemy URL or a SQLite file path.
-
-    Returns
-    -------
-    str
-        The URL as :meth:`sqlalchemy.engine.URL.render_as_string` shows it with
-        ``hide_password=True``; ``url`` itself when it is not a URL or has no password.
-
-    """
-    import sqlalchemy as sa
-
-    try:
-        u = sa.make_url(url)
-    except (sa.exc.ArgumentError, ValueError, TypeError):
-        return url
-    return url if u.password is None else u.render_as_string(hide_password=True)
-
-
-def _secrets(url: str) -> list[str]:
-    """The password of ``url`` as written in it and decoded (longest first), to scrub."""
-    import sqlalchemy as sa
-
-    try:
-        password = sa.make_url(url).password
-    except (sa.exc.ArgumentError, ValueError, TypeError):
-        return []
-    if not password:
-        return []
-    found = {str(password), quote(str(password), safe=""), quote_plus(str(password))}
-    netloc = url.split("://", 1)[-1].split("@", 1)
-    if len(netloc) == 2 and ":" in netloc[0]:
-        found.add(netloc[0].split(":", 1)[1])  # as written, whatever its encoding
-    return sorted((s for s in found if s), key=len, reverse=True)
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    """Replace every form of the password in ``text`` by ``***``."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
 def _check_timeout(timeout: object) -> float:
     """Return ``timeout`` as seconds, or raise ValidationError naming it."""
     if not _is_number(timeout) or not 0 < timeout <= 7 * 86_400:  # type: ignore[operator]
@@ -278,7 +229,7 @@ def run_report(
 
     The database URL reaches the notebook's kernel through ``$CRMKIT_DB_URL`` in the
     environment of that run only; the notebook, its metadata, the HTML, the PDF, the log
-    lines and the errors show it with the password masked (:func:`masked_url`).
+    lines and the errors show it with the password masked (:func:`crmkit.store.engine.masked_url`).
 
     A run that takes longer than ``timeout`` seconds is stopped (papermill, its kernel,
     nbconvert or chromium are killed) and started again once; when the second run times out
@@ -328,14 +279,14 @@ def run_report(
     chromium = chromium_path()
     if pdf and chromium is None:
         raise ReportError("chromium is not installed (apt-get install chromium); or pass pdf=False")
-    secrets = _secrets(params["db_url"])
+    secrets = password_forms(params["db_url"])
     from crmkit.store import Store  # a missing or foreign database is refused, never created
 
     Store.open(params["db_url"], create=False).close()
 
     def say(msg: str) -> None:
         if log is not None:
-            log(_scrub(msg, secrets))
+            log(scrub_password(msg, secrets))
 
     # absolute: the notebook runs in its own folder, where a relative path means another place
     out = Path(params["out_dir"]).resolve()
@@ -364,7 +315,7 @@ def run_report(
                 ) from None
             say(f"the report run timed out after {seconds:g} s; retrying once")
         except ReportError as exc:  # one line, password masked
-            lines = (ln.strip() for ln in _scrub(str(exc), secrets).splitlines())
+            lines = (ln.strip() for ln in scrub_password(str(exc), secrets).splitlines())
             raise ReportError(" | ".join(ln for ln in lines if ln)) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

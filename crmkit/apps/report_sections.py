@@ -27,7 +27,7 @@ from crmkit.plots.fanchart import fan_chart
 from crmkit.plots.format import figure_png, format_amount
 from crmkit.plots.waterfall import waterfall_figure
 from crmkit.store import Snapshot, Store
-from crmkit.store.engine import ENV_URL, resolve_url
+from crmkit.store.engine import ENV_URL, masked_url, resolve_url
 
 
 @dataclass
@@ -151,8 +151,6 @@ def connect_url(db_url: str | None) -> str | None:
         ``$CRMKIT_DB_URL`` if its masked form is ``db_url``, else ``db_url``.
 
     """
-    from crmkit.apps.report import masked_url
-
     real = os.environ.get(ENV_URL)
     if db_url and real and "***" in str(db_url):
         if masked_url(resolve_url(real)) == masked_url(resolve_url(db_url)):

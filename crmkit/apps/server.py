@@ -33,7 +33,7 @@ import webbrowser
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from crmkit.errors import CrmkitError
 
@@ -145,38 +145,11 @@ class AppCommand:
             shutil.rmtree(self.config_dir, ignore_errors=True)
 
 
-def mask_url(url: str) -> str:
-    """Return a database URL with its password replaced by ``***``, for messages and logs.
-
-    Parameters
-    ----------
-    url
-        A SQLAlchemy URL or a file path.
-
-    Returns
-    -------
-    str
-    """
-    try:
-        from sqlalchemy import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL sqlalchemy can read: hide what looks like user:password@
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
 def _hide_password(text: str, url: str) -> str:
-    """Replace the password of ``url`` (raw and URL-encoded) in ``text`` by ``***``."""
-    try:
-        from sqlalchemy import make_url
+    """Replace ``url`` and every form of its password in ``text`` by masked ones."""
+    from crmkit.store.engine import masked_url, password_forms, scrub_password
 
-        password = make_url(url).password
-    except Exception:
-        password = None
-    if password:
-        for shown in {str(password), quote(str(password), safe="")}:
-            text = text.replace(shown, "***")
-    return text.replace(url, mask_url(url))
+    return scrub_password(text.replace(url, masked_url(url)), password_forms(url))
 
 
 def private_dir(folder: str | os.PathLike[str]) -> Path:
@@ -735,6 +708,7 @@ def _check_database(db_url: str) -> None:
     from sqlalchemy import exc as sa_exc
 
     from crmkit.store import Store
+    from crmkit.store.engine import masked_url
 
     try:
         Store.open(db_url, create=False).close()
@@ -745,7 +719,7 @@ def _check_database(db_url: str) -> None:
     except (sa_exc.SQLAlchemyError, OSError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         detail = _hide_password(first, db_url)[:300]
-        raise CrmkitError(f"cannot open the database {mask_url(db_url)}: {detail}") from None
+        raise CrmkitError(f"cannot open the database {masked_url(db_url)}: {detail}") from None
 
 
 def serve_app(
@@ -773,12 +747,14 @@ def serve_app(
         Voilà's exit code (0 after Ctrl-C or SIGTERM).
 
     """
+    from crmkit.store.engine import masked_url
+
     cmd = build_app_command(db, port, token, open_browser, **options)  # type: ignore[arg-type]
     try:
         if not _port_free(port, cmd.ip):
             raise CrmkitError(f"port {port} on {cmd.ip} is in use; choose another with --port")
         _check_database(cmd.db_url)  # fails early and clearly on a bad database
-        print(f"crmkit app: serving {mask_url(cmd.db_url)}")
+        print(f"crmkit app: serving {masked_url(cmd.db_url)}")
         print(f"crmkit app: open {cmd.url}   (Ctrl-C stops it)", flush=True)
 
         def started() -> None:
@@ -857,6 +833,8 @@ def app_command(args: argparse.Namespace) -> int:
     -------
     int
     """
+    from crmkit.store.engine import masked_url
+
     db = args.db
     if getattr(args, "db_file", None):
         if db is not None:
@@ -864,7 +842,7 @@ def app_command(args: argparse.Namespace) -> int:
         db = read_secret_file(args.db_file, "database URL")
     elif db is not None and "://" in str(db) and _password_of(str(db)):
         raise CrmkitError(
-            f"--db {mask_url(str(db))} shows its password to every user of this machine (ps); "
+            f"--db {masked_url(str(db))} shows its password to every user of this machine (ps); "
             "put the URL in $CRMKIT_DB_URL or in a file for --db-file (chmod 600)"
         )
     token: str | bool = True

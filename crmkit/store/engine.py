@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sqlite3
 import weakref
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -105,6 +107,62 @@ def database_label(url: str) -> str:
     if u.get_backend_name() == "sqlite":
         return u.database if u.database and u.database != ":memory:" else "the in-memory database"
     return u.render_as_string(hide_password=True)
+
+
+def masked_url(url: str) -> str:
+    """Return a database URL with its password replaced by ``***`` (safe to show or store).
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL or a SQLite file path.
+
+    Returns
+    -------
+    str
+        The URL as :meth:`sqlalchemy.engine.URL.render_as_string` shows it with
+        ``hide_password=True``; ``url`` itself when it has no password; for text SQLAlchemy
+        cannot read, ``url`` with whatever looks like ``user:password@`` masked.
+    """
+    try:
+        u = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    return url if u.password is None else u.render_as_string(hide_password=True)
+
+
+def password_forms(url: str) -> list[str]:
+    """Return every form of ``url``'s password to scrub from text, longest first.
+
+    Parameters
+    ----------
+    url
+        A SQLAlchemy URL (anything else has no password).
+
+    Returns
+    -------
+    list of str
+        The password as decoded, URL-quoted both ways and as written in ``url``; ``[]``
+        without a password.
+    """
+    try:
+        password = sa.make_url(url).password
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        return []
+    if not password:
+        return []
+    found = {str(password), quote(str(password), safe=""), quote_plus(str(password))}
+    netloc = str(url).split("://", 1)[-1].split("@", 1)
+    if len(netloc) == 2 and ":" in netloc[0]:
+        found.add(netloc[0].split(":", 1)[1])  # as written, whatever its encoding
+    return sorted((f for f in found if f), key=len, reverse=True)
+
+
+def scrub_password(text: str, forms: list[str]) -> str:
+    """Replace every form of a password (:func:`password_forms`) in ``text`` by ``***``."""
+    for form in forms:
+        text = text.replace(form, "***")
+    return text
 
 
 def busy_message(seconds: float) -> str:

@@ -26,8 +26,9 @@ import pytest
 import sqlalchemy as sa
 
 from crmkit.apps import report as report_module
-from crmkit.apps.report import ReportError, main, masked_url, run_report
+from crmkit.apps.report import ReportError, main, run_report
 from crmkit.store import Store
+from crmkit.store.engine import masked_url
 from tests.apps.test_report import shown_numbers
 from tests.conftest import pg_role_schema
 from tests.snapshot_factory import make_fake_snapshot

@@ -28,7 +28,7 @@ from crmkit.apps.server import (
 from crmkit.errors import CrmkitError
 from crmkit.plots.format import format_amount
 from crmkit.store import Store
-from crmkit.store.engine import resolve_url
+from crmkit.store.engine import masked_url, resolve_url
 from tests.snapshot_factory import make_fake_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -385,7 +385,7 @@ def test_database_password_is_refused_on_the_command_line_and_read_from_a_privat
     cmd = build_app_command(url, port=18991)
     assert cmd.env["CRMKIT_DB_URL"] == url and not any("Pa55word" in a for a in cmd.argv)
     assert "Pa55word" not in repr(cmd)
-    assert app.mask_url(url) == "postgresql+psycopg://crm:***@db.example:5432/crm"
+    assert masked_url(url) == "postgresql+psycopg://crm:***@db.example:5432/crm"
 
 
 def test_edit_after_entering_a_name_records_that_name(tmp_path: Path) -> None:

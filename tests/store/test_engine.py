@@ -58,3 +58,16 @@ def test_busy_timeout_argument_is_checked() -> None:
     assert busy_timeout_seconds(2.5) == 2.5
     with pytest.raises(CrmkitError, match="busy_timeout must be a number of seconds >= 0"):
         busy_timeout_seconds(-1)
+
+
+def test_masked_url_and_password_forms_hide_every_spelling_of_the_password() -> None:
+    from crmkit.store.engine import masked_url, password_forms, scrub_password
+
+    url = "postgresql+psycopg://crm:p%40ss+w@db.example:5432/crm"
+    assert masked_url(url) == "postgresql+psycopg://crm:***@db.example:5432/crm"
+    assert masked_url("/tmp/crm.db") == "/tmp/crm.db"  # a file path has no password
+    forms = password_forms(url)
+    assert "p@ss+w" in forms and "p%40ss+w" in forms  # decoded and as written
+    text = f"cannot reach {url}: password p@ss+w refused"
+    assert "p@ss" not in scrub_password(text, forms) and "%40" not in scrub_password(text, forms)
+    assert password_forms("/tmp/crm.db") == []
