@@ -41,6 +41,8 @@ from pathlib import Path
 import nbformat
 import psutil
 
+from crmkit.apps.report import kill_tree
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_04 = ROOT / "notebooks" / "04_marketing.ipynb"
 #: The settings of tests/test_notebook_marketing.py.
@@ -115,33 +117,6 @@ def widgets_part(src: Path, dst: Path) -> Path:
     nb.cells = nb.cells[: end + 1]
     nbformat.write(nb, dst)
     return dst
-
-
-def kill_tree(proc: subprocess.Popen) -> int:
-    """Kill a child process and every process under it (the kernel is in its own session)."""
-    try:
-        parent = psutil.Process(proc.pid)
-        procs = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        procs = []
-    for p in procs:
-        try:
-            p.suspend()
-        except psutil.Error:
-            pass
-    for p in list(procs):
-        try:
-            procs.extend(c for c in p.children(recursive=True) if c not in procs)
-        except psutil.Error:
-            pass
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    proc.wait()
-    psutil.wait_procs(procs, timeout=10)
-    return len(procs)
 
 
 def where_stalled(out: Path, proc: subprocess.Popen) -> str:

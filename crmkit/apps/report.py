@@ -497,16 +497,30 @@ def _child(
     try:
         out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 0.01))
     except subprocess.TimeoutExpired:
-        _kill_tree(proc)
+        kill_tree(proc)
         raise _RunTimeoutError from None
     except BaseException:
-        _kill_tree(proc)
+        kill_tree(proc)
         raise
     return proc.returncode, out, err
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """Kill a child process and all its descendants, and wait for them."""
+def kill_tree(proc: subprocess.Popen) -> int:
+    """Kill a child process and all its descendants, and wait for them.
+
+    The tree is frozen first, so that no process starts another meanwhile; a kernel started
+    in a session of its own is found as a descendant all the same.
+
+    Parameters
+    ----------
+    proc
+        The child process.
+
+    Returns
+    -------
+    int
+        How many processes were killed (the child included).
+    """
     import psutil
 
     try:
@@ -514,7 +528,7 @@ def _kill_tree(proc: subprocess.Popen) -> None:
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         procs = []
-    for p in procs:  # freeze the tree first so that no process starts another meanwhile
+    for p in procs:
         with contextlib.suppress(psutil.Error):
             p.suspend()
     for p in list(procs):
@@ -529,6 +543,7 @@ def _kill_tree(proc: subprocess.Popen) -> None:
         proc.communicate(timeout=10)
     proc.wait()
     psutil.wait_procs(procs, timeout=30)
+    return len(procs)
 
 
 # ---------------------------------------------------------------------- command line

@@ -551,14 +551,8 @@ def _port_free(port: int, ip: str = "127.0.0.1") -> bool:
 
 def _proc_start(pid: int) -> float | None:
     """Start time of a process (to recognise it later), or None if it is gone."""
-    try:
-        import psutil
-    except ImportError:
-        try:
-            stat_line = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return None
-        return float(stat_line.rsplit(")", 1)[1].split()[19])
+    import psutil
+
     try:
         return psutil.Process(pid).create_time()
     except psutil.Error:
@@ -576,24 +570,10 @@ def descendants(pid: int) -> dict[int, float]:
     Returns
     -------
     dict
-        Process id to start time (psutil if installed, else ``/proc``; empty elsewhere).
+        Process id to start time; empty when ``pid`` is gone.
     """
-    try:
-        import psutil
-    except ImportError:
-        parents: dict[int, list[int]] = {}
-        for entry in Path("/proc").glob("[0-9]*"):
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                ppid = int(entry.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
-                parents.setdefault(ppid, []).append(int(entry.name))
-        found: list[int] = []
-        todo = [pid]
-        while todo:
-            children = parents.get(todo.pop(), [])
-            found += children
-            todo += children
-        starts = {p: _proc_start(p) for p in found}
-        return {p: t for p, t in starts.items() if t is not None}
+    import psutil
+
     try:
         return {c.pid: c.create_time() for c in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
