@@ -25,6 +25,8 @@ def _add_db(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``crmkit`` command."""
+    from crmkit.forecast.params import METHODS
+
     parser = argparse.ArgumentParser(
         prog="crmkit",
         description="CRM data, segments and Bayesian revenue forecasts.",
@@ -158,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         default="map",
-        choices=["map", "advi", "nuts"],
+        choices=list(METHODS),
         help="map: seconds (Laplace approximation); nuts: full MCMC, minutes",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")

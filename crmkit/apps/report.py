@@ -33,12 +33,9 @@ from pathlib import Path
 from crmkit.apps import dashboard as db
 from crmkit.apps.browser import CHROMIUM_FLAGS, chromium_path
 from crmkit.errors import CrmkitError, RowError, ValidationError
+from crmkit.forecast.params import METHODS
 from crmkit.store.engine import ENV_URL, masked_url, password_forms, scrub_password
 
-#: Methods :func:`crmkit.forecast.engine.run_forecast` accepts.
-METHODS = ("map", "nuts", "advi")
-#: Largest horizon, in periods, by period kind.
-MAX_HORIZON = {"M": 36, "Q": 12}
 #: Seconds the PDF printer may take.
 PDF_TIMEOUT_SECONDS = 180
 #: Seconds a whole report run (notebook, HTML, PDF) may take by default; it is retried once.
