@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from crmkit.errors import CrmkitError
-from crmkit.store.history import month_index, month_label
+from crmkit.store.history import month_index, month_label, quarter_label
 from crmkit.store.snapshots import REVENUE, REVENUE_DIMS, REVENUE_UNITS
 
 #: The revenue sources whose sum is the total.
@@ -91,7 +91,7 @@ def period_axis(as_of: object, horizon: int, period: str = "M") -> PeriodAxis:
     labels, groups = [], []
     for i in range(horizon):
         p = p0 + i
-        labels.append(month_label(p) if period == "M" else f"{p // 4:04d}-Q{p % 4 + 1}")
+        labels.append(month_label(p) if period == "M" else quarter_label(p))
         groups.append([mm for mm in months if mm // step == p])
     return PeriodAxis(first, period_of_k, labels, groups, frac)
 

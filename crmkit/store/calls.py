@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from crmkit.errors import CrmkitError, RowError, ValidationError
 from crmkit.store.core import Store
 from crmkit.store.frames import to_records
+from crmkit.store.history import month_index, month_label, quarter_label
 from crmkit.store.schema import CALL_SCOPES, COMPANY_NAME, TABLES, entity
 
 __all__ = [
@@ -97,11 +98,11 @@ def period_label(period: str, period_start: object) -> str:
     ('2026-Q4', '2026-11')
 
     """
-    day = pd.Timestamp(period_start)
+    month = month_index(pd.Timestamp(period_start))
     if period == "M":
-        return f"{day.year:04d}-{day.month:02d}"
+        return month_label(month)
     if period == "Q":
-        return f"{day.year:04d}-Q{(day.month - 1) // 3 + 1}"
+        return quarter_label(month // 3)
     raise CrmkitError(f"period {_short(period)} is not one of M, Q")
 
 

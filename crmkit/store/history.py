@@ -40,6 +40,11 @@ def month_label(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+def quarter_label(index: int) -> str:
+    """Label ``"2026-Q4"`` of a quarter index (``month index // 3``)."""
+    return f"{index // 4:04d}-Q{index % 4 + 1}"
+
+
 def end_of_day(day: object) -> pd.Timestamp:
     """The last instant of a day (so that ``<=`` comparisons include the whole day)."""
     return pd.Timestamp(day).normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
