@@ -23,6 +23,9 @@ from crmkit.store.snapshots import REVENUE, REVENUE_DIMS, REVENUE_UNITS
 
 #: The revenue sources whose sum is the total.
 SOURCE_PARTS = ("pipeline", "new_business", "repeat")
+#: The sources of deal revenue, which quotas, forecast categories and managers' calls are
+#: about (repeat orders are no one's booking).
+DEAL_SOURCES = ("pipeline", "new_business")
 #: The sources of the revenue draws: the parts, then ``total``.
 SOURCES = (*SOURCE_PARTS, "total")
 #: Human names of the sources.
@@ -167,6 +170,22 @@ def add_total(revenue: xr.DataArray) -> xr.DataArray:
     return revenue
 
 
+def deal_revenue(revenue: xr.DataArray) -> xr.DataArray:
+    """Return the deal revenue of revenue draws: the :data:`DEAL_SOURCES` summed, draw by draw.
+
+    Parameters
+    ----------
+    revenue
+        Revenue draws with a ``source`` dim holding :data:`SOURCES`.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``revenue`` without its ``source`` dim.
+    """
+    return revenue.sel(source=list(DEAL_SOURCES)).sum("source")
+
+
 def memberships(frame: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
     """``(rows, 4)`` group columns (all, team, owner, segment) of each deal; -1 when none.
 
@@ -191,12 +210,14 @@ def memberships(frame: pd.DataFrame, index: dict[str, int]) -> np.ndarray:
 
 
 __all__ = [
+    "DEAL_SOURCES",
     "GROUP_BYS",
     "SOURCES",
     "SOURCE_NAMES",
     "SOURCE_PARTS",
     "PeriodAxis",
     "add_total",
+    "deal_revenue",
     "group_axis",
     "memberships",
     "period_axis",

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crmkit.forecast.axes import PeriodAxis, period_axis
+from crmkit.forecast.axes import PeriodAxis, deal_revenue, period_axis
 from crmkit.forecast.call import category_rollups
 from crmkit.forecast.engine import fit_models, forecast_draws, load_frames
 from crmkit.models.pipeline.data import deal_frame
@@ -197,7 +197,7 @@ def backtest(
         )
         axis = res["axis"]
         rev = res["revenue"].sel(group="all")
-        model = (rev.sel(source="pipeline") + rev.sel(source="new_business")).to_numpy()
+        model = deal_revenue(rev).to_numpy()
         state = deals_as_of(deals, history, o)
         wp = weighted_pipeline_draws(state, frames["stages"], axis, draws, seed)
         step = 1 if period == "M" else 3
@@ -604,7 +604,7 @@ def call_backtest(
             deals, index, frames.get("forecast_calls"), o, axis, period, run_rate_k
         )
         rev = res["revenue"].sel(period=label)
-        fc = rev.sel(source="pipeline") + rev.sel(source="new_business")
+        fc = deal_revenue(rev)
         closed = res["closed_to_date"].sel(period=label)
         known = set(fc["group"].to_numpy().tolist())
         outcome = pts.groupby("group")["outcome"].first()

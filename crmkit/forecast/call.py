@@ -10,7 +10,8 @@ tables of that call (records in ``snap.parameters["tables"]``, see
     One record per group (``all``, every ``team=..`` and ``owner=..``) and period:
     ``closed``, ``commit``, ``best_case``, ``pipeline`` (:func:`category_rollups`), the
     model's ``p10`` / ``p50`` / ``p90`` of closed to date + forecast deal revenue
-    (:data:`DEAL_SOURCES`: pipeline and new business; repeat orders are in no quota or call),
+    (:func:`crmkit.forecast.axes.deal_revenue`: pipeline and new business; repeat orders
+    are in no quota or call),
     ``p_commit`` = P(closed_to_date + forecast >= commit) and ``p_best_case`` likewise,
     from the draws, and the latest manager call made by ``as_of`` (``call``,
     ``call_author``, ``call_note``, ``call_at``; None without one).
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from crmkit.errors import CrmkitError
-from crmkit.forecast.axes import PeriodAxis, period_axis
+from crmkit.forecast.axes import PeriodAxis, deal_revenue, period_axis
 from crmkit.models.pipeline.kernels import hazard_paths
 from crmkit.store.calls import calls_as_of, group_of, period_label
 from crmkit.store.history import deals_as_of, end_of_day
@@ -46,8 +47,6 @@ from crmkit.store.schema import FORECAST_CATEGORIES, TABLES
 
 #: Group dimensions of the forecast call (besides the company, ``all``).
 CALL_GROUP_BYS = ("team", "owner")
-#: Forecast sources of deal revenue, which quotas, categories and calls are about.
-DEAL_SOURCES = ("pipeline", "new_business")
 #: Columns of :func:`category_rollups`.
 ROLLUP_COLUMNS = ("group", "period", "closed", "commit", "best_case", "pipeline")
 #: Open deals' categories that count in each roll-up (closed revenue is the won deals').
@@ -289,7 +288,7 @@ def call_tables(
     axis = period_axis(snap.as_of, snap.horizon, kind)
     # quotas, categories and manager calls are about deals: repeat orders are no one's
     # booking, so the model's side is deal revenue (pipeline + new business), not the total
-    revenue = snap.revenue.sel(source=list(DEAL_SOURCES)).sum("source")
+    revenue = deal_revenue(snap.revenue)
     labels = [str(p) for p in revenue.coords["period"].values]
     if labels != list(axis.labels):
         raise CrmkitError(f"forecast call: the snapshot's periods {labels} are not its axis'")
