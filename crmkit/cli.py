@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from crmkit import __version__
 from crmkit.errors import CrmkitError, CrmkitWarning, ValidationError
@@ -258,11 +259,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refused(exc: ValidationError) -> int:
+    """Print an import's refused rows (the first 50) to stderr; return exit code 1."""
+    from crmkit.data.reading import error_line
+
+    print(
+        f"error: {exc.entity}: {len(exc.errors)} problem(s); nothing was imported", file=sys.stderr
+    )
+    for e in exc.errors[:50]:
+        print(f"  {error_line(e)}", file=sys.stderr)
+    if len(exc.errors) > 50:
+        print(f"  ... and {len(exc.errors) - 50} more", file=sys.stderr)
+    return 1
+
+
+def _import_into(db: str | None, run: Callable[[Any], int]) -> int:
+    """Run an import on the store at ``db``; a SQLite file it created is removed if it fails.
+
+    An import may create its database, but a refused import changes nothing: not even an
+    empty database file is left behind.
+    """
+    from crmkit.store import Store
+    from crmkit.store.engine import resolve_url, sqlite_path
+
+    path = sqlite_path(resolve_url(db))
+    new = path is not None and not path.exists()
+    code = 1
+    store = Store.open(db)
+    try:
+        code = run(store)
+        return code
+    finally:
+        store.close()
+        if new and code != 0:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def _cmd_import(args: argparse.Namespace) -> int:
     """Import a file."""
     from crmkit.data import io
-    from crmkit.data.reading import error_line
-    from crmkit.store import Store
     from crmkit.store.validation import MAX_AMOUNT
 
     if args.skip_bad and not args.rejects:
@@ -273,72 +309,62 @@ def _cmd_import(args: argparse.Namespace) -> int:
         raise CrmkitError(f"--max-amount must be a positive number, not {args.max_amount}")
     io.check_rejects_path(args.file, args.rejects)  # before anything is read or opened
     mapping = _mapping(args)
-    store = Store.open(args.db)
-    db_file = store.engine.url.database if store.dialect == "sqlite" else None
-    if args.rejects and db_file and args.rejects.exists() and args.rejects.samefile(db_file):
-        raise CrmkitError(f"{args.rejects}: the rejects file is the database; choose another")
-    with warnings.catch_warnings():
-        # the result's summary lists them ("likely duplicate"), once and without a file name
-        warnings.simplefilter("ignore", CrmkitWarning)
-        try:
-            result = io.import_file(
-                store,
-                args.entity,
-                args.file,
-                mapping=mapping,
-                encoding=args.encoding,
-                sheet=args.sheet,
-                on_error="skip" if args.skip_bad else "raise",
-                rejects_path=args.rejects,
-                changed_by=args.by,
-                decimal=args.decimal,
-                thousands=args.thousands,
-                max_amount=MAX_AMOUNT if args.max_amount is None else args.max_amount,
-                allow_future=args.allow_future,
-                strict_ids=args.strict_ids,
-            )
-        except ValidationError as exc:
-            print(
-                f"error: {exc.entity}: {len(exc.errors)} problem(s); nothing was imported",
-                file=sys.stderr,
-            )
-            for e in exc.errors[:50]:
-                print(f"  {error_line(e)}", file=sys.stderr)
-            if len(exc.errors) > 50:
-                print(f"  ... and {len(exc.errors) - 50} more", file=sys.stderr)
-            return 1
-    print(result.summary())
-    return 0
+
+    def run(store) -> int:
+        db_file = store.engine.url.database if store.dialect == "sqlite" else None
+        if args.rejects and db_file and args.rejects.exists() and args.rejects.samefile(db_file):
+            raise CrmkitError(f"{args.rejects}: the rejects file is the database; choose another")
+        with warnings.catch_warnings():
+            # the result's summary lists them ("likely duplicate"), once and without a file name
+            warnings.simplefilter("ignore", CrmkitWarning)
+            try:
+                result = io.import_file(
+                    store,
+                    args.entity,
+                    args.file,
+                    mapping=mapping,
+                    encoding=args.encoding,
+                    sheet=args.sheet,
+                    on_error="skip" if args.skip_bad else "raise",
+                    rejects_path=args.rejects,
+                    changed_by=args.by,
+                    decimal=args.decimal,
+                    thousands=args.thousands,
+                    max_amount=MAX_AMOUNT if args.max_amount is None else args.max_amount,
+                    allow_future=args.allow_future,
+                    strict_ids=args.strict_ids,
+                )
+            except ValidationError as exc:
+                return _refused(exc)
+        print(result.summary())
+        return 0
+
+    return _import_into(args.db, run)
 
 
 def _import_salesforce(args: argparse.Namespace) -> int:
     """Import a Salesforce export folder (``crmkit import salesforce DIR``)."""
-    from crmkit.data.reading import error_line
     from crmkit.data.salesforce import import_salesforce, load_salesforce_mapping
-    from crmkit.store import Store
 
     mapping = load_salesforce_mapping(args.mapping) if args.mapping else None
-    store = Store.open(args.db)
-    try:
-        result = import_salesforce(
-            store,
-            args.file,
-            mapping=mapping,
-            on_error="skip" if args.skip_bad else "raise",
-            rejects_path=args.rejects,
-            changed_by=args.by,
-            allow_future=args.allow_future,
-        )
-    except ValidationError as exc:
-        print(
-            f"error: {exc.entity}: {len(exc.errors)} problem(s); nothing was imported",
-            file=sys.stderr,
-        )
-        for e in exc.errors[:50]:
-            print(f"  {error_line(e)}", file=sys.stderr)
-        return 1
-    print(result.summary())
-    return 0
+
+    def run(store) -> int:
+        try:
+            result = import_salesforce(
+                store,
+                args.file,
+                mapping=mapping,
+                on_error="skip" if args.skip_bad else "raise",
+                rejects_path=args.rejects,
+                changed_by=args.by,
+                allow_future=args.allow_future,
+            )
+        except ValidationError as exc:
+            return _refused(exc)
+        print(result.summary())
+        return 0
+
+    return _import_into(args.db, run)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

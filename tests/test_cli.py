@@ -671,3 +671,29 @@ def test_forecast_json_carries_the_call_quotas_and_probabilities_within_0_and_1(
     deals = json.loads(out.read_text())["open_deals"]
     assert deals and all(0.0 <= d["p_win"] <= 1.0 for d in deals)
     assert all(d["p_slip"] is None or 0.0 <= d["p_slip"] <= 1.0 for d in deals)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["quotas", "quotas.csv"], ["salesforce", "quotas.csv"]],
+    ids=["bad-file", "salesforce-not-a-folder"],
+)
+def test_refused_import_into_a_new_database_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("quotas.csv").write_text("scope,name,period,period_start,amount\n")  # no data rows
+    assert main(["import", *args, "--db", "new.db"]) == 1
+    assert capsys.readouterr().err.startswith("error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quotas.csv"]  # no new.db, -wal, -shm
+
+
+def test_refused_rows_into_a_new_database_leave_no_file(tmp_path: Path) -> None:
+    bad = tmp_path / "quotas.csv"
+    bad.write_text("scope,name,period,period_start,amount\nteam,East,M,2026-11-15,-5\n")
+    assert main(["import", "quotas", str(bad), "--db", str(tmp_path / "new.db")]) == 1
+    assert not list(tmp_path.glob("new.db*"))
+    good = tmp_path / "good.csv"
+    good.write_text("scope,name,period,period_start,amount\nteam,East,M,2026-11-01,5\n")
+    assert main(["import", "quotas", str(good), "--db", str(tmp_path / "new.db")]) == 0
+    assert (tmp_path / "new.db").exists()  # a successful import keeps the database it made
