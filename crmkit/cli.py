@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import sqlite3
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -273,32 +277,61 @@ def _refused(exc: ValidationError) -> int:
     return 1
 
 
-def _import_into(db: str | None, run: Callable[[Any], int]) -> int:
-    """Run an import on the store at ``db``; a SQLite file it created is removed if it fails.
+def _import_into(db: str | None, run: Callable[[Any], str]) -> int:
+    """Run an import on the store at ``db`` and print its summary; a refusal changes nothing.
 
-    An import may create its database, but a refused import changes nothing: not even an
-    empty database file is left behind.
+    ``run`` imports into the store it is given and returns the summary to print, or raises
+    :class:`crmkit.errors.ValidationError`. An import may create its SQLite database, but a
+    refused one must not leave even an empty file behind, and must never remove a database
+    another process made meanwhile. So a new database is built in a private file beside the
+    target and hard-linked into place only when the import succeeded (a link never replaces
+    an existing file); if someone else created the target meanwhile, the import runs again
+    into theirs.
     """
     from crmkit.store import Store
     from crmkit.store.engine import resolve_url, sqlite_path
 
     path = sqlite_path(resolve_url(db))
-    new = path is not None and not path.exists()
-    code = 1
-    store = Store.open(db)
+    if path is None or path.exists():
+        return _import_run(Store.open(db), run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.importing-{os.getpid()}")
     try:
-        code = run(store)
+        with contextlib.redirect_stdout(StringIO()) as out:
+            code = _import_run(Store.open(tmp), run)
+        if code == 0:
+            con = sqlite3.connect(tmp)  # fold the write-ahead log into the file we link
+            try:
+                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                con.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:  # another process made it while we imported
+                return _import_into(db, run)
+            print(out.getvalue(), end="")
         return code
     finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+
+
+def _import_run(store: Any, run: Callable[[Any], str]) -> int:
+    """Run ``run`` on ``store``, print its summary or its refused rows, close the store."""
+    try:
+        summary = run(store)
+    except ValidationError as exc:
+        return _refused(exc)
+    finally:
         store.close()
-        if new and code != 0:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+    print(summary)
+    return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
     """Import a file."""
     from crmkit.data import io
+    from crmkit.store.engine import resolve_url, sqlite_path
     from crmkit.store.validation import MAX_AMOUNT
 
     if args.skip_bad and not args.rejects:
@@ -308,36 +341,35 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if args.max_amount is not None and not 0 < args.max_amount < float("inf"):
         raise CrmkitError(f"--max-amount must be a positive number, not {args.max_amount}")
     io.check_rejects_path(args.file, args.rejects)  # before anything is read or opened
+    target = sqlite_path(resolve_url(args.db))
+    if args.rejects and target and args.rejects.resolve() == target.resolve():
+        raise CrmkitError(f"{args.rejects}: the rejects file is the database; choose another")
     mapping = _mapping(args)
 
-    def run(store) -> int:
+    def run(store) -> str:
         db_file = store.engine.url.database if store.dialect == "sqlite" else None
         if args.rejects and db_file and args.rejects.exists() and args.rejects.samefile(db_file):
             raise CrmkitError(f"{args.rejects}: the rejects file is the database; choose another")
         with warnings.catch_warnings():
             # the result's summary lists them ("likely duplicate"), once and without a file name
             warnings.simplefilter("ignore", CrmkitWarning)
-            try:
-                result = io.import_file(
-                    store,
-                    args.entity,
-                    args.file,
-                    mapping=mapping,
-                    encoding=args.encoding,
-                    sheet=args.sheet,
-                    on_error="skip" if args.skip_bad else "raise",
-                    rejects_path=args.rejects,
-                    changed_by=args.by,
-                    decimal=args.decimal,
-                    thousands=args.thousands,
-                    max_amount=MAX_AMOUNT if args.max_amount is None else args.max_amount,
-                    allow_future=args.allow_future,
-                    strict_ids=args.strict_ids,
-                )
-            except ValidationError as exc:
-                return _refused(exc)
-        print(result.summary())
-        return 0
+            result = io.import_file(
+                store,
+                args.entity,
+                args.file,
+                mapping=mapping,
+                encoding=args.encoding,
+                sheet=args.sheet,
+                on_error="skip" if args.skip_bad else "raise",
+                rejects_path=args.rejects,
+                changed_by=args.by,
+                decimal=args.decimal,
+                thousands=args.thousands,
+                max_amount=MAX_AMOUNT if args.max_amount is None else args.max_amount,
+                allow_future=args.allow_future,
+                strict_ids=args.strict_ids,
+            )
+        return result.summary()
 
     return _import_into(args.db, run)
 
@@ -348,21 +380,17 @@ def _import_salesforce(args: argparse.Namespace) -> int:
 
     mapping = load_salesforce_mapping(args.mapping) if args.mapping else None
 
-    def run(store) -> int:
-        try:
-            result = import_salesforce(
-                store,
-                args.file,
-                mapping=mapping,
-                on_error="skip" if args.skip_bad else "raise",
-                rejects_path=args.rejects,
-                changed_by=args.by,
-                allow_future=args.allow_future,
-            )
-        except ValidationError as exc:
-            return _refused(exc)
-        print(result.summary())
-        return 0
+    def run(store) -> str:
+        result = import_salesforce(
+            store,
+            args.file,
+            mapping=mapping,
+            on_error="skip" if args.skip_bad else "raise",
+            rejects_path=args.rejects,
+            changed_by=args.by,
+            allow_future=args.allow_future,
+        )
+        return result.summary()
 
     return _import_into(args.db, run)
 

@@ -697,3 +697,65 @@ def test_refused_rows_into_a_new_database_leave_no_file(tmp_path: Path) -> None:
     good.write_text("scope,name,period,period_start,amount\nteam,East,M,2026-11-01,5\n")
     assert main(["import", "quotas", str(good), "--db", str(tmp_path / "new.db")]) == 0
     assert (tmp_path / "new.db").exists()  # a successful import keeps the database it made
+
+
+def _competitor(db: Path, src: Path) -> None:
+    """Another process's import, finishing while ours runs: it creates ``db``."""
+    assert main(["import", "quotas", str(src), "--db", str(db)]) == 0
+
+
+def test_refused_import_never_removes_a_database_another_process_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both see no file; the other commits first; ours is refused: their rows stay."""
+    import crmkit.data.io as data_io
+
+    db = tmp_path / "new.db"
+    theirs = tmp_path / "theirs.csv"
+    theirs.write_text("scope,name,period,period_start,amount\nteam,East,M,2026-11-01,5\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("scope,name,period,period_start,amount\nteam,West,M,2026-11-15,-5\n")
+    real = data_io.import_file
+    calls = []
+
+    def racing(store, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            _competitor(db, theirs)
+        return real(store, *args, **kwargs)
+
+    monkeypatch.setattr(data_io, "import_file", racing)
+    assert main(["import", "quotas", str(bad), "--db", str(db)]) == 1
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT name, amount FROM quotas").fetchall() == [("East", 5.0)]
+    assert not list(tmp_path.glob(".new.db.importing-*"))  # our private file is gone
+
+
+def test_import_whose_new_database_was_made_meanwhile_goes_into_that_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ours succeeds into its private file, but the target appeared: it imports into theirs."""
+    import crmkit.data.io as data_io
+
+    db = tmp_path / "new.db"
+    theirs = tmp_path / "theirs.csv"
+    theirs.write_text("scope,name,period,period_start,amount\nteam,East,M,2026-11-01,5\n")
+    ours = tmp_path / "ours.csv"
+    ours.write_text("scope,name,period,period_start,amount\nteam,West,M,2026-11-01,7\n")
+    real = data_io.import_file
+    calls = []
+
+    def racing(store, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            _competitor(db, theirs)
+        return real(store, *args, **kwargs)
+
+    monkeypatch.setattr(data_io, "import_file", racing)
+    capsys.readouterr()
+    assert main(["import", "quotas", str(ours), "--db", str(db)]) == 0
+    assert capsys.readouterr().out.count("imported") == 1  # one summary, not one per attempt
+    with sqlite3.connect(db) as con:
+        rows = sorted(con.execute("SELECT name, amount FROM quotas").fetchall())
+    assert rows == [("East", 5.0), ("West", 7.0)]
+    assert not list(tmp_path.glob(".new.db.importing-*"))
