@@ -134,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="write CSV text cells as stored, without the ' before formula-like text",
     )
 
+    p = sub.add_parser(
+        "config", help="show the company's settings, or set one (currency, fiscal year)"
+    )
+    p.add_argument(
+        "assignments",
+        nargs="*",
+        metavar="NAME=VALUE",
+        help="settings to change, e.g. reporting_currency=EUR fiscal_year_start_month=4",
+    )
+    _add_db(p)
+
     p = sub.add_parser("summary", help="print what the database holds")
     _add_db(p)
 
@@ -508,8 +519,33 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    """Show the settings, or check and save ``NAME=VALUE`` assignments (all or none)."""
+    from crmkit.store import Store
+    from crmkit.store.settings import SETTINGS, all_settings, set_setting
+
+    pairs = []
+    for a in args.assignments:
+        name, sep, value = a.partition("=")
+        if not sep:
+            raise CrmkitError(f"{a[:40]!r}: write a setting as NAME=VALUE")
+        if name not in SETTINGS:
+            raise CrmkitError(f"unknown setting {name[:40]!r}; known: {', '.join(SETTINGS)}")
+        pairs.append((name, SETTINGS[name].check(value)))  # all checked before any is saved
+    store = Store.open(args.db, create=False)
+    try:
+        for name, value in pairs:
+            set_setting(store, name, value)
+        for name, value in all_settings(store).items():
+            print(f"{name:<24} {value!s:<10} {SETTINGS[name].help}")
+    finally:
+        store.close()
+    return 0
+
+
 COMMANDS = {
     "init": _cmd_init,
+    "config": _cmd_config,
     "forecast": _cmd_forecast,
     "app": _cmd_app,
     "report": _cmd_report,

@@ -759,3 +759,26 @@ def test_import_whose_new_database_was_made_meanwhile_goes_into_that_one(
         rows = sorted(con.execute("SELECT name, amount FROM quotas").fetchall())
     assert rows == [("East", 5.0), ("West", 7.0)]
     assert not list(tmp_path.glob(".new.db.importing-*"))
+
+
+def test_config_shows_and_sets_settings_all_or_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "c.db")
+    assert main(["init", "--db", db]) == 0
+    assert main(["config", "reporting_currency=eur", "fiscal_year_start_month=4", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "reporting_currency       EUR" in out and "fiscal_year_start_month  4" in out
+    # one bad assignment: nothing of the line is saved
+    assert main(["config", "reporting_currency=GBP", "fiscal_pattern=4-4-6", "--db", db]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: fiscal_pattern: '4-4-6'") and err.count("\n") == 1
+    assert main(["config", "--db", db]) == 0
+    assert "reporting_currency       EUR" in capsys.readouterr().out
+    assert main(["config", "currency", "--db", db]) == 1
+    assert "write a setting as NAME=VALUE" in capsys.readouterr().err
+
+
+def test_config_does_not_create_a_database(tmp_path: Path) -> None:
+    assert main(["config", "--db", str(tmp_path / "typo.db")]) == 1
+    assert not list(tmp_path.iterdir())
