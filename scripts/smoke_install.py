@@ -203,6 +203,26 @@ def smoke(base: Path) -> None:
     if [n[:2] for n in copied] != ["01", "02", "03", "04"]:
         raise SmokeError(f"crmkit notebooks copied {copied}")
     check_app(crmkit, work / "x.db", cwd=work, env=env)
+    check_default_database(crmkit, base, env=env)
+
+
+def check_default_database(crmkit: Path, base: Path, *, env: dict[str, str]) -> None:
+    """Without --db an installed crmkit uses one per-user database, never the current folder."""
+    env = {**env, "XDG_DATA_HOME": str(base / "xdg")}
+    env.pop("CRMKIT_DB_URL", None)
+    one, two = base / "one", base / "two"
+    one.mkdir()
+    two.mkdir()
+    run("demo without --db", [crmkit, "demo", "--customers", "200", "--deals", "300"],
+        cwd=one, env=env)  # fmt: skip
+    expected = base / "xdg" / "crmkit" / "crmkit.db"
+    if not expected.exists():
+        raise SmokeError(f"crmkit demo without --db did not write {expected}")
+    if list(one.iterdir()):
+        raise SmokeError(f"crmkit demo without --db wrote into its folder: {list(one.iterdir())}")
+    summary = run("summary from another folder", [crmkit, "summary"], cwd=two, env=env)
+    if "deals" not in summary:
+        raise SmokeError(f"crmkit summary from another folder printed {summary!r}")
 
 
 def main() -> int:

@@ -35,9 +35,26 @@ def project_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
+def user_data_dir() -> Path:
+    """Return crmkit's per-user data folder (``$XDG_DATA_HOME/crmkit``, ``%LOCALAPPDATA%``)."""
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "crmkit"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "crmkit"
+
+
 def default_db_path() -> Path:
-    """Return the embedded database file: ``data/crmkit.db`` in the project folder."""
-    return project_root() / "data" / "crmkit.db"
+    """Return the embedded database file.
+
+    In a checkout (a folder holding crmkit's ``pyproject.toml``) it is ``data/crmkit.db``
+    there; an installed crmkit uses ``crmkit.db`` in :func:`user_data_dir`, so a command run
+    without ``--db`` finds the same database from any folder and never writes into the
+    folder it was started in.
+    """
+    here = Path(__file__).resolve().parents[2]
+    if (here / "pyproject.toml").exists():
+        return here / "data" / "crmkit.db"
+    return user_data_dir() / "crmkit.db"
 
 
 def resolve_url(url_or_path: str | os.PathLike[str] | None = None) -> str:

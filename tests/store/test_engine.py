@@ -71,3 +71,13 @@ def test_masked_url_and_password_forms_hide_every_spelling_of_the_password() -> 
     text = f"cannot reach {url}: password p@ss+w refused"
     assert "p@ss" not in scrub_password(text, forms) and "%40" not in scrub_password(text, forms)
     assert password_forms("/tmp/crm.db") == []
+
+
+def test_installed_crmkit_keeps_its_database_in_the_user_data_folder(monkeypatch, tmp_path) -> None:
+    from crmkit.store.engine import user_data_dir
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert user_data_dir() == tmp_path / "xdg" / "crmkit"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert user_data_dir() == tmp_path / "home" / ".local" / "share" / "crmkit"
