@@ -24,7 +24,10 @@ def _add_db(p: argparse.ArgumentParser) -> None:
         "--db",
         metavar="PATH_OR_URL",
         default=None,
-        help="SQLite file or SQLAlchemy URL (default: $CRMKIT_DB_URL, else data/crmkit.db)",
+        help=(
+            "SQLite file or SQLAlchemy URL (default: $CRMKIT_DB_URL, else data/crmkit.db in a "
+            "checkout, ~/.local/share/crmkit/crmkit.db when installed)"
+        ),
     )
 
 
@@ -67,8 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         "number, field and reason; nothing is written if any row is bad, unless --skip-bad.",
     )
     _add_db(p)
-    p.add_argument("entity", help="accounts, contacts, deals, orders, ...; or salesforce")
-    p.add_argument("file", type=Path, help="a .csv, .xlsx or .xls file (salesforce: a folder)")
+    p.add_argument(
+        "entity",
+        help="accounts, contacts, deals, orders, ...; or salesforce, pipedrive, hubspot",
+    )
+    p.add_argument(
+        "file",
+        type=Path,
+        help="a .csv, .xlsx or .xls file (salesforce, pipedrive, hubspot: a folder)",
+    )
     p.add_argument(
         "--map",
         action="append",
@@ -194,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="forecast without repeat revenue from orders (e.g. too few customers with orders)",
     )
     p.add_argument("--out", type=Path, help="write the forecast as JSON here")
+    p.add_argument(
+        "--currency",
+        metavar="CODE",
+        help="write the JSON's amounts in this currency at the --as-of day's exchange rate "
+        "(default: the reporting currency; the snapshot and --target stay in it)",
+    )
     p.add_argument(
         "--open-deals",
         action="store_true",
@@ -349,6 +365,10 @@ def _cmd_import(args: argparse.Namespace) -> int:
         raise CrmkitError("--skip-bad needs --rejects FILE to write the rejected rows to")
     if args.entity == "salesforce":
         return _import_salesforce(args)
+    if args.entity == "pipedrive":
+        return _import_pipedrive(args)
+    if args.entity == "hubspot":
+        return _import_hubspot(args)
     if args.max_amount is not None and not 0 < args.max_amount < float("inf"):
         raise CrmkitError(f"--max-amount must be a positive number, not {args.max_amount}")
     io.check_rejects_path(args.file, args.rejects)  # before anything is read or opened
@@ -406,6 +426,49 @@ def _import_salesforce(args: argparse.Namespace) -> int:
     return _import_into(args.db, run)
 
 
+def _import_hubspot(args: argparse.Namespace) -> int:
+    """Import a HubSpot export folder (``crmkit import hubspot DIR``)."""
+    from crmkit.data.hubspot import find_exports, import_hubspot, load_hubspot_mapping
+
+    mapping = load_hubspot_mapping(args.mapping) if args.mapping else None
+    find_exports(args.file)  # a wrong folder is refused before a database is opened
+
+    def run(store) -> str:
+        result = import_hubspot(
+            store,
+            args.file,
+            mapping=mapping,
+            on_error="skip" if args.skip_bad else "raise",
+            rejects_path=args.rejects,
+            changed_by=args.by,
+            allow_future=args.allow_future,
+        )
+        return result.summary()
+
+    return _import_into(args.db, run)
+
+
+def _import_pipedrive(args: argparse.Namespace) -> int:
+    """Import a Pipedrive export folder (``crmkit import pipedrive DIR``)."""
+    from crmkit.data.pipedrive import import_pipedrive, load_pipedrive_mapping
+
+    mapping = load_pipedrive_mapping(args.mapping) if args.mapping else None
+
+    def run(store) -> str:
+        result = import_pipedrive(
+            store,
+            args.file,
+            mapping=mapping,
+            on_error="skip" if args.skip_bad else "raise",
+            rejects_path=args.rejects,
+            changed_by=args.by,
+            allow_future=args.allow_future,
+        )
+        return result.summary()
+
+    return _import_into(args.db, run)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     """Export an entity."""
     from crmkit.data.export import export
@@ -446,6 +509,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
             f"default --as-of {as_of}",
             file=sys.stderr,
         )
+    _in_currency(store, {}, args.currency, as_of=as_of)  # a missing rate refuses before fitting
     snap = run_forecast(
         store,
         as_of=as_of,
@@ -463,6 +527,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         "status": snap.status,
         "reasons": list(snap.reasons),
     }
+    result = _in_currency(store, result, args.currency, as_of=snap.as_of)
     text = json.dumps(result, indent=2, default=str)
     if args.out:
         tmp = args.out.with_name(args.out.name + ".tmp")
@@ -480,6 +545,37 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     if args.out:
         print(f"forecast snapshot #{snap.snapshot_id} saved; written to {args.out}")
     return 0
+
+
+#: Amount fields of the forecast JSON (probabilities and ratios are not amounts).
+_JSON_AMOUNTS = frozenset(
+    {"p10", "p50", "p90", "mean", "closed_to_date", "target", "closed", "commit", "best_case",
+     "pipeline", "call", "quota", "expected_revenue"}
+)  # fmt: skip
+
+
+def _in_currency(store, result: dict, currency: str | None, *, as_of: object) -> dict:
+    """The forecast JSON with ``currency``, its amounts converted at ``as_of``'s rate if asked."""
+    import re
+
+    import pandas as pd
+
+    from crmkit.store.currency import currency_factor, rate_table, scale_amounts
+    from crmkit.store.settings import get_setting
+
+    reporting = str(get_setting(store, "reporting_currency"))
+    code = reporting if currency is None else currency.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise CrmkitError(f"--currency {currency[:40]!r} is not a 3-letter ISO 4217 code")
+    if code == reporting:
+        return {**result, "currency": reporting}
+    try:
+        day = pd.Timestamp(as_of)
+    except (TypeError, ValueError):
+        return result  # a bad --as-of: the forecast refuses it with its own message
+    factor = currency_factor(rate_table(store), code, day, reporting)
+    scaled = scale_amounts(result, factor, _JSON_AMOUNTS)
+    return {**scaled, "currency": code, "converted_from": reporting, "exchange_rate": factor}
 
 
 def _cmd_app(args: argparse.Namespace) -> int:

@@ -782,3 +782,43 @@ def test_config_shows_and_sets_settings_all_or_none(
 def test_config_does_not_create_a_database(tmp_path: Path) -> None:
     assert main(["config", "--db", str(tmp_path / "typo.db")]) == 1
     assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------ money in more than one currency (issue #15)
+def test_forecast_json_says_the_reporting_currency_and_converts_with_currency(
+    forecast_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rates = tmp_path / "rates.csv"
+    rates.write_text("currency,valid_from,rate\nGBP,2022-01-01,0.5\nGBP,2026-10-01,0.8\n")
+    assert main(["import", "exchange_rates", str(rates), "--db", str(forecast_db)]) == 0
+    args = ["forecast", "--db", str(forecast_db), "--draws", "20", "--horizon", "1",
+            "--as-of", "2026-10-31", "--no-repeat"]  # fmt: skip
+    out, gbp = tmp_path / "usd.json", tmp_path / "gbp.json"
+    assert main([*args, "--out", str(out), "--seed", "4"]) == 0
+    assert main([*args, "--out", str(gbp), "--seed", "4", "--currency", "gbp"]) == 0
+    usd, conv = json.loads(out.read_text()), json.loads(gbp.read_text())
+    assert usd["currency"] == "USD" and conv["currency"] == "GBP"
+    assert conv["converted_from"] == "USD" and conv["exchange_rate"] == 0.8  # as-of's rate
+    for a, b in zip(usd["periods"], conv["periods"], strict=True):
+        assert b["total"]["p50"] == pytest.approx(a["total"]["p50"] * 0.8)
+        assert b["closed_to_date"] == pytest.approx(a["closed_to_date"] * 0.8)
+    for a, b in zip(usd["forecast_call"], conv["forecast_call"], strict=True):
+        assert b["commit"] == pytest.approx(a["commit"] * 0.8)
+        assert b["p_commit"] == a["p_commit"]  # a probability is not an amount
+    with Store.open(forecast_db) as store:
+        assert store.load_snapshot().parameters["currency"] == "USD"
+
+
+def test_forecast_currency_without_a_rate_refuses_before_fitting(forecast_db: Path) -> None:
+    r = run_cli("forecast", "--db", str(forecast_db), "--draws", "20", "--currency", "JPY")
+    line = one_line_error(r)
+    assert "reporting currency USD for: JPY from" in line
+    assert _saved(forecast_db).empty
+
+
+def test_summary_says_the_reporting_currency(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["summary", "--db", str(demo_db)]) == 0
+    out = capsys.readouterr().out
+    assert "reporting currency: USD" in out and "deals by status (amounts in USD):" in out

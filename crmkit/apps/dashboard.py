@@ -199,6 +199,12 @@ def filter_options(snap: Snapshot) -> dict[str, list[str]]:
     }
 
 
+def snapshot_currency(snap: Snapshot) -> str | None:
+    """Return the currency code of a snapshot's amounts (None for one saved before currencies)."""
+    code = (snap.parameters or {}).get("currency")
+    return str(code) if code else None
+
+
 def headline(snap: Snapshot, flt: Filter | None = None) -> pd.DataFrame:
     """Revenue over the whole horizon by source, with its range and the chance of the target.
 

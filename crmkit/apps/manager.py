@@ -170,7 +170,7 @@ class ManagerView:
             note = '<p class="crmkit-note">Open pipeline by stage is for the whole company.</p>'
         return (
             f'<div class="crmkit-body" data-group="{html.escape(flt.group)}">'
-            f"{headline_html(db.headline(s, flt), flt)}"
+            f"{headline_html(db.headline(s, flt), flt, db.snapshot_currency(s))}"
             f'<div class="crmkit-fanchart">{fan}</div>'
             f"{cv.forecast_call_html(cv.forecast_call(s, flt), flt)}"
             f"{cv.attainment_html(cv.attainment(s, flt), flt)}"

@@ -209,7 +209,7 @@ def show_headline(ctx: ReportContext) -> None:
         f"{per}; {html.escape(str(s.parameters.get('draws', '?')))} draws; database "
         f"{html.escape(ctx.db_url)}. Ranges are P10–P90: in 8 of 10 outcomes revenue lands "
         "inside; P50 is as likely to be beaten as missed.</p>"
-        + headline_html(db.headline(s, ctx.filter), ctx.filter)
+        + headline_html(db.headline(s, ctx.filter), ctx.filter, db.snapshot_currency(s))
     )
 
 
@@ -381,6 +381,7 @@ def summary(ctx: ReportContext) -> dict:
         "horizon": s.horizon,
         "period": s.period,
         "group": ctx.filter.group,
+        "currency": db.snapshot_currency(s),
         "refitted": ctx.refitted,
         "diagnostics_ok": bool((s.diagnostics or {}).get("ok", False)),
         "headline": {

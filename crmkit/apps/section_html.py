@@ -46,9 +46,15 @@ def _num(value: float, *, source: str, q: str) -> str:
     )
 
 
-def headline_html(head: pd.DataFrame, flt: Filter) -> str:
-    """Render the headline table: P50 with P10-P90 per source, won so far, P(target)."""
+def headline_html(head: pd.DataFrame, flt: Filter, currency: str | None = None) -> str:
+    """Render the headline table: P50 with P10-P90 per source, won so far, P(target).
+
+    ``currency`` (the snapshot's code, :func:`crmkit.apps.dashboard.snapshot_currency`) is
+    named in the heading; None for a snapshot saved before currencies.
+    """
     what = "whole company" if flt.dimension == "all" else f"{flt.dimension} {flt.value}"
+    code = html.escape(currency) if currency else ""
+    unit = f" in {code}" if code else ""
     rows = []
     for source, r in head.iterrows():
         name = SOURCE_NAMES.get(str(source), str(source))
@@ -69,8 +75,9 @@ def headline_html(head: pd.DataFrame, flt: Filter) -> str:
             f'data-q="p_target">{format_share(total["p_target"])}</span></b></p>'
         )
     return (
-        f'<div class="crmkit-headline" data-group="{html.escape(flt.group)}">'
-        f"<h3>Revenue over the horizon — {html.escape(what)}</h3>"
+        f'<div class="crmkit-headline" data-group="{html.escape(flt.group)}" '
+        f'data-currency="{code}">'
+        f"<h3>Revenue over the horizon{unit} — {html.escape(what)}</h3>"
         "<table><tr><th>Source</th><th>P50</th><th>P10 – P90</th><th>Won so far</th></tr>"
         f"{''.join(rows)}</table>{target}</div>"
     )

@@ -33,7 +33,9 @@ from crmkit.data.reading import (
     read_table_with_errors,
 )
 from crmkit.errors import CrmkitWarning, NotFoundError, RowError, ValidationError
+from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
 from crmkit.store.schema import ENTITIES, LOAD_ORDER, Entity
+from crmkit.store.settings import get_setting
 from crmkit.store.validation import (
     BOOKKEEPING,
     MAX_AMOUNT,
@@ -338,8 +340,16 @@ class _Checks:
     allow_future: bool = False
     strict_ids: bool = False
 
-    def run(self, name: str, df: pd.DataFrame, known, rows: np.ndarray) -> ValidationResult:
-        """Validate one frame with these settings."""
+    def run(
+        self,
+        name: str,
+        df: pd.DataFrame,
+        known,
+        rows: np.ndarray,
+        reporting: str | None = None,
+        calendar: FiscalCalendar | None = None,
+    ) -> ValidationResult:
+        """Validate one frame (deals: currencies; quotas, calls: the fiscal calendar)."""
         try:
             return validate(
                 name,
@@ -351,6 +361,8 @@ class _Checks:
                 decimal=self.decimal,
                 thousands=self.thousands,
                 case_ids="refuse" if self.strict_ids else "warn",
+                reporting_currency=reporting,
+                calendar=calendar,
             )
         except ValueError as exc:  # decimal/thousands settings
             raise FileFormatError(str(exc)) from None
@@ -377,6 +389,10 @@ def _import(
     for name in order:
         _check_columns(specs[name], frames[name], source)
     several = len(order) > 1
+    reporting = str(get_setting(store, "reporting_currency")) if "deals" in frames else None
+    periodic = any(n in frames for n in ("quotas", "forecast_calls"))
+    calendar = fiscal_calendar(store) if periodic else None
+    fiscal = {n: calendar if n in ("quotas", "forecast_calls") else None for n in frames}
     cache: dict[str, set] = {}
     pending: dict[str, set] = {}
 
@@ -393,13 +409,16 @@ def _import(
     for name in order:
         df = frames[name]
         rows = _row_numbers(df)
-        res = checks.run(name, df, known, rows)
+        res = checks.run(name, df, known, rows, reporting, fiscal[name])
         column_errors = [e for e in res.errors if e.row is None]
         if column_errors:
             raise ValidationError(name, column_errors)
         clean[name] = res.clean
         key = list(specs[name].key)
-        if set(key) <= set(res.clean.columns) and res.clean[key].notna().all(axis=None):
+        # only a later frame of the batch can refer to this one's keys (a set of 10M order
+        # ids costs seconds and a gigabyte)
+        later = name != order[-1]
+        if later and set(key) <= set(res.clean.columns) and res.clean[key].notna().all(axis=None):
             vals = res.clean[key]
             pending[name] = set(vals.iloc[:, 0]) if len(key) == 1 else set(map(tuple, vals.values))
         shaped = shape_errors.get(name, [])

@@ -11,14 +11,17 @@ deal counts in. Sources and groups are always selected by name, never by positio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from crmkit.errors import CrmkitError
-from crmkit.store.history import month_index, month_label, quarter_label
+from crmkit.store.fiscal import FiscalCalendar
+from crmkit.store.history import month_index
 from crmkit.store.snapshots import REVENUE, REVENUE_DIMS, REVENUE_UNITS
 
 #: The revenue sources whose sum is the total.
@@ -40,21 +43,39 @@ GROUP_BYS = ("team", "owner", "segment")
 
 @dataclass
 class PeriodAxis:
-    """Forecast months and the periods they fall in."""
+    """Forecast months and the periods they fall in.
+
+    ``bounds`` holds each period's first and last day (midnight Timestamps): every date a
+    forecast puts into a period (won deals closed to date, expected close dates, quotas'
+    period starts) goes by these boundaries, never by month arithmetic.
+    """
 
     first_month: int
     period_of_k: np.ndarray
     labels: list[str]
     period_months: list[list[int]]
     frac_first: float
+    bounds: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+    calendar: FiscalCalendar = field(default_factory=FiscalCalendar)
 
     @property
     def months(self) -> int:
         """Number of simulated months."""
         return len(self.period_of_k)
 
+    def period_of(self, days: object) -> np.ndarray:
+        """Position of each day's period on the axis (-1 outside the axis' periods)."""
+        t = pd.to_datetime(pd.Series(np.atleast_1d(np.asarray(days, dtype=object))))
+        t = t.dt.normalize().to_numpy("datetime64[ns]")
+        out = np.full(len(t), -1, dtype=np.int64)
+        for i, (start, end) in enumerate(self.bounds):
+            out[(t >= np.datetime64(start)) & (t <= np.datetime64(end))] = i
+        return out
 
-def period_axis(as_of: object, horizon: int, period: str = "M") -> PeriodAxis:
+
+def period_axis(
+    as_of: object, horizon: int, period: str = "M", calendar: FiscalCalendar | None = None
+) -> PeriodAxis:
     """The forecast periods after ``as_of``: the current one (if not over) and the next ones.
 
     When ``as_of`` is a period's last day the first period is the next one; otherwise the
@@ -68,18 +89,35 @@ def period_axis(as_of: object, horizon: int, period: str = "M") -> PeriodAxis:
         Number of periods (at least 1).
     period
         ``"M"`` (months) or ``"Q"`` (quarters).
+    calendar
+        The company's fiscal calendar (:func:`crmkit.store.fiscal.fiscal_calendar`); quarters
+        are its fiscal quarters and labels its labels. None: calendar months and quarters
+        (``FiscalCalendar()``).
 
     Returns
     -------
     PeriodAxis
         The simulated months (from ``first_month``), the period of each, the period labels
-        (``"2026-11"`` or ``"2026-Q4"``), the months of each period and the share of the
-        first month still to come.
+        (``"2026-11"`` or ``"2026-Q4"``; ``"FY27 Q1"`` for fiscal quarters of a year not
+        starting in January), the months of each period, the share of the first month still
+        to come and each period's first and last day.
+
+    Raises
+    ------
+    CrmkitError
+        A bad period or horizon, or a 4-4-5 / 4-5-4 / 5-4-4 week calendar: the forecast
+        simulates calendar months, which do not split into week periods.
     """
     if period not in ("M", "Q"):
         raise CrmkitError(f"period must be 'M' or 'Q', not {period!r}")
     if int(horizon) < 1:
         raise CrmkitError(f"horizon must be at least 1, not {horizon!r}")
+    cal = FiscalCalendar() if calendar is None else calendar
+    if cal.in_weeks:
+        raise CrmkitError(
+            f"fiscal_pattern {cal.pattern}: the forecast simulates calendar months, which do "
+            f"not split into {cal.pattern} week periods; forecast with fiscal_pattern months"
+        )
     t = pd.Timestamp(as_of).normalize()
     m = month_index(t)
     dim = t.days_in_month
@@ -88,15 +126,55 @@ def period_axis(as_of: object, horizon: int, period: str = "M") -> PeriodAxis:
     else:
         first, frac = m, (dim - t.day) / dim
     step = 1 if period == "M" else 3
-    p0 = first // step
-    months = list(range(first, (p0 + horizon) * step))
-    period_of_k = np.array([mm // step - p0 for mm in months], dtype=np.int64)
-    labels, groups = [], []
+    # fiscal quarters are 3 calendar months from the start month: shift the month index so
+    # that the fiscal year's first month is a multiple of 3 (no shift for January)
+    shift = (cal.start_month - 1) % step
+    p0 = (first - shift) // step
+    months = list(range(first, (p0 + horizon) * step + shift))
+    period_of_k = np.array([(mm - shift) // step - p0 for mm in months], dtype=np.int64)
+    labels, groups, bounds = [], [], []
     for i in range(horizon):
         p = p0 + i
-        labels.append(month_label(p) if period == "M" else quarter_label(p))
-        groups.append([mm for mm in months if mm // step == p])
-    return PeriodAxis(first, period_of_k, labels, groups, frac)
+        start_m = p * step + shift
+        start = pd.Timestamp(year=start_m // 12, month=start_m % 12 + 1, day=1)
+        bounds.append(cal.bounds(period, start))
+        labels.append(cal.label(period, start))
+        groups.append([mm for mm in months if (mm - shift) // step == p])
+    return PeriodAxis(first, period_of_k, labels, groups, frac, bounds, cal)
+
+
+def calendar_parameters(calendar: FiscalCalendar | None) -> dict[str, object]:
+    """The fiscal calendar as a snapshot keeps it: ``{"start_month": 4, "pattern": "months"}``.
+
+    Parameters
+    ----------
+    calendar
+        The forecast's calendar; None is the default calendar.
+
+    Returns
+    -------
+    dict
+        JSON-ready, for ``snap.parameters["calendar"]`` (:func:`snapshot_calendar` reads it).
+    """
+    cal = FiscalCalendar() if calendar is None else calendar
+    return {"start_month": cal.start_month, "pattern": cal.pattern}
+
+
+def snapshot_calendar(parameters: Mapping[str, Any] | None) -> FiscalCalendar:
+    """The fiscal calendar a snapshot was made with (from its ``parameters``).
+
+    Parameters
+    ----------
+    parameters
+        ``snap.parameters``; a snapshot saved before fiscal calendars has no ``calendar``
+        entry and was made with calendar months and quarters.
+
+    Returns
+    -------
+    FiscalCalendar
+    """
+    saved = (parameters or {}).get("calendar") or {}
+    return FiscalCalendar(int(saved.get("start_month", 1)), str(saved.get("pattern", "months")))
 
 
 def group_axis(frame: pd.DataFrame, accounts: pd.DataFrame | None = None) -> list[str]:
@@ -217,9 +295,11 @@ __all__ = [
     "SOURCE_PARTS",
     "PeriodAxis",
     "add_total",
+    "calendar_parameters",
     "deal_revenue",
     "group_axis",
     "memberships",
     "period_axis",
     "revenue_array",
+    "snapshot_calendar",
 ]

@@ -45,6 +45,7 @@ from crmkit.forecast.call import category_rollups
 from crmkit.forecast.engine import fit_models, forecast_draws, load_frames
 from crmkit.models.pipeline.data import deal_frame
 from crmkit.store.calls import calls_as_of, group_of, period_label
+from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
 from crmkit.store.history import HistoryIndex, deals_as_of, end_of_day, month_index
 
 LEVELS = (0.5, 0.8, 0.95)
@@ -78,12 +79,36 @@ def score(samples: np.ndarray, y: float) -> dict[str, float]:
     return out
 
 
-def actual_won(deals: pd.DataFrame, period: str = "M") -> pd.Series:
-    """Won revenue per period index (month index, or quarter index for ``"Q"``)."""
+def period_index(
+    months: np.ndarray | int, period: str, calendar: FiscalCalendar | None = None
+) -> np.ndarray | int:
+    """Period index of month indexes: the month itself, or its (fiscal) quarter for ``"Q"``.
+
+    Fiscal quarters of a calendar-month fiscal year start ``(start_month - 1) % 3`` months
+    after calendar quarters; consecutive quarters have consecutive indexes.
+    """
+    if period == "M":
+        return months
+    offset = 0 if calendar is None else (calendar.start_month - 1) % 3
+    return (np.asarray(months) - offset) // 3
+
+
+def actual_won(
+    deals: pd.DataFrame, period: str = "M", calendar: FiscalCalendar | None = None
+) -> pd.Series:
+    """Won revenue per period index (:func:`period_index` of the close month)."""
     won = deals[deals["status"].eq("won") & deals["closed_at"].notna()]
-    m = month_index(won["closed_at"])
-    key = m if period == "M" else m // 3
+    key = period_index(month_index(won["closed_at"]), period, calendar)
     return pd.Series(won["amount"].fillna(0.0).to_numpy(float)).groupby(key).sum()
+
+
+def _calendar_of(store_or_frames: object, calendar: FiscalCalendar | None) -> FiscalCalendar:
+    """The calendar given, else the store's, else calendar months."""
+    if calendar is not None:
+        return calendar
+    if isinstance(store_or_frames, dict):
+        return FiscalCalendar()
+    return fiscal_calendar(store_or_frames)
 
 
 def weighted_pipeline_draws(
@@ -138,6 +163,7 @@ def backtest(
     run_rate_k: int = 3,
     window_months: int = 24,
     progress: bool = False,
+    calendar: FiscalCalendar | None = None,
 ) -> pd.DataFrame:
     """Rolling-origin backtest of the model and both baselines.
 
@@ -164,6 +190,9 @@ def backtest(
         Training window of the models.
     progress
         Print one line per origin.
+    calendar
+        The company's fiscal calendar (:func:`crmkit.store.fiscal.fiscal_calendar`):
+        quarters are its fiscal quarters; None: calendar months and quarters.
 
     Returns
     -------
@@ -174,7 +203,7 @@ def backtest(
     """
     deals = deal_frame(frames["deals"], frames.get("accounts"))
     history = frames.get("deal_history")
-    actual = actual_won(deals, period)
+    actual = actual_won(deals, period, calendar)
     rows: list[dict[str, Any]] = []
     for origin in origins:
         o = pd.Timestamp(origin)
@@ -194,15 +223,15 @@ def backtest(
             draws=draws,
             seed=seed,
             include_repeat=False,
+            calendar=calendar,
         )
         axis = res["axis"]
         rev = res["revenue"].sel(group="all")
         model = deal_revenue(rev).to_numpy()
         state = deals_as_of(deals, history, o)
         wp = weighted_pipeline_draws(state, frames["stages"], axis, draws, seed)
-        step = 1 if period == "M" else 3
-        p0 = axis.first_month // step
-        won_then = actual_won(state, period)
+        p0 = int(period_index(axis.first_month, period, calendar))
+        won_then = actual_won(state, period, calendar)
         past = won_then[won_then.index < p0]
         past = past[past.index >= past.index.min()] if len(past) else past
         full = pd.Series(0.0, index=np.arange(past.index.min(), p0)) if len(past) else past
@@ -304,7 +333,7 @@ def recent_backtest(
     ends = month_ends(first, last)[-int(origins) :]
     scores = backtest(
         load_frames(store), ends, horizon=int(horizon), period=period, draws=int(draws),
-        method=method, seed=int(seed),
+        method=method, seed=int(seed), calendar=_calendar_of(store, None),
     )  # fmt: skip
     return summarise(scores)
 
@@ -325,12 +354,9 @@ CALL_COLUMNS = (
 
 def first_period(axis: PeriodAxis, period: str) -> tuple[int, pd.Timestamp, pd.Timestamp]:
     """Index, first day and last instant of the first forecast period of ``axis``."""
-    step = 1 if period == "M" else 3
-    p0 = axis.first_month // step
-    m = p0 * step
-    start = pd.Timestamp(year=m // 12, month=m % 12 + 1, day=1)
-    end = end_of_day(start + pd.DateOffset(months=step) - pd.Timedelta(days=1))
-    return p0, start, end
+    p0 = int(period_index(axis.first_month, period, axis.calendar))
+    start, last = axis.bounds[0]
+    return p0, pd.Timestamp(start), end_of_day(last)
 
 
 def call_groups(deals: pd.DataFrame) -> list[str]:
@@ -359,7 +385,12 @@ def won_by_group(
 
 
 def run_rate_points(
-    state: pd.DataFrame, p0: int, period: str, groups: Sequence[str], k: int = 3
+    state: pd.DataFrame,
+    p0: int,
+    period: str,
+    groups: Sequence[str],
+    k: int = 3,
+    calendar: FiscalCalendar | None = None,
 ) -> dict[str, float]:
     """Mean won revenue of each group over the last ``k`` complete periods before ``p0``.
 
@@ -368,7 +399,7 @@ def run_rate_points(
     """
     won = state[state["status"].eq("won") & state["closed_at"].notna()]
     m = month_index(won["closed_at"])
-    key = pd.Series(m if period == "M" else m // 3, index=won.index)
+    key = pd.Series(period_index(m, period, calendar), index=won.index)
     past = won[key < p0]
     key = key[key < p0]
     if past.empty:
@@ -411,12 +442,15 @@ def _call_points_at(
     points: dict[str, dict[str, float]] = {
         "commit": roll["commit"].astype(float).to_dict(),
         "best_case": roll["best_case"].astype(float).to_dict(),
-        "run_rate": run_rate_points(state, p0, period, groups, run_rate_k),
+        "run_rate": run_rate_points(state, p0, period, groups, run_rate_k, axis.calendar),
         "manager_call": {},
     }
     if calls is not None and len(calls):
         for r in calls_as_of(calls, end_of_day(origin)).itertuples(index=False):
-            if r.period == period and period_label(r.period, r.period_start) == label:
+            if (
+                r.period == period
+                and period_label(r.period, r.period_start, axis.calendar) == label
+            ):
                 points["manager_call"][group_of(r.scope, r.name)] = float(r.amount)
     rows = []
     for g in groups:
@@ -451,6 +485,7 @@ def call_points(
     *,
     period: str = "M",
     run_rate_k: int = 3,
+    calendar: FiscalCalendar | None = None,
 ) -> pd.DataFrame:
     """The sales team's numbers for the next period as they stood at each origin, and outcomes.
 
@@ -468,6 +503,8 @@ def call_points(
         holding it unless the origin is its last day).
     run_rate_k
         Complete periods averaged by the run rate.
+    calendar
+        The fiscal calendar; None: the store's (calendar months for frames).
 
     Returns
     -------
@@ -481,13 +518,14 @@ def call_points(
         deals), ``point`` and the scores of :func:`score_call` (``error``, ``abs_error``,
         ``hit``; ``crps``, ``cover80`` and ``cover50`` are NaN).
     """
+    calendar = _calendar_of(store_or_frames, calendar)
     frames = _frames_of(store_or_frames)
     deals = deal_frame(frames["deals"], frames.get("accounts"))
     index = HistoryIndex(deals, frames.get("deal_history"))
     out = []
     for origin in origins:
         o = pd.Timestamp(origin)
-        axis = period_axis(o, 1, period)
+        axis = period_axis(o, 1, period, calendar)
         out.append(
             _call_points_at(deals, index, frames.get("forecast_calls"), o, axis, period, run_rate_k)
         )
@@ -544,6 +582,7 @@ def call_backtest(
     run_rate_k: int = 3,
     window_months: int = 24,
     progress: bool = False,
+    calendar: FiscalCalendar | None = None,
 ) -> pd.DataFrame:
     """Whose forecast to trust: the model against the categories, the manager and the run rate.
 
@@ -573,6 +612,8 @@ def call_backtest(
         Training window of the models.
     progress
         Print one line per origin.
+    calendar
+        The fiscal calendar; None: the store's (calendar months for frames).
 
     Returns
     -------
@@ -584,6 +625,7 @@ def call_backtest(
         should be most of the time), and for the model ``crps``, ``cover80`` and
         ``cover50`` (NaN for the point forecasters).
     """
+    calendar = _calendar_of(store_or_frames, calendar)
     frames = _frames_of(store_or_frames)
     deals = deal_frame(frames["deals"], frames.get("accounts"))
     index = HistoryIndex(deals, frames.get("deal_history"))
@@ -596,7 +638,7 @@ def call_backtest(
         )  # fmt: skip
         res = forecast_draws(
             models, frames, as_of=o, horizon=1, period=period, draws=draws, seed=seed,
-            include_repeat=False,
+            include_repeat=False, calendar=calendar,
         )  # fmt: skip
         axis = res["axis"]
         label = axis.labels[0]

@@ -39,9 +39,10 @@ import numpy as np
 import pandas as pd
 
 from crmkit.errors import CrmkitError
-from crmkit.forecast.axes import PeriodAxis, deal_revenue, period_axis
+from crmkit.forecast.axes import PeriodAxis, deal_revenue, period_axis, snapshot_calendar
 from crmkit.models.pipeline.kernels import hazard_paths
 from crmkit.store.calls import calls_as_of, group_of, period_label
+from crmkit.store.fiscal import FiscalCalendar
 from crmkit.store.history import deals_as_of, end_of_day
 from crmkit.store.schema import FORECAST_CATEGORIES, TABLES
 
@@ -77,16 +78,6 @@ def _categories(deals: pd.DataFrame) -> np.ndarray:
             )
         out[i] = _SPELLINGS[key]
     return out
-
-
-def _kind(axis: PeriodAxis) -> str:
-    """``"Q"`` when the axis' labels are quarters, else ``"M"``."""
-    return "Q" if any("-Q" in label for label in axis.labels) else "M"
-
-
-def _periods(axis: PeriodAxis) -> pd.PeriodIndex:
-    """The axis' periods as a :class:`pandas.PeriodIndex`."""
-    return pd.PeriodIndex([pd.Period(label, freq=_kind(axis)) for label in axis.labels])
 
 
 def _member(deals: pd.DataFrame, group: str) -> np.ndarray:
@@ -145,12 +136,11 @@ def category_rollups(
     """
     state = deals_as_of(deals, history, as_of)
     t = end_of_day(as_of)
-    periods = _periods(axis)
-    starts = periods.start_time
-    ends = periods.end_time
+    starts = [start for start, _end in axis.bounds]  # the axis' (fiscal) period boundaries
+    ends = [end_of_day(end) for _start, end in axis.bounds]
     amount = pd.to_numeric(state["amount"], errors="coerce").fillna(0.0).to_numpy(float)
     status = state["status"].astype(object).to_numpy()
-    n_per = len(periods)
+    n_per = len(axis.bounds)
 
     # won deals: the period of their close date, up to as_of
     closed_at = pd.to_datetime(state["closed_at"])
@@ -227,14 +217,14 @@ def first_period_win(
     return out
 
 
-def _keyed(frame: pd.DataFrame | None, kind: str) -> pd.DataFrame:
-    """Rows of one period kind with their ``group`` and period ``label``."""
+def _keyed(frame: pd.DataFrame | None, kind: str, calendar: FiscalCalendar) -> pd.DataFrame:
+    """Rows of one period kind with their ``group`` and period ``label`` (in ``calendar``)."""
     cols = ["scope", "name", "period", "period_start"]
     if frame is None or frame.empty or not set(cols) <= set(frame.columns):
         return pd.DataFrame(columns=[*cols, "group", "label"])
     f = frame[frame["period"].astype(str) == kind].copy()
     f["group"] = [group_of(s, n) for s, n in zip(f["scope"], f["name"], strict=True)]
-    f["label"] = [period_label(kind, s) for s in f["period_start"]]
+    f["label"] = [period_label(kind, s, calendar) for s in f["period_start"]]
     return f
 
 
@@ -285,7 +275,8 @@ def call_tables(
         numbers in [0, 1], missing values None).
     """
     kind = snap.period
-    axis = period_axis(snap.as_of, snap.horizon, kind)
+    calendar = snapshot_calendar(snap.parameters)
+    axis = period_axis(snap.as_of, snap.horizon, kind, calendar)
     # quotas, categories and manager calls are about deals: repeat orders are no one's
     # booking, so the model's side is deal revenue (pipeline + new business), not the total
     revenue = deal_revenue(snap.revenue)
@@ -317,7 +308,7 @@ def call_tables(
         """The forecast's total draws of a period and group."""
         return arr[:, pos_p[period], pos_g[group]]
 
-    made = _keyed(calls_as_of(calls, snap.as_of) if calls is not None else None, kind)
+    made = _keyed(calls_as_of(calls, snap.as_of) if calls is not None else None, kind, calendar)
     made = made.set_index(["group", "label"]) if len(made) else made
     forecast_call = []
     for r in roll.itertuples(index=False):
@@ -350,7 +341,7 @@ def call_tables(
         forecast_call.append(rec)
 
     attainment = []
-    quota = _keyed(quotas, kind)
+    quota = _keyed(quotas, kind, calendar)
     for r in quota.sort_values(["label", "group"]).itertuples(index=False):
         if r.group not in groups or r.label not in labels:
             continue

@@ -43,6 +43,7 @@ from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import (
     PeriodAxis,
     add_total,
+    calendar_parameters,
     group_axis,
     memberships,
     period_axis,
@@ -55,18 +56,56 @@ from crmkit.models.pipeline.data import deal_frame
 from crmkit.models.pipeline.kernels import simulate_new_business, simulate_pipeline
 from crmkit.models.pipeline.model import PipelineModel
 from crmkit.models.pipeline.new_business import NewBusinessModel
+from crmkit.store.currency import converted_deals, converted_history, rate_table
+from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
 from crmkit.store.history import deals_as_of, end_of_day
+from crmkit.store.settings import get_setting
 from crmkit.store.snapshots import Snapshot
 
 # ---------------------------------------------------------------------- data
 FORECAST_TABLES = ("deals", "deal_history", "accounts", "stages", "orders")
 MARKETING_TABLES = ("channel_spend", "campaigns")
+#: Columns read of a table when not all (orders: millions of rows; no reader needs their id).
+READ_COLUMNS = {"orders": ("account_id", "ordered_at", "amount", "deal_id")}
 
 
-def load_frames(store, *, marketing: bool = False) -> dict[str, pd.DataFrame]:
-    """The store's tables a forecast needs (and those of a marketing plan if asked)."""
+def load_frames(store, *, marketing: bool = False, as_of: object = None) -> dict[str, pd.DataFrame]:
+    """Return the store's tables a forecast needs, amounts in the reporting currency.
+
+    Parameters
+    ----------
+    store
+        A :class:`crmkit.Store`.
+    marketing
+        Also read the tables of a marketing plan.
+    as_of
+        The forecast day: open deals convert at its rates, won and lost ones at their close
+        day (:func:`crmkit.store.currency.converted_deals`); None: the last day of the deals.
+
+    Returns
+    -------
+    dict
+        ``{table: DataFrame}``; ``deals`` (with ``amount_original`` and
+        ``currency_original``) and the ``amount`` values of ``deal_history`` are converted
+        to the database's ``reporting_currency`` before anything else reads them;
+        ``orders`` has the columns of :data:`READ_COLUMNS` (no ``order_id``).
+
+    Raises
+    ------
+    CrmkitError
+        A deal's currency lacks a rate: one line listing every missing currency and the
+        first day it is needed.
+    """
     names = FORECAST_TABLES + (MARKETING_TABLES if marketing else ())
-    return {name: store.read(name) for name in names}
+    frames = {name: store.read(name, columns=READ_COLUMNS.get(name)) for name in names}
+    reporting = str(get_setting(store, "reporting_currency"))
+    rates = rate_table(store)
+    deals = frames["deals"]
+    frames["deals"] = converted_deals(deals, rates, reporting, as_of)
+    frames["deal_history"] = converted_history(
+        frames["deal_history"], deals, rates, reporting, as_of
+    )
+    return frames
 
 
 def _won_in(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -161,7 +200,11 @@ def fit_models(
         "draws": draws,
         "tune": tune,
     }
-    pipe = PipelineModel(**settings).fit(deals, history, as_of=as_of, stages=frames.get("stages"))
+    # NUTS: 1,000 draws per chain give the pipeline model's group scales bulk ESS >= 400
+    pipe_settings = {**settings, "draws": max(draws, 1000)} if method == "nuts" else settings
+    pipe = PipelineModel(**pipe_settings).fit(
+        deals, history, as_of=as_of, stages=frames.get("stages")
+    )
     nb = NewBusinessModel(**settings).fit(deals, history, as_of=as_of)
     if nb.posterior_ is None:
         raise CrmkitError(
@@ -237,8 +280,12 @@ def forecast_draws(
     include_repeat: bool = True,
     repeat_method: str = "map",
     plan: pd.DataFrame | str | None = None,
+    calendar: FiscalCalendar | None = None,
 ) -> dict[str, Any]:
     """Revenue draws per source, period and group from fitted models.
+
+    ``calendar`` is the company's fiscal calendar (None: calendar months and quarters); the
+    periods are its months or fiscal quarters (:func:`crmkit.forecast.axes.period_axis`).
 
     ``plan`` (weekly spend per channel, see :func:`crmkit.forecast.sources.marketing.plan_arrivals`)
     needs ``models["marketing"]``, a :class:`~crmkit.models.mmm.model.MarketingMixModel`
@@ -257,7 +304,7 @@ def forecast_draws(
         ``expected_revenue``), ``diagnostics`` per source, ``marketing`` (None without a
         plan) and ``settings``.
     """
-    axis = period_axis(as_of, horizon, period)
+    axis = period_axis(as_of, horizon, period, calendar)
     pipe: PipelineModel = models["pipeline"]
     nb: NewBusinessModel = models["new_business"]
     accounts = frames.get("accounts")
@@ -373,11 +420,7 @@ def forecast_draws(
     closed = np.zeros((n_per, n_groups))
     if axis.frac_first < 1.0 or period == "Q":
         state = deals_as_of(frame, pipe.history_, as_of)
-        first_m = axis.period_months[0][0]
-        start = pd.Timestamp(year=first_m // 12, month=first_m % 12 + 1, day=1)
-        if period == "Q":
-            q = axis.first_month // 3
-            start = pd.Timestamp(year=q // 4, month=(q % 4) * 3 + 1, day=1)
+        start = axis.bounds[0][0]  # the first period's first day
         won = _won_in(state, start, end_of_day(as_of))
         if len(won):
             gid = memberships(won, gindex)
@@ -488,7 +531,9 @@ def run_forecast(
     )  # fmt: skip
     as_of, horizon, period, draws = p["as_of"], p["horizon"], p["period"], p["draws"]
     target, method, seed = p["target"], p["method"], p["seed"]
-    frames = load_frames(store, marketing=plan is not None)
+    calendar = fiscal_calendar(store)
+    period_axis(as_of, horizon, period, calendar)  # a calendar it cannot follow fails here
+    frames = load_frames(store, marketing=plan is not None, as_of=as_of)
     models = fit_models(frames, as_of=as_of, method=method, seed=seed, progress=progress)
     if plan is not None:
         from crmkit.forecast.sources.marketing import fit_marketing
@@ -509,6 +554,7 @@ def run_forecast(
         include_repeat=include_repeat,
         repeat_method="map" if method == "nuts" else method,
         plan=plan,
+        calendar=calendar,
     )
     snap = build_snapshot(
         result,
@@ -522,6 +568,8 @@ def run_forecast(
         target=target,
         label=label,
     )
+    snap.parameters["calendar"] = calendar_parameters(calendar)
+    snap.parameters["currency"] = str(get_setting(store, "reporting_currency"))
     from crmkit.forecast.snapshot_tables import extra_tables
 
     snap.parameters.setdefault("tables", {}).update(

@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crmkit.errors import CrmkitError, RowError, ValidationError
+from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
 from crmkit.store.schema import TABLES
 
 #: Fit methods :func:`crmkit.forecast.engine.run_forecast` accepts.
@@ -195,6 +196,7 @@ def check_forecast_parameters(
     method: object = "map",
     seed: object = 0,
     today: dt.date | None = None,
+    calendar: FiscalCalendar | None = None,
 ) -> tuple[dict, list[RowError]]:
     """Check the forecast's parameters and return them normalised, with the problems found.
 
@@ -205,6 +207,9 @@ def check_forecast_parameters(
         only.
     as_of, horizon, period, draws, target, method, seed, today
         As in :func:`validate_forecast_parameters`.
+    calendar
+        The fiscal calendar whose period labels a ``{label: amount}`` target names (None:
+        calendar months and quarters).
 
     Returns
     -------
@@ -241,7 +246,7 @@ def check_forecast_parameters(
     if not _is_int(draws) or not lo <= int(draws) <= hi:  # type: ignore[arg-type]
         bad("draws", f"must be a whole number from {lo} to {hi}", draws)
     norm_target = _check_target(
-        target, day if period_ok and horizon_ok else None, horizon, period, bad
+        target, day if period_ok and horizon_ok else None, horizon, period, bad, calendar
     )
     if method not in METHODS:
         bad("method", f"must be one of {', '.join(METHODS)}", method)
@@ -259,7 +264,14 @@ def check_forecast_parameters(
     return values, errors
 
 
-def _check_target(target: object, day: dt.date | None, horizon: object, period: object, bad):
+def _check_target(
+    target: object,
+    day: dt.date | None,
+    horizon: object,
+    period: object,
+    bad,
+    calendar: FiscalCalendar | None = None,
+):
     """The target normalised (None, a float or ``{label: float}``); problems go to ``bad``."""
     if target is None:
         return None
@@ -271,7 +283,8 @@ def _check_target(target: object, day: dt.date | None, horizon: object, period: 
         if day is not None:
             from crmkit.forecast.axes import period_axis
 
-            labels = period_axis(day, int(horizon), str(period)).labels  # type: ignore[arg-type]
+            kind = str(period)
+            labels = period_axis(day, int(horizon), kind, calendar).labels  # type: ignore[arg-type]
             unknown = [k for k in target if k not in labels]
             if unknown:
                 bad("target", f"names periods {', '.join(map(str, unknown))} that the forecast "
@@ -334,11 +347,13 @@ def validate_forecast_parameters(
     ValidationError
         One problem per bad parameter, each naming it, its value and the reason.
     """
+    calendar = None
     if span is not None and not isinstance(span, DataSpan):
+        calendar = fiscal_calendar(span)  # target labels are the store's fiscal periods
         span = data_span(span, today=today)
     values, errors = check_forecast_parameters(
         span, as_of=as_of, horizon=horizon, period=period, draws=draws, target=target,
-        method=method, seed=seed, today=today,
+        method=method, seed=seed, today=today, calendar=calendar,
     )  # fmt: skip
     if errors:
         raise ValidationError(what, errors)

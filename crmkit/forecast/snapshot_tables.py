@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from crmkit.errors import CrmkitError
+from crmkit.forecast.axes import snapshot_calendar
+from crmkit.store.fiscal import FiscalCalendar
 
 #: Label of a missing team, owner or segment.
 NONE = "(none)"
@@ -184,8 +186,13 @@ def campaign_roi(
     return _records(out)
 
 
-def _period_label(ts: pd.Series, period: str) -> pd.Series:
-    """Period labels of timestamps: ``2026-11`` (months) or ``2026-Q4`` (quarters)."""
+def _period_label(ts: pd.Series, period: str, calendar: FiscalCalendar | None = None) -> pd.Series:
+    """Period labels of timestamps: ``2026-11`` (months) or ``2026-Q4`` (quarters).
+
+    A fiscal ``calendar`` other than the default labels its own periods (``"FY27 Q1"``).
+    """
+    if calendar is not None and not calendar.is_default and period in ("M", "Q"):
+        return calendar.labels(period, ts).set_axis(ts.index)
     t = pd.to_datetime(ts)
     if period == "M":
         return t.dt.strftime("%Y-%m")
@@ -202,6 +209,7 @@ def actuals(
     as_of: object,
     period: str = "M",
     n_back: int = 12,
+    calendar: FiscalCalendar | None = None,
 ) -> list[dict]:
     """Revenue of past periods by source, for the company and each team, owner and segment.
 
@@ -225,6 +233,9 @@ def actuals(
         ``"M"`` or ``"Q"``.
     n_back
         Periods kept, up to and including the one holding ``as_of``.
+    calendar
+        The forecast's fiscal calendar (its periods and labels); None: calendar months and
+        quarters.
 
     Returns
     -------
@@ -242,7 +253,7 @@ def actuals(
     parts = [
         pd.DataFrame(
             {
-                "period": _period_label(won["closed_at"], period).to_numpy(),
+                "period": _period_label(won["closed_at"], period, calendar).to_numpy(),
                 "source": "deals",
                 "amount": pd.to_numeric(won["amount"], errors="coerce").fillna(0.0).to_numpy(),
                 "team": _label(won["team"]).to_numpy() if "team" in won else NONE,
@@ -263,7 +274,7 @@ def actuals(
         parts.append(
             pd.DataFrame(
                 {
-                    "period": _period_label(o["ordered_at"], period).to_numpy(),
+                    "period": _period_label(o["ordered_at"], period, calendar).to_numpy(),
                     "source": "repeat",
                     "amount": pd.to_numeric(o["amount"], errors="coerce").fillna(0.0).to_numpy(),
                     "team": _label(owner.map(team_of)).to_numpy(),
@@ -273,7 +284,7 @@ def actuals(
             )
         )
     rev = pd.concat(parts, ignore_index=True)
-    last = _period_label(pd.Series([t]), period).iloc[0]
+    last = _period_label(pd.Series([t]), period, calendar).iloc[0]
     periods = sorted(p for p in set(rev["period"]) if p <= last)[-n_back:]
     if not periods:
         return []
@@ -328,7 +339,12 @@ def extra_tables(
     out = {
         "pipeline_by_stage": pipeline_by_stage(open_deals, tables.get("stage_probabilities") or []),
         "actuals": actuals(
-            deals, orders, frames.get("accounts"), as_of=snap.as_of, period=snap.period
+            deals,
+            orders,
+            frames.get("accounts"),
+            as_of=snap.as_of,
+            period=snap.period,
+            calendar=snapshot_calendar(snap.parameters),
         ),
     }
     if campaigns is not None and len(campaigns):

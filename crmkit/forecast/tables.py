@@ -154,6 +154,10 @@ def probability_of_target(
 CALL_TABLES = ("forecast_call", "attainment")
 
 
+#: Each model's diagnostics in the CLI's JSON (the one schema's figures).
+MODEL_DIAGNOSTICS = ("ok", "method", "r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences")
+
+
 def forecast_to_json(snapshot: Snapshot, *, open_deals: bool = False) -> dict[str, Any]:
     """The CLI's JSON: for each period, p10 / p50 / p90 per source and total, and P(target).
 
@@ -167,7 +171,8 @@ def forecast_to_json(snapshot: Snapshot, *, open_deals: bool = False) -> dict[st
     Returns
     -------
     dict
-        ``{"as_of", "horizon", "period", "snapshot_id", "diagnostics_ok", "periods": [{"period",
+        ``{"as_of", "horizon", "period", "snapshot_id", "diagnostics_ok", "diagnostics" (per
+        model: :data:`MODEL_DIAGNOSTICS`), "periods": [{"period",
         "pipeline": {"p10", "p50", "p90", "mean"}, "new_business": {...}, "repeat": {...},
         "total": {...}, "closed_to_date", ["target", "p_target"]}], "forecast_call": [...],
         "attainment": [...]}`` and ``"open_deals": [...]`` when asked: the snapshot's
@@ -199,6 +204,10 @@ def forecast_to_json(snapshot: Snapshot, *, open_deals: bool = False) -> dict[st
         "period": snapshot.period,
         "snapshot_id": snapshot.snapshot_id,
         "diagnostics_ok": bool(snapshot.diagnostics.get("ok", False)),
+        "diagnostics": {
+            name: {k: d.get(k) for k in MODEL_DIAGNOSTICS}
+            for name, d in (snapshot.diagnostics.get("models") or {}).items()
+        },
         "periods": periods,
     }
     for name in (*CALL_TABLES, "open_deals") if open_deals else CALL_TABLES:

@@ -2,7 +2,8 @@
 
 A manager's call is a number for an owner, a team or the company (``scope``; the company's
 ``name`` is ``"all"``) and a month or quarter (``period`` ``"M"`` or ``"Q"`` starting on
-``period_start``, the first day of that month or quarter), with its author, a note and the
+``period_start``, the first day of that month or quarter of the company's fiscal calendar,
+:mod:`crmkit.store.fiscal`), with its author, a note and the
 time it was made. Calls are only ever added: a later call of the same
 ``(scope, name, period, period_start)`` supersedes an earlier one, so the ``forecast_calls``
 rows are the calls' history and :func:`calls_as_of` rebuilds what stood on any past day.
@@ -24,8 +25,8 @@ import sqlalchemy as sa
 
 from crmkit.errors import CrmkitError, RowError, ValidationError
 from crmkit.store.core import Store
+from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
 from crmkit.store.frames import to_records
-from crmkit.store.history import month_index, month_label, quarter_label
 from crmkit.store.schema import CALL_SCOPES, COMPANY_NAME, TABLES, entity
 
 __all__ = [
@@ -78,7 +79,7 @@ def group_of(scope: str, name: str) -> str:
     raise CrmkitError(f"scope {_short(scope)} is not one of {', '.join(CALL_SCOPES)}")
 
 
-def period_label(period: str, period_start: object) -> str:
+def period_label(period: str, period_start: object, calendar: FiscalCalendar | None = None) -> str:
     """Return a snapshot's label of the period starting on ``period_start``.
 
     Parameters
@@ -87,6 +88,10 @@ def period_label(period: str, period_start: object) -> str:
         ``"M"`` (label ``"2026-11"``) or ``"Q"`` (label ``"2026-Q4"``).
     period_start
         A day of the period (normally its first).
+    calendar
+        The company's fiscal calendar (:func:`crmkit.store.fiscal.fiscal_calendar`): ``"Q"``
+        is its fiscal quarter (``"FY27 Q1"`` for a year not starting in January) and ``"M"``
+        its fiscal period. None: calendar months and quarters.
 
     Returns
     -------
@@ -96,14 +101,13 @@ def period_label(period: str, period_start: object) -> str:
     --------
     >>> period_label("Q", "2026-10-01"), period_label("M", "2026-11-01")
     ('2026-Q4', '2026-11')
+    >>> period_label("Q", "2026-04-01", FiscalCalendar(4))
+    'FY27 Q1'
 
     """
-    month = month_index(pd.Timestamp(period_start))
-    if period == "M":
-        return month_label(month)
-    if period == "Q":
-        return quarter_label(month // 3)
-    raise CrmkitError(f"period {_short(period)} is not one of M, Q")
+    if period not in ("M", "Q"):
+        raise CrmkitError(f"period {_short(period)} is not one of M, Q")
+    return (calendar or FiscalCalendar()).label(period, pd.Timestamp(period_start))
 
 
 def add_call(
@@ -131,7 +135,7 @@ def add_call(
     period
         ``"M"`` or ``"Q"``.
     period_start
-        The first day of the month or quarter.
+        The first day of the fiscal month or quarter (the store's fiscal calendar).
     amount
         The called revenue: a finite number, at least 0.
     author
@@ -168,7 +172,7 @@ def add_call(
         "created_at": _now() if at is None else at,
     }
     frame = pd.DataFrame([row]).astype(object)
-    result = validate("forecast_calls", frame)
+    result = validate("forecast_calls", frame, calendar=fiscal_calendar(store))
     if result.errors:
         raise ValidationError("forecast_calls", [_named(e) for e in result.errors])
     spec = entity("forecast_calls")
@@ -232,12 +236,16 @@ def quota_frame(store: Store) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``scope``, ``name``, ``period``, ``period_start`` (datetime64), ``amount``,
-        ``group`` (:func:`group_of`) and ``label`` (:func:`period_label`), sorted by key.
+        ``group`` (:func:`group_of`) and ``label`` (:func:`period_label` in the store's
+        fiscal calendar), sorted by key.
 
     """
     q = store.read("quotas", columns=[*KEY, "amount"])
+    cal = fiscal_calendar(store)
     q["group"] = [group_of(s, n) for s, n in zip(q["scope"], q["name"], strict=True)]
-    q["label"] = [period_label(p, d) for p, d in zip(q["period"], q["period_start"], strict=True)]
+    q["label"] = [
+        period_label(p, d, cal) for p, d in zip(q["period"], q["period_start"], strict=True)
+    ]
     return q.reset_index(drop=True)
 
 

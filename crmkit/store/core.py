@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from crmkit.errors import ConflictError, CrmkitError, NotFoundError, ValidationError
 from crmkit.store import aggregates, migrate, snapshots
+from crmkit.store.currency import DEFAULT_CURRENCY
 from crmkit.store.engine import (
     busy_timeout_of,
     busy_timeout_seconds,
@@ -23,7 +24,15 @@ from crmkit.store.engine import (
     sqlite_path,
     translate_db_error,
 )
-from crmkit.store.frames import to_records, to_sqlite_rows, typed_frame, value_to_text
+from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
+from crmkit.store.frames import (
+    COPY_TEXT_KINDS,
+    to_copy_text,
+    to_records,
+    to_sqlite_rows,
+    typed_frame,
+    value_to_text,
+)
 from crmkit.store.schema import DEAL_TRACKED_FIELDS, LOAD_ORDER, TABLES, Column, Entity, entity
 
 #: Rows sent to the database per executemany call.
@@ -347,7 +356,7 @@ class Store:
                 if self.dialect == "sqlite":
                     _insert_sqlite(conn, spec, chunk)
                 else:
-                    _insert_chunks(conn, TABLES[name], to_records(spec, chunk))
+                    _insert_pg(conn, spec, chunk)
             written[name] = len(df)
             if name == "deals" and "deal_history" not in frames and len(df):
                 _insert_chunks(conn, TABLES["deal_history"], _initial_history(df, changed_by, now))
@@ -384,7 +393,13 @@ class Store:
         bad_entity = None
         try:
             for name in order:
-                result = validate(name, frames[name], known_keys=known)
+                result = validate(
+                    name,
+                    frames[name],
+                    known_keys=known,
+                    calendar=self._fiscal_calendar(name),
+                    reporting_currency=self._reporting_currency(name),
+                )
                 if result.errors:
                     errors.extend(result.errors)
                     bad_entity = bad_entity or name
@@ -525,7 +540,11 @@ class Store:
             return self._keys_among(ref, values)
 
         try:
-            result = validate(name, merged[spec.column_names], known_keys=known)
+            result = validate(
+                name, merged[spec.column_names], known_keys=known,
+                calendar=self._fiscal_calendar(name),
+                reporting_currency=self._reporting_currency(name),
+            )  # fmt: skip
         finally:
             self._known_cache.clear()
         if result.errors:
@@ -648,6 +667,16 @@ class Store:
         return df[idx.isin(keys)]
 
     # ------------------------------------------------------------------ meta
+    def _fiscal_calendar(self, name: str) -> FiscalCalendar | None:
+        """The fiscal calendar quotas and calls are checked against (None for other tables)."""
+        return fiscal_calendar(self) if name in ("quotas", "forecast_calls") else None
+
+    def _reporting_currency(self, name: str) -> str | None:
+        """The currency deals are checked against (None for other tables)."""
+        if name != "deals":
+            return None
+        return str(self.get_meta("setting:reporting_currency", DEFAULT_CURRENCY))
+
     def get_meta(self, key: str, default: object = None) -> object:
         """Return a JSON value saved under ``key`` in the store's meta table."""
         t = TABLES["meta"]
@@ -769,23 +798,43 @@ def _insert_chunks(conn: sa.Connection, table: sa.Table, records: list[dict]) ->
         return
     if conn.dialect.name == "postgresql" and len(records) > 100:
         cols = list(records[0])
-        dbapi = conn.dialect.loaded_dbapi
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        names = ", ".join(f'"{c}"' for c in cols)
-        try:
-            with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-                for r in records:
-                    copy.write_row([r[c] for c in cols])
-        except dbapi.Error as exc:  # COPY bypasses SQLAlchemy's error handling
-            err = translate_db_error(exc, busy_timeout_of(conn.engine), table.name)
-            if err is not None:
-                raise err from None
-            if isinstance(exc, dbapi.IntegrityError):
-                raise sa.exc.IntegrityError("COPY", None, exc, hide_parameters=True) from None
-            raise
+
+        def rows(copy) -> None:
+            for r in records:
+                copy.write_row([r[c] for c in cols])
+
+        _copy(conn, table, cols, rows)
         return
     for i in range(0, len(records), CHUNK_ROWS):
         conn.execute(sa.insert(table), records[i : i + CHUNK_ROWS])
+
+
+def _insert_pg(conn: sa.Connection, spec: Entity, chunk: pd.DataFrame) -> None:
+    """Insert a chunk on PostgreSQL as one COPY text block (row by row for blob columns)."""
+    table = TABLES[spec.name]
+    kinds = {c.kind for c in spec.columns if c.name in chunk.columns}
+    if conn.dialect.name != "postgresql" or len(chunk) <= 100 or kinds - set(COPY_TEXT_KINDS):
+        _insert_chunks(conn, table, to_records(spec, chunk))
+        return
+    cols, text = to_copy_text(spec, chunk)
+    _copy(conn, table, cols, lambda copy: copy.write(text))
+
+
+def _copy(conn: sa.Connection, table: sa.Table, cols: Sequence[str], feed) -> None:
+    """Run ``COPY table (cols) FROM STDIN``, ``feed(copy)`` writing the data; errors translated."""
+    dbapi = conn.dialect.loaded_dbapi
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    names = ", ".join(f'"{c}"' for c in cols)
+    try:
+        with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            feed(copy)
+    except dbapi.Error as exc:  # COPY bypasses SQLAlchemy's error handling
+        err = translate_db_error(exc, busy_timeout_of(conn.engine), table.name)
+        if err is not None:
+            raise err from None
+        if isinstance(exc, dbapi.IntegrityError):
+            raise sa.exc.IntegrityError("COPY", None, exc, hide_parameters=True) from None
+        raise
 
 
 def _insert_sqlite(conn: sa.Connection, spec, chunk: pd.DataFrame) -> None:

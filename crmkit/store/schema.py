@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from crmkit.errors import NotFoundError
 
-SCHEMA_VERSION = "0003"
+SCHEMA_VERSION = "0004"
 
 #: Logical column kinds and their SQL types.
 KINDS = {
@@ -309,6 +309,18 @@ _entity(
     indexes=(("scope", "name", "period", "period_start"),),
 )
 _entity(
+    # units of `currency` per ONE unit of the reporting currency (Salesforce's ConversionRate):
+    # amount in the reporting currency = amount / rate; a rate holds from `valid_from` until
+    # the next `valid_from` of the same currency (crmkit.store.currency)
+    "exchange_rates",
+    (
+        C("currency", "str", required=True, primary_key=True),
+        C("valid_from", "date", required=True, primary_key=True),
+        C("rate", "float", required=True, min_value=0.0),  # > 0: validation refuses 0
+    ),
+    key=("currency", "valid_from"),
+)
+_entity(
     "meta",
     (
         C("key", "str", required=True, primary_key=True),
@@ -326,6 +338,7 @@ LOAD_ORDER = (
     "stages",
     "campaigns",
     "channel_spend",
+    "exchange_rates",
     "deals",
     "deal_history",
     "activities",

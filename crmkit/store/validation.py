@@ -21,6 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmkit.errors import RowError
+from crmkit.store.currency import DEFAULT_CURRENCY, rates_on
+from crmkit.store.fiscal import FiscalCalendar
 from crmkit.store.schema import CHOICE_ALIASES, Column, Entity
 from crmkit.store.schema import entity as entity_spec
 
@@ -148,6 +150,8 @@ def validate(
     decimal: str = ".",
     thousands: str | None = None,
     case_ids: str = "ignore",
+    reporting_currency: str | None = None,
+    calendar: FiscalCalendar | None = None,
 ) -> ValidationResult:
     """Check rows of an entity against the schema rules and coerce them to its types.
 
@@ -186,6 +190,17 @@ def validate(
         Ids (single-column text keys) that differ only by case from another id of the
         batch or of the store (``a000001`` beside ``A000001``): ``"ignore"``; ``"warn"``
         (listed in ``warnings``, the row is kept); ``"refuse"`` (an error on the row).
+    reporting_currency
+        The database's reporting currency (imports pass it). With ``known_keys``, a deal's
+        ``currency`` must be this one or have a rate in ``exchange_rates`` (stored or in
+        the same batch, ``known_keys("exchange_rates")``) valid on or before the deal's day:
+        ``closed_at`` for a won or lost deal (the day it converts at), ``created_at`` for an
+        open one (a rate valid then holds on every later forecast day). None: no currency
+        check.
+    calendar
+        The database's fiscal calendar (:func:`crmkit.store.fiscal.fiscal_calendar`): a
+        quota's or call's ``period_start`` must be the first day of one of its fiscal months
+        (``"M"``) or quarters (``"Q"``). None: calendar months and quarters.
 
     Returns
     -------
@@ -244,7 +259,9 @@ def validate(
     _check_keys(spec, frame, out, known_keys)
     if known_keys is not None:
         _check_references(spec, frame, out, known_keys)
-    _check_entity_rules(spec, frame, out, known_keys)
+    _check_entity_rules(spec, frame, out, known_keys, calendar)
+    if spec.name == "deals" and known_keys is not None and reporting_currency is not None:
+        _check_deal_currency(frame, out, known_keys, reporting_currency)
     notes: list[RowError] = []
     if case_ids != "ignore":
         notes = _check_case_ids(spec, frame, out, known_keys, refuse=case_ids == "refuse")
@@ -576,11 +593,23 @@ def _isin(s: pd.Series, known: set) -> np.ndarray:
     """Return whether each value is in ``known`` (missing values: False); fast for text."""
     if not known:
         return np.zeros(len(s), dtype=bool)
-    if pd.api.types.is_string_dtype(s.dtype) and all(isinstance(k, str) for k in known):
-        arr = pc.cast(pa.array(s.array), pa.large_string())
-        hit = pc.is_in(arr, value_set=pa.array(list(known), type=pa.large_string()))
-        return hit.fill_null(False).to_numpy(zero_copy_only=False)
+    if pd.api.types.is_string_dtype(s.dtype):
+        value_set = _text_set(known)
+        if value_set is not None:
+            arr = pc.cast(pa.array(s.array), pa.large_string())
+            hit = pc.is_in(arr, value_set=value_set)
+            return hit.fill_null(False).to_numpy(zero_copy_only=False)
     return s.astype(object).isin(known).to_numpy(dtype=bool) & s.notna().to_numpy()
+
+
+def _text_set(known: set) -> pa.Array | None:
+    """The set as an Arrow text array when every member is text (else None); no Python loop."""
+    kinds = set(map(type, known))
+    if kinds == {str}:
+        return pa.array(list(known), type=pa.large_string())
+    if all(issubclass(k, str) for k in kinds):  # str subclasses (numpy.str_): compare as text
+        return pa.array([str(k) for k in known], type=pa.large_string())
+    return None
 
 
 def _key_values(frame: pd.DataFrame, cols: Sequence[str]) -> pd.Series | pd.MultiIndex:
@@ -678,13 +707,25 @@ def _check_case_ids(
     # Against the store: same folded id, different spelling, not stored as given.
     stored = known_keys(spec.name) if known_keys is not None else set()
     if stored:
-        by_fold: dict[str, str] = {}
-        for k in stored:
-            if isinstance(k, str):
-                by_fold.setdefault(k.lower(), k)
-        hit = given & _isin(folded, set(by_fold)) & ~_isin(s, stored)
-        for i in np.flatnonzero(hit):
-            other = by_fold[folded.iloc[i]]
+        # the first stored spelling of each folded id, in the set's order (vectorised:
+        # a store holds millions of ids)
+        all_text = set(map(type, stored)) == {str}
+        texts = list(stored) if all_text else [k for k in stored if isinstance(k, str)]
+        spelt = pa.array(texts, type=pa.large_string())
+        folds = pc.utf8_lower(spelt)
+        batch = pc.cast(pa.array(folded.array), pa.large_string())
+        near = pc.is_in(batch, value_set=folds).fill_null(False).to_numpy(zero_copy_only=False)
+        if all_text:
+            as_given = pc.cast(pa.array(s.array), pa.large_string())
+            exact = pc.is_in(as_given, value_set=spelt).fill_null(False)
+            exact = exact.to_numpy(zero_copy_only=False)
+        else:
+            exact = _isin(s, stored)
+        hit = given & near & ~exact
+        idx = np.flatnonzero(hit)
+        at = pc.index_in(batch.take(pa.array(idx, type=pa.int64())), value_set=folds)
+        for i, j in zip(idx, at.to_pylist(), strict=True):
+            other = texts[j]
             found[int(i)] = (
                 f"{key} {s.iloc[i]!r} differs only by case from {other!r} already in "
                 f"{spec.name} (likely duplicate)"
@@ -744,7 +785,11 @@ def _check_references(
 
 
 def _check_entity_rules(
-    spec: Entity, frame: pd.DataFrame, out: _Collector, known_keys: Callable[[str], set] | None
+    spec: Entity,
+    frame: pd.DataFrame,
+    out: _Collector,
+    known_keys: Callable[[str], set] | None,
+    calendar: FiscalCalendar | None = None,
 ) -> None:
     """Rules that involve several columns or entities."""
     has = set(frame.columns)
@@ -761,32 +806,93 @@ def _check_entity_rules(
         before = (frame["end_date"] < frame["start_date"]).to_numpy(dtype=bool)
         out.add(before, "end_date", "end_date is before start_date")
     elif spec.name in ("quotas", "forecast_calls"):
-        _check_period_rows(frame, out, has)
+        _check_period_rows(frame, out, has, calendar)
+    elif spec.name == "exchange_rates":
+        _check_rates(frame, out, has)
 
 
-def _check_period_rows(frame: pd.DataFrame, out: _Collector, has: set) -> None:
-    """Quota and call rules: period_start opens its month or quarter; the company is "all"."""
+def _check_rates(frame: pd.DataFrame, out: _Collector, has: set) -> None:
+    """Exchange rates: an ISO 4217 code (3 capital letters) and a rate above 0."""
+    if "currency" in has:
+        code = frame["currency"].astype(object)
+        bad = code.notna().to_numpy(dtype=bool) & ~_iso_code(code) & ~out.bad_in("currency")
+        out.add(
+            bad,
+            "currency",
+            lambda v, _i: f"currency {str(v)[:40]!r} is not an ISO 4217 code (3 capital letters)",
+        )
+    if "rate" in has:
+        zero = (frame["rate"] == 0).fillna(False).to_numpy(dtype=bool) & ~out.bad_in("rate")
+        out.add(zero, "rate", "rate must be > 0 (units of the currency per 1 reporting unit)")
+
+
+def _iso_code(codes: pd.Series) -> np.ndarray:
+    """Whether each value is 3 capital letters (an ISO 4217 code)."""
+    return codes.astype(str).str.fullmatch(r"[A-Z]{3}").fillna(False).to_numpy(dtype=bool)
+
+
+def _check_deal_currency(
+    frame: pd.DataFrame, out: _Collector, known_keys: Callable[[str], set], reporting: str
+) -> None:
+    """A deal's currency is the reporting one or has a rate on its day (vectorised)."""
+    if not {"currency", "created_at"} <= set(frame.columns):
+        return
+    code = frame["currency"].astype(object).where(frame["currency"].notna(), DEFAULT_CURRENCY)
+    foreign = (code != reporting).to_numpy(dtype=bool) & ~out.bad_in("currency")
+    if not foreign.any():
+        return
+    closed = frame["closed_at"] if "closed_at" in frame.columns else None
+    status = frame["status"] if "status" in frame.columns else None
+    day = frame["created_at"]
+    by_close = np.zeros(len(frame), dtype=bool)
+    if closed is not None and status is not None:
+        by_close = (status.isin(["won", "lost"]) & closed.notna()).to_numpy(dtype=bool)
+        day = closed.where(by_close, day)
+    keys = list(known_keys("exchange_rates"))
+    rates = pd.DataFrame(
+        {
+            "currency": [k[0] for k in keys],
+            "valid_from": pd.to_datetime([k[1] for k in keys]),
+            "rate": 1.0,
+        }
+    )
+    idx = np.flatnonzero(foreign)
+    found = rates_on(code.iloc[idx].to_numpy(), day.iloc[idx], rates)
+    day_known = day.iloc[idx].notna().to_numpy(dtype=bool)
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[idx[np.isnan(found) & day_known]] = True
+
+    def why(v: object, i: int) -> str:
+        when = "closed_at" if by_close[i] else "created_at"
+        text = str(DEFAULT_CURRENCY if v is None else v)[:40]
+        hint = "" if _iso_code(pd.Series([text]))[0] else " (codes are 3 capital letters)"
+        return (
+            f"currency {text!r} is not the reporting currency {reporting} and has no exchange "
+            f"rate valid on or before the deal's {when} day {_day(day.iloc[i])}{hint}; import "
+            "its rates first (crmkit import exchange_rates FILE) or fix the code"
+        )
+
+    out.add(mask, "currency", why, values=frame["currency"])
+
+
+def _check_period_rows(
+    frame: pd.DataFrame, out: _Collector, has: set, calendar: FiscalCalendar | None = None
+) -> None:
+    """Quota and call rules: period_start opens its fiscal month or quarter; company is "all"."""
     if {"period", "period_start"} <= has:
+        cal = calendar if calendar is not None else FiscalCalendar()
         start = pd.to_datetime(frame["period_start"])
-        day_one = (start.dt.day == 1).to_numpy(dtype=bool)
-        quarter = start.dt.month.isin([1, 4, 7, 10]).to_numpy(dtype=bool)
         period = frame["period"].astype(object).to_numpy()
         judged = start.notna().to_numpy(dtype=bool) & ~out.bad_in("period")
-        bad_m = judged & (period == "M") & ~day_one
-        bad_q = judged & (period == "Q") & ~(day_one & quarter)
-        out.add(
-            bad_m,
-            "period_start",
-            lambda v, _i: f"period_start {_day(v)} is not the first day of a month",
-        )
-        out.add(
-            bad_q,
-            "period_start",
-            lambda v, _i: (
-                f"period_start {_day(v)} is not the first day of a quarter "
-                "(Jan 1, Apr 1, Jul 1 or Oct 1)"
-            ),
-        )
+        reasons: dict[tuple[str, pd.Timestamp], str | None] = {}
+        why = np.full(len(frame), None, dtype=object)
+        for i in np.flatnonzero(judged & np.isin(period, ["M", "Q"])):
+            key = (str(period[i]), start.iloc[i].normalize())
+            if key not in reasons:
+                reasons[key] = cal.start_error(*key)
+            why[i] = reasons[key]
+        bad = np.array([w is not None for w in why], dtype=bool)
+        out.add(bad, "period_start", lambda _v, i: str(why[i]))
     if {"scope", "name"} <= has:
         company = (frame["scope"] == "company").to_numpy(dtype=bool)
         named = frame["name"].notna().to_numpy(dtype=bool)

@@ -22,6 +22,7 @@ from crmkit.errors import BusyError, ConflictError, CrmkitError, ValidationError
 from crmkit.plots.format import format_amount
 from crmkit.store import Store
 from crmkit.store.calls import add_call, group_of, period_label
+from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
 from crmkit.store.schema import COMPANY_NAME
 from crmkit.widgets.forms import BUSY, form_choices
 
@@ -40,6 +41,7 @@ def period_starts(
     today: dt.date | None = None,
     before: int = PERIODS_BEFORE,
     after: int = PERIODS_AFTER,
+    calendar: FiscalCalendar | None = None,
 ) -> list[tuple[str, dt.date]]:
     """Return the months or quarters a form offers, around the one holding ``today``.
 
@@ -51,6 +53,9 @@ def period_starts(
         The day whose period is in the middle (default: today).
     before, after
         Periods offered before and after it.
+    calendar
+        The company's fiscal calendar (default: calendar months and quarters); the
+        periods, their first days and labels are its own (``"FY27 Q1"``).
 
     Returns
     -------
@@ -58,12 +63,14 @@ def period_starts(
         ``(label, first day)`` pairs, oldest first: ``("2026-Q4", date(2026, 10, 1))``.
 
     """
-    here = pd.Period(pd.Timestamp(today or dt.date.today()), freq=period)
-    out = []
-    for i in range(-before, after + 1):
-        start = (here + i).start_time.date()
-        out.append((period_label(period, start), start))
-    return out
+    cal = calendar or FiscalCalendar()
+    first, last = cal.bounds(period, pd.Timestamp(today or dt.date.today()))
+    spans = [(first, last)]
+    for _ in range(before):
+        spans.insert(0, cal.bounds(period, spans[0][0] - pd.Timedelta(days=1)))
+    for _ in range(after):
+        spans.append(cal.bounds(period, spans[-1][1] + pd.Timedelta(days=1)))
+    return [(period_label(period, s.date(), cal), s.date()) for s, _e in spans]
 
 
 def call_history(
@@ -136,6 +143,7 @@ class _PeriodKeyForm:
 
     def __init__(self, store: Store, *, user: str, today: dt.date | None) -> None:
         self.store, self.user, self.today = store, user, today
+        self.calendar = fiscal_calendar(store)
         choices = form_choices(store)
         self.names = {"owner": choices["owner"], "team": choices["team"]}
         self.scope = w.Dropdown(
@@ -154,14 +162,18 @@ class _PeriodKeyForm:
             options=PERIOD_OPTIONS, value="M", description="Period", style=_STYLE
         )
         self.period_start = w.Dropdown(
-            options=period_starts("M", today=today), description="Month", style=_STYLE
+            options=self._starts("M", today), description="Month", style=_STYLE
         )
-        self.period_start.value = period_starts("M", today=today, before=0, after=0)[0][1]
+        self.period_start.value = self._starts("M", today, before=0, after=0)[0][1]
         self.message = w.HTML(layout=w.Layout(min_height="24px"))
         self.scope.observe(self._on_scope, "value")
         self.period.observe(self._on_period, "value")
         for field in (self.scope, self.name, self.period_start):
             field.observe(lambda _c: self._on_key(), "value")
+
+    def _starts(self, period: str, today: dt.date | None, **kw: int) -> list[tuple[str, dt.date]]:
+        """The periods offered, in the store's fiscal calendar."""
+        return period_starts(period, today=today, calendar=self.calendar, **kw)
 
     @property
     def key_fields(self) -> list[w.Widget]:
@@ -185,10 +197,10 @@ class _PeriodKeyForm:
         """Offer months or quarters, keeping the one holding the chosen day."""
         period = change["new"]
         day = self.period_start.value or self.today or dt.date.today()
-        options = period_starts(period, today=self.today)
-        holding = pd.Period(pd.Timestamp(day), freq=period).start_time.date()
+        options = self._starts(period, self.today)
+        holding = self.calendar.bounds(period, pd.Timestamp(day))[0].date()
         if holding not in [d for _label, d in options]:
-            options = period_starts(period, today=holding)
+            options = self._starts(period, holding)
         self.period_start.description = "Month" if period == "M" else "Quarter"
         self.period_start.options = options
         self.period_start.value = holding

@@ -107,3 +107,11 @@ def test_page_draws_the_waterfall_of_what_changed_since_the_previous_snapshot(tm
     assert "Compared with snapshot 1" in static
     steps = re.findall(r'class="crmkit-waterfall-bar" data-step="([^"]+)"', static)
     assert steps == list(changes["step"]) and steps[0] == "before" and steps[-1] == "now"
+
+
+def test_page_headline_shows_the_snapshots_currency_code() -> None:
+    snap = make_fake_snapshot()
+    snap.parameters["currency"] = "GBP"
+    view = ManagerView(snap)
+    assert "Revenue over the horizon in GBP" in view.body.value
+    assert 'data-currency="GBP"' in view.body.value

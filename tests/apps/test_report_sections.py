@@ -56,3 +56,19 @@ def test_call_backtest_html_says_why_it_was_not_run(snap) -> None:
     markup = call_backtest_html(ctx)
     assert "No forecast-call backtest was run" in markup
     assert "no closed deals &lt;before&gt; 2020" in markup
+
+
+def test_report_headline_and_summary_say_the_currency_code(snap, monkeypatch) -> None:
+    from crmkit.apps import dashboard as db
+    from crmkit.apps import report_sections as rs
+
+    snap = snap.__class__(**{**vars(snap), "parameters": {**snap.parameters, "currency": "EUR"}})
+    shown: list[str] = []
+    monkeypatch.setattr(rs, "_show", shown.append)
+    ctx = rs.ReportContext(
+        snapshot=snap, previous=None, filter=db.Filter.from_mapping({}), db_url="x.db",
+        refitted=False,
+    )  # fmt: skip
+    rs.show_headline(ctx)
+    assert "Revenue over the horizon in EUR" in shown[0] and 'data-currency="EUR"' in shown[0]
+    assert rs.summary(ctx)["currency"] == "EUR"

@@ -17,6 +17,7 @@ from crmkit.forecast.backtest import (
     summarise,
     weighted_pipeline_draws,
 )
+from crmkit.store.fiscal import FiscalCalendar
 from tests.sim_deals import simulate
 
 
@@ -97,10 +98,29 @@ def test_recent_backtest_scores_the_last_month_ends_whose_outcome_is_known(monke
 
     monkeypatch.setattr(bt, "backtest", fake)
     monkeypatch.setattr(bt, "load_frames", lambda store: {"deals": store})
+    monkeypatch.setattr(bt, "fiscal_calendar", lambda store: FiscalCalendar(start_month=2))
     out = bt.recent_backtest("store", as_of="2024-06-15", origins=2, horizon=2, draws=50)
     # two origins, the last month ends at least 2 months before the as-of day
     assert seen["origins"] == [pd.Timestamp("2024-02-29"), pd.Timestamp("2024-03-31")]
     assert (seen["horizon"], seen["period"], seen["draws"]) == (2, "M", 50)
+    assert seen["calendar"] == FiscalCalendar(start_month=2)  # the store's calendar
     assert out[["origins", "crps", "mae_median", "cover80"]].iloc[0].tolist() == [2, 1.0, 2.0, 1.0]
     bt.recent_backtest("store", as_of="2024-06-15", origins=1, horizon=1, period="Q")
     assert seen["origins"] == [pd.Timestamp("2024-02-29")]  # a quarter (3 months) back
+
+
+def test_backtest_in_fiscal_quarters_scores_each_fiscal_quarters_won_revenue() -> None:
+    """A fiscal year starting in February: quarters Feb-Apr, May-Jul, ... are scored."""
+    sim = simulate(n_months=30, arrivals=30, seed=4)
+    cal = FiscalCalendar(start_month=2)
+    res = backtest(sim, ["2023-10-31"], horizon=2, period="Q", draws=200, calendar=cal)
+    first = res[(res["lead"] == "1") & (res["forecaster"] == "model")].iloc[0]
+    assert first["period"] == "FY24 Q4"  # Nov 2023 - Jan 2024, FY named by its end
+    d = sim["deals"]
+    c = pd.to_datetime(d["closed_at"])
+    won = d[d["status"].eq("won") & (c >= "2023-11-01") & (c < "2024-02-01")]
+    assert first["actual"] == pytest.approx(won["amount"].sum())
+    second = res[(res["lead"] == "2") & (res["forecaster"] == "run_rate")].iloc[0]
+    assert second["period"] == "FY25 Q1"
+    won2 = d[d["status"].eq("won") & (c >= "2024-02-01") & (c < "2024-05-01")]
+    assert second["actual"] == pytest.approx(won2["amount"].sum())

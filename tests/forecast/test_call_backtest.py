@@ -280,3 +280,20 @@ def test_demo_model_p50_error_is_below_the_sandbagging_managers(demo_mid_month) 
         by.loc[("team=Strategic", "model"), "mae"]
         < by.loc[("team=Strategic", "manager_call"), "mae"]
     )
+
+
+def test_call_points_in_fiscal_quarters_score_the_fiscal_quarter() -> None:
+    """Fiscal year from February: the quarter after 31 Jan 2024 is Feb-Apr (FY25 Q1)."""
+    from crmkit.store.fiscal import FiscalCalendar
+
+    frames = {"deals": _deals(), "deal_history": _history()}
+    cal = FiscalCalendar(start_month=2)
+    pts = call_points(frames, ["2024-01-31"], period="Q", calendar=cal)
+    assert set(pts["period"]) == {"FY25 Q1"}
+    company = pts[(pts["group"] == "all")].iloc[0]
+    # won with closed_at in Feb-Apr 2024: D1 100, D4 50, D6 60 (D5 in January is before it)
+    assert company["outcome"] == pytest.approx(210.0)
+    calendar_q = call_points(frames, ["2024-01-31"], period="Q")
+    assert set(calendar_q["period"]) == {"2024-Q1"}
+    # the calendar quarter holding 31 January: D5 300 + D6 60
+    assert calendar_q[calendar_q["group"] == "all"]["outcome"].iloc[0] == pytest.approx(360.0)

@@ -310,3 +310,129 @@ def test_run_forecast_reads_quotas_and_the_managers_calls(
         90_000.0, "mia", "solid")  # fmt: skip
     assert company[1]["call"] is None
     store.close()
+
+
+# ------------------------------------------------ money in more than one currency (issue #15)
+def _plain_frames(store, *, marketing: bool = False, as_of: object = None) -> dict:
+    """load_frames as it was before currencies: the tables as stored."""
+    from crmkit.forecast.engine import FORECAST_TABLES, MARKETING_TABLES
+
+    names = FORECAST_TABLES + (MARKETING_TABLES if marketing else ())
+    return {name: store.read(name) for name in names}
+
+
+def _set_currency(store, currency: str, deal_ids: list[str]) -> None:
+    import sqlalchemy as sa
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE deals SET currency = :c WHERE deal_id IN :ids").bindparams(
+                sa.bindparam("ids", expanding=True)
+            ),
+            {"c": currency, "ids": deal_ids},
+        )
+
+
+def test_single_currency_forecast_draws_are_identical_to_before_conversion(
+    sim_deals_store, monkeypatch
+) -> None:
+    import crmkit.forecast.engine as engine
+
+    kw = {"as_of": AS_OF, "horizon": 2, "draws": 200, "seed": 3, "save": False}
+    snap = run_forecast(sim_deals_store, **kw)
+    assert snap.parameters["currency"] == "USD"
+    monkeypatch.setattr(engine, "load_frames", _plain_frames)
+    before = run_forecast(sim_deals_store, **kw)
+    np.testing.assert_array_equal(snap.revenue.to_numpy(), before.revenue.to_numpy())
+    pd.testing.assert_frame_equal(snap.quantiles, before.quantiles)
+
+
+def test_two_currency_deals_convert_each_at_its_own_close_days_rate(sim_deals_store) -> None:
+    store = sim_deals_store
+    deals = store.read("deals")
+    won = deals[deals["status"].eq("won")].sort_values("closed_at")
+    eur_ids = won["deal_id"].iloc[::2].tolist()  # every other won deal is in EUR
+    open_ids = deals.loc[deals["status"].eq("open"), "deal_id"].iloc[:3].tolist()
+    _set_currency(store, "EUR", eur_ids + open_ids)
+    change = pd.Timestamp("2023-06-01")
+    store.insert(
+        "exchange_rates",
+        pd.DataFrame(
+            {"currency": ["EUR", "EUR"], "valid_from": ["2000-01-01", "2023-06-01"],
+             "rate": [0.5, 0.8]}
+        ),
+    )  # fmt: skip
+
+    def by_hand(row) -> float:
+        if row.name not in eur_ids:
+            return row["amount"]
+        return row["amount"] / (0.8 if pd.Timestamp(row["closed_at"]) >= change else 0.5)
+
+    frames = load_frames(store, as_of=AS_OF)
+    got = frames["deals"].set_index("deal_id")
+    closed_by = won[pd.to_datetime(won["closed_at"]) <= pd.Timestamp(AS_OF) + pd.Timedelta(days=1)]
+    expected = closed_by.set_index("deal_id").apply(by_hand, axis=1)
+    eur_closed = [d for d in eur_ids if d in expected.index]
+    assert any(pd.Timestamp(won.set_index("deal_id").loc[d, "closed_at"]) < change
+               for d in eur_closed)  # fmt: skip
+    assert any(pd.Timestamp(won.set_index("deal_id").loc[d, "closed_at"]) >= change
+               for d in eur_closed)  # fmt: skip
+    np.testing.assert_allclose(got.loc[expected.index, "amount"], expected)
+    assert (got["currency"] == "USD").all()
+    assert set(got.loc[got["currency_original"] == "EUR"].index) == set(eur_ids + open_ids)
+    raw_open = deals.set_index("deal_id").loc[open_ids, "amount"]
+    np.testing.assert_allclose(got.loc[open_ids, "amount"], raw_open / 0.8)  # as_of's rate
+
+    snap = run_forecast(store, as_of=AS_OF, horizon=2, draws=100, seed=1, save=False)
+    actual = pd.DataFrame(snap.parameters["tables"]["actuals"])
+    won_rows = actual[(actual["group"] == "all") & (actual["source"] == "deals")]
+    months = pd.to_datetime(closed_by["closed_at"]).dt.strftime("%Y-%m")
+    hand = expected.groupby(months.to_numpy()).sum()
+    for _, r in won_rows.iterrows():
+        assert r["amount"] == pytest.approx(hand.get(r["period"], 0.0)), r["period"]
+    assert won_rows["amount"].sum() > 0
+
+
+def test_forecast_without_the_rates_it_needs_refuses_listing_each_currency(
+    sim_deals_store,
+) -> None:
+    deals = sim_deals_store.read("deals")
+    won = deals[deals["status"].eq("won")].sort_values("closed_at")
+    _set_currency(sim_deals_store, "EUR", won["deal_id"].iloc[[0, 5]].tolist())
+    _set_currency(sim_deals_store, "JPY", won["deal_id"].iloc[[3]].tolist())
+    first_eur = pd.Timestamp(won["closed_at"].iloc[0]).date()
+    first_jpy = pd.Timestamp(won["closed_at"].iloc[3]).date()
+    with pytest.raises(CrmkitError) as info:
+        run_forecast(sim_deals_store, as_of=AS_OF, horizon=2, draws=100, save=False)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert f"EUR from {first_eur}, JPY from {first_jpy}" in msg
+    assert sim_deals_store.list_snapshots(include_drafts=True).empty
+
+
+def test_forecast_refuses_after_the_reporting_currency_changes_without_rates(
+    sim_deals_store,
+) -> None:
+    from crmkit.store.settings import set_setting
+
+    set_setting(sim_deals_store, "reporting_currency", "EUR")
+    with pytest.raises(CrmkitError, match=r"reporting currency EUR for: USD from \d{4}-\d\d-\d\d;"):
+        run_forecast(sim_deals_store, as_of=AS_OF, horizon=2, draws=100, save=False)
+
+
+def test_demo_company_forecast_draws_are_identical_to_before_conversion(
+    tmp_path, monkeypatch
+) -> None:
+    import crmkit.forecast.engine as engine
+    from crmkit.data.demo.company import build_demo
+    from crmkit.store import Store
+
+    with Store.open(tmp_path / "demo.db") as store:
+        build_demo(store, n_customers=200, n_deals=300)
+        assert set(store.read("deals")["currency"]) == {"USD"}
+        kw = {"as_of": "2026-10-31", "horizon": 2, "draws": 100, "seed": 5, "save": False}
+        snap = run_forecast(store, **kw)
+        monkeypatch.setattr(engine, "load_frames", _plain_frames)
+        before = run_forecast(store, **kw)
+    np.testing.assert_array_equal(snap.revenue.to_numpy(), before.revenue.to_numpy())
+    assert snap.parameters["tables"] == before.parameters["tables"]

@@ -616,3 +616,41 @@ def test_clear_empties_quotas_and_forecast_calls(store: Store) -> None:
     )
     store.clear()
     assert store.count("quotas") == 0 and store.count("forecast_calls") == 0
+
+
+def _many_orders(n: int, prefix: str = "B") -> pd.DataFrame:
+    """``n`` orders of the small company, text that needs escaping in COPY, exact floats."""
+    tricky = ["back\\slash", "tab\there", "new\nline", "cr\rhere", "\\N", "\\.", "Zoë 東京", "x"]
+    return pd.DataFrame(
+        {
+            "order_id": [f"{prefix}{i}{tricky[i % len(tricky)]}" for i in range(n)],
+            "account_id": ["A1", "A2"] * (n // 2),
+            "ordered_at": pd.to_datetime("2024-01-01 08:00:00.123456")
+            + pd.to_timedelta(range(n), unit="s"),
+            "amount": [0.1 + 0.2 + i / 7 for i in range(n)],
+            "deal_id": pd.Series([None, "D1"] * (n // 2), dtype=object),
+        }
+    )
+
+
+def test_bulk_insert_of_many_rows_reads_back_the_same_values(store: Store) -> None:
+    # more than 100 rows: PostgreSQL writes them as one COPY text block per chunk
+    load(store)
+    df = _many_orders(400)
+    assert store.insert_many({"orders": df}) == {"orders": 400}
+    got = store.read("orders").set_index("order_id").loc[df["order_id"]].reset_index()
+    assert got["order_id"].tolist() == df["order_id"].tolist()
+    assert got["amount"].tolist() == df["amount"].tolist()  # exact, every digit
+    assert (pd.to_datetime(got["ordered_at"]) == df["ordered_at"]).all()
+    assert [None if pd.isna(v) else v for v in got["deal_id"]] == df["deal_id"].tolist()
+
+
+def test_bulk_insert_refused_by_a_constraint_writes_nothing(store: Store) -> None:
+    load(store)
+    counts = store.counts()
+    df = _many_orders(300)
+    df.loc[250, "order_id"] = "O1"  # already stored: the database refuses the whole COPY
+    with pytest.raises(ConflictError, match="orders") as info:
+        store.insert_many({"orders": df}, validate=False)
+    assert "\n" not in str(info.value) and "B0" not in str(info.value)
+    assert store.counts() == counts

@@ -6,8 +6,15 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from crmkit.store.frames import to_records, to_sqlite_rows, typed_frame, value_to_text
+from crmkit.store.frames import (
+    to_copy_text,
+    to_records,
+    to_sqlite_rows,
+    typed_frame,
+    value_to_text,
+)
 from crmkit.store.schema import entity
 
 DEALS = entity("deals")
@@ -74,3 +81,25 @@ def test_value_to_text_for_the_deal_history() -> None:
     assert value_to_text(dt.date(2024, 3, 1)) == "2024-03-01"
     assert value_to_text(np.float64(0.1)) == "0.1"
     assert value_to_text(3) == "3" and value_to_text("Won") == "Won"
+
+
+def test_copy_text_escapes_text_and_writes_missing_as_backslash_n() -> None:
+    df = _deals()
+    df.loc[0, "stage"] = "a\\b\tc\nd\re"
+    df["amount"] = [0.1 + 0.2, np.nan]
+    names, text = to_copy_text(DEALS, df)
+    assert names == ["deal_id", "stage", "amount", "created_at", "expected_close_date"]
+    assert text == (
+        "D1\ta\\\\b\\tc\\nd\\re\t0.30000000000000004\t2024-01-05T09:30:00.000000\t2024-03-31\n"
+        "D2\t\\N\t\\N\t2024-02-01T00:00:00.000000\t\\N\n"
+    )
+    ints = to_copy_text(entity("stages"), pd.DataFrame({"stage_order": [1.0, None, 2**40]}))
+    assert ints == (["stage_order"], "1\n\\N\n1099511627776\n")
+
+
+def test_copy_text_refuses_a_blob_column() -> None:
+    from crmkit.store.schema import Column, Entity
+
+    spec = Entity("files", (Column("data", "blob"),), key=("data",))
+    with pytest.raises(ValueError, match="kind 'blob' cannot be written as text"):
+        to_copy_text(spec, pd.DataFrame({"data": [b"x"]}))

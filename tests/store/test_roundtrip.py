@@ -37,6 +37,9 @@ def value_strategy(col: Column, parents: dict[str, list]) -> st.SearchStrategy:
         return s if col.required else st.one_of(st.none(), s)
     if col.choices:
         s = st.sampled_from(col.choices)
+    elif col.name == "currency":
+        # ISO codes; a deal's must be the reporting currency (USD) or have an exchange rate
+        s = st.from_regex(r"[A-Z]{3}", fullmatch=True) if col.required else st.just("USD")
     elif col.kind == "float":
         lo = col.min_value if col.min_value is not None else -1e9
         hi = col.max_value if col.max_value is not None else 1e9

@@ -466,3 +466,49 @@ def test_dates_more_than_max_days_ahead_are_refused() -> None:
     res = validate("deals", df, max_days_ahead=MAX_DAYS_AHEAD)
     assert [(e.row, e.field) for e in res.errors] == [(2, "created_at"), (2, "closed_at")]
     assert "more than 366 days after today" in res.errors[0].reason
+
+
+def _orders_known(stored_orders: set, accounts: set):
+    """known_keys for orders: the stored order ids and account ids given."""
+    sets = {"orders": stored_orders, "accounts": accounts, "deals": set()}
+    return lambda name: sets.get(name, set())
+
+
+def _orders(ids: list[str], account: str = "A1") -> pd.DataFrame:
+    n = len(ids)
+    return pd.DataFrame(
+        {
+            "order_id": pd.Series(ids, dtype="str"),
+            "account_id": pd.Series([account] * n, dtype="str"),
+            "ordered_at": ["2024-01-02 10:00:00"] * n,
+            "amount": ["10.5"] * n,
+        }
+    )
+
+
+@pytest.mark.parametrize("extra", [None, 12345], ids=["text-ids", "a-non-text-stored-id"])
+def test_case_ids_against_many_stored_ids_name_the_first_stored_spelling(extra) -> None:
+    stored = {f"O{i}" for i in range(200_000)} | {"Ab1"}
+    if extra is not None:
+        stored.add(extra)
+    known_fn = _orders_known(stored, {"A1"})
+    df = _orders(["ab1", "O5", "o7", "new1", "NEW1"])
+    res = validate("orders", df, known_keys=known_fn, case_ids="warn")
+    assert [(e.row, e.field) for e in res.errors] == [(2, "order_id")]  # O5 is stored
+    assert "already exists in orders" in res.errors[0].reason
+    assert [(w.row, w.value) for w in res.warnings] == [(1, "ab1"), (3, "o7"), (5, "NEW1")]
+    assert "from 'Ab1' already in orders" in res.warnings[0].reason
+    assert "from 'O7' already in orders" in res.warnings[1].reason
+    assert "from 'new1' on row 4" in res.warnings[2].reason
+    refused = validate("orders", df, known_keys=known_fn, case_ids="refuse")
+    assert [e.row for e in refused.errors] == [1, 2, 3, 5]
+    assert list(refused.clean["order_id"]) == ["new1"]
+
+
+def test_references_to_stored_ids_of_mixed_types_match_exactly() -> None:
+    df = _orders(["X1", "X2", "X3"])
+    df["account_id"] = pd.Series(["A1", "7", "a1"], dtype="str")
+    for accounts in ({"A1", "B2"}, {"A1", 7, "B2"}):  # text ids; an int among them
+        res = validate("orders", df, known_keys=_orders_known(set(), accounts))
+        assert [(e.row, e.field) for e in res.errors] == [(2, "account_id"), (3, "account_id")]
+        assert "account_id '7' not found in accounts" in res.errors[0].reason

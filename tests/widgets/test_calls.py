@@ -186,3 +186,22 @@ def test_quota_changed_meanwhile_is_refused_and_shown_again(company):
     assert q.amount.value == "300"  # the stored quota, to edit again
     q.amount.value = "200"
     assert q.save() and company.read("quotas").iloc[0]["amount"] == 200.0
+
+
+def test_forms_offer_the_fiscal_quarters_of_the_store(company):
+    from crmkit.store.fiscal import FiscalCalendar
+    from crmkit.store.settings import set_setting
+
+    cal = FiscalCalendar(start_month=2)
+    offered = period_starts("Q", today=TODAY, before=1, after=1, calendar=cal)
+    # TODAY is in May 2024: the fiscal quarter May-Jul of FY2025 (Feb 2024 - Jan 2025)
+    assert offered == [
+        ("FY25 Q1", dt.date(2024, 2, 1)),
+        ("FY25 Q2", dt.date(2024, 5, 1)),
+        ("FY25 Q3", dt.date(2024, 8, 1)),
+    ]
+    set_setting(company, "fiscal_year_start_month", 2)
+    f = CallForm(company, user="maria", today=TODAY)
+    f.period.value = "Q"
+    assert f.key()["period_start"] == dt.date(2024, 5, 1)
+    assert ("FY25 Q2", dt.date(2024, 5, 1)) in list(f.period_start.options)

@@ -45,7 +45,7 @@ __all__ = [
 
 #: The entities of the demo company, in load order (quotas and calls refer to nothing).
 DEMO_ENTITIES = (
-    *(name for name in LOAD_ORDER if name != "segment_definitions"),
+    *(name for name in LOAD_ORDER if name not in ("segment_definitions", "exchange_rates")),
     "quotas",
     "forecast_calls",
 )
