@@ -20,7 +20,6 @@ Custom ``__c`` fields have no place in crmkit's schema and are reported as not i
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,19 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sqlalchemy as sa
 
-from crmkit.data.reading import LINE, FileFormatError, PathLike, error_line, read_table_with_errors
-from crmkit.errors import RowError, ValidationError
-from crmkit.store.frames import to_records, value_to_text
-from crmkit.store.schema import (
-    CHOICE_ALIASES,
-    DEAL_TRACKED_FIELDS,
-    FORECAST_CATEGORIES,
-    TABLES,
-    entity,
-)
-from crmkit.store.validation import MAX_AMOUNT, MAX_DAYS_AHEAD, validate
+from crmkit.data.reading import LINE, FileFormatError, PathLike, read_table_with_errors
+from crmkit.data.salesforce_rates import corporate_currency, salesforce_rates
+from crmkit.data.vendor import VendorImport, forecast_category, import_frames, is_given
+from crmkit.errors import RowError
+from crmkit.store.frames import value_to_text
+from crmkit.store.schema import entity
+from crmkit.store.settings import get_setting
 
 #: Salesforce field → crmkit field, per object; a JSON mapping file overrides entries.
 SALESFORCE_FIELDS: dict[str, dict[str, str | None]] = {
@@ -60,6 +54,15 @@ SALESFORCE_FIELDS: dict[str, dict[str, str | None]] = {
         "Email": "email",
         "Title": "role",
     },
+    "Campaign": {
+        "Id": "campaign_id",
+        "Name": "name",
+        "Type": "channel",
+        "StartDate": "start_date",
+        "EndDate": "end_date",
+        "BudgetedCost": "budget",
+        "ActualCost": "cost",
+    },
     "Opportunity": {
         "Id": "deal_id",
         "AccountId": "account_id",
@@ -73,6 +76,7 @@ SALESFORCE_FIELDS: dict[str, dict[str, str | None]] = {
         "CloseDate": "expected_close_date",
         "ForecastCategoryName": "forecast_category",
         "LeadSource": "source",
+        "CampaignId": "campaign_id",
     },
     "OpportunityHistory": {
         "OpportunityId": "deal_id",
@@ -87,6 +91,7 @@ SALESFORCE_FIELDS: dict[str, dict[str, str | None]] = {
 HELPER_FIELDS: dict[str, tuple[str, ...]] = {
     "Account": (),
     "Contact": ("FirstName", "LastName"),
+    "Campaign": ("CreatedDate",),
     "Opportunity": ("IsClosed", "IsWon", "Probability"),
     "OpportunityHistory": ("Id", "Probability"),
 }
@@ -95,10 +100,13 @@ ID_FIELDS = ("Id", "AccountId", "OwnerId", "OpportunityId", "RecordTypeId", "Cam
 #: Pipeline of deals when the export has no record types.
 DEFAULT_PIPELINE = "salesforce"
 #: Objects read, in the order they load.
-OBJECTS = ("Account", "Contact", "Opportunity", "OpportunityHistory")
+OBJECTS = ("Account", "Contact", "Campaign", "Opportunity", "OpportunityHistory")
+#: Channel of a campaign without a ``Type``.
+NO_CHANNEL = "(none)"
 _ENTITY = {
     "Account": "accounts",
     "Contact": "contacts",
+    "Campaign": "campaigns",
     "Opportunity": "deals",
     "OpportunityHistory": "deal_history",
 }
@@ -106,51 +114,8 @@ _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 
 
-@dataclass
-class SalesforceImport:
-    """What a Salesforce folder import did.
-
-    Attributes
-    ----------
-    files
-        Per file: rows ``imported`` (new), ``updated`` (by Id) and ``rejected``.
-    written
-        Rows written per crmkit entity (new and updated).
-    errors
-        The problems of the rejected rows (file named in each reason).
-    warnings
-        Quirks noticed and fields not imported.
-    rejects_path
-        Where the rejected rows were written, if anywhere.
-
-    """
-
-    files: dict[str, dict[str, int]] = field(default_factory=dict)
-    written: dict[str, int] = field(default_factory=dict)
-    errors: list[RowError] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    rejects_path: Path | None = None
-
-    def summary(self) -> str:
-        """Return one line per file (imported, updated, rejected), then problems and warnings."""
-        lines = []
-        for name, c in self.files.items():
-            lines.append(
-                f"{name}: {c.get('imported', 0):,} imported, {c.get('updated', 0):,} updated, "
-                f"{c.get('unchanged', 0):,} unchanged or already stored, "
-                f"{c.get('rejected', 0):,} rejected"
-            )
-        if self.errors:
-            where = f" (see {self.rejects_path})" if self.rejects_path else ""
-            lines.append(f"rejected rows{where}:")
-            lines.extend(f"  {error_line(e)}" for e in self.errors[:10])
-            if len(self.errors) > 10:
-                lines.append(f"  ... and {len(self.errors) - 10} more problem(s)")
-        lines.extend(f"warning: {w}" for w in self.warnings)
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
+#: What a Salesforce folder import did (the vendor importers' shared result).
+SalesforceImport = VendorImport
 
 
 # ---------------------------------------------------------------------- mapping
@@ -309,7 +274,7 @@ def _mapped(f: _File, obj: str, fields: Mapping[str, str | None]) -> tuple[pd.Da
 
 def salesforce_frames(
     folder: PathLike, mapping: Mapping[str, Mapping[str, str | None]] | None = None
-) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], list[RowError], list[str]]:
+) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[RowError], list[str]]:
     """Map a Salesforce export folder to crmkit frames.
 
     Parameters
@@ -324,8 +289,8 @@ def salesforce_frames(
     frames : dict
         ``{"accounts", "contacts", "stages", "deals", "deal_history"}`` (those present),
         indexed by the line of the file each row comes from.
-    sources : dict
-        ``{entity: frame with column "file"}``: which file each row comes from.
+    files : dict
+        ``{entity: file name}``: which file each entity comes from.
     errors : list of RowError
         Lines refused while reading (bad Ids, booleans, unknown Ids).
     warnings : list of str
@@ -394,8 +359,18 @@ def salesforce_frames(
                 first = f.raw.get("FirstName", pd.Series("", index=f.raw.index)).fillna("")
                 last = f.raw.get("LastName", pd.Series("", index=f.raw.index)).fillna("")
                 df["name"] = (first + " " + last).str.strip().replace("", None)
+        elif obj == "Campaign":
+            _campaign_defaults(df, f, warnings)
         elif obj == "Opportunity":
             owners(f, df)
+            if "campaign_id" in df.columns and "campaigns" not in frames:
+                linked = int(df["campaign_id"].notna().sum())
+                df = df.drop(columns="campaign_id")
+                if linked:
+                    warnings.append(
+                        f"Opportunity.csv: CampaignId of {linked} deal(s) not imported "
+                        "(no Campaign.csv in the folder)"
+                    )
             closed, won = _bools(f, "IsClosed"), _bools(f, "IsWon")
             df["status"] = np.where(closed, np.where(won, "won", "lost"), "open")
             if "expected_close_date" in df.columns:
@@ -421,7 +396,15 @@ def salesforce_frames(
         errors.extend(f.errors)
         frames[_ENTITY[obj]] = df
         files[_ENTITY[obj]] = f.name
-    read = {f"{o}.csv" for o in (*OBJECTS, "User", "RecordType")}
+    members = _read(d, "CampaignMember", required=False)
+    if members is not None:
+        warnings.append(
+            f"CampaignMember.csv: {len(members.raw)} member(s) not imported (crmkit keeps "
+            "campaigns and each deal's primary campaign, Opportunity.CampaignId)"
+        )
+    read = {
+        f"{o}.csv" for o in (*OBJECTS, "User", "RecordType", "CampaignMember", "CurrencyType")
+    } | {"DatedConversionRate.csv"}
     unread = sorted(p.name for p in d.glob("*.csv") if p.name not in read)
     if unread:
         warnings.append(f"file(s) {', '.join(unread)} not imported by the Salesforce importer")
@@ -437,6 +420,22 @@ def salesforce_frames(
                 '--mapping {"stages": {"old": "new"}} or they stay as history only'
             )
     return frames, files, errors, warnings
+
+
+def _campaign_defaults(df: pd.DataFrame, f: _File, warnings: list[str]) -> None:
+    """Campaigns without ``Type``: channel ``(none)``; without ``StartDate``: their creation day."""
+    if "channel" in df.columns:
+        untyped = df["channel"].isna()
+        if untyped.any():
+            df.loc[untyped, "channel"] = NO_CHANNEL
+            warnings.append(
+                f"Campaign.csv: {int(untyped.sum())} campaign(s) without Type get channel "
+                f"{NO_CHANNEL!r}"
+            )
+    if "start_date" in df.columns and "CreatedDate" in f.raw.columns:
+        undated = df["start_date"].isna()
+        if undated.any():
+            df.loc[undated, "start_date"] = f.raw.loc[undated, "CreatedDate"].str[:10]
 
 
 def _stages(deals: pd.DataFrame, f: _File) -> pd.DataFrame:
@@ -475,9 +474,9 @@ def _history(h: pd.DataFrame, f: _File) -> pd.DataFrame:
                 raw = g.at[line, fld]
                 v = typed[fld][line] if fld in typed else raw
                 if fld == "forecast_category" and isinstance(raw, str):
-                    v = _category(raw)
+                    v = forecast_category(raw)
                 text = value_to_text(v)
-                if (fld in typed or fld == "forecast_category") and text is None and _given(raw):
+                if (fld in typed or fld == "forecast_category") and text is None and is_given(raw):
                     f.bad(int(line), fld, "not a valid value", raw)
                     continue
                 if fld in prev and prev[fld] == text:
@@ -490,19 +489,6 @@ def _history(h: pd.DataFrame, f: _File) -> pd.DataFrame:
         rows, columns=[LINE, "deal_id", "changed_at", "field", "old_value", "new_value"]
     )
     return out.set_index(LINE)
-
-
-def _given(v: object) -> bool:
-    """Tell whether a cell holds a value (not None, NaN or empty)."""
-    return v is not None and v == v and str(v).strip() != ""
-
-
-def _category(v: str) -> str | None:
-    """Return the crmkit forecast category of a Salesforce value ("BestCase"), else None."""
-    folded = "".join(ch for ch in v.lower() if ch not in " _-")
-    codes = {c.replace("_", ""): c for c in FORECAST_CATEGORIES}
-    codes.update(CHOICE_ALIASES["forecast_category"])
-    return codes.get(folded)
 
 
 # ---------------------------------------------------------------------- importing
@@ -554,229 +540,35 @@ def import_salesforce(
     mapping = dict(mapping or {})
     renames = mapping.pop("stages", None) or {}
     frames, files, errors, warnings = salesforce_frames(folder, mapping)
-    if renames:
-        if "deals" in frames:
-            frames["deals"]["stage"] = frames["deals"]["stage"].replace(renames)
-            frames["stages"]["stage"] = frames["stages"]["stage"].replace(renames)
-            frames["stages"] = frames["stages"].drop_duplicates(["pipeline", "stage"])
-        if "deal_history" in frames:
-            h = frames["deal_history"]
-            st = h["field"] == "stage"
-            for c in ("old_value", "new_value"):
-                h.loc[st, c] = h.loc[st, c].replace(renames)
+    rates, rate_errors = salesforce_rates(folder)
+    if len(rates):
+        frames["exchange_rates"] = rates
+        files["exchange_rates"] = rates.attrs["files"]
+        errors.extend(rate_errors)
+        corporate = corporate_currency(folder)
+        reporting = get_setting(store, "reporting_currency")
+        if corporate and corporate != reporting:
+            warnings.append(
+                f"Salesforce's corporate currency is {corporate} but this database reports "
+                f"in {reporting}; amounts are converted to {reporting} (change it with "
+                f"`crmkit config reporting_currency={corporate}`)"
+            )
     back = {_ENTITY[o]: {d: s for s, d in m.items() if d} for o, m in SALESFORCE_FIELDS.items()}
-    bad_lines: dict[str, set[int]] = {}
-    for e in errors:
-        ent = next(
-            (k for k, v in files.items() if k != "stages" and e.reason.startswith(v + ":")), None
-        )
-        if ent is not None and e.row is not None:
-            bad_lines.setdefault(ent, set()).add(e.row)
-    stored = {name: store.known_keys(name) for name in ("accounts", "contacts", "deals", "stages")}
-    pending: dict[str, set] = {}
-
-    def known(ref: str) -> set:
-        return stored.get(ref, set()) | pending.get(ref, set()) if ref in stored else set()
-
-    clean: dict[str, pd.DataFrame] = {}
-    result = SalesforceImport(warnings=warnings)
-    for name in ("accounts", "contacts", "stages", "deals", "deal_history"):
-        if name not in frames:
-            continue
-        df = frames[name]
-        if name == "stages":
-            keep = [
-                (p, s) not in stored["stages"]
-                for p, s in zip(df["pipeline"], df["stage"], strict=True)
-            ]
-            df = df.loc[keep]
-        spec = entity(name)
-
-        def known_here(ref: str, _name: str = name) -> set:
-            return set() if ref == _name else known(ref)
-
-        rows = np.asarray(df.index, dtype="int64")
-        res = validate(
-            name,
-            df.reset_index(drop=True),
-            known_keys=known_here,
-            row_numbers=rows,
-            max_amount=MAX_AMOUNT,
-            max_days_ahead=None if allow_future else MAX_DAYS_AHEAD,
-        )
-        fname = files[name]
-        col_errors = [e for e in res.errors if e.row is None]
-        if col_errors:
-            raise ValidationError(fname, [_named(e, fname, back.get(name, {})) for e in col_errors])
-        errors.extend(_named(e, fname, back.get(name, {})) for e in res.errors)
-        bad = set(res.bad_rows) | bad_lines.get(name, set())
-        good = res.clean.loc[~np.isin(rows[~np.isin(rows, list(res.bad_rows))], list(bad))]
-        good = good.reset_index(drop=True)
-        clean[name] = good
-        key = list(spec.key)
-        if name != "deal_history":
-            keys = set(good[key[0]]) if len(key) == 1 else set(map(tuple, good[key].values))
-            pending[name] = keys
-        if name != "stages":
-            result.files[fname] = {
-                "imported": 0,
-                "updated": 0,
-                "unchanged": 0,
-                "rejected": len(bad),
-            }
-    unique = {(e.row, e.field, e.reason): e for e in errors}  # one per history line and field
-    result.errors = sorted(unique.values(), key=lambda e: (e.reason.split(":")[0], e.row or 0))
-    if result.errors and on_error == "raise":
-        raise ValidationError(f"{Path(folder).name} (Salesforce export)", result.errors)
-    if result.errors and rejects_path is not None:
-        result.rejects_path = Path(rejects_path)
-        pd.DataFrame(
-            [
-                {
-                    "file": e.reason.split(":")[0],
-                    "row": e.row,
-                    "field": e.field,
-                    "reason": e.reason.split(": ", 1)[-1],
-                    "value": e.value,
-                }
-                for e in result.errors
-            ]
-        ).to_csv(result.rejects_path, index=False)
-    result.written, counts = _write(store, clean, stored, changed_by)
-    for name, c in counts.items():
-        if files.get(name) in result.files:
-            result.files[files[name]].update(c)
-    return result
-
-
-def _named(e: RowError, fname: str, back: Mapping[str, str]) -> RowError:
-    """Name the file and the Salesforce field of a validation problem."""
-    return RowError(e.row, back.get(e.field or "", e.field), f"{fname}: {e.reason}", e.value)
-
-
-def _write(
-    store, clean: Mapping[str, pd.DataFrame], stored: Mapping[str, set], changed_by: str
-) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-    """Insert new rows, update known ones by Id, and add new history rows, in one transaction."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
-    deals = clean.get("deals")
-    before = pd.DataFrame()
-    old_history: set = set()
-    if deals is not None and len(deals):
-        ids = list(deals["deal_id"])
-        before = store.read("deals", where={"deal_id": ids}).set_index("deal_id")
-        h = store.read(
-            "deal_history", where={"deal_id": ids}, columns=["deal_id", "changed_at", "field"]
-        )
-        old_history = set(
-            zip(h["deal_id"], pd.to_datetime(h["changed_at"]), h["field"], strict=True)
-        )
-    history = clean.get("deal_history", pd.DataFrame(columns=["deal_id", "changed_at", "field"]))
-    history = history.assign(changed_by=changed_by)
-    new_hist = history[
-        [
-            (d, pd.Timestamp(t), f) not in old_history
-            for d, t, f in zip(
-                history["deal_id"], history["changed_at"], history["field"], strict=True
-            )
-        ]
-    ]
-    covered = set(zip(new_hist["deal_id"], new_hist["field"], strict=True))
-    extra: list[dict] = []
-    if deals is not None:
-        has_history = set(history["deal_id"])
-        for rec in deals.to_dict("records"):
-            did = rec["deal_id"]
-            for f in DEAL_TRACKED_FIELDS:
-                new = value_to_text(rec.get(f))
-                if did in before.index:
-                    old = value_to_text(before.at[did, f])
-                    if old != new and (did, f) not in covered:
-                        extra.append(_hist(did, now, changed_by, f, old, new))
-                elif f == "status":
-                    extra.append(_hist(did, rec["created_at"], changed_by, f, None, "open"))
-                    if new != "open" and rec.get("closed_at") is not None:
-                        extra.append(_hist(did, rec["closed_at"], changed_by, f, "open", new))
-                elif new is not None and did not in has_history:
-                    extra.append(_hist(did, rec["created_at"], changed_by, f, None, new))
-    written: dict[str, int] = {}
-    counts: dict[str, dict[str, int]] = {}
-    with store.transaction() as conn:
-        for name in ("accounts", "contacts", "stages", "deals"):
-            df = clean.get(name)
-            if df is None or not len(df):
-                continue
-            spec = entity(name)
-            table = TABLES[name]
-            key = list(spec.key)
-            old = (
-                df[key[0]].isin(stored.get(name, set()))
-                if len(key) == 1
-                else pd.Series(False, index=df.index)
-            )
-            ins = to_records(spec, df.loc[~old])
-            if spec.versioned:
-                for r in ins:
-                    r["updated_at"] = now
-            if ins:
-                conn.execute(sa.insert(table), ins)
-            cols = [c for c in spec.column_names if c not in key and c in df.columns]
-            upd = _changed(store, spec, to_records(spec, df.loc[old]), cols)
-            counts[name] = {
-                "imported": len(ins),
-                "updated": len(upd),
-                "unchanged": int(old.sum()) - len(upd),
-            }
-            if upd:
-                values = {c: sa.bindparam(f"v_{c}") for c in cols}
-                if spec.versioned:
-                    values["row_version"] = table.c.row_version + 1
-                    values["updated_at"] = now
-                cond = [table.c[k] == sa.bindparam(f"k_{k}") for k in key]
-                params = [
-                    {**{f"v_{c}": r[c] for c in cols}, **{f"k_{k}": r[k] for k in key}} for r in upd
-                ]
-                conn.execute(sa.update(table).where(*cond).values(**values), params)
-            written[name] = len(ins) + len(upd)
-        recs = to_records(
-            entity("deal_history"), new_hist.drop(columns=["history_id"], errors="ignore")
-        )
-        recs += extra
-        if recs:
-            conn.execute(sa.insert(TABLES["deal_history"]), recs)
-        written["deal_history"] = len(recs)
-    counts["deal_history"] = {"imported": len(new_hist), "unchanged": len(history) - len(new_hist)}
-    return written, counts
-
-
-def _changed(store, spec, recs: list[dict], cols: list[str]) -> list[dict]:
-    """The records whose columns differ from the stored row of the same key."""
-    if not recs:
-        return []
-    key = list(spec.key)
-    where = {key[0]: [r[key[0]] for r in recs]} if len(key) == 1 else None
-    stored = store.read(spec.name, where=where)
-    stored_recs = to_records(spec, stored[[*key, *cols]])
-    have = {tuple(r[k] for k in key): r for r in stored_recs}
-    out = []
-    for r in recs:
-        s = have.get(tuple(r[k] for k in key))
-        if s is None or any(value_to_text(s[c]) != value_to_text(r[c]) for c in cols):
-            out.append(r)
-    return out
-
-
-def _hist(deal_id: str, at: object, by: str, f: str, old: str | None, new: str | None) -> dict:
-    """One deal_history record."""
-    at = pd.Timestamp(at).to_pydatetime() if at is not None else None
-    return {
-        "deal_id": deal_id,
-        "changed_at": at,
-        "changed_by": by,
-        "field": f,
-        "old_value": old,
-        "new_value": new,
-    }
+    return import_frames(
+        store,
+        frames,
+        files,
+        errors,
+        warnings,
+        source="Salesforce",
+        folder=Path(folder),
+        back=back,
+        renames=renames,
+        on_error=on_error,
+        rejects_path=rejects_path,
+        changed_by=changed_by,
+        allow_future=allow_future,
+    )
 
 
 __all__ = [

@@ -128,8 +128,8 @@ def test_custom_and_unused_fields_are_reported_as_not_imported(store: Store) -> 
     result = import_salesforce(store, JUNE)
     text = result.summary()
     assert "Tier__c" in text and "Discount_Percent__c" in text
-    assert "Type, CampaignId not imported" in text
-    assert "CurrencyType.csv not imported" in text
+    assert "Opportunity.csv: field(s) Type not imported" in text
+    assert "not imported by the Salesforce importer" not in text  # CurrencyType is read now
 
 
 def test_summary_gives_per_file_counts(store: Store) -> None:
@@ -146,7 +146,8 @@ def test_reimport_of_a_later_export_updates_by_id_without_duplicates(store: Stor
     assert len(deals) == 6 and store.count("accounts") == 3
     assert deals.loc["006Dn00000Opp01IAB", ["stage", "amount"]].tolist() == ["Proposal", 55000.0]
     c = result.files["Opportunity.csv"]
-    assert (c["imported"], c["updated"], c["unchanged"]) == (1, 2, 3)
+    # updated: Opp01 (amount), Opp05 (pipeline), Opp02 and Opp03 (their campaign, new in July)
+    assert (c["imported"], c["updated"], c["unchanged"]) == (1, 4, 1)
     assert result.files["Account.csv"]["unchanged"] == 3
 
 
@@ -239,3 +240,61 @@ def test_cli_import_salesforce_imports_a_folder_and_prints_per_file_counts(tmp_p
     )
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "nothing was imported" in bad.stderr and "IsClosed" in bad.stderr
+
+
+def test_currency_type_rates_are_imported_with_the_export_in_one_transaction(
+    store: Store,
+) -> None:
+    result = import_salesforce(store, JUNE)
+    rates = store.read("exchange_rates").set_index("currency")["rate"]
+    assert rates.to_dict() == {"EUR": 0.92, "USD": 1.0}
+    assert "CurrencyType.csv" in result.summary()
+    assert not any("corporate currency" in w for w in result.warnings)  # USD = reporting
+
+
+def test_a_corporate_currency_other_than_the_reporting_one_is_reported(
+    store: Store, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "eur_org"
+    shutil.copytree(JUNE, folder)
+    (folder / "CurrencyType.csv").write_text(
+        "IsoCode,ConversionRate,IsCorporate\nEUR,1.0,true\nUSD,1.087,false\n"
+    )
+    result = import_salesforce(store, folder)
+    assert any(
+        "corporate currency is EUR" in w and "reporting_currency=EUR" in w for w in result.warnings
+    )
+
+
+def test_campaigns_come_from_campaign_csv_and_deals_keep_their_primary_campaign(
+    store: Store,
+) -> None:
+    import_salesforce(store, JUNE)
+    result = import_salesforce(store, JULY)
+    camps = store.read("campaigns").set_index("campaign_id")
+    assert camps.loc["701Dn00000Cmp02IAB", "channel"] == "Trade Show"
+    assert camps.loc["701Dn00000Cmp02IAB", "cost"] == 48200.0
+    assert camps.loc["701Dn00000Cmp01IAB", "budget"] == 12000.0
+    # no Type: channel "(none)"; no StartDate: the day it was created
+    assert camps.loc["701Dn00000Cmp03IAB", "channel"] == "(none)"
+    assert str(camps.loc["701Dn00000Cmp03IAB", "start_date"])[:10] == "2026-05-02"
+    assert _deal(store, "006Dn00000Opp02IAB")["campaign_id"] == "701Dn00000Cmp01IAB"
+    assert _deal(store, "006Dn00000Opp03IAB")["campaign_id"] == "701Dn00000Cmp02IAB"  # 15 -> 18
+    text = result.summary()
+    assert "Campaign.csv: 3 imported" in text
+    assert "CampaignMember.csv: 3 member(s) not imported" in text
+
+
+def test_campaign_ids_without_campaign_csv_are_dropped_and_reported(
+    store: Store, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = tmp_path / "no_campaigns"
+    shutil.copytree(JULY, folder)
+    (folder / "Campaign.csv").unlink()
+    result = import_salesforce(store, folder)
+    assert store.read("deals")["campaign_id"].isna().all()
+    assert any("CampaignId of 2 deal(s) not imported" in w for w in result.warnings)
