@@ -5,6 +5,8 @@ Both SQLite and PostgreSQL are supported; only the date arithmetic differs.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -45,13 +47,6 @@ def check_finite(values: object, table: str, column: str) -> None:
 def _day(dialect: str, col: str) -> str:
     """SQL for the calendar day of a timestamp column."""
     return f"DATE({col})" if dialect == "sqlite" else f"CAST({col} AS DATE)"
-
-
-def _days_between(dialect: str, later: str, earlier: str) -> str:
-    """SQL for the number of days between two day expressions."""
-    if dialect == "sqlite":
-        return f"(julianday({later}) - julianday({earlier}))"
-    return f"(({later}) - ({earlier}))"
 
 
 def _as_day(value: object) -> pd.Timestamp | None:
@@ -109,63 +104,108 @@ def purchase_summary(
         cut = pd.Timestamp(last)
     # Orders strictly before the day after the cut-off (index-friendly on ordered_at).
     params["end"] = (cut + pd.Timedelta(days=1)).to_pydatetime()
-    params["cut"] = cut.date() if d != "sqlite" else cut.strftime("%Y-%m-%d")
-    params["unit"] = TIME_UNITS[time_unit]
     start_filter = ""
     if start is not None:
-        params["start"] = (
-            _as_day(start).date() if d != "sqlite" else _as_day(start).strftime("%Y-%m-%d")
+        day = _as_day(start)
+        params["start"] = day.date() if d != "sqlite" else day.strftime("%Y-%m-%d")
+        start_filter = f"WHERE {_day(d, 'a.first_at')} >= :start"
+    with engine.connect() as conn:
+        result = conn.execute(sa.text(_summary_sql(d, start_filter)), params)
+        # the driver's plain tuples: a million SQLAlchemy Row objects cost seconds (the SQL
+        # declares no column types, so SQLAlchemy would not convert any value)
+        rows = result.cursor.fetchall()
+        result.close()
+    if not rows:
+        return empty_purchase_summary()
+    return _summary_frame(rows, cut, time_unit)
+
+
+#: SQL of a timestamp's or date's day as days since 1970-01-01 (an integer).
+_EPOCH_DAY = {
+    "sqlite": "CAST(julianday(DATE({x})) - 2440587.5 AS INTEGER)",
+    "postgresql": "(CAST({x} AS DATE) - DATE '1970-01-01')",
+}
+
+
+def _summary_sql(dialect: str, start_filter: str) -> str:
+    """SQL of the per-customer aggregates: ids, first and last day, days, revenue, spends."""
+    if dialect == "sqlite":
+        # One scan along the covering index (account_id, ordered_at, amount) groups by
+        # customer; the first day's spend, needed only for customers with repeat days, is a
+        # range seek on the same index (orders before the day after the first order).
+        return f"""
+        WITH a AS (
+            SELECT account_id, MIN(ordered_at) AS first_at, MAX(ordered_at) AS last_at,
+                   COUNT(DISTINCT DATE(ordered_at)) AS n_days, SUM(amount) AS revenue,
+                   COUNT(*) AS n_orders
+            FROM orders
+            WHERE ordered_at < :end
+            GROUP BY account_id
         )
-        start_filter = "WHERE a.first_day >= :start"
-    cut_expr = ":cut" if d == "sqlite" else "CAST(:cut AS DATE)"
-    # Two passes, both along the (account_id, ordered_at, amount) index: each customer's
-    # first day, then one grouped scan that also sums the first day's spend. About four
-    # times faster on SQLite than grouping by (customer, day) and joining back.
-    sql = f"""
-    WITH f AS (
-        SELECT account_id, {_day(d, "MIN(ordered_at)")} AS first_day
+        SELECT a.account_id, {_EPOCH_DAY["sqlite"].format(x="a.first_at")},
+               {_EPOCH_DAY["sqlite"].format(x="a.last_at")}, a.n_days, a.revenue,
+               a.n_orders,
+               CASE WHEN a.n_days > 1 THEN (
+                   SELECT SUM(o.amount) FROM orders o
+                   WHERE o.account_id = a.account_id AND o.ordered_at < DATE(a.first_at, '+1 day')
+               ) ELSE a.revenue END
+        FROM a
+        {start_filter}
+        ORDER BY a.account_id
+        """
+    # PostgreSQL: one scan along the same index grouped by (customer, day), then by
+    # customer; the first day's spend is the earliest day's. (Parallel workers do not speed
+    # this up on two cores: see benchmarks/RESULTS.md, "Scale".)
+    return f"""
+    WITH dd AS (
+        SELECT account_id, CAST(ordered_at AS DATE) AS day, SUM(amount) AS spend,
+               COUNT(*) AS n
         FROM orders
         WHERE ordered_at < :end
+        GROUP BY account_id, CAST(ordered_at AS DATE)
+    ), a AS (
+        SELECT account_id, MIN(day) AS first_at, MAX(day) AS last_day, COUNT(*) AS n_days,
+               SUM(spend) AS revenue, SUM(n) AS n_orders,
+               (ARRAY_AGG(spend ORDER BY day))[1] AS first_spend
+        FROM dd
         GROUP BY account_id
-    ), agg AS (
-        SELECT o.account_id AS account_id,
-               MIN(f.first_day) AS first_day,
-               {_day(d, "MAX(o.ordered_at)")} AS last_day,
-               COUNT(DISTINCT {_day(d, "o.ordered_at")}) AS n_days,
-               SUM(o.amount) AS revenue,
-               COUNT(*) AS n_orders,
-               SUM(CASE WHEN {_day(d, "o.ordered_at")} = f.first_day THEN o.amount ELSE 0 END)
-                   AS first_spend
-        FROM f JOIN orders o ON o.account_id = f.account_id
-        WHERE o.ordered_at < :end
-        GROUP BY o.account_id
     )
-    SELECT a.account_id AS customer_id,
-           a.first_day AS first_purchase,
-           a.last_day AS last_purchase,
-           a.n_days - 1 AS frequency,
-           {_days_between(d, "a.last_day", "a.first_day")} / :unit AS recency,
-           {_days_between(d, cut_expr, "a.first_day")} / :unit AS "T",
-           CASE WHEN a.n_days > 1 THEN (a.revenue - a.first_spend) / (a.n_days - 1) ELSE 0 END
-               AS monetary_value,
-           a.n_orders AS n_orders,
-           a.revenue AS revenue
-    FROM agg a
+    SELECT a.account_id, {_EPOCH_DAY["postgresql"].format(x="a.first_at")},
+           {_EPOCH_DAY["postgresql"].format(x="a.last_day")}, a.n_days, a.revenue, a.n_orders,
+           a.first_spend
+    FROM a
     {start_filter}
     ORDER BY a.account_id
     """
-    with engine.connect() as conn:
-        result = conn.execute(sa.text(sql), params)
-        df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    if df.empty:
-        return empty_purchase_summary()
-    df["first_purchase"] = pd.to_datetime(df["first_purchase"])
-    df["last_purchase"] = pd.to_datetime(df["last_purchase"])
-    for c in ("recency", "T", "monetary_value", "revenue"):
-        df[c] = pd.to_numeric(df[c]).astype("float64")
-    check_finite(df["revenue"], "orders", "amount")
-    for c in ("frequency", "n_orders"):
-        df[c] = pd.to_numeric(df[c]).astype("int64")
+
+
+def _summary_frame(rows: list[tuple], cut: pd.Timestamp, time_unit: str) -> pd.DataFrame:
+    """The purchase summary from the SQL's rows, computed column-wise."""
+    kinds = (object, "int64", "int64", "int64", "float64", "int64", "float64")
+    # one column at a time straight from the tuples (3x faster than zip(*rows) and asarray)
+    ids, first, last, days, rev, n_orders, first_spend = (
+        np.fromiter(map(itemgetter(i), rows), dtype=kind, count=len(rows))
+        for i, kind in enumerate(kinds)
+    )
+    first_day = pd.Series(first.astype("datetime64[D]").astype("datetime64[us]"))
+    last_day = pd.Series(last.astype("datetime64[D]").astype("datetime64[us]"))
+    check_finite(rev, "orders", "amount")
+    repeat = rev - first_spend
+    unit = TIME_UNITS[time_unit]
+    freq = days - 1
+    df = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "first_purchase": first_day.to_numpy(),
+            "last_purchase": last_day.to_numpy(),
+            "frequency": freq,
+            "recency": (last_day - first_day).dt.days.to_numpy() / unit,
+            "T": (cut - first_day).dt.days.to_numpy() / unit,
+            "monetary_value": np.where(freq > 0, repeat / np.maximum(freq, 1), 0.0),
+            "n_orders": n_orders,
+            "revenue": rev,
+        }
+    )
     df.attrs["cutoff"] = cut.date().isoformat()
     df.attrs["time_unit"] = time_unit
     return df

@@ -151,3 +151,115 @@ def test_sums_that_are_not_finite_are_refused_naming_table_and_column(store: Sto
         store.purchase_summary()
     with pytest.raises(CrmkitError, match=r"deals\.amount: a sum is not a finite number"):
         store.pipeline_totals(period="Q")
+
+
+def _old_purchase_summary(engine, cutoff: str, time_unit: str, start: str | None = None):
+    """The purchase summary as crmkit computed it before issue #15 (two passes, rows to pandas).
+
+    Kept verbatim as the reference the one-pass SQL must reproduce.
+    """
+    import sqlalchemy as sa
+
+    from crmkit.store.aggregates import TIME_UNITS
+
+    d = engine.dialect.name
+
+    def day(col: str) -> str:
+        return f"DATE({col})" if d == "sqlite" else f"CAST({col} AS DATE)"
+
+    def between(later: str, earlier: str) -> str:
+        if d == "sqlite":
+            return f"(julianday({later}) - julianday({earlier}))"
+        return f"(({later}) - ({earlier}))"
+
+    cut = pd.Timestamp(cutoff).normalize()
+    params: dict[str, object] = {
+        "end": (cut + pd.Timedelta(days=1)).to_pydatetime(),
+        "cut": cut.date() if d != "sqlite" else cut.strftime("%Y-%m-%d"),
+        "unit": TIME_UNITS[time_unit],
+    }
+    start_filter = ""
+    if start is not None:
+        s = pd.Timestamp(start).normalize()
+        params["start"] = s.date() if d != "sqlite" else s.strftime("%Y-%m-%d")
+        start_filter = "WHERE a.first_day >= :start"
+    cut_expr = ":cut" if d == "sqlite" else "CAST(:cut AS DATE)"
+    sql = f"""
+    WITH f AS (
+        SELECT account_id, {day("MIN(ordered_at)")} AS first_day
+        FROM orders WHERE ordered_at < :end GROUP BY account_id
+    ), agg AS (
+        SELECT o.account_id AS account_id, MIN(f.first_day) AS first_day,
+               {day("MAX(o.ordered_at)")} AS last_day,
+               COUNT(DISTINCT {day("o.ordered_at")}) AS n_days,
+               SUM(o.amount) AS revenue, COUNT(*) AS n_orders,
+               SUM(CASE WHEN {day("o.ordered_at")} = f.first_day THEN o.amount ELSE 0 END)
+                   AS first_spend
+        FROM f JOIN orders o ON o.account_id = f.account_id
+        WHERE o.ordered_at < :end GROUP BY o.account_id
+    )
+    SELECT a.account_id AS customer_id, a.first_day AS first_purchase,
+           a.last_day AS last_purchase, a.n_days - 1 AS frequency,
+           {between("a.last_day", "a.first_day")} / :unit AS recency,
+           {between(cut_expr, "a.first_day")} / :unit AS "T",
+           CASE WHEN a.n_days > 1 THEN (a.revenue - a.first_spend) / (a.n_days - 1) ELSE 0 END
+               AS monetary_value,
+           a.n_orders AS n_orders, a.revenue AS revenue
+    FROM agg a {start_filter} ORDER BY a.account_id
+    """
+    with engine.connect() as conn:
+        result = conn.execute(sa.text(sql), params)
+        df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    df["first_purchase"] = pd.to_datetime(df["first_purchase"])
+    df["last_purchase"] = pd.to_datetime(df["last_purchase"])
+    for c in ("recency", "T", "monetary_value", "revenue"):
+        df[c] = pd.to_numeric(df[c]).astype("float64")
+    for c in ("frequency", "n_orders"):
+        df[c] = pd.to_numeric(df[c]).astype("int64")
+    return df
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_faster_purchase_summary_equals_the_old_two_pass_result(store: Store, seed: int) -> None:
+    # Many orders a customer, several on one day (same-day merging, first-day spend),
+    # orders after the cut-off and customers whose first order is after it.
+    rng = np.random.default_rng(seed)
+    n_customers, n_orders = 300, 6000
+    ids = [f"C{i:04d}" for i in range(n_customers)]
+    start = pd.Timestamp("2023-01-01")
+    days = rng.integers(0, 600, n_orders)
+    frames = {
+        "accounts": pd.DataFrame({"account_id": ids, "name": ids, "created_at": start}),
+        "orders": pd.DataFrame(
+            {
+                "order_id": [f"O{i}" for i in range(n_orders)],
+                "account_id": rng.choice(ids, n_orders, p=rng.dirichlet(np.ones(n_customers))),
+                "ordered_at": start
+                + pd.to_timedelta(days, unit="D")
+                + pd.to_timedelta(rng.integers(0, 24 * 3600, n_orders), unit="s"),
+                "amount": np.round(rng.gamma(2.0, 40.0, n_orders), 2),
+            }
+        ),
+    }
+    store.insert_many(frames)
+    cases = [
+        ("2023-09-30", "W", None),
+        ("2024-06-15", "D", "2023-03-01"),
+        ("2025-01-01", "M", None),
+    ]
+    for cutoff, unit, first in cases:
+        got = store.purchase_summary(cutoff, time_unit=unit, start=first)
+        old = _old_purchase_summary(store.engine, cutoff, unit, first)
+        assert len(got) > 50 and (got["frequency"] > 0).sum() > 50
+        assert (got["n_orders"] > got["frequency"] + 1).any()  # same-day orders merged
+        assert got["customer_id"].tolist() == old["customer_id"].tolist()
+        for c in ("first_purchase", "last_purchase"):
+            assert (got[c].to_numpy() == old[c].to_numpy()).all(), c
+        for c in ("frequency", "n_orders"):
+            assert got[c].dtype == "int64"
+            assert got[c].tolist() == old[c].tolist(), c
+        for c in ("recency", "T", "monetary_value", "revenue"):
+            assert got[c].dtype == "float64"
+            np.testing.assert_allclose(got[c], old[c], rtol=1e-12, atol=1e-9, err_msg=c)
+        assert list(got.columns) == list(old.columns)
+        assert got.attrs == {"cutoff": pd.Timestamp(cutoff).date().isoformat(), "time_unit": unit}

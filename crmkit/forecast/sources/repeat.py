@@ -1,12 +1,14 @@
 """Repeat revenue from existing customers: BG/NBD + Gamma-Gamma draws per coming month.
 
 Repeat revenue is the orders not linked to a deal (orders with a ``deal_id`` are the
-revenue of a won deal, already counted by the pipeline). Each customer (account) gets
-posterior draws of its expected purchases in each month (BG/NBD, from
+revenue of a won deal, already counted by the pipeline). For each posterior draw, the
+expected purchases of each customer (account) in each month (BG/NBD, from
 :mod:`crmkit.models.clv.models`) times its expected spend (Gamma-Gamma, or the mean order value
-when too few repeat buyers); the sum over customers gets purchase noise (a gamma with the
-variance of a compound Poisson whose order values have a coefficient of variation of 1).
-Revenue is allocated to ``all``, to the account's segment, owner and the owner's team.
+when too few repeat buyers) are summed over the customers sharing their groups (a cell), in
+chunks: no customers x draws array, so two million customers fit in memory. Each cell's sum
+gets purchase noise (a gamma with the variance of a compound Poisson whose order values have
+a coefficient of variation of 1). Revenue is allocated to ``all``, to the account's segment,
+owner and the owner's team.
 """
 
 from __future__ import annotations
@@ -40,11 +42,42 @@ def repeat_draws(
     method: str = "map",
     seed: int = 0,
     param_draws: int = 100,
+    chunk_size: int = 20_000,
 ) -> tuple[np.ndarray, dict]:
     """Repeat revenue draws ``(draw, period, group)`` and the fit's diagnostics.
 
-    ``month_edges_weeks`` are the ends of the forecast months in weeks after ``as_of``
-    (the first month may be partial).
+    Customers sharing their groups form a cell; for each parameter draw the expected
+    purchases and revenue of each cell and month are summed over its customers
+    (:func:`crmkit.models.clv.predictions.expected_totals`, exact, in chunks of customers:
+    nothing of size customers x draws is built), and the purchase noise is drawn per cell
+    with a fixed seed, so the draws do not depend on ``chunk_size``.
+
+    Parameters
+    ----------
+    orders, accounts
+        The store's ``orders`` (``account_id``, ``ordered_at``, ``amount``, ``deal_id``) and
+        ``accounts`` (``account_id``, ``segment``, ``owner``).
+    group_index, owner_team
+        Index of each group (``all``, ``segment=..``, ``owner=..``, ``team=..``) and the
+        team of each owner.
+    as_of
+        The forecast day.
+    month_edges_weeks
+        The ends of the forecast months in weeks after ``as_of`` (the first month may be
+        partial).
+    period_of_k, n_periods
+        The period of each month (-1: none) and the number of periods.
+    n_draws, param_draws
+        Forecast draws and the parameter draws they cycle through.
+    method, seed
+        Fitting method and seed.
+    chunk_size
+        Customers per chunk of the sums (memory only; the draws do not depend on it).
+
+    Returns
+    -------
+    tuple
+        Draws ``(n_draws, n_periods, groups)`` and the diagnostics of the fits.
     """
     n_groups = len(group_index)
     out = np.zeros((n_draws, n_periods, n_groups))
@@ -58,55 +91,34 @@ def repeat_draws(
             "message": f"{len(data)} customers: too few for a repeat-revenue model",
         }
     from crmkit.models.clv.models import BetaGeo, GammaGamma
+    from crmkit.models.clv.predictions import expected_totals
 
     bg = BetaGeo(random_seed=seed).fit(data, method=method)
-    edges = np.concatenate([[0.0], month_edges_weeks])
-    cum = np.stack(
-        [
-            np.asarray(bg.expected_purchases(float(t), data, n_draws=param_draws))
-            if t > 0
-            else np.zeros((param_draws, len(data)))
-            for t in edges
-        ],
-        axis=-1,
-    )
-    per_month = np.diff(cum, axis=-1)  # (P, customers, months)
+    edges = np.concatenate([[0.0], np.maximum(np.asarray(month_edges_weeks, float), 0.0)])
+    cells, cell_of = _cells(data, accounts, group_index, owner_team)
+    x, t_x, T = (data[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    pdraws = bg.posterior_draws(param_draws)  # as BetaGeo.expected_purchases thins them
+    # (P, cells, months): expected purchases and revenue summed over each cell's customers
+    mean_n = _per_cell(expected_totals("bgnbd", pdraws, x, t_x, T, edges, segment=cell_of,
+                                       chunk_size=chunk_size), len(cells))  # fmt: skip
     repeaters = data[data["frequency"] > 0]
     spend_diag: dict = {}
     if len(repeaters) >= 20:
         gg = GammaGamma(random_seed=seed).fit(repeaters, method=method)
-        spend = np.asarray(gg.expected_spend(data, n_draws=param_draws))
+        totals = expected_totals(
+            "bgnbd", pdraws, x, t_x, T, edges,
+            spend_draws=gg.posterior_draws(param_draws),
+            mean_spend=data["monetary_value"].to_numpy(float),
+            segment=cell_of, chunk_size=chunk_size,
+        )  # fmt: skip
+        mean_rev = _per_cell(totals, len(cells))
         spend_diag = gg.diagnostics_
     else:
-        spend = np.full((param_draws, len(data)), float(repeaters["monetary_value"].mean()))
-    rev = per_month * spend[:, :, None]
-    # membership of each customer in the groups
-    seg = owner = None
-    if accounts is not None and len(accounts):
-        a = accounts.set_index("account_id")
-        seg = data["customer_id"].map(a["segment"]) if "segment" in a else None
-        owner = data["customer_id"].map(a["owner"]) if "owner" in a else None
-    member = np.zeros((len(data), n_groups))
-    member[:, group_index["all"]] = 1.0
-    for kind, values in (("segment", seg), ("owner", owner)):
-        if values is None:
-            continue
-        for i, v in enumerate(values.to_numpy()):
-            gi = group_index.get(f"{kind}={v}")
-            if gi is not None:
-                member[i, gi] = 1.0
-            if kind == "owner" and isinstance(v, str) and v in owner_team:
-                ti = group_index.get(f"team={owner_team[v]}")
-                if ti is not None:
-                    member[i, ti] = 1.0
+        mean_rev = mean_n * float(repeaters["monetary_value"].mean())
+    mean_rev, mean_n = mean_rev.transpose(0, 2, 1), mean_n.transpose(0, 2, 1)  # (P, months, j)
     # purchase noise per cell of customers sharing their groups, so group sums stay sums
-    cells, cell_of = np.unique(member, axis=0, return_inverse=True)
-    onehot = np.zeros((len(data), len(cells)))
-    onehot[np.arange(len(data)), cell_of.ravel()] = 1.0
-    mean_rev = np.einsum("pcm,cj->pmj", rev, onehot)  # (P, months, cells)
-    mean_n = np.einsum("pcm,cj->pmj", per_month, onehot)
     rng = np.random.default_rng(seed + 7)
-    pick = np.arange(n_draws) % param_draws
+    pick = np.arange(n_draws) % mean_n.shape[0]
     mr, mn = mean_rev[pick], np.maximum(mean_n[pick], 1e-9)
     shape = mn / 2.0  # compound Poisson with order-value CV 1: variance = 2 * n * spend^2
     noise = rng.gamma(shape, 1.0 / shape)
@@ -118,3 +130,55 @@ def repeat_draws(
     diag.update({"method": method, "customers": len(data), "gamma_gamma": spend_diag})
     diag["ok"] = bool(diag.get("ok", True) and spend_diag.get("ok", True))
     return out, diag
+
+
+def _per_cell(result: tuple[np.ndarray, np.ndarray], n_cells: int) -> np.ndarray:
+    """``expected_totals``' (P, segments, months) laid out on cells 0..n_cells-1."""
+    totals, labels = result
+    full = np.zeros((totals.shape[0], n_cells, totals.shape[2]))
+    full[:, labels.astype(np.int64), :] = totals
+    return full
+
+
+def _cells(
+    data: pd.DataFrame,
+    accounts: pd.DataFrame | None,
+    group_index: dict[str, int],
+    owner_team: dict[str, str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct group memberships ``(cells, groups)`` (sorted rows) and each customer's cell."""
+    n = len(data)
+    seg = owner = None
+    if accounts is not None and len(accounts):
+        a = accounts.drop_duplicates("account_id").set_index("account_id")
+        seg = data["customer_id"].map(a["segment"]) if "segment" in a else None
+        owner = data["customer_id"].map(a["owner"]) if "owner" in a else None
+    # membership depends only on (segment, owner): build it once per distinct pair
+    codes, values = [], []
+    for col in (seg, owner):
+        if col is None:
+            codes.append(np.zeros(n, dtype=np.int64))
+            values.append(None)
+        else:
+            c, v = pd.factorize(col, use_na_sentinel=False)
+            codes.append(c.astype(np.int64))
+            values.append(np.asarray(v, dtype=object))
+    key = codes[0] * (int(codes[1].max(initial=0)) + 1) + codes[1]
+    pairs, pair_of = np.unique(key, return_inverse=True)
+    span = int(codes[1].max(initial=0)) + 1
+    member = np.zeros((len(pairs), len(group_index)))
+    member[:, group_index["all"]] = 1.0
+    for i, k in enumerate(pairs):
+        for kind, vals, code in (("segment", values[0], k // span), ("owner", values[1], k % span)):
+            if vals is None:
+                continue
+            v = vals[code]
+            gi = group_index.get(f"{kind}={v}")
+            if gi is not None:
+                member[i, gi] = 1.0
+            if kind == "owner" and isinstance(v, str) and v in owner_team:
+                ti = group_index.get(f"team={owner_team[v]}")
+                if ti is not None:
+                    member[i, ti] = 1.0
+    cells, cell_of_pair = np.unique(member, axis=0, return_inverse=True)
+    return cells, cell_of_pair.ravel()[pair_of.ravel()]

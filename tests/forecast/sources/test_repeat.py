@@ -96,3 +96,115 @@ def test_repeat_draws_follow_the_purchase_rate() -> None:
     assert 0.5 * expected < np.median(out[:, 0, 0]) < 1.5 * expected
     assert np.allclose(out[:, 0, 0], out[:, 0, 1])
     assert "customers" in diag
+
+
+# ---------------------------------------------------------------------- at scale
+AS_OF = "2026-10-31"
+#: Six months after the demo's last day: the first one empty (as_of is a month's end).
+MONTHS = {
+    "month_edges_weeks": np.array([0.0, 30, 61, 91, 122, 153]) / 7.0,
+    "period_of_k": np.array([0, 0, 1, 2, 3, 4]),
+    "n_periods": 5,
+}
+
+
+def _demo(n_customers: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """The demo company's orders and accounts, a group index and owners' teams."""
+    from crmkit.data.demo.company import generate_demo
+
+    demo = generate_demo(n_customers=n_customers, n_deals=n_customers // 10, seed=seed)
+    orders, accounts = demo.frames["orders"], demo.frames["accounts"]
+    owners = sorted(accounts["owner"].dropna().unique())
+    groups = ["all"] + [f"segment={s}" for s in sorted(accounts["segment"].dropna().unique())]
+    groups += [f"owner={o}" for o in owners[:-1]]  # one owner outside the groups
+    groups += ["team=east", "team=west"]
+    owner_team = {o: ("east" if i % 2 else "west") for i, o in enumerate(owners[:-2])}
+    return orders, accounts, {g: i for i, g in enumerate(groups)}, owner_team
+
+
+def _per_customer_reference(orders, accounts, group_index, owner_team, *, n_draws, seed=0):
+    """The repeat draws as computed before: customers x draws arrays, summed per cell."""
+    from crmkit.models.clv.models import BetaGeo, GammaGamma
+
+    data = repeat_summary(orders, AS_OF)
+    bg = BetaGeo(random_seed=seed).fit(data, method="map")
+    edges = np.concatenate([[0.0], MONTHS["month_edges_weeks"]])
+    cum = np.stack(
+        [
+            np.asarray(bg.expected_purchases(float(t), data, n_draws=100))
+            if t > 0
+            else np.zeros((100, len(data)))
+            for t in edges
+        ],
+        axis=-1,
+    )
+    per_month = np.diff(cum, axis=-1)  # (P, customers, months)
+    gg = GammaGamma(random_seed=seed).fit(data[data["frequency"] > 0], method="map")
+    rev = per_month * np.asarray(gg.expected_spend(data, n_draws=100))[:, :, None]
+    a = accounts.set_index("account_id")
+    member = np.zeros((len(data), len(group_index)))
+    member[:, group_index["all"]] = 1.0
+    for kind in ("segment", "owner"):
+        for i, v in enumerate(data["customer_id"].map(a[kind]).to_numpy()):
+            if (gi := group_index.get(f"{kind}={v}")) is not None:
+                member[i, gi] = 1.0
+            if kind == "owner" and v in owner_team:
+                member[i, group_index[f"team={owner_team[v]}"]] = 1.0
+    cells, cell_of = np.unique(member, axis=0, return_inverse=True)
+    onehot = np.zeros((len(data), len(cells)))
+    onehot[np.arange(len(data)), cell_of.ravel()] = 1.0
+    mean_rev = np.einsum("pcm,cj->pmj", rev, onehot)
+    mean_n = np.einsum("pcm,cj->pmj", per_month, onehot)
+    rng = np.random.default_rng(seed + 7)
+    pick = np.arange(n_draws) % 100
+    mr, mn = mean_rev[pick], np.maximum(mean_n[pick], 1e-9)
+    noise = rng.gamma(mn / 2.0, 2.0 / mn)
+    monthly = np.einsum("dmj,jg->dmg", mr * noise, cells)
+    out = np.zeros((n_draws, MONTHS["n_periods"], len(group_index)))
+    for k, per in enumerate(MONTHS["period_of_k"]):
+        out[:, per, :] += monthly[:, k, :]
+    return out
+
+
+@pytest.mark.slow
+def test_repeat_draws_equal_the_per_customer_computation_they_replace() -> None:
+    orders, accounts, index, owner_team = _demo(3000, seed=5)
+    got, diag = repeat_draws(
+        orders, accounts, index, owner_team, as_of=AS_OF, n_draws=500, **MONTHS
+    )
+    want = _per_customer_reference(orders, accounts, index, owner_team, n_draws=500)
+    assert diag["customers"] > 1000 and got[:, 0, 0].mean() > 0
+    assert (got[:, :, index["team=east"]] > 0).all()  # owners' teams get their revenue
+    # the same draws, not only the same distribution: the sums are exact, the noise the same
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6 * np.abs(want).max())
+    # group sums stay sums: the segments add up to "all"
+    segs = [i for g, i in index.items() if g.startswith("segment=")]
+    np.testing.assert_allclose(got[:, :, segs].sum(axis=2), got[:, :, index["all"]], rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_repeat_draws_do_not_depend_on_the_chunk_size() -> None:
+    orders, accounts, index, owner_team = _demo(3000, seed=6)
+    kw = {"as_of": AS_OF, "n_draws": 300, "seed": 3, **MONTHS}
+    small = repeat_draws(orders, accounts, index, owner_team, chunk_size=97, **kw)[0]
+    large = repeat_draws(orders, accounts, index, owner_team, chunk_size=1_000_000, **kw)[0]
+    assert small[:, 1:, :].any()
+    np.testing.assert_array_equal(small, large)
+
+
+@pytest.mark.slow
+def test_repeat_draws_build_no_customers_by_draws_array() -> None:
+    import tracemalloc
+
+    orders, accounts, index, owner_team = _demo(30_000, seed=7)
+    kw = {"as_of": AS_OF, "n_draws": 1000, "param_draws": 400, **MONTHS}
+    repeat_draws(orders, accounts, index, owner_team, **kw)  # compiles what it compiles once
+    tracemalloc.start()
+    try:
+        out, diag = repeat_draws(orders, accounts, index, owner_team, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    one_array = diag["customers"] * 400 * 8  # one float64 customers x draws array
+    assert diag["customers"] > 20_000 and out.any()
+    assert peak < one_array, f"peak {peak / 2**20:.0f} MiB"
