@@ -17,6 +17,9 @@ Routes (``sampler``)
     nutpie calling PyMC's C-compiled logp and gradient (cached on disk by pytensor).
 ``"pymc"``
     ``pm.sample``.
+
+:func:`sample_logp` samples a hand-written log-density over a flat vector (a model's own
+parametrisation, e.g. the pipeline model's identified one) with nutpie, the same way.
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ from crmkit.errors import CrmkitError, CrmkitWarning
 from crmkit.models.inference.diagnostics import mcmc_diagnostics
 from crmkit.models.inference.laplace import numeric_hessian
 
-__all__ = ["SAMPLERS", "natural_params_fn", "nutpie_numba", "nutpie_pyfunc", "sample_nuts"]
+__all__ = [
+    "SAMPLERS",
+    "natural_params_fn",
+    "nutpie_numba",
+    "nutpie_pyfunc",
+    "sample_logp",
+    "sample_nuts",
+]
 
 #: Accepted values of ``sampler``.
 SAMPLERS = (None, "nutpie-numba", "nutpie", "nutpie-pyfunc", "pymc")
@@ -312,4 +322,103 @@ def sample_nuts(
     diag = mcmc_diagnostics(keep, method="nuts", seconds=time.perf_counter() - started)
     diag["sampler"] = used
     diag["compile_seconds"] = compile_seconds
+    return keep, diag
+
+
+def sample_logp(
+    logp: Kernel,
+    ndim: int,
+    expand: Callable[[np.ndarray, np.random.Generator], dict[str, np.ndarray]],
+    shapes: dict[str, tuple[int, ...]],
+    initial: Callable[[int], np.ndarray],
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    cores: int | None = None,
+    seed: int | None = None,
+    progressbar: bool = False,
+    target_accept: float | None = None,
+    low_rank_mass_matrix: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """Sample a log-density over a flat unconstrained vector with nutpie's NUTS.
+
+    Parameters
+    ----------
+    logp
+        ``x -> (log-density, gradient)`` of a vector of length ``ndim``.
+    ndim
+        Length of the vector.
+    expand
+        ``(x, rng) -> {name: array}``: the model's variables of one draw (``rng`` a
+        generator seeded per chain, for variables drawn from their prior).
+    shapes
+        Shape of each variable ``expand`` returns, by name (the posterior's variables).
+    initial
+        ``chain seed -> x``: a chain's starting point.
+    draws, tune, chains
+        Draws and tuning steps per chain, and the number of chains.
+    cores
+        Chains run in parallel (default ``chains``).
+    seed
+        Random seed.
+    progressbar
+        Show nutpie's progress bar.
+    target_accept
+        NUTS target acceptance rate (default: nutpie's, 0.8).
+    low_rank_mass_matrix
+        nutpie's low-rank modified mass matrix.
+
+    Returns
+    -------
+    idata : arviz.InferenceData
+        ``posterior`` (the ``shapes`` variables) and ``sample_stats``.
+    diagnostics : dict
+        The one schema (method ``"nuts"``) plus ``sampler`` (``"nutpie-logp"``),
+        ``n_chains`` and ``n_draws``.
+    """
+    import arviz as az
+    import nutpie
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    started = time.perf_counter()
+    names = list(shapes)
+
+    def make_logp():
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        rng = np.random.default_rng([int(seed1), int(seed2), int(chain)])
+
+        def expand_one(x):
+            vals = expand(np.asarray(x, dtype=np.float64), rng)
+            return {n: np.asarray(vals[n], dtype=np.float64) for n in names}
+
+        return expand_one
+
+    compiled = from_pyfunc(
+        ndim,
+        make_logp,
+        make_expand,
+        [np.dtype("float64")] * len(names),
+        [tuple(shapes[n]) for n in names],
+        names,
+        make_initial_point_fn=initial,
+    )
+    accept = {} if target_accept is None else {"target_accept": target_accept}
+    idata = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=chains if cores is None else min(chains, cores),
+        seed=seed,
+        progress_bar=progressbar,
+        save_warmup=False,
+        low_rank_modified_mass_matrix=low_rank_mass_matrix,
+        **accept,
+    )
+    keep = az.InferenceData(posterior=idata.posterior[names], sample_stats=idata.sample_stats)
+    diag = mcmc_diagnostics(keep, method="nuts", seconds=time.perf_counter() - started)
+    diag["sampler"] = "nutpie-logp"
     return keep, diag

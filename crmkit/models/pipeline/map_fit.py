@@ -8,6 +8,8 @@ the normal approximation at the mode (inverse Hessian by differences of the grad
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from scipy import optimize
@@ -47,19 +49,24 @@ def _full(free: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((*free.shape[:-1], 1)), free], axis=-1)
 
 
-def fit_map_numpy(
-    cells: pd.DataFrame,
-    levels: Levels,
-    priors: dict[str, float],
-    *,
-    n_draws: int = 1000,
-    seed: int = 0,
-) -> tuple[dict[str, np.ndarray], dict]:
-    """Mode and Laplace draws of the pipeline model; returns (flat draws, fit figures).
+def log_posterior(
+    cells: pd.DataFrame, levels: Levels, priors: dict[str, float]
+) -> tuple[_Layout, Callable[[np.ndarray], tuple[float, np.ndarray]]]:
+    """The pipeline model's log-posterior and its gradient over the flat parameter vector.
 
-    The draws are ``{name: array(draw, ...)}`` of the forecast's variables and the group
-    scales ``sigma_<group>``; the figures are ``ok``, ``converged``,
-    ``hessian_positive_definite``, ``n_params`` and ``neg_log_posterior``.
+    Parameters
+    ----------
+    cells, levels
+        Training cells and levels (:func:`crmkit.models.pipeline.data.landmark_cells`).
+    priors
+        The priors in effect (``stage_mu``, ``stage_sigma``, ``effect_sigma``, ``group_sigma``).
+
+    Returns
+    -------
+    (_Layout, callable)
+        The layout of the vector (blocks ``stage``, ``ahead``, ``age``, ``due``, ``miq``,
+        ``log_sigma_<group>``, ``z_<group>``) and ``theta -> (log-posterior, gradient)``, up
+        to a constant, with the Jacobian of the log scales.
     """
     lay = _Layout(levels)
     idx = {c: cells[c].to_numpy(np.int64) for c in cells.columns if not c.startswith("n_")}
@@ -87,7 +94,7 @@ def fit_map_numpy(
             eta = eta + (sig[:, None] * lay.get(theta, f"z_{g}"))[:, idx[g]]
         return eta
 
-    def neg(theta: np.ndarray) -> tuple[float, np.ndarray]:
+    def logp(theta: np.ndarray) -> tuple[float, np.ndarray]:
         eta = eta_of(theta)
         m = np.maximum(eta.max(axis=0), 0.0)
         lse = m + np.log(np.exp(-m) + np.exp(eta - m).sum(axis=0))
@@ -121,6 +128,30 @@ def fit_map_numpy(
             ll += float(-(z**2).sum() / 2 - (sig**2).sum() / (2 * sg**2) + ls.sum())
             put(f"z_{g}", sig[:, None] * du - z)
             put(f"log_sigma_{g}", sig * (z * du).sum(axis=1) - sig**2 / sg**2 + 1.0)
+        return ll, grad
+
+    return lay, logp
+
+
+def fit_map_numpy(
+    cells: pd.DataFrame,
+    levels: Levels,
+    priors: dict[str, float],
+    *,
+    n_draws: int = 1000,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Mode and Laplace draws of the pipeline model; returns (flat draws, fit figures).
+
+    The draws are ``{name: array(draw, ...)}`` of the forecast's variables and the group
+    scales ``sigma_<group>``; the figures are ``ok``, ``converged``,
+    ``hessian_positive_definite``, ``n_params`` and ``neg_log_posterior``.
+    """
+    lay, logp = log_posterior(cells, levels, priors)
+    mu0, sg = priors["stage_mu"], priors["group_sigma"]
+
+    def neg(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, grad = logp(theta)
         return -ll, -grad
 
     theta0 = np.zeros(lay.size)

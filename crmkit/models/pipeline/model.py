@@ -139,8 +139,10 @@ class PipelineModel(ModelContract):
         Overrides of :data:`DEFAULT_PRIORS` (None: the defaults); the priors used are
         :attr:`priors_in_effect`.
     method
-        Default fit method: ``"map"`` (mode + Laplace, seconds), ``"nuts"`` (nutpie) or
-        ``"advi"``; ``fit(..., method=...)`` overrides it for one fit.
+        Default fit method: ``"map"`` (mode + Laplace, seconds), ``"nuts"`` (nutpie on a
+        numba log-density with identified, sum-to-zero group effects:
+        :mod:`crmkit.models.pipeline.nuts_fit`; tens of seconds) or ``"advi"`` (the PyMC
+        graph of :meth:`build_model`); ``fit(..., method=...)`` overrides it for one fit.
     draws, tune, chains
         Sampler settings (MAP and ADVI make ``draws * chains`` draws in one chain).
     seed
@@ -286,6 +288,20 @@ class PipelineModel(ModelContract):
                 seed=self.seed,
             )
             n_chains = 1
+        elif method == "nuts":
+            from crmkit.models.pipeline.nuts_fit import fit_nuts  # numba, nutpie on demand
+
+            flat, raw, stats = fit_nuts(
+                cells,
+                levels,
+                self.priors_in_effect,
+                draws=self.draws,
+                tune=self.tune,
+                chains=self.chains,
+                seed=self.seed,
+                progress=self.progress,
+            )
+            n_chains = self.chains
         else:
             idata, raw = fit_model(
                 self.build_model(cells, levels),
