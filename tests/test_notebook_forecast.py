@@ -47,3 +47,11 @@ def test_forecast_notebook_runs(tmp_path):
     clv_outputs = outputs_of(nb, "clv_by_segment(")
     clv = "".join(o.get("data", {}).get("text/plain", "") for o in clv_outputs)
     assert "clv_total" in clv
+    # the fits' checks show as a warning box (or nothing); no raw diagnostics or params dict
+    assert "fit_warning(bgf, ggf)" in "".join(c.source for c in nb.cells)
+    assert "crmkit-fit-warning" not in clv  # the demo's repeat-order CLV fits pass
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            text = o.get("text", "") + o.get("data", {}).get("text/plain", "")
+            assert "'r_hat_max'" not in text and "'ess_bulk_min'" not in text
+            assert "{'p':" not in text and "{'r':" not in text

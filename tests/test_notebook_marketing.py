@@ -70,3 +70,14 @@ def test_more_spend_raises_the_revenue_forecast(executed):
     assert totals["plan_mean"] == pytest.approx(
         totals["baseline_mean"] + totals["difference_mean"], rel=1e-6
     )
+
+
+def test_fit_shows_a_warning_box_not_a_raw_diagnostics_dict(executed):
+    fit = outputs_of(executed, "mmm.fit(weekly")
+    for cell in executed.cells:
+        for o in cell.get("outputs", []):
+            text = o.get("text", "") + o.get("data", {}).get("text/plain", "")
+            assert "'r_hat_max'" not in text and "'ess_bulk_min'" not in text
+    # a passing fit shows nothing; a failing one a warning box naming what failed
+    shown = [o for o in fit if o["output_type"] in ("display_data", "execute_result")]
+    assert all("crmkit-fit-warning" in o["data"].get("text/html", "") for o in shown)

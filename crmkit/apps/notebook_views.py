@@ -1,28 +1,229 @@
-"""Small views the forecast notebook (``notebooks/03_forecast.ipynb``) shows, one call a section.
+"""Small views the notebooks (``notebooks/03_forecast.ipynb``, ``04_marketing.ipynb``) show.
 
-The notebook holds only its parameters and calls; the pieces that are not already a function
-of :mod:`crmkit.forecast.engine`, :mod:`crmkit.apps.dashboard`, :mod:`crmkit.forecast.backtest` or
-:mod:`crmkit.models.clv.models` live here.
+The notebooks hold only their parameters and calls; the pieces that are not already a
+function of :mod:`crmkit.forecast.engine`, :mod:`crmkit.apps.dashboard`,
+:mod:`crmkit.forecast.backtest` or :mod:`crmkit.models.clv.models` live here.
+
+A fit that fails its checks says so where its results are shown: :func:`fit_warning` is a
+warning box naming the model, what failed (R-hat, ESS, divergences, an approximation that did
+not converge, or a Gamma-Gamma ``q`` at or below 1) and what to do; :func:`checked` shows a
+result table greyed out under that box (or a widget under it) when one of the fits it depends
+on failed, and the table unchanged when they all passed. The table stays visible, greyed,
+rather than withheld: the analyst can still see what the fit said, but not mistake it for a
+result.
 """
 
 from __future__ import annotations
 
-import warnings
+import html
+from typing import Any
 
 import pandas as pd
 
 from crmkit.apps import dashboard as db
 from crmkit.errors import CrmkitError
+from crmkit.models.inference.diagnostics import ESS_BULK_MIN, R_HAT_MAX
 from crmkit.store import Snapshot, Store
 
 __all__ = [
+    "checked",
     "clv_by_segment",
     "compare_with_previous",
     "customer_outlook",
     "fit_clv",
+    "fit_problems",
+    "fit_warning",
+    "repeat_purchase_summary",
     "rollup_table",
     "short_backtest",
 ]
+
+#: A Gamma-Gamma q whose 5% posterior quantile is below this is pressed against q = 1.
+Q_BOUND_MARGIN = 1.02
+
+
+def _fits(fit: Any, name: str | None) -> list[tuple[str, dict[str, Any], Any]]:
+    """(name, diagnostics, model or None) of a model, a diagnostics dict or a snapshot."""
+    if isinstance(fit, Snapshot):
+        models = (fit.diagnostics or {}).get("models", {}) or {}
+        return [(f"{m} model", dict(d or {}), None) for m, d in models.items()]
+    if isinstance(fit, dict):
+        return [(name or "model", fit, None)]
+    diag = getattr(fit, "diagnostics_", None)
+    if diag is None:
+        raise CrmkitError(f"{type(fit).__name__} is not fitted: fit it before showing its results")
+    return [(name or type(fit).__name__, dict(diag), fit)]
+
+
+def _gamma_gamma_problem(model: Any) -> str | None:
+    """Why a Gamma-Gamma fit's mean spend of new customers is not usable, or None."""
+    if type(model).__name__ != "GammaGamma":
+        return None
+    q = float(model.params_["q"])
+    if q <= 1.0:
+        return (
+            f"Gamma-Gamma q = {q:.3g} <= 1: the mean spend of customers without repeat "
+            "purchases, p * gamma / (q - 1), is undefined, so their CLV is not meaningful"
+        )
+    draws = model.idata_.posterior["q"].to_numpy().ravel()
+    low = float(pd.Series(draws).quantile(0.05))
+    if low < Q_BOUND_MARGIN:
+        return (
+            f"Gamma-Gamma q is pressed against its bound 1 (5% quantile {low:.3g}): the data "
+            "want q <= 1, so the mean spend of customers without repeat purchases is not "
+            "pinned down"
+        )
+    return None
+
+
+def fit_problems(*fits: Any, name: str | None = None) -> list[str]:
+    """What failed in each fit, one sentence each (empty when every fit passed).
+
+    Parameters
+    ----------
+    *fits
+        Fitted models (anything with ``diagnostics_``), diagnostics dicts in the one schema
+        of :mod:`crmkit.models.inference.diagnostics`, or forecast snapshots (each of their
+        models).
+    name
+        Name of a single fit in the sentences (default: the model's class).
+
+    Returns
+    -------
+    list of str
+        ``"<model>: <what failed>; <what to do>"`` per failed fit.
+    """
+    out = []
+    for fit in fits:
+        for label, d, model in _fits(fit, name):
+            failed = []
+            r_hat, ess = d.get("r_hat_max"), d.get("ess_bulk_min")
+            tail, div = d.get("ess_tail_min"), d.get("divergences")
+            if r_hat is not None and r_hat > R_HAT_MAX:
+                failed.append(f"R-hat {r_hat:.3g} > {R_HAT_MAX}")
+            if ess is not None and ess < ESS_BULK_MIN:
+                failed.append(f"bulk ESS {ess:.0f} < {ESS_BULK_MIN}")
+            if tail is not None and tail < ESS_BULK_MIN:
+                failed.append(f"tail ESS {tail:.0f} < {ESS_BULK_MIN}")
+            if div:
+                failed.append(f"{div} divergences")
+            advice = []
+            if failed:
+                advice.append("run more draws and tuning steps (e.g. draws=2000, tune=2000)")
+                if div:
+                    advice.append("raise target_accept (e.g. 0.95) or use tighter priors")
+            elif d.get("ok") is False:
+                failed.append(str(d.get("message") or "the fit failed its checks"))
+                advice.append("fit with method='nuts', or check the data")
+            problem = _gamma_gamma_problem(model) if model is not None else None
+            if problem:
+                failed.append(problem)
+                advice.append(
+                    "fit on repeat orders only (orders without a deal) and on customers of "
+                    "similar spend (e.g. per segment)"
+                )
+            if failed:
+                method = d.get("method")
+                how = f" ({method})" if method else ""
+                out.append(f"{label}{how}: {'; '.join(failed)}. What to do: {'; '.join(advice)}.")
+    return out
+
+
+def _warning_html(problems: list[str]) -> str:
+    """The warning box's HTML for the given problem sentences."""
+    items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
+    return (
+        '<div class="crmkit-fit-warning" role="alert" style="border:2px solid #b45309;'
+        'background:#fff7ed;color:#7c2d12;padding:8px 12px;margin:6px 0;border-radius:4px">'
+        "<strong>&#9888; This fit failed its checks: its results below are not reliable."
+        f'</strong><ul style="margin:4px 0 0 0">{items}</ul></div>'
+    )
+
+
+def fit_warning(*fits: Any, name: str | None = None):
+    """A visible warning box for fits that failed their checks, or None when all passed.
+
+    Parameters
+    ----------
+    *fits
+        Fitted models, diagnostics dicts or snapshots (see :func:`fit_problems`).
+    name
+        Name of a single fit in the box.
+
+    Returns
+    -------
+    IPython.display.HTML or None
+        The box, naming each failed model, what failed and what to do; None (a notebook
+        shows nothing) when every fit passed.
+    """
+    from IPython.display import HTML
+
+    problems = fit_problems(*fits, name=name)
+    return HTML(_warning_html(problems)) if problems else None
+
+
+def checked(result: Any, *fits: Any, name: str | None = None) -> Any:
+    """A fit's result as is when its fits passed; greyed under a warning box when not.
+
+    Parameters
+    ----------
+    result
+        A DataFrame or Series (shown greyed out, under the box) or an ipywidgets widget
+        (shown under the box) computed from ``fits``.
+    *fits
+        The fits the result depends on (see :func:`fit_problems`).
+    name
+        Name of a single fit in the box.
+
+    Returns
+    -------
+    object
+        ``result`` unchanged when every fit passed; else an ``IPython.display.HTML`` (a
+        table) or an ``ipywidgets.VBox`` (a widget).
+    """
+    problems = fit_problems(*fits, name=name)
+    if not problems:
+        return result
+    box = _warning_html(problems)
+    if isinstance(result, (pd.DataFrame, pd.Series)):
+        from IPython.display import HTML
+
+        frame = result.to_frame() if isinstance(result, pd.Series) else result
+        table = frame.to_html(max_rows=60)
+        return HTML(
+            f'{box}<div class="crmkit-unreliable" style="opacity:0.4;filter:grayscale(1)" '
+            f'title="not reliable: the fit failed its checks">{table}</div>'
+        )
+    import ipywidgets as widgets
+
+    if isinstance(result, widgets.Widget):
+        return widgets.VBox([widgets.HTML(box), result])
+    raise TypeError(f"checked() shows a table or a widget, not {type(result).__name__}")
+
+
+def repeat_purchase_summary(store: Store, as_of: object) -> pd.DataFrame:
+    """Purchase summary (weeks) of the repeat orders up to ``as_of``, as the forecast fits it.
+
+    Orders linked to a deal are the deal's revenue (the pipeline's); mixing them into the
+    spend per purchase makes the Gamma-Gamma fit see two populations (the demo's pooled
+    ``q`` drops below 1 with them). Same data as
+    :func:`crmkit.forecast.sources.repeat.repeat_summary`.
+
+    Parameters
+    ----------
+    store
+        The database.
+    as_of
+        Last day observed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id``, ``frequency``, ``recency``, ``T``, ``monetary_value``.
+    """
+    from crmkit.forecast.sources.repeat import repeat_summary
+
+    return repeat_summary(store.read("orders"), as_of)
 
 
 def rollup_table(snap: Snapshot, dimension: str) -> pd.DataFrame:
@@ -204,18 +405,11 @@ def clv_by_segment(
     pandas.DataFrame
         One row per segment: ``customers``, ``clv_mean`` (mean expected CLV of a customer),
         ``clv_total`` and its P10 / P90 over the posterior draws, largest total first.
-        Warns when the Gamma-Gamma ``q`` estimate is at most 1: the population mean spend
-        ``p gamma / (q - 1)`` given to customers without repeat purchases is then undefined.
+        Show it with :func:`checked` (``checked(table, purchase_model, spend_model)``): when
+        the Gamma-Gamma ``q`` is at most 1 the population mean spend ``p gamma / (q - 1)``
+        given to customers without repeat purchases is undefined.
     """
     from crmkit.models.clv.models import customer_lifetime_value
-
-    q = float(getattr(spend_model, "params_", {}).get("q", 2.0))
-    if q <= 1.0:
-        warnings.warn(
-            f"Gamma-Gamma q = {q:.3g} <= 1: the mean spend of customers without repeat "
-            "purchases is undefined, so their CLV is not meaningful",
-            stacklevel=2,
-        )
 
     clv = customer_lifetime_value(
         purchase_model, spend_model, summary, periods=periods, discount_rate=discount_rate

@@ -11,7 +11,13 @@ The model (fitted on a scaled outcome ``y / y_scale`` and spend ``x_c / x_scale_
 * diminishing returns: logistic ``(1 - e^{-lam A}) / (1 + e^{-lam A})``
   (:func:`logistic_saturation`) or Hill ``A^s / (A^s + K^s)`` (:func:`hill_saturation`);
 * yearly seasonality: Fourier terms of the day of the year; events are 0/1 columns, controls
-  any numeric columns (scaled by their largest absolute value).
+  any numeric columns (scaled by their largest absolute value);
+* lift tests (``lift_tests``): each measured incremental outcome of one channel over a period
+  (a holdout or geo test) is one more observation, ``measured ~ Normal(sum of the channel's
+  contribution over the test's weeks, sd)`` -- the calibration PyMC-Marketing adds with
+  ``MMM.add_lift_test_measurements`` (there as the difference of the saturation curve between
+  two spend levels, here as the contribution over the test's weeks, which is what a
+  holdout of the whole channel measures).
 
 The outcome can be weekly revenue, new-deal value or the number of new deals
 (:func:`mmm_frame` builds any of them from the store). Derived quantities -- channel
@@ -112,6 +118,13 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
         sigma 1.5 (weak).
     sampler_config
         Sampler overrides (draws, tune, chains, target_accept, sampler="nutpie"|"pymc").
+    lift_tests
+        Measured incremental outcomes, one record each: ``channel``, ``start`` and ``end``
+        (ISO days, inclusive; the weeks whose date falls inside), ``delta`` (the outcome the
+        channel brought in those weeks, e.g. incremental deals from a holdout test) and
+        ``sd`` (its standard error, > 0). Each adds the likelihood term ``delta ~
+        Normal(contribution of the channel over those weeks, sd)``, which calibrates channels
+        whose weekly spend hardly varies. A DataFrame converts with ``df.to_dict("records")``.
     random_seed
         Seed of sampling and of every posterior computation.
     progressbar
@@ -157,6 +170,7 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
         effect_prior: str = "beta",
         model_config: dict[str, dict[str, Any]] | None = None,
         sampler_config: dict[str, Any] | None = None,
+        lift_tests: list[dict[str, Any]] | None = None,
         random_seed: int | None = 0,
         progressbar: bool = False,
     ) -> None:
@@ -172,6 +186,7 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
         self.effect_prior = effect_prior
         self.model_config = model_config
         self.sampler_config = sampler_config
+        self.lift_tests = lift_tests
         self.random_seed = random_seed
         self.progressbar = progressbar
 
@@ -205,7 +220,66 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
             )
         numeric = [*self.channels, *(self.controls or []), *(self.events or [])]
         numeric += [self.target] if need_target else []
-        return errors + weekly_row_errors(df, self.date_column, numeric, self.channels)
+        errors += weekly_row_errors(df, self.date_column, numeric, self.channels)
+        if need_target and not errors:
+            errors += self._lift_test_errors(df)
+        return errors
+
+    def _lift_test_errors(self, df: pd.DataFrame) -> list[RowError]:
+        """Problems of the lift tests (row = the test's number, from 1): channel, days, numbers."""
+        errors: list[RowError] = []
+        dates = pd.to_datetime(df[self.date_column])
+        for i, test in enumerate(self.lift_tests or []):
+            if not isinstance(test, dict):
+                errors.append(RowError(i + 1, "lift_tests", "must be a record (dict)", test))
+                continue
+            missing = [k for k in ("channel", "start", "end", "delta", "sd") if k not in test]
+            if missing:
+                errors.append(RowError(i + 1, "lift_tests", f"lacks {missing}"))
+                continue
+            if test["channel"] not in self.channels:
+                errors.append(
+                    RowError(
+                        i + 1,
+                        "lift_tests.channel",
+                        f"{str(test['channel'])[:40]!r} is not one of {self.channels}",
+                    )
+                )
+            try:
+                start, end = pd.Timestamp(test["start"]), pd.Timestamp(test["end"])
+            except (TypeError, ValueError):
+                errors.append(
+                    RowError(i + 1, "lift_tests.start", f"bad day {str(test['start'])[:40]!r} or "
+                             f"{str(test['end'])[:40]!r}")
+                )  # fmt: skip
+            else:
+                if end < start:
+                    errors.append(
+                        RowError(i + 1, "lift_tests.end", f"{end.date()} is before {start.date()}")
+                    )
+                elif not ((dates >= start) & (dates <= end)).any():
+                    errors.append(
+                        RowError(
+                            i + 1,
+                            "lift_tests.start",
+                            f"no week of the data in {start.date()}..{end.date()}",
+                        )
+                    )
+            for key, low in (("delta", None), ("sd", 0.0)):
+                try:
+                    value = float(test[key])
+                except (TypeError, ValueError):
+                    value = float("nan")
+                if not np.isfinite(value) or (low is not None and value <= low):
+                    need = "a finite number" + (" > 0" if low is not None else "")
+                    errors.append(
+                        RowError(
+                            i + 1,
+                            f"lift_tests.{key}",
+                            f"must be {need}, not {str(test[key])[:40]!r}",
+                        )
+                    )
+        return errors
 
     def _design(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
         """Scaled design arrays of a validated frame (scales from the fit data)."""
@@ -318,6 +392,8 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
             else:
                 beta = self._prior(pm, "beta", dims="channel")
             contrib = sat * beta
+            if self.lift_tests:
+                self._add_lift_tests(pm, pt, contrib, d["dates"])
             if contributions:
                 contrib = pm.Deterministic(
                     "channel_contribution_scaled", contrib, dims=("date", "channel")
@@ -325,6 +401,21 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
             mu = mu + contrib.sum(axis=1)
             pm.Normal("y", mu=mu, sigma=self._prior(pm, "sigma"), observed=y, dims="date")
         return model
+
+    def _add_lift_tests(self, pm, pt, contrib, dates: pd.DatetimeIndex) -> None:
+        """Lift-test likelihood: each measured delta ~ Normal(contribution in its weeks, sd)."""
+        tests = list(self.lift_tests or [])
+        mask = np.zeros((len(tests), len(dates), len(self.channels)))
+        for i, test in enumerate(tests):
+            inside = (dates >= pd.Timestamp(test["start"])) & (dates <= pd.Timestamp(test["end"]))
+            mask[i, np.asarray(inside), self.channels.index(test["channel"])] = 1.0
+        y_scale = self.scales_["y"]
+        pm.Normal(
+            "lift_test",
+            mu=(pt.as_tensor_variable(mask) * contrib[None]).sum(axis=(1, 2)),
+            sigma=np.array([float(t["sd"]) for t in tests]) / y_scale,
+            observed=np.array([float(t["delta"]) for t in tests]) / y_scale,
+        )
 
     def _roas_prior(self, pm, df: pd.DataFrame):
         """The ROAS random variable; a weak data-based centre when none is configured."""

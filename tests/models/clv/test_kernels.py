@@ -32,10 +32,14 @@ def test_digamma_matches_scipy():
     np.testing.assert_allclose(ours, special.digamma(xs), rtol=1e-12, atol=1e-13)
 
 
+#: Gamma-Gamma's unrestricted q prior: the numba kernels take log-transformed priors only (the
+#: default q > 1 prior samples the PyMC graph).
+GG_LOG_PRIOR = {"q": {"dist": "HalfNormal", "sigma": 10.0}}
+
 CASES = [
     (BetaGeo, None, [0.25, 4.4, 0.8, 2.4]),
     (ParetoNBD, None, [0.55, 10.6, 0.6, 11.7]),
-    (GammaGamma, None, [6.2, 3.7, 15.4]),
+    (GammaGamma, GG_LOG_PRIOR, [6.2, 3.7, 15.4]),
     (
         BetaGeo,
         {
@@ -96,14 +100,17 @@ def test_unsupported_prior_falls_back_to_pymc_graph():
 
 @pytest.mark.parametrize("cls", [BetaGeo, ParetoNBD, GammaGamma])
 def test_short_nuts_agrees_with_map(sim, cls):
-    model = cls(random_seed=5)
+    config = GG_LOG_PRIOR if cls is GammaGamma else None
+    model = cls(model_config=config, random_seed=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CrmkitWarning)  # few draws: ESS below the default bar
         model.fit(sim, method="nuts", chains=2, tune=300, draws=300)
     assert model.diagnostics_["sampler"] == "nutpie-numba"
     assert model.diagnostics_["r_hat_max"] < 1.05
     post = model.idata_.posterior
-    mode = json.loads(cls(random_seed=5).fit(sim, method="map").idata_.attrs["map"])
+    mode = json.loads(
+        cls(model_config=config, random_seed=5).fit(sim, method="map").idata_.attrs["map"]
+    )
     for name in model.param_names:
         logs = np.log(post[name].to_numpy().ravel())
         # The posterior median of log(theta) is within one posterior sd of the mode.
@@ -111,7 +118,7 @@ def test_short_nuts_agrees_with_map(sim, cls):
 
 
 def test_gammagamma_series_equals_row_sums(sim):
-    model = GammaGamma()
+    model = GammaGamma(model_config=GG_LOG_PRIOR)
     arrays = model._prepare(sim)
     table = clv_numba.prior_table(model.priors, model.param_names)
     series = clv_numba.gammagamma_kernel(arrays, table)
@@ -123,3 +130,10 @@ def test_gammagamma_series_equals_row_sums(sim):
         assert abs(np.exp(z[2]) - g0) <= 0.5 * series.args[-2]
         np.testing.assert_allclose(series(z)[0], rows(z)[0], rtol=1e-12)
         np.testing.assert_allclose(series(z)[1], rows(z)[1], rtol=1e-9, atol=1e-9)
+
+
+def test_gammagamma_default_q_prior_has_no_numba_kernel_and_samples_the_pymc_graph(sim):
+    model = GammaGamma()
+    assert model.priors["q"]["lower"] == 1.0
+    assert model._numba_kernel(model._prepare(sim)) is None
+    assert GammaGamma(model_config=GG_LOG_PRIOR)._numba_kernel(model._prepare(sim)) is not None

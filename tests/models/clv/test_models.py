@@ -359,3 +359,45 @@ def test_idata_keeps_the_observations_and_their_log_likelihood():
         assert float(ll[0, d].sum()) == pytest.approx(m._loglike_np(theta, arrays), rel=1e-10)
     gg = GammaGamma(random_seed=0).fit(sim, method="mle", approx_draws=30)
     assert gg.idata_.log_likelihood.sizes["obs"] == int((sim["frequency"] > 0).sum())
+
+
+# -- Gamma-Gamma: q > 1 by default (a finite mean spend for customers without repeats) -------
+
+
+def test_gammagamma_map_reproduces_published_cdnow_with_the_q_above_one_prior(cdnow):
+    m = GammaGamma(random_seed=0).fit(cdnow, method="map")
+    draws = m.posterior_draws()
+    assert (draws["q"] > 1).all()
+    for k, v in GG_TRUTH.items():  # Fader, Hardie & Lee (2005): p 6.25, q 3.74, gamma 15.44
+        assert m.params_[k] == pytest.approx(v, rel=0.1)
+        lo, hi = np.quantile(draws[k], [0.025, 0.975])
+        assert lo < v < hi
+
+
+@pytest.mark.parametrize(("p", "q", "gamma"), [(4.0, 2.5, 60.0), (3.0, 1.4, 20.0)])
+def test_gammagamma_q_above_one_prior_recovers_simulated_truth(p, q, gamma):
+    sim = simulate_bgnbd_gammagamma(3000, p=p, q=q, gamma=gamma, seed=21)
+    m = GammaGamma(random_seed=0).fit(sim, method="map")
+    draws = m.posterior_draws()
+    assert (draws["q"] > 1).all()
+    for k, v in {"p": p, "q": q, "gamma": gamma}.items():
+        lo, hi = np.quantile(draws[k], [0.025, 0.975])
+        assert lo < v < hi, (k, v, lo, hi)
+
+
+def test_gammagamma_keeps_q_above_one_when_the_data_want_less():
+    # spend heterogeneity heavier than any q > 1 allows: the unrestricted fit goes below 1
+    sim = simulate_bgnbd_gammagamma(3000, p=4.0, q=0.7, gamma=20.0, seed=22)
+    free = GammaGamma(model_config={"q": {"dist": "HalfNormal", "sigma": 10.0}}, random_seed=0)
+    assert free.fit(sim, method="map").params_["q"] < 1
+    kept = GammaGamma(random_seed=0).fit(sim, method="map")
+    q = kept.posterior_draws()["q"].to_numpy()
+    assert (q > 1).all()
+    assert np.quantile(q, 0.05) < 1.02  # pressed against the bound: the fit check flags it
+    spend = kept.expected_spend(sim.assign(frequency=0, recency=0.0, monetary_value=0.0))
+    assert np.isfinite(spend).all() and (spend > 0).all()
+
+
+def test_gammagamma_mle_has_no_prior_and_may_return_q_below_one():
+    sim = simulate_bgnbd_gammagamma(3000, p=4.0, q=0.7, gamma=20.0, seed=22)
+    assert GammaGamma().fit(sim, method="mle").params_["q"] < 1

@@ -119,11 +119,13 @@ def test_unique_rows_match_numpy():
 def test_finite_mean_spend_prior_keeps_q_above_one():
     sim = simulate_bgnbd_gammagamma(300, p=2.0, q=1.1, gamma=5.0, seed=3)
     buyers = sim[sim["frequency"] > 0]
-    free = GammaGamma(random_seed=0).fit(buyers, method="map")
+    unrestricted = {"q": {"dist": "HalfNormal", "sigma": 10.0}}  # the pre-issue-17 default
+    free = GammaGamma(model_config=unrestricted, random_seed=0).fit(buyers, method="map")
     kept = GammaGamma(model_config=pred.finite_mean_spend_prior(), random_seed=0).fit(
         buyers, method="map"
     )
-    assert (free.posterior_draws()["q"] <= 1).any()  # the default prior allows q <= 1
+    assert (free.posterior_draws()["q"] <= 1).any()  # an unrestricted prior allows q <= 1
+    assert GammaGamma().priors["q"] == pred.finite_mean_spend_prior()["q"]  # now the default
     q = kept.posterior_draws()["q"].to_numpy()
     assert (q > 1).all()
     spend = kept.expected_spend(buyers.assign(frequency=0, recency=0.0, monetary_value=0.0))

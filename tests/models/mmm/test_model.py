@@ -143,3 +143,60 @@ def test_save_and_load_round_trip(tmp_path):
     az.from_dict(posterior={"a": np.zeros((1, 3))}).to_netcdf(str(other))
     with pytest.raises(CrmkitError, match="not a MarketingMixModel"):
         MarketingMixModel.load(other)
+
+
+# -- lift tests: a measured incremental outcome as one more likelihood term -----------------
+
+
+def _lift_window(df: pd.DataFrame, first: int, last: int) -> tuple[str, str]:
+    """ISO start and end days of weeks ``first..last`` (inclusive)."""
+    return str(df["date"].iloc[first].date()), str(df["date"].iloc[last].date())
+
+
+def test_lift_test_pulls_the_channel_contribution_in_its_weeks_to_the_measurement(tmp_path):
+    df, truth = simulate_mmm(104, decay=[0.3, 0.5], lam=[2.0, 2.0], beta=[200.0, 150.0], seed=3)
+    ch = truth["channels"]
+    true = float(truth["contributions"][20:33, 0].sum())
+    start, end = _lift_window(df, 20, 32)
+    # a measurement twice the truth, very precise: the fit must follow it in those weeks
+    tests = [{"channel": ch[0], "start": start, "end": end, "delta": 2 * true, "sd": 0.02 * true}]
+    kw = {"yearly_order": 1, "l_max": 6}
+    free = MarketingMixModel(ch, **kw).fit(df, method="map", draws=200)
+    lifted = MarketingMixModel(ch, lift_tests=tests, **kw).fit(df, method="map", draws=200)
+
+    def window(m: MarketingMixModel) -> float:
+        c = m.contributions(n_draws=200).sel(channel=ch[0]).isel(date=slice(20, 33))
+        return float(c.sum("date").mean())
+
+    assert window(free) == pytest.approx(true, rel=0.2)
+    assert window(lifted) == pytest.approx(2 * true, rel=0.05)
+    path = lifted.save(tmp_path / "mmm.nc")
+    assert MarketingMixModel.load(path).lift_tests == tests
+
+
+def test_lift_test_errors_name_the_test_and_field_and_change_nothing():
+    df, _ = simulate_mmm(30, seed=0)
+    start, end = _lift_window(df, 2, 5)
+    good = {"channel": "x1", "start": start, "end": end, "delta": 10.0, "sd": 2.0}
+    bad = [
+        good,
+        {**good, "channel": "tv"},
+        {**good, "start": end, "end": start},
+        {**good, "start": "2040-01-01", "end": "2040-03-01"},
+        {**good, "sd": 0.0},
+        {**good, "delta": "lots"},
+        {"channel": "x1"},
+    ]
+    with pytest.raises(ValidationError) as exc:
+        MarketingMixModel(["x1", "x2"], lift_tests=bad).build_model(df)
+    fields = {(e.row, e.field) for e in exc.value.errors}
+    assert fields == {
+        (2, "lift_tests.channel"),
+        (3, "lift_tests.end"),
+        (4, "lift_tests.start"),
+        (5, "lift_tests.sd"),
+        (6, "lift_tests.delta"),
+        (7, "lift_tests"),
+    }
+    assert "\n" not in str(exc.value) and "'tv' is not one of" in str(exc.value)
+    assert "no week of the data in 2040-01-01..2040-03-01" in str(exc.value)

@@ -1,0 +1,146 @@
+"""Notebook views: the fit warning box, results greyed under it, the repeat-purchase summary."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.display import HTML
+
+from crmkit.apps import notebook_views as views
+from crmkit.data.cdnow import simulate_bgnbd_gammagamma
+from crmkit.errors import CrmkitError
+from crmkit.models.clv.models import GammaGamma
+from crmkit.models.inference.diagnostics import diagnostics
+from crmkit.store import Store
+from tests.notebook_runner import demo_database
+from tests.snapshot_factory import make_fake_snapshot
+
+#: The issue's notebook 04 fit: what the raw dict showed.
+FAILED_NUTS = diagnostics(
+    "nuts",
+    ok=False,
+    r_hat_max=1.03,
+    ess_bulk_min=207.0,
+    ess_tail_min=450.0,
+    divergences=3,
+    message="R-hat 1.03 > 1.01; bulk ESS 207 < 400; 3 divergences",
+)
+PASSED_NUTS = diagnostics(
+    "nuts", ok=True, r_hat_max=1.004, ess_bulk_min=812.0, ess_tail_min=700.0, divergences=0
+)
+
+
+@pytest.fixture(scope="module")
+def heavy_spend() -> pd.DataFrame:
+    """Repeat buyers whose spend heterogeneity wants q < 1 (true q = 0.7)."""
+    sim = simulate_bgnbd_gammagamma(3000, p=4.0, q=0.7, gamma=20.0, seed=22)
+    return sim[sim["frequency"] > 0].reset_index(drop=True)
+
+
+def test_fit_warning_for_failed_nuts_names_model_each_failure_and_what_to_do():
+    box = views.fit_warning(FAILED_NUTS, name="marketing-mix model")
+    assert isinstance(box, HTML)
+    text = box.data
+    assert 'class="crmkit-fit-warning"' in text and 'role="alert"' in text
+    assert "marketing-mix model (nuts)" in text
+    assert "R-hat 1.03 &gt; 1.01" in text
+    assert "bulk ESS 207 &lt; 400" in text
+    assert "3 divergences" in text
+    assert "more draws and tuning steps" in text and "target_accept" in text
+    assert "tail ESS" not in text  # 450 passed
+    assert "{" not in text  # no raw diagnostics dict
+
+
+def test_fit_warning_is_none_for_passing_diagnostics():
+    assert views.fit_warning(PASSED_NUTS, name="marketing-mix model") is None
+    assert views.fit_problems(PASSED_NUTS) == []
+
+
+def test_fit_warning_for_an_approximation_that_failed_gives_its_message_and_method_advice():
+    failed_map = diagnostics("map", ok=False, message="Hessian not positive definite <x>")
+    text = views.fit_warning(failed_map, name="pipeline").data
+    assert "pipeline (map): Hessian not positive definite &lt;x&gt;" in text
+    assert "method=&#x27;nuts&#x27;" in text
+
+
+def test_fit_warning_for_gamma_gamma_q_below_one(heavy_spend):
+    gg = GammaGamma().fit(heavy_spend, method="mle")  # no prior: q < 1 here
+    assert gg.params_["q"] < 1
+    text = views.fit_warning(gg).data
+    assert "GammaGamma (mle)" in text
+    assert f"q = {gg.params_['q']:.3g} &lt;= 1" in text
+    assert "mean spend of customers without repeat purchases" in text
+    assert "repeat orders only" in text
+
+
+def test_fit_warning_for_gamma_gamma_q_pressed_against_its_bound(heavy_spend):
+    gg = GammaGamma(random_seed=0).fit(heavy_spend, method="map")
+    assert gg.params_["q"] > 1  # the default prior keeps q > 1 ...
+    text = views.fit_warning(gg).data  # ... and the check says the data want less
+    assert "pressed against its bound 1" in text
+
+
+def test_fit_warning_is_none_for_a_gamma_gamma_fit_with_q_well_above_one():
+    sim = simulate_bgnbd_gammagamma(2000, seed=5)
+    gg = GammaGamma(random_seed=0).fit(sim[sim["frequency"] > 0], method="map")
+    assert views.fit_warning(gg) is None
+
+
+def test_fit_warning_of_a_snapshot_names_each_failed_model():
+    snap = make_fake_snapshot()
+    diag = {
+        "ok": False,
+        "models": {"pipeline": PASSED_NUTS, "repeat": FAILED_NUTS},
+        "messages": [],
+    }
+    text = views.fit_warning(dataclasses.replace(snap, diagnostics=diag)).data
+    assert "repeat model (nuts)" in text and "pipeline model" not in text
+    ok = {"ok": True, "models": {"pipeline": PASSED_NUTS}, "messages": []}
+    assert views.fit_warning(dataclasses.replace(snap, diagnostics=ok)) is None
+
+
+def test_fit_warning_of_an_unfitted_model_is_a_one_line_error():
+    with pytest.raises(CrmkitError, match="GammaGamma is not fitted"):
+        views.fit_warning(GammaGamma())
+
+
+def test_checked_greys_a_table_under_the_warning_when_a_fit_failed():
+    table = pd.DataFrame({"segment": ["SMB"], "clv_total": [123.0]})
+    shown = views.checked(table, FAILED_NUTS)
+    assert isinstance(shown, HTML)
+    html = shown.data
+    assert html.index("crmkit-fit-warning") < html.index("crmkit-unreliable")
+    assert "opacity:0.4" in html and "clv_total" in html
+    series = views.checked(pd.Series({"mean": 1.0}, name="gain"), FAILED_NUTS)
+    assert "crmkit-unreliable" in series.data
+
+
+def test_checked_returns_the_table_itself_when_every_fit_passed():
+    table = pd.DataFrame({"segment": ["SMB"], "clv_total": [123.0]})
+    assert views.checked(table, PASSED_NUTS, PASSED_NUTS) is table
+
+
+def test_checked_puts_a_widget_under_the_warning():
+    panel = widgets.Label("contributions")
+    shown = views.checked(panel, FAILED_NUTS)
+    assert isinstance(shown, widgets.VBox)
+    assert "crmkit-fit-warning" in shown.children[0].value and shown.children[1] is panel
+    assert views.checked(panel, PASSED_NUTS) is panel
+
+
+def test_repeat_purchase_summary_leaves_out_orders_of_deals(tmp_path):
+    db = demo_database(tmp_path / "demo.db", n_customers=120, n_deals=150, seed=2)
+    with Store.open(db) as store:
+        orders = store.read("orders")
+        summary = views.repeat_purchase_summary(store, "2026-10-31")
+    repeat = orders[orders["deal_id"].isna() & (orders["ordered_at"] <= "2026-10-31 23:59:59")]
+    assert orders["deal_id"].notna().any()
+    assert set(summary["customer_id"]) == set(repeat["account_id"].astype(str))
+    per_day = repeat.assign(day=pd.to_datetime(repeat["ordered_at"]).dt.normalize())
+    n_days = per_day.groupby("account_id")["day"].nunique()
+    freq = summary.set_index("customer_id")["frequency"]
+    np.testing.assert_array_equal(freq.sort_index().to_numpy(), (n_days - 1).sort_index())
