@@ -521,6 +521,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
         method=args.method,
         plan=args.plan,
         include_repeat=args.repeat,
+        report=None if args.method == "map" else _progress_line,
     )
     result = {
         **forecast_to_json(snap, open_deals=args.open_deals),
@@ -613,6 +614,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _progress_line(text: str) -> None:
+    """Print a progress line of a long fit to stderr at once."""
+    print(f"crmkit: {text}", file=sys.stderr, flush=True)
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

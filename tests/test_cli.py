@@ -822,3 +822,20 @@ def test_summary_says_the_reporting_currency(
     assert main(["summary", "--db", str(demo_db)]) == 0
     out = capsys.readouterr().out
     assert "reporting currency: USD" in out and "deals by status (amounts in USD):" in out
+
+
+@pytest.mark.slow
+def test_forecast_with_nuts_shows_each_models_progress_and_checks(
+    forecast_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["forecast", "--db", str(forecast_db), "--method", "nuts", "--horizon", "1",
+         "--draws", "200", "--no-repeat"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code in (0, 3), err  # 3: a draft, when a check failed (then it says which)
+    assert "crmkit: fitting the pipeline model (nuts: 2000 draws after 500 tuning" in err
+    assert "crmkit: pipeline model fitted in " in err
+    assert "crmkit: fitting the new business model (nuts: 1000 draws" in err
+    assert "crmkit: new business model fitted in " in err
+    assert err.index("fitting the pipeline") < err.index("pipeline model fitted")

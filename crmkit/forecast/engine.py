@@ -32,6 +32,9 @@ never show.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -182,12 +185,14 @@ def fit_models(
     window_months: int = 24,
     draws: int = 500,
     tune: int = 500,
+    report: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Fit the pipeline and new-business models on what was known on ``as_of``.
 
     Too little data for a model raises a CrmkitError saying what is missing
     (:func:`check_model_data`; and for new business, fewer than 2 complete months of deal
-    arrivals).
+    arrivals). ``report``, when given, receives a line as each model starts and ends (with
+    its time and diagnostics), for the CLI to show while a long fit runs.
     """
     check_model_data(frames, as_of=as_of, window_months=window_months)
     deals = deal_frame(frames["deals"], frames.get("accounts"))
@@ -200,12 +205,20 @@ def fit_models(
         "draws": draws,
         "tune": tune,
     }
-    # NUTS: 1,000 draws per chain give the pipeline model's group scales bulk ESS >= 400
-    pipe_settings = {**settings, "draws": max(draws, 1000)} if method == "nuts" else settings
-    pipe = PipelineModel(**pipe_settings).fit(
-        deals, history, as_of=as_of, stages=frames.get("stages")
-    )
-    nb = NewBusinessModel(**settings).fit(deals, history, as_of=as_of)
+    # NUTS: the pipeline's owner scale mixes slowly (bulk ESS ~0.2 a draw) and the arrival
+    # model's trend ~0.35: 2,000 and 1,000 draws per chain give bulk and tail ESS >= 400
+    # (benchmarks/results/forecast.md)
+    nuts = method == "nuts"
+    pipe_settings = {**settings, "draws": max(draws, 2000)} if nuts else settings
+    nb_settings = {**settings, "draws": max(draws, 1000)} if nuts else settings
+    with fit_report(report, "pipeline", pipe_settings) as done:
+        pipe = PipelineModel(**pipe_settings).fit(
+            deals, history, as_of=as_of, stages=frames.get("stages")
+        )
+        done(pipe)
+    with fit_report(report, "new business", nb_settings) as done:
+        nb = NewBusinessModel(**nb_settings).fit(deals, history, as_of=as_of)
+        done(nb)
     if nb.posterior_ is None:
         raise CrmkitError(
             f"new business model: {nb.data_['months']} complete month(s) of deal arrivals "
@@ -213,6 +226,36 @@ def fit_models(
             "arrival rates from"
         )
     return {"pipeline": pipe, "new_business": nb}
+
+
+@contextlib.contextmanager
+def fit_report(
+    report: Callable[[str], None] | None, name: str, settings: dict[str, Any]
+) -> Iterator[Callable[[Any], None]]:
+    """Report a model fit's start, then (through the callable yielded) its time and checks."""
+    t0 = time.monotonic()
+    if report is not None:
+        how = settings["method"]
+        if how == "nuts":
+            how += f": {settings['draws']} draws after {settings['tune']} tuning steps per chain"
+        report(f"fitting the {name} model ({how}) ...")
+
+    def done(model: Any) -> None:
+        if report is None:
+            return
+        d = getattr(model, "diagnostics_", None) or {}
+        checks = []
+        if d.get("r_hat_max") is not None:
+            checks.append(f"R-hat {float(d['r_hat_max']):.3f}")
+        if d.get("ess_bulk_min") is not None:
+            checks.append(f"bulk ESS {float(d['ess_bulk_min']):.0f}")
+        if d.get("divergences") is not None:
+            checks.append(f"{int(d['divergences'])} divergences")
+        verdict = "checks passed" if d.get("ok") else "CHECKS FAILED"
+        detail = f" ({', '.join(checks)})" if checks else ""
+        report(f"{name} model fitted in {time.monotonic() - t0:.0f} s: {verdict}{detail}")
+
+    yield done
 
 
 def new_business_draws(
@@ -464,6 +507,7 @@ def run_forecast(
     include_repeat: bool = True,
     plan: pd.DataFrame | str | None = None,
     mmm: Any = None,
+    report: Callable[[str], None] | None = None,
 ) -> Snapshot:
     """Fit the models on the store's data as of a day, forecast, and save the snapshot.
 
@@ -504,6 +548,9 @@ def run_forecast(
         A fitted :class:`~crmkit.models.mmm.model.MarketingMixModel` on weekly new deals
         for the plan; by default one is fitted on the store's ``channel_spend`` and deals
         up to ``as_of`` (``method`` ``"nuts"`` samples it, otherwise MAP + Laplace).
+    report
+        Receives a line as each model's fit starts and ends (:func:`fit_report`); the CLI
+        prints them while a fit of more than a few seconds runs.
 
     Returns
     -------
@@ -534,7 +581,9 @@ def run_forecast(
     calendar = fiscal_calendar(store)
     period_axis(as_of, horizon, period, calendar)  # a calendar it cannot follow fails here
     frames = load_frames(store, marketing=plan is not None, as_of=as_of)
-    models = fit_models(frames, as_of=as_of, method=method, seed=seed, progress=progress)
+    models = fit_models(
+        frames, as_of=as_of, method=method, seed=seed, progress=progress, report=report
+    )
     if plan is not None:
         from crmkit.forecast.sources.marketing import fit_marketing
 

@@ -436,3 +436,33 @@ def test_demo_company_forecast_draws_are_identical_to_before_conversion(
         before = run_forecast(store, **kw)
     np.testing.assert_array_equal(snap.revenue.to_numpy(), before.revenue.to_numpy())
     assert snap.parameters["tables"] == before.parameters["tables"]
+
+
+def test_fit_models_reports_each_model_start_and_end_with_its_checks(store_and_snap) -> None:
+    store, _snap, _ = store_and_snap
+    lines: list[str] = []
+    fit_models(load_frames(store), as_of=AS_OF, seed=1, report=lines.append)
+    assert lines[0] == "fitting the pipeline model (map) ..."
+    assert lines[1].startswith("pipeline model fitted in ") and "checks passed" in lines[1]
+    assert lines[2] == "fitting the new business model (map) ..."
+    assert lines[3].startswith("new business model fitted in ")
+    assert len(lines) == 4
+
+
+def test_fit_report_names_failed_checks_and_the_nuts_settings() -> None:
+    from types import SimpleNamespace
+
+    from crmkit.forecast.engine import fit_report
+
+    failed = SimpleNamespace(
+        diagnostics_={"ok": False, "r_hat_max": 1.031, "ess_bulk_min": 207.4, "divergences": 3}
+    )
+
+    lines: list[str] = []
+    settings = {"method": "nuts", "draws": 1000, "tune": 500}
+    with fit_report(lines.append, "pipeline", settings) as done:
+        done(failed)
+    assert lines[0] == (
+        "fitting the pipeline model (nuts: 1000 draws after 500 tuning steps per chain) ..."
+    )
+    assert lines[1].endswith("CHECKS FAILED (R-hat 1.031, bulk ESS 207, 3 divergences)"), lines[1]

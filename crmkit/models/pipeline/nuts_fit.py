@@ -293,6 +293,11 @@ class PipelinePosterior:
         return res.x, bool(res.success)
 
 
+#: NUTS' target acceptance: above nutpie's 0.8, as the owner scale's neck gave a rare
+#: divergence at 0.8 on the demo (benchmarks/results/forecast.md).
+TARGET_ACCEPT = 0.9
+
+
 def _whitening(hess: np.ndarray) -> np.ndarray:
     """``S`` with ``S S'`` the inverse of a Hessian (eigenvalues floored, so S is finite)."""
     w, v = np.linalg.eigh((hess + hess.T) / 2)
@@ -371,6 +376,7 @@ def fit_nuts(
         seed=seed,
         progressbar=progress,
         low_rank_mass_matrix=LOW_RANK,
+        target_accept=TARGET_ACCEPT,
     )
     p = idata.posterior
     flat = {n: p[n].to_numpy().reshape((-1, *p[n].shape[2:])) for n in shapes}
