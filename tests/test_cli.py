@@ -382,7 +382,10 @@ def test_forecast_failing_its_checks_is_saved_as_a_draft_the_app_never_shows(
     args = ["forecast", "--db", str(forecast_db), "--draws", "20", "--horizon", "1",
             "--method", "advi", "--no-repeat", "--out", str(out)]  # fmt: skip
     assert main(args) == 3
-    err = capsys.readouterr().err.strip().splitlines()
+    lines = capsys.readouterr().err.strip().splitlines()
+    progress = [line for line in lines if line.startswith("crmkit: ")]
+    err = [line for line in lines if not line.startswith("crmkit: ")]
+    assert "crmkit: pipeline model fitted in " in progress[1] and "CHECKS FAILED" in progress[1]
     assert len(err) == 1 and err[0].startswith("draft: forecast snapshot #1 was saved as a draft")
     assert "pipeline model: diagnostics not ok (advi)" in err[0]
     result = json.loads(out.read_text())

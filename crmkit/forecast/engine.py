@@ -252,6 +252,8 @@ def fit_report(
         if d.get("divergences") is not None:
             checks.append(f"{int(d['divergences'])} divergences")
         verdict = "checks passed" if d.get("ok") else "CHECKS FAILED"
+        if not checks and not d.get("ok") and d.get("message"):
+            checks.append(str(d["message"]))
         detail = f" ({', '.join(checks)})" if checks else ""
         report(f"{name} model fitted in {time.monotonic() - t0:.0f} s: {verdict}{detail}")
 
