@@ -363,12 +363,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     if args.skip_bad and not args.rejects:
         raise CrmkitError("--skip-bad needs --rejects FILE to write the rejected rows to")
-    if args.entity == "salesforce":
-        return _import_salesforce(args)
-    if args.entity == "pipedrive":
-        return _import_pipedrive(args)
-    if args.entity == "hubspot":
-        return _import_hubspot(args)
+    if args.entity in ("salesforce", "hubspot", "pipedrive"):
+        return _import_vendor(args)
     if args.max_amount is not None and not 0 < args.max_amount < float("inf"):
         raise CrmkitError(f"--max-amount must be a positive number, not {args.max_amount}")
     io.check_rejects_path(args.file, args.rejects)  # before anything is read or opened
@@ -405,57 +401,24 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return _import_into(args.db, run)
 
 
-def _import_salesforce(args: argparse.Namespace) -> int:
-    """Import a Salesforce export folder (``crmkit import salesforce DIR``)."""
-    from crmkit.data.salesforce import import_salesforce, load_salesforce_mapping
+def _import_vendor(args: argparse.Namespace) -> int:
+    """Import a CRM's export folder (``crmkit import salesforce|hubspot|pipedrive DIR``)."""
+    if args.entity == "salesforce":
+        from crmkit.data.salesforce import import_salesforce as importer
+        from crmkit.data.salesforce import load_salesforce_mapping as load_mapping
+    elif args.entity == "hubspot":
+        from crmkit.data.hubspot import find_exports
+        from crmkit.data.hubspot import import_hubspot as importer
+        from crmkit.data.hubspot import load_hubspot_mapping as load_mapping
 
-    mapping = load_salesforce_mapping(args.mapping) if args.mapping else None
-
-    def run(store) -> str:
-        result = import_salesforce(
-            store,
-            args.file,
-            mapping=mapping,
-            on_error="skip" if args.skip_bad else "raise",
-            rejects_path=args.rejects,
-            changed_by=args.by,
-            allow_future=args.allow_future,
-        )
-        return result.summary()
-
-    return _import_into(args.db, run)
-
-
-def _import_hubspot(args: argparse.Namespace) -> int:
-    """Import a HubSpot export folder (``crmkit import hubspot DIR``)."""
-    from crmkit.data.hubspot import find_exports, import_hubspot, load_hubspot_mapping
-
-    mapping = load_hubspot_mapping(args.mapping) if args.mapping else None
-    find_exports(args.file)  # a wrong folder is refused before a database is opened
+        find_exports(args.file)  # a wrong folder is refused before a database is opened
+    else:
+        from crmkit.data.pipedrive import import_pipedrive as importer
+        from crmkit.data.pipedrive import load_pipedrive_mapping as load_mapping
+    mapping = load_mapping(args.mapping) if args.mapping else None
 
     def run(store) -> str:
-        result = import_hubspot(
-            store,
-            args.file,
-            mapping=mapping,
-            on_error="skip" if args.skip_bad else "raise",
-            rejects_path=args.rejects,
-            changed_by=args.by,
-            allow_future=args.allow_future,
-        )
-        return result.summary()
-
-    return _import_into(args.db, run)
-
-
-def _import_pipedrive(args: argparse.Namespace) -> int:
-    """Import a Pipedrive export folder (``crmkit import pipedrive DIR``)."""
-    from crmkit.data.pipedrive import import_pipedrive, load_pipedrive_mapping
-
-    mapping = load_pipedrive_mapping(args.mapping) if args.mapping else None
-
-    def run(store) -> str:
-        result = import_pipedrive(
+        result = importer(
             store,
             args.file,
             mapping=mapping,

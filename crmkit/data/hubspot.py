@@ -26,7 +26,6 @@ deal history; stage history rows already stored are not written again.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,9 +34,16 @@ from pathlib import Path
 import pandas as pd
 
 from crmkit.data.reading import LINE, FileFormatError, PathLike, read_table_with_errors
-from crmkit.data.vendor import VendorImport, forecast_category, import_frames, is_given
+from crmkit.data.vendor import (
+    VendorImport,
+    forecast_category,
+    import_frames,
+    is_given,
+    mapped_fields,
+    read_mapping_json,
+)
 from crmkit.errors import RowError
-from crmkit.store.schema import DEAL_STATUSES, entity
+from crmkit.store.schema import DEAL_STATUSES
 
 #: HubSpot property label → crmkit field, per export; a JSON mapping file overrides entries.
 HUBSPOT_FIELDS: dict[str, dict[str, str | None]] = {
@@ -115,17 +121,8 @@ def load_hubspot_mapping(path: PathLike) -> dict[str, dict[str, str | None]]:
         In one line, for a missing or malformed file, an unknown export or crmkit field.
 
     """
-    p = Path(path)
-    where = f"mapping file {p}"
-    try:
-        data = json.loads(p.read_bytes().decode("utf-8-sig"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise FileFormatError(f"{where}: is not a readable JSON file ({exc})") from None
     shape = 'an object like {"deals": {"Deal Type": "source"}}'
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{where}: must be {shape}")
+    data, where = read_mapping_json(path, shape)
     out: dict[str, dict[str, str | None]] = {}
     for obj, fields in data.items():
         if not isinstance(fields, dict):
@@ -148,14 +145,7 @@ def load_hubspot_mapping(path: PathLike) -> dict[str, dict[str, str | None]]:
                 f"{where}: unknown export {obj!r}; mappable: "
                 f"{', '.join([*HUBSPOT_FIELDS, 'stages', 'status'])}"
             )
-        allowed = entity(_ENTITY[obj]).column_names
-        for src, dst in fields.items():
-            if dst is not None and dst not in allowed:
-                raise FileFormatError(
-                    f"{where}: {obj}.{src} maps to {dst!r}, not a field of {_ENTITY[obj]} "
-                    f"({', '.join(allowed)})"
-                )
-        out[obj] = dict(fields)
+        out[obj] = mapped_fields(where, obj, fields, _ENTITY[obj])
     return out
 
 

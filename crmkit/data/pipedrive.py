@@ -25,7 +25,6 @@ and records what changed as deal history. The whole folder is one transaction.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,9 +34,14 @@ import numpy as np
 import pandas as pd
 
 from crmkit.data.reading import LINE, FileFormatError, PathLike, read_table_with_errors
-from crmkit.data.vendor import VendorImport, import_frames, is_given
+from crmkit.data.vendor import (
+    VendorImport,
+    import_frames,
+    is_given,
+    mapped_fields,
+    read_mapping_json,
+)
 from crmkit.errors import RowError
-from crmkit.store.schema import entity
 
 #: Pipedrive field (header without the item prefix) → crmkit field, per file; a JSON mapping
 #: file overrides entries (``null`` leaves a field out).
@@ -139,17 +143,8 @@ def load_pipedrive_mapping(path: PathLike) -> dict[str, dict[str, str | None]]:
         In one line, for a missing or malformed file, an unknown kind or crmkit field.
 
     """
-    p = Path(path)
-    where = f"mapping file {p}"
-    try:
-        data = json.loads(p.read_bytes().decode("utf-8-sig"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise FileFormatError(f"{where}: is not a readable JSON file ({exc})") from None
     shape = 'an object like {"deals": {"Label": "source"}}'
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{where}: must be {shape}")
+    data, where = read_mapping_json(path, shape)
     out: dict[str, dict[str, str | None]] = {}
     for kind, fields in data.items():
         if not isinstance(fields, dict):
@@ -161,14 +156,7 @@ def load_pipedrive_mapping(path: PathLike) -> dict[str, dict[str, str | None]]:
             raise FileFormatError(
                 f"{where}: unknown kind {kind!r}; mappable: {', '.join(PIPEDRIVE_FIELDS)}, stages"
             )
-        allowed = entity(_ENTITY[kind]).column_names
-        for src, dst in fields.items():
-            if dst is not None and dst not in allowed:
-                raise FileFormatError(
-                    f"{where}: {kind}.{src} maps to {dst!r}, not a field of {_ENTITY[kind]} "
-                    f"({', '.join(allowed)})"
-                )
-        out[kind] = dict(fields)
+        out[kind] = mapped_fields(where, kind, fields, _ENTITY[kind])
     return out
 
 

@@ -20,7 +20,6 @@ Custom ``__c`` fields have no place in crmkit's schema and are reported as not i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +29,16 @@ import pandas as pd
 
 from crmkit.data.reading import LINE, FileFormatError, PathLike, read_table_with_errors
 from crmkit.data.salesforce_rates import corporate_currency, salesforce_rates
-from crmkit.data.vendor import VendorImport, forecast_category, import_frames, is_given
+from crmkit.data.vendor import (
+    VendorImport,
+    forecast_category,
+    import_frames,
+    is_given,
+    mapped_fields,
+    read_mapping_json,
+)
 from crmkit.errors import RowError
 from crmkit.store.frames import value_to_text
-from crmkit.store.schema import entity
 from crmkit.store.settings import get_setting
 
 #: Salesforce field → crmkit field, per object; a JSON mapping file overrides entries.
@@ -139,17 +144,8 @@ def load_salesforce_mapping(path: PathLike) -> dict[str, dict[str, str | None]]:
         In one line, for a missing or malformed file, an unknown object or crmkit field.
 
     """
-    p = Path(path)
-    where = f"mapping file {p}"
-    try:
-        data = json.loads(p.read_bytes().decode("utf-8-sig"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{where}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise FileFormatError(f"{where}: is not a readable JSON file ({exc})") from None
     shape = 'an object like {"Opportunity": {"Pipeline__c": "pipeline"}}'
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{where}: must be {shape}")
+    data, where = read_mapping_json(path, shape)
     out: dict[str, dict[str, str | None]] = {}
     for obj, fields in data.items():
         if obj == "stages" and isinstance(fields, dict):  # {old stage: new stage}
@@ -161,14 +157,7 @@ def load_salesforce_mapping(path: PathLike) -> dict[str, dict[str, str | None]]:
             )
         if not isinstance(fields, dict):
             raise FileFormatError(f"{where}: must be {shape}; {obj!r} maps to {fields!r}")
-        allowed = entity(_ENTITY[obj]).column_names
-        for src, dst in fields.items():
-            if dst is not None and dst not in allowed:
-                raise FileFormatError(
-                    f"{where}: {obj}.{src} maps to {dst!r}, not a field of {_ENTITY[obj]} "
-                    f"({', '.join(allowed)})"
-                )
-        out[obj] = dict(fields)
+        out[obj] = mapped_fields(where, obj, fields, _ENTITY[obj])
     return out
 
 

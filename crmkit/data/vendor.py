@@ -23,6 +23,7 @@ the same for every vendor:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from crmkit.data.reading import PathLike, error_line
+from crmkit.data.reading import FileFormatError, PathLike, error_line
 from crmkit.errors import RowError, ValidationError
 from crmkit.store.frames import to_records, value_to_text
 from crmkit.store.schema import (
@@ -485,6 +486,60 @@ def _hist(deal_id: str, at: object, by: str, f: str, old: str | None, new: str |
     }
 
 
+# ---------------------------------------------------------------------- --mapping files
+def read_mapping_json(path: PathLike, shape: str) -> tuple[dict, str]:
+    """Read a vendor's ``--mapping`` JSON object; return it and the name its errors start with.
+
+    Parameters
+    ----------
+    path
+        The JSON file.
+    shape
+        What the file must be, for the error message (``'an object like {...}'``).
+
+    Returns
+    -------
+    (dict, str)
+        The object, and ``"mapping file <path>"``.
+
+    Raises
+    ------
+    FileFormatError
+        In one line, for a missing or unreadable file or one that is not a JSON object.
+    """
+    p = Path(path)
+    where = f"mapping file {p}"
+    try:
+        data = json.loads(p.read_bytes().decode("utf-8-sig"))
+    except FileNotFoundError:
+        raise FileFormatError(f"{where}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise FileFormatError(f"{where}: is not a readable JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{where}: must be {shape}")
+    return data, where
+
+
+def mapped_fields(
+    where: str, name: str, fields: Mapping[str, str | None], table: str
+) -> dict[str, str | None]:
+    """Check that a file's mapping names fields of ``table`` (or None); return it as a dict.
+
+    Raises
+    ------
+    FileFormatError
+        In one line, naming the vendor field, the crmkit name and ``table``'s fields.
+    """
+    allowed = entity(table).column_names
+    for src, dst in fields.items():
+        if dst is not None and dst not in allowed:
+            raise FileFormatError(
+                f"{where}: {name}.{src} maps to {dst!r}, not a field of {table} "
+                f"({', '.join(allowed)})"
+            )
+    return dict(fields)
+
+
 __all__ = [
     "DERIVED",
     "KEPT_AS_STORED",
@@ -492,4 +547,6 @@ __all__ = [
     "forecast_category",
     "import_frames",
     "is_given",
+    "mapped_fields",
+    "read_mapping_json",
 ]
