@@ -587,16 +587,14 @@ def _progress_line(text: str) -> None:
 def _cmd_config(args: argparse.Namespace) -> int:
     """Show the settings, or check and save ``NAME=VALUE`` assignments (all or none)."""
     from crmkit.store import Store
-    from crmkit.store.settings import SETTINGS, all_settings, set_setting
+    from crmkit.store.settings import SETTINGS, all_settings, check_setting, set_setting
 
     pairs = []
     for a in args.assignments:
         name, sep, value = a.partition("=")
         if not sep:
             raise CrmkitError(f"{a[:40]!r}: write a setting as NAME=VALUE")
-        if name not in SETTINGS:
-            raise CrmkitError(f"unknown setting {name[:40]!r}; known: {', '.join(SETTINGS)}")
-        pairs.append((name, SETTINGS[name].check(value)))  # all checked before any is saved
+        pairs.append((name, check_setting(name, value)))  # all checked before any is saved
     store = Store.open(args.db, create=False)
     try:
         for name, value in pairs:

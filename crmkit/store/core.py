@@ -13,7 +13,6 @@ import sqlalchemy as sa
 
 from crmkit.errors import ConflictError, CrmkitError, NotFoundError, ValidationError
 from crmkit.store import aggregates, migrate, snapshots
-from crmkit.store.currency import DEFAULT_CURRENCY
 from crmkit.store.engine import (
     busy_timeout_of,
     busy_timeout_seconds,
@@ -34,6 +33,7 @@ from crmkit.store.frames import (
     value_to_text,
 )
 from crmkit.store.schema import DEAL_TRACKED_FIELDS, LOAD_ORDER, TABLES, Column, Entity, entity
+from crmkit.store.settings import get_setting
 
 #: Rows sent to the database per executemany call.
 CHUNK_ROWS = 50_000
@@ -675,7 +675,7 @@ class Store:
         """The currency deals are checked against (None for other tables)."""
         if name != "deals":
             return None
-        return str(self.get_meta("setting:reporting_currency", DEFAULT_CURRENCY))
+        return str(get_setting(self, "reporting_currency"))
 
     def get_meta(self, key: str, default: object = None) -> object:
         """Return a JSON value saved under ``key`` in the store's meta table."""

@@ -37,6 +37,7 @@ import pandas as pd
 
 from crmkit.errors import CrmkitError
 from crmkit.store.history import month_index, month_label, quarter_label
+from crmkit.store.settings import get_setting
 
 __all__ = ["FISCAL_WEEKS", "FiscalCalendar", "fiscal_calendar"]
 
@@ -51,8 +52,6 @@ _PATTERNS = ("months", *FISCAL_WEEKS)
 _SATURDAY = 5
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 #: The settings' keys in the store's meta table (crmkit.store.settings: ``setting:<name>``).
-_START_KEY = "setting:fiscal_year_start_month"
-_PATTERN_KEY = "setting:fiscal_pattern"
 
 Bounds = tuple[pd.Timestamp, pd.Timestamp]
 
@@ -320,18 +319,10 @@ def fiscal_calendar(store: Any) -> FiscalCalendar:
     CrmkitError
         A stored value that is not a month 1-12 or a known pattern.
     """
-    # read like crmkit.store.settings.get_setting (its module imports the store's core,
-    # which validates quotas with this calendar: importing settings here would be a cycle)
-    month = store.get_meta(_START_KEY)
-    pattern = store.get_meta(_PATTERN_KEY)
-    try:
-        start = 1 if month is None else int(str(month).strip())
-    except ValueError:
-        raise CrmkitError(
-            f"fiscal_year_start_month: {str(month)[:40]!r} is not a month 1-12"
-        ) from None
-    text = "months" if pattern is None else str(pattern).strip().lower()
-    return FiscalCalendar(start, text)
+    return FiscalCalendar(
+        int(str(get_setting(store, "fiscal_year_start_month"))),
+        str(get_setting(store, "fiscal_pattern")),
+    )
 
 
 # ---------------------------------------------------------------------- year tables

@@ -18,11 +18,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from crmkit.errors import CrmkitError
-from crmkit.store.core import Store
 
-__all__ = ["FISCAL_PATTERNS", "SETTINGS", "Setting", "all_settings", "get_setting", "set_setting"]
+__all__ = [
+    "FISCAL_PATTERNS",
+    "SETTINGS",
+    "Setting",
+    "all_settings",
+    "check_setting",
+    "get_setting",
+    "set_setting",
+]
 
 #: Fiscal period patterns: calendar months, or weeks per period of each quarter.
 FISCAL_PATTERNS = ("months", "4-4-5", "4-5-4", "5-4-4")
@@ -86,13 +94,25 @@ def _known(name: str) -> Setting:
         raise CrmkitError(f"unknown setting {name[:40]!r}; known: {', '.join(SETTINGS)}") from None
 
 
-def get_setting(store: Store, name: str) -> object:
+def check_setting(name: str, value: object) -> object:
+    """Return ``value`` normalised by the check of setting ``name``.
+
+    Raises
+    ------
+    CrmkitError
+        An unknown setting or a value its check refuses.
+    """
+    return _known(name).check(value)
+
+
+def get_setting(store: Any, name: str) -> object:
     """Return a setting's value (its default when never set).
 
     Parameters
     ----------
     store
-        The database.
+        The database (a :class:`crmkit.store.Store`; this module imports nothing of the
+        store's core, which reads settings while it validates).
     name
         One of :data:`SETTINGS`.
 
@@ -107,7 +127,7 @@ def get_setting(store: Store, name: str) -> object:
     return spec.default if value is None else spec.check(value)
 
 
-def set_setting(store: Store, name: str, value: object) -> object:
+def set_setting(store: Any, name: str, value: object) -> object:
     """Check and save a setting; return the value saved.
 
     Parameters
@@ -124,11 +144,11 @@ def set_setting(store: Store, name: str, value: object) -> object:
     CrmkitError
         An unknown setting or a value its check refuses; nothing is saved.
     """
-    clean = _known(name).check(value)
+    clean = check_setting(name, value)
     store.set_meta(_PREFIX + name, clean)
     return clean
 
 
-def all_settings(store: Store) -> dict[str, object]:
+def all_settings(store: Any) -> dict[str, object]:
     """Return every setting's value, in :data:`SETTINGS` order."""
     return {name: get_setting(store, name) for name in SETTINGS}
