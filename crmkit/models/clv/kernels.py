@@ -19,8 +19,11 @@ gamma around its mode (exact to rounding within half the radius of convergence, 
 sums outside it).
 
 Supported priors (each on one positive parameter, log transform): ``HalfNormal(sigma)``,
-``Exponential(lam)``, ``Gamma(alpha, beta)``, ``LogNormal(mu, sigma)``. Other priors make
-:func:`prior_table` return None and the caller falls back to the PyMC graph.
+``Exponential(lam)``, ``Gamma(alpha, beta)``, ``LogNormal(mu, sigma)``; for the Gamma-Gamma
+kernel also ``TruncatedNormal(mu, sigma, lower)`` (no upper bound), sampled as
+``theta = lower + exp(z)``, the transform PyMC gives that prior, so the default ``q > 1``
+prior keeps the fast kernel. Other priors make :func:`prior_table` return None and the caller
+falls back to the PyMC graph.
 """
 
 from __future__ import annotations
@@ -36,13 +39,17 @@ from scipy import optimize
 from crmkit.models.clv.likelihoods import GL_NODES, GL_WEIGHTS
 
 #: Prior codes of the kernels.
-_PRIOR_CODES = {"HalfNormal": 0, "Exponential": 1, "Gamma": 2, "LogNormal": 3}
+_PRIOR_CODES = {"HalfNormal": 0, "Exponential": 1, "Gamma": 2, "LogNormal": 3, "TruncatedNormal": 4}
 _PRIOR_ARGS = {
     "HalfNormal": ("sigma",),
     "Exponential": ("lam",),
     "Gamma": ("alpha", "beta"),
     "LogNormal": ("mu", "sigma"),
+    "TruncatedNormal": ("mu", "sigma", "lower"),
 }
+#: Priors on a shifted parameter ``theta = lower + exp(z)`` (only kernels that read the
+#: shift column of the prior table take them).
+_SHIFTED = ("TruncatedNormal",)
 #: Gauss-Legendre nodes of the Pareto/NBD kernel (the PyMC graph uses the 48 of
 #: ``clv_likelihoods``; 48 here too keeps the two equal to rounding).
 PARETO_NODES = 24
@@ -52,18 +59,35 @@ GG_SERIES_TERMS = 48
 
 @dataclass(frozen=True)
 class Kernel:
-    """A compiled log-posterior: ``fn(z, *args) -> (logp, grad)``."""
+    """A compiled log-posterior: ``fn(z, *args) -> (logp, grad)``.
+
+    ``shift`` holds each parameter's lower bound: ``theta = shift + exp(z)`` (zeros: plain
+    log-parameters).
+    """
 
     fn: Any
     args: tuple
+    shift: tuple[float, ...] | None = None
 
     def __call__(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         """Log-posterior and gradient at unconstrained values ``z``."""
         return self.fn(np.asarray(z, dtype=np.float64), *self.args)
 
+    def to_natural(self, z: np.ndarray) -> np.ndarray:
+        """Parameters ``theta`` at unconstrained values ``z``."""
+        z = np.asarray(z, dtype=np.float64)
+        return np.exp(z) + (0.0 if self.shift is None else np.asarray(self.shift))
 
-def prior_table(priors: dict[str, dict[str, Any]], names: tuple[str, ...]) -> np.ndarray | None:
-    """Priors as rows (code, p1, p2), or None when one is not supported by the kernels.
+    def to_unconstrained(self, theta: np.ndarray) -> np.ndarray:
+        """Unconstrained values ``z`` of parameters ``theta`` (each above its shift)."""
+        theta = np.asarray(theta, dtype=np.float64)
+        return np.log(theta - (0.0 if self.shift is None else np.asarray(self.shift)))
+
+
+def prior_table(
+    priors: dict[str, dict[str, Any]], names: tuple[str, ...], *, shifted: bool = False
+) -> np.ndarray | None:
+    """Priors as rows (code, p1, p2, shift), or None when one is not supported by the kernels.
 
     Parameters
     ----------
@@ -71,20 +95,30 @@ def prior_table(priors: dict[str, dict[str, Any]], names: tuple[str, ...]) -> np
         name -> {"dist": PyMC distribution name, **keyword arguments}.
     names
         Parameter order.
+    shifted
+        Accept priors with a lower bound (``TruncatedNormal`` with ``lower``), sampled as
+        ``lower + exp(z)``: only for kernels that read the shift column (Gamma-Gamma).
 
     Returns
     -------
     numpy.ndarray or None
-        Shape (len(names), 3).
+        Shape (len(names), 4); the last column is the parameter's lower bound (0 for the
+        log-transformed priors).
     """
-    out = np.zeros((len(names), 3))
+    out = np.zeros((len(names), 4))
     for i, n in enumerate(names):
         spec = dict(priors[n])
         dist = spec.pop("dist")
         want = _PRIOR_ARGS.get(dist)
-        if want is None or set(spec) != set(want):
+        if want is None or set(spec) != set(want) or (dist in _SHIFTED and not shifted):
             return None
-        out[i] = [_PRIOR_CODES[dist], *(float(spec[k]) for k in want), *([0.0] * (2 - len(want)))]
+        values = [float(spec[k]) for k in want]
+        if dist in _SHIFTED:
+            if not (values[1] > 0 and np.isfinite(values[2])):
+                return None
+            out[i] = [_PRIOR_CODES[dist], *values]
+        else:
+            out[i] = [_PRIOR_CODES[dist], *values, *([0.0] * (2 - len(want))), 0.0]
     return out
 
 
@@ -116,7 +150,13 @@ def _prior(z, table, grad):
         p1 = table[i, 1]
         p2 = table[i, 2]
         th = math.exp(z[i])
-        if code == 0:  # HalfNormal(sigma)
+        if code == 4:  # TruncatedNormal(mu, sigma, lower): theta = lower + exp(z)
+            d = (table[i, 3] + th - p1) / p2
+            a = (table[i, 3] - p1) / p2
+            log_sf = math.log(0.5 * math.erfc(a / math.sqrt(2.0)))
+            lp += -0.5 * math.log(2.0 * math.pi) - math.log(p2) - 0.5 * d * d - log_sf + z[i]
+            grad[i] += 1.0 - d / p2 * th
+        elif code == 0:  # HalfNormal(sigma)
             lp += 0.5 * math.log(2.0 / math.pi) - math.log(p1) - 0.5 * (th / p1) ** 2 + z[i]
             grad[i] += 1.0 - (th / p1) ** 2
         elif code == 1:  # Exponential(lam)
@@ -255,7 +295,9 @@ def betageo_logp(
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def gammagamma_logp(z, table, ux, wx, slm, row_x, row_c, row_w, g0, radius, moments):
-    """Gamma-Gamma log-posterior and gradient in z = log(p, q, gamma).
+    """Gamma-Gamma log-posterior and gradient in z = log(theta - shift), theta = (p, q, gamma).
+
+    The shift is the prior table's last column (0, or a lower bound such as ``q > 1``).
 
     ``ux, wx``: unique x and summed weights; ``slm``: per unique x, the sum of
     w * log(mean spend); per unique (x, mean spend) row: index into ``ux``,
@@ -265,9 +307,12 @@ def gammagamma_logp(z, table, ux, wx, slm, row_x, row_c, row_w, g0, radius, mome
     w log(g0 + c), then of w (g0 + c)^-n for n = 1, 2, ...): the truncation error is
     below 2^-n_terms; elsewhere from every row.
     """
-    p = math.exp(z[0])
-    q = math.exp(z[1])
-    gm = math.exp(z[2])
+    e0 = math.exp(z[0])
+    e1 = math.exp(z[1])
+    e2 = math.exp(z[2])
+    p = table[0, 3] + e0
+    q = table[1, 3] + e1
+    gm = table[2, 3] + e2
     nx = ux.shape[0]
     s_log = np.zeros(nx)  # sum of w * log(gamma + c) per unique x
     s_inv = np.zeros(nx)  # sum of w / (gamma + c) per unique x
@@ -308,9 +353,9 @@ def gammagamma_logp(z, table, ux, wx, slm, row_x, row_c, row_w, g0, radius, mome
         gq += w * (dg_pxq - dg_q + log_g) - s_log[j]
         gg += w * q / gm - (px + q) * s_inv[j]
     grad = np.empty(3)
-    grad[0] = gp * p
-    grad[1] = gq * q
-    grad[2] = gg * gm
+    grad[0] = gp * e0
+    grad[1] = gq * e1
+    grad[2] = gg * e2
     lp += _prior(z, table, grad)
     return lp, grad
 
@@ -507,19 +552,23 @@ def gammagamma_kernel(
         Callable ``z -> (logp, grad)``.
     """
     x, m, w = (np.asarray(arrays[k], dtype=np.float64) for k in ("x", "m", "w"))
+    table = np.asarray(table, float)
+    shift = tuple(float(v) for v in table[:, 3])
     ux, ix = _index(x)
     wx = np.bincount(ix, weights=w, minlength=len(ux))
     slm = np.bincount(ix, weights=w * np.log(m), minlength=len(ux))
     c = x * m
-    args = (np.asarray(table, float), ux, wx, slm, ix, c, w)
+    args = (table, ux, wx, slm, ix, c, w)
     no_series = (0.0, -1.0, np.zeros((len(ux), 1)))
     if n_terms <= 0:
-        return Kernel(gammagamma_logp, (*args, *no_series))
+        return Kernel(gammagamma_logp, (*args, *no_series), shift)
     # Centre the series on the posterior mode of gamma, found with the exact kernel.
-    exact = Kernel(gammagamma_logp, (*args, *no_series))
-    z0 = np.log([2.0, 2.0, float(np.average(m, weights=w))])
+    exact = Kernel(gammagamma_logp, (*args, *no_series), shift)
+    start = np.array([2.0, 2.0, float(np.average(m, weights=w))])
+    z0 = exact.to_unconstrained(np.maximum(start, np.asarray(shift) + 1.0))
     res = optimize.minimize(lambda z: tuple(-v for v in exact(z)), z0, jac=True, method="L-BFGS-B")
-    g0 = float(np.exp(res.x[2])) if np.all(np.isfinite(res.x)) else float(np.exp(z0[2]))
+    best = res.x if np.all(np.isfinite(res.x)) else z0
+    g0 = float(exact.to_natural(best)[2])
     inv = 1.0 / (g0 + c)
     moments = np.empty((len(ux), n_terms + 1))
     moments[:, 0] = np.bincount(ix, weights=w * np.log(g0 + c), minlength=len(ux))
@@ -527,4 +576,4 @@ def gammagamma_kernel(
     for n in range(1, n_terms + 1):
         power *= inv
         moments[:, n] = np.bincount(ix, weights=power, minlength=len(ux))
-    return Kernel(gammagamma_logp, (*args, g0, g0 + float(c.min()), moments))
+    return Kernel(gammagamma_logp, (*args, g0, g0 + float(c.min()), moments), shift)

@@ -324,9 +324,9 @@ class GammaGamma(BayesianEstimator):
     NUTS) keeps it finite. Data that want ``q <= 1`` (spend of two populations mixed, such as
     deal revenue with repeat orders) press ``q`` against 1; the notebooks' fit check
     (:func:`crmkit.apps.notebook_views.fit_problems`) says so. ``method="mle"`` has no prior and
-    can return ``q <= 1``. With this prior NUTS samples the PyMC graph (the numba kernels
-    take log-transformed priors only); ``model_config={"q": {"dist": "HalfNormal", "sigma":
-    10.0}}`` gives the earlier unrestricted prior and the numba kernel back.
+    can return ``q <= 1``. NUTS samples ``log(q - 1)`` with the numba kernel (the transform
+    PyMC gives this prior); ``model_config={"q": {"dist": "HalfNormal", "sigma": 10.0}}``
+    gives the earlier unrestricted prior.
 
     Parameters
     ----------
@@ -349,8 +349,8 @@ class GammaGamma(BayesianEstimator):
         "q": {"dist": "TruncatedNormal", "mu": 0.0, "sigma": 10.0, "lower": 1.0},
         "gamma": {"dist": "HalfNormal", "sigma": 100.0},
     }
-    #: The PyMC graph NUTS samples for the q > 1 prior mixes p and gamma (strongly correlated)
-    #: only with nutpie's low-rank mass matrix (CDNOW, 500 + 500 draws: bulk ESS 79 without).
+    #: p and gamma are strongly correlated: NUTS mixes them only with nutpie's low-rank mass
+    #: matrix (CDNOW through the PyMC graph, 500 + 500 draws: bulk ESS 79 without).
     default_sampler_config: ClassVar[dict[str, Any]] = {
         **BayesianEstimator.default_sampler_config,
         "low_rank_mass_matrix": True,
@@ -377,7 +377,7 @@ class GammaGamma(BayesianEstimator):
         """Numba log-posterior for NUTS, or None for priors it does not support."""
         from crmkit.models.clv import kernels as clv_numba
 
-        table = clv_numba.prior_table(self.priors, self.param_names)
+        table = clv_numba.prior_table(self.priors, self.param_names, shifted=True)
         return None if table is None else clv_numba.gammagamma_kernel(arrays, table)
 
     def _observed(self, data: pd.DataFrame) -> dict[str, np.ndarray]:

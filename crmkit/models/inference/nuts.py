@@ -73,6 +73,9 @@ def natural_params_fn(model: Any, names: Sequence[str]) -> Any:
 def nutpie_numba(kernel: Kernel, param_names: Sequence[str], start: np.ndarray) -> Any:
     """Nutpie model calling a numba log-posterior ``z -> (logp, grad)`` over log-parameters.
 
+    ``z = log(theta)``, or ``log(theta - shift)`` for a kernel with lower bounds
+    (:class:`crmkit.models.clv.kernels.Kernel`).
+
     Chains start near the posterior mode (found with the kernel's own gradient), jittered
     by up to two approximate posterior sd (from a numerical Hessian) in each direction.
 
@@ -98,7 +101,9 @@ def nutpie_numba(kernel: Kernel, param_names: Sequence[str], start: np.ndarray) 
         lp, g = kernel(z)
         return (-lp, -g) if np.isfinite(lp) else (1e300, np.zeros(ndim))
 
-    z0 = np.log(np.asarray(start, dtype=float))
+    to_z = getattr(kernel, "to_unconstrained", np.log)
+    to_theta = getattr(kernel, "to_natural", np.exp)
+    z0 = to_z(np.asarray(start, dtype=float))
     res = optimize.minimize(neg, z0, jac=True, method="L-BFGS-B")
     mode = res.x if np.all(np.isfinite(res.x)) else z0
     hess = numeric_hessian(lambda z: neg(z)[1], mode, 1e-5)
@@ -113,7 +118,8 @@ def nutpie_numba(kernel: Kernel, param_names: Sequence[str], start: np.ndarray) 
 
     def make_expand(seed1, seed2, chain):
         def expand(x):
-            return {n: np.asarray(np.exp(x[i])) for i, n in enumerate(param_names)}
+            theta = to_theta(x)
+            return {n: np.asarray(theta[i]) for i, n in enumerate(param_names)}
 
         return expand
 

@@ -32,14 +32,14 @@ def test_digamma_matches_scipy():
     np.testing.assert_allclose(ours, special.digamma(xs), rtol=1e-12, atol=1e-13)
 
 
-#: Gamma-Gamma's unrestricted q prior: the numba kernels take log-transformed priors only (the
-#: default q > 1 prior samples the PyMC graph).
+#: Gamma-Gamma's unrestricted q prior (the default is q > 1: TruncatedNormal, lower=1).
 GG_LOG_PRIOR = {"q": {"dist": "HalfNormal", "sigma": 10.0}}
 
 CASES = [
     (BetaGeo, None, [0.25, 4.4, 0.8, 2.4]),
     (ParetoNBD, None, [0.55, 10.6, 0.6, 11.7]),
     (GammaGamma, GG_LOG_PRIOR, [6.2, 3.7, 15.4]),
+    (GammaGamma, None, [6.2, 3.7, 15.4]),
     (
         BetaGeo,
         {
@@ -64,7 +64,7 @@ def test_kernel_equals_pymc_logp_and_gradient(sim, cls, config, center):
         kernel = model._numba_kernel(arrays)
     rng = np.random.default_rng(0)
     for _ in range(5):
-        z = np.log(center) + rng.normal(0.0, 0.7, len(center))
+        z = kernel.to_unconstrained(center) + rng.normal(0.0, 0.7, len(center))
         lp, grad = kernel(z)
         np.testing.assert_allclose(lp, logp(z), rtol=1e-8)
         np.testing.assert_allclose(grad, dlogp(z), rtol=1e-7, atol=1e-6)
@@ -132,8 +132,34 @@ def test_gammagamma_series_equals_row_sums(sim):
         np.testing.assert_allclose(series(z)[1], rows(z)[1], rtol=1e-9, atol=1e-9)
 
 
-def test_gammagamma_default_q_prior_has_no_numba_kernel_and_samples_the_pymc_graph(sim):
+def test_gammagamma_default_q_prior_samples_log_q_minus_one_with_the_numba_kernel(sim):
     model = GammaGamma()
     assert model.priors["q"]["lower"] == 1.0
-    assert model._numba_kernel(model._prepare(sim)) is None
-    assert GammaGamma(model_config=GG_LOG_PRIOR)._numba_kernel(model._prepare(sim)) is not None
+    kernel = model._numba_kernel(model._prepare(sim))
+    assert kernel is not None
+    assert kernel.shift == (0.0, 1.0, 0.0)
+    theta = np.array([6.2, 1.0001, 15.4])
+    np.testing.assert_allclose(kernel.to_natural(kernel.to_unconstrained(theta)), theta)
+    # q - 1 = exp(z) > 0 for every z: the mean spend p gamma / (q - 1) stays finite
+    assert kernel.to_natural(np.array([0.0, -20.0, 0.0]))[1] > 1.0
+
+
+def test_truncated_prior_is_refused_by_kernels_that_do_not_read_the_shift():
+    priors = {"r": {"dist": "TruncatedNormal", "mu": 0.0, "sigma": 1.0, "lower": 1.0}}
+    assert clv_numba.prior_table(priors, ("r",)) is None
+    assert clv_numba.prior_table(priors, ("r",), shifted=True) is not None
+
+
+def test_gammagamma_nuts_with_default_prior_uses_the_kernel_and_keeps_q_above_one(sim):
+    model = GammaGamma(random_seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CrmkitWarning)  # few draws: ESS below the default bar
+        model.fit(sim, method="nuts", chains=2, tune=300, draws=300)
+    assert model.diagnostics_["sampler"] == "nutpie-numba"
+    assert model.diagnostics_["r_hat_max"] < 1.05
+    q = model.idata_.posterior["q"].to_numpy()
+    assert q.min() > 1.0
+    mode = json.loads(GammaGamma(random_seed=5).fit(sim, method="map").idata_.attrs["map"])
+    for name in model.param_names:
+        logs = np.log(model.idata_.posterior[name].to_numpy().ravel())
+        assert abs(np.median(logs) - np.log(mode[name])) < 1.0 * logs.std() + 0.02
