@@ -54,12 +54,15 @@ def main() -> None:
         origins = month_ends(args.first, args.last)
         t0 = time.perf_counter()
         res = backtest(
-            demo.frames, origins, horizon=3, draws=args.draws, method=args.method, progress=True
-        )
+            demo.frames, origins, horizon=3, draws=args.draws, method=args.method,
+            progress=True, sources=True,
+        )  # fmt: skip
         secs = time.perf_counter() - t0
         res.to_csv(args.out, index=False)
         pd.set_option("display.width", 160)
         print(summarise(res).round(3).to_string(index=False))
+        single = res[res["lead"].isin(["1", "2", "3"])].assign(lead="1,2,3 pooled")
+        print(summarise(single).round(3).to_string(index=False))
         print(f"method={args.method} draws={args.draws} origins={len(origins)} seconds={secs:.1f}")
     if args.calls:
         demo = generate_demo()

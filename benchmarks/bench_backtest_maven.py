@@ -119,18 +119,24 @@ def main() -> None:
     frames = load_maven()
     origins = month_ends("2017-03-01", "2017-11-30")
     t0 = time.perf_counter()
-    res = backtest(frames, origins, horizon=3, draws=args.draws, method=args.method, progress=True)
+    res = backtest(
+        frames, origins, horizon=3, draws=args.draws, method=args.method, progress=True,
+        sources=True,
+    )  # fmt: skip
     secs = time.perf_counter() - t0
-    # the three-month sum is scored only where the data cover all three months (to Dec 2017)
+    # scored only where the data cover the months (to Dec 2017): the three-month sum from
+    # the origins March-September, single months up to December
     last = pd.Timestamp("2017-09-30").date()
-    keep = (res["lead"] != "1-3") | (res["origin"] <= last)
+    inside = res["period"].str[-7:] <= "2017-12"
+    keep = ((res["lead"] != "1-3") | (res["origin"] <= last)) & inside
     res = res[keep]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     res.to_csv(args.out, index=False)
     summ = summarise(res)
-    summ = summ[summ["lead"].isin(["1", "1-3"])]
     pd.set_option("display.width", 160)
-    print(summ.round(3).to_string(index=False))
+    print(summ[summ["lead"].isin(["1", "1-3"])].round(3).to_string(index=False))
+    single = res[res["lead"].isin(["1", "2", "3"])].assign(lead="1,2,3 pooled")
+    print(summarise(single).round(3).to_string(index=False))
     print(f"method={args.method} draws={args.draws} origins={len(origins)} seconds={secs:.1f}")
 
 

@@ -1,22 +1,30 @@
-"""CDNOW holdout at several cut-offs: standard BTYD intervals against a calendar-time effect.
+"""CDNOW holdout at several cut-offs: standard BTYD intervals against calendar-time effects.
 
 For each cut-off week c (the cohort: first purchase in weeks 1-12 of 1997), fit the
-standard model (MAP + Laplace) on weeks 1..c, forecast the cohort's repeat transactions in
-weeks c+1..78 in three equal periods, with purchase noise (posterior predictive), and
-compare with what happened:
+standard models (BG/NBD or Pareto/NBD, and Gamma-Gamma; MAP + Laplace) on weeks 1..c,
+forecast the cohort's repeat transactions and repeat revenue in weeks c+1..78 in three
+equal periods, with purchase and spend noise (posterior predictive), and compare with what
+happened:
 
-- ``standard``: :func:`crmkit.models.clv.models.repeat_purchases` with ``noise=True``;
+- ``standard``: :func:`crmkit.models.clv.models.repeat_purchases` with ``noise=True``
+  (with the Gamma-Gamma model for revenue);
 - ``random walk``: the same draws times a log-rate random walk fitted to the weekly
-  residuals of weeks 1..c (the default :class:`~crmkit.models.clv.calendar.CalendarEffect`);
+  residuals of weeks 1..c (the rate effect as it was before issue 17: no seasonality,
+  no spend effect);
 - ``AR(1) or walk``: ``CalendarEffect(half_lives=...)``, which also weighs mean-reverting
-  alternatives (half-lives of a week to 16 months).
+  alternatives (half-lives of a week to 16 months);
+- ``rate + spend``: :func:`crmkit.models.clv.calendar.fit_calendar_effects`, the rate
+  effect and the spend effect (random walks, plus 12 monthly effects once the history
+  spans 12 months, i.e. at cut-off 60), revenue by
+  :func:`crmkit.models.clv.calendar.adjust_revenue`.
 
 Reported per row: P5 / P50 / P95 of the total to week 78 and of the first third of the
-horizon, whether the observed value is inside the 90% interval, and the interval width
-relative to the observed value. Coverage over all rows at the end. Nothing is tuned to a
-cut-off: the same priors everywhere.
+horizon, whether the observed value is inside the 90% interval, the interval width, the
+interval score (Gneiting & Raftery 2007: width + (2 / 0.1) x miss distance) and the CRPS of
+the draws, all relative to the observed value. Coverage and mean scores over all rows at
+the end. Nothing is tuned to a cut-off: the same priors everywhere.
 
-Run: .venv/bin/python benchmarks/bench_clv_holdout.py [sample|master] [bgnbd,paretonbd]
+Run: nice -n 10 .venv/bin/python benchmarks/bench_clv_holdout.py [sample|master] [bgnbd,paretonbd]
      [cut-offs, default 26,32,39,45,52,60] [n_draws, default 1000]
 """
 
@@ -29,10 +37,16 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from bench_clv_seasonal import scores
 
-from crmkit.data.cdnow import load_cdnow_transactions, summary_from_transactions
-from crmkit.models.clv.calendar import CalendarEffect, repeat_counts_by_period
-from crmkit.models.clv.models import BetaGeo, ParetoNBD, repeat_purchases
+from crmkit.data.cdnow import load_cdnow_transactions, merge_same_day, summary_from_transactions
+from crmkit.models.clv.calendar import (
+    CalendarEffect,
+    adjust_revenue,
+    fit_calendar_effects,
+    repeat_counts_by_period,
+)
+from crmkit.models.clv.models import BetaGeo, GammaGamma, ParetoNBD, repeat_purchases
 
 warnings.simplefilter("ignore")
 START = pd.Timestamp("1997-01-01")
@@ -46,13 +60,15 @@ def week(n: int) -> pd.Timestamp:
     return START + pd.Timedelta(days=7 * n - 1)
 
 
-def holdout_by_period(tx, ids, cut, h, n_periods):
-    """Observed repeat purchase days of the customers in each forecast period."""
-    days = tx.assign(date=tx["date"].dt.normalize())[["customer_id", "date"]].drop_duplicates()
+def holdout_by_period(tx, ids, cut, h, n_periods, revenue=False):
+    """Observed repeat purchase days (or their revenue) of the customers per forecast period."""
+    days = merge_same_day(tx)
     days = days[days["customer_id"].isin(ids)]
     age = (days["date"] - cut).dt.days.to_numpy() / 7.0
     k = np.ceil(age / (h / n_periods) - 1e-9).astype(int) - 1
-    return np.bincount(k[(age > 0) & (k < n_periods)], minlength=n_periods)
+    ok = (age > 0) & (k < n_periods)
+    w = days["amount"].to_numpy(float)[ok] if revenue else None
+    return np.bincount(k[ok], weights=w, minlength=n_periods)
 
 
 def q(a):
@@ -63,44 +79,48 @@ def run(tx, kind, c, n_draws, seed=0):
     cut = week(c)
     s = summary_from_transactions(tx, cut, END, first_purchase_by=COHORT)
     m = MODELS[kind](random_seed=seed).fit(s, method="map")
+    gg = GammaGamma(random_seed=seed).fit(s[s["frequency"] > 0], method="map")
     h = (END - cut).days / 7.0
     obs = holdout_by_period(tx, s["customer_id"], cut, h, 3)
-    std = repeat_purchases(
-        m, s, periods=3, period_length=h / 3, noise=True, n_draws=n_draws, seed=seed
-    )
+    obs_rev = holdout_by_period(tx, s["customer_id"], cut, h, 3, revenue=True)
+    kw = {"periods": 3, "period_length": h / 3, "noise": True, "n_draws": n_draws, "seed": seed}
+    std = repeat_purchases(m, s, **kw)
+    std_rev = repeat_purchases(m, s, spend_model=gg, **kw)
     past = repeat_counts_by_period(tx, s["customer_id"], cut, c)
-    walk = CalendarEffect().fit(past, purchase_model=m, summary=s)  # the default: random walk
-    eff = CalendarEffect(half_lives=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)).fit(
-        past, purchase_model=m, summary=s
-    )
+    walk = CalendarEffect(seasonality="none").fit(past, purchase_model=m, summary=s)
+    eff = CalendarEffect(half_lives=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), seasonality="none")
+    eff = eff.fit(past, purchase_model=m, summary=s)
+    rate, spend = fit_calendar_effects(tx, s, m, gg, cut, n_periods=c)
     rows = []
     forecasts = (
-        ("standard", std),
-        ("random walk", walk.adjust(std, seed=seed + 1)),
-        ("AR(1) or walk", eff.adjust(std, seed=seed + 1)),
+        ("standard", std, std_rev),
+        ("random walk", walk.adjust(std, seed=seed + 1), walk.adjust(std_rev, seed=seed + 1)),
+        ("AR(1) or walk", eff.adjust(std, seed=seed + 1), eff.adjust(std_rev, seed=seed + 1)),
+        (
+            "rate + spend",
+            rate.adjust(std, seed=seed + 1),
+            adjust_revenue(std_rev, rate, spend, seed=seed + 1),
+        ),
     )
-    for name, da in forecasts:
-        a = da.to_numpy()
-        for what, vals, o in (
-            ("to week 78", a.sum(1), obs.sum()),
-            ("first third", a[:, 0], obs[0]),
-        ):
-            lo, med, hi = q(vals)
-            rows.append(
-                {
-                    "model": kind,
-                    "cutoff": c,
-                    "horizon_wk": round(h if what == "to week 78" else h / 3, 1),
-                    "total": what,
-                    "forecast": name,
-                    "observed": int(o),
-                    "p5": lo,
-                    "p50": med,
-                    "p95": hi,
-                    "covered": bool(lo <= o <= hi),
-                    "width_rel": (hi - lo) / o,
-                }
-            )
+    for name, da, da_rev in forecasts:
+        for measure, arr, ob in (("purchases", da, obs), ("revenue", da_rev, obs_rev)):
+            a = arr.to_numpy()
+            for what, vals, o in (
+                ("to week 78", a.sum(1), ob.sum()),
+                ("first third", a[:, 0], ob[0]),
+            ):
+                rows.append(
+                    {
+                        "model": kind,
+                        "cutoff": c,
+                        "horizon_wk": round(h if what == "to week 78" else h / 3, 1),
+                        "measure": measure,
+                        "total": what,
+                        "forecast": name,
+                        "observed": round(float(o)),
+                        **scores(vals, float(o)),
+                    }
+                )
     return rows, walk.summary(), eff.summary()
 
 
@@ -118,7 +138,10 @@ def main() -> None:
             rows += r
             for row in r:  # as they come: a long run can be read before it ends
                 print(
-                    {k: round(float(v), 1) if isinstance(v, float) else v for k, v in row.items()}
+                    {
+                        k: round(float(v), 3 if abs(v) < 10 else 1) if isinstance(v, float) else v
+                        for k, v in row.items()
+                    }
                 )
             print(
                 f"{which} {kind} cut-off {c}: random walk sigma/week "
@@ -130,10 +153,21 @@ def main() -> None:
     out = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
     print(out.round(2).to_string(index=False))
-    cov = out.groupby(["total", "forecast"]).agg(
-        coverage=("covered", "mean"), n=("covered", "size"), median_width=("width_rel", "median")
+    cov = out.groupby(["measure", "total", "forecast"], sort=False).agg(
+        coverage=("covered", "mean"),
+        n=("covered", "size"),
+        median_width=("width_rel", "median"),
+        interval_score=("is_rel", "mean"),
+        crps=("crps_rel", "mean"),
     )
-    print(cov.round(2).to_string())
+    print(cov.round(3).to_string())
+    allrows = out.groupby(["measure", "forecast"], sort=False).agg(
+        coverage=("covered", "mean"),
+        n=("covered", "size"),
+        interval_score=("is_rel", "mean"),
+        crps=("crps_rel", "mean"),
+    )
+    print(allrows.round(3).to_string())
     print(f"{which}: {time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f}")
 
 

@@ -185,9 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", type=float, help="revenue target per period")
     p.add_argument(
         "--method",
-        default="map",
+        default="auto",
         choices=list(METHODS),
-        help="map: seconds (Laplace approximation); nuts: full MCMC, minutes",
+        help="auto (default): nuts when the data sample in about 2 minutes, else map; "
+        "nuts: full MCMC (about 1 minute on the demo); map: seconds (Laplace approximation)",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
@@ -488,6 +489,7 @@ def _cmd_forecast(args: argparse.Namespace) -> int:
     )
     result = {
         **forecast_to_json(snap, open_deals=args.open_deals),
+        **{k: snap.parameters.get(k) for k in ("method", "method_used", "method_reason")},
         "status": snap.status,
         "reasons": list(snap.reasons),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from crmkit.apps.notebook_views import ONE_CHAIN_NOTE
 from crmkit.forecast.engine import run_forecast
 from crmkit.store import Store
 from tests.notebook_runner import (
@@ -29,9 +30,26 @@ def test_forecast_notebook_runs(tmp_path):
     db = demo_database(tmp_path / "demo.db", n_customers=300, n_deals=400, seed=1)
     with Store.open(db) as store:
         # an earlier forecast, so the notebook has a previous snapshot to compare with
-        run_forecast(store, as_of="2026-09-30", horizon=3, draws=20, include_repeat=False)
-    nb = run_notebook(NAME, tmp_path, {"db_url": str(db), "draws": 100})
+        run_forecast(
+            store, as_of="2026-09-30", horizon=3, draws=20, include_repeat=False, method="map"
+        )
+    nb = run_notebook(NAME, tmp_path, {"db_url": str(db), "draws": 100, "method": "map"})
     assert not errors_of(nb)
+    # each model's fit prints its start and end line in the fit cell
+    fit_text = "".join(o.get("text", "") for o in outputs_of(nb, "report=print"))
+    assert "fitting the pipeline model" in fit_text and "pipeline model fitted in" in fit_text
+    # "Model checks": the PPC figure (no older-snapshot note), rank/trace figures, LOO table
+    heads = [c.source.splitlines()[0] for c in nb.cells if c.source.startswith("## ")]
+    assert heads.index("## Model checks") == heads.index("## Model diagnostics") + 1
+    ppc = outputs_of(nb, "ppc_figure(model_checks)")
+    assert sum("image/png" in o.get("data", {}) for o in ppc) == 1
+    assert "older crmkit" not in "".join(o.get("text", "") for o in ppc)
+    assert "None" not in "".join(o.get("data", {}).get("text/plain", "") for o in ppc)
+    traces = outputs_of(nb, "rank_figure(model_traces)")  # MAP: one chain, nothing to compare
+    assert not any("image/png" in o.get("data", {}) for o in traces)
+    assert ONE_CHAIN_NOTE in "".join(o.get("text", "") for o in traces)
+    loo = "".join(o.get("data", {}).get("text/html", "") for o in outputs_of(nb, "loo_table("))
+    assert "elpd_loo" in loo and "pipeline" in loo and "repeat purchases" in loo
     fan = outputs_of(nb, "fan_chart(")
     assert any("image/png" in o.get("data", {}) for o in fan)
     stages = outputs_of(nb, "stage_rates = db.pipeline_by_stage(snap)")

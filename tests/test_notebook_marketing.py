@@ -35,7 +35,7 @@ def executed(tmp_path_factory) -> nbformat.NotebookNode:
             "method": "map",
             "draws": 200,
             "horizon_weeks": 8,
-            "forecast_months": 2,
+            "forecast_months": 3,  # extra deals need time to be won
             "forecast_draws": 300,
         },
         # a lost kernel message (seen once with ipykernel 7 under load: kernel and client

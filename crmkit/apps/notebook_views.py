@@ -10,7 +10,8 @@ not converge, or a Gamma-Gamma ``q`` at or below 1) and what to do; :func:`check
 result table greyed out under that box (or a widget under it) when one of the fits it depends
 on failed, and the table unchanged when they all passed. The table stays visible, greyed,
 rather than withheld: the analyst can still see what the fit said, but not mistake it for a
-result.
+result. :func:`ppc_warning` is the same box for posterior predictive checks whose observed
+values fall outside the predicted P5–P95 range too often.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ __all__ = [
     "fit_clv",
     "fit_problems",
     "fit_warning",
+    "ppc_problems",
+    "ppc_warning",
     "repeat_purchase_summary",
     "rollup_table",
     "short_backtest",
@@ -129,13 +132,19 @@ def fit_problems(*fits: Any, name: str | None = None) -> list[str]:
     return out
 
 
-def _warning_html(problems: list[str]) -> str:
+#: Heading of the fit warning box.
+FIT_HEADING = "This fit failed its checks: its results below are not reliable."
+
+
+def _warning_html(
+    problems: list[str], *, heading: str = FIT_HEADING, css: str = "crmkit-fit-warning"
+) -> str:
     """The warning box's HTML for the given problem sentences."""
     items = "".join(f"<li>{html.escape(p)}</li>" for p in problems)
     return (
-        '<div class="crmkit-fit-warning" role="alert" style="border:2px solid #b45309;'
+        f'<div class="{css}" role="alert" style="border:2px solid #b45309;'
         'background:#fff7ed;color:#7c2d12;padding:8px 12px;margin:6px 0;border-radius:4px">'
-        "<strong>&#9888; This fit failed its checks: its results below are not reliable."
+        f"<strong>&#9888; {html.escape(heading)}"
         f'</strong><ul style="margin:4px 0 0 0">{items}</ul></div>'
     )
 
@@ -160,6 +169,85 @@ def fit_warning(*fits: Any, name: str | None = None):
 
     problems = fit_problems(*fits, name=name)
     return HTML(_warning_html(problems)) if problems else None
+
+
+#: A check whose observed values fall outside the predicted P5–P95 range in more than this
+#: share of its rows gets a warning (about 10% would by chance).
+PPC_MISS_SHARE = 0.2
+#: Heading of the posterior predictive check warning box.
+PPC_HEADING = (
+    "A model does not reproduce the data it was fitted on: read the forecasts that depend "
+    "on it with care."
+)
+#: Shown instead of the model checks of a snapshot saved without them.
+NO_CHECKS_NOTE = (
+    "This snapshot holds no model checks (it was saved by an older crmkit): refit the "
+    "forecast to see them."
+)
+
+#: Shown instead of rank and trace plots of draws from one chain (MAP + Laplace, ADVI).
+ONE_CHAIN_NOTE = (
+    "Rank and trace plots compare the chains of a sampler (method nuts); this forecast's "
+    "draws come from one approximation (MAP + Laplace or ADVI), so there are no chains to "
+    "compare."
+)
+
+
+def ppc_problems(table: pd.DataFrame, *, max_share: float = PPC_MISS_SHARE) -> list[str]:
+    """Each posterior predictive check that misses too often, one sentence each.
+
+    Parameters
+    ----------
+    table
+        :func:`crmkit.forecast.checks.posterior_predictive_checks` (or the snapshot's
+        ``model_checks`` records as a DataFrame): ``check``, ``label``, ``inside90``, ...
+    max_share
+        Largest share of a check's rows outside the predicted P5–P95 range that passes.
+
+    Returns
+    -------
+    list of str
+        ``"<check>: <k> of <n> observed values (<share>) fall outside the predicted P5–P95
+        range (about 10% would by chance)"`` per check above ``max_share``, in table order;
+        empty when every check is fine.
+    """
+    if table is None or table.empty:
+        return []
+    out = []
+    for check, rows in table.groupby("check", sort=False):
+        n = len(rows)
+        k = int((~rows["inside90"].astype(bool)).sum())
+        if n and k / n > max_share:
+            out.append(
+                f"{check}: {k} of {n} observed values ({k / n:.0%}) fall outside the predicted "
+                "P5–P95 range (about 10% would by chance)"
+            )
+    return out
+
+
+def ppc_warning(table: pd.DataFrame, *, max_share: float = PPC_MISS_SHARE):
+    """A visible warning box for posterior predictive checks that miss, or None when fine.
+
+    Parameters
+    ----------
+    table
+        The posterior predictive checks (see :func:`ppc_problems`).
+    max_share
+        Largest share of a check's rows outside P5–P95 that passes (default 20%).
+
+    Returns
+    -------
+    IPython.display.HTML or None
+        The box (class ``crmkit-ppc-warning``, the style of :func:`fit_warning`) naming each
+        check that misses too often and how many of its values; None (a notebook shows
+        nothing) when every check is fine.
+    """
+    from IPython.display import HTML
+
+    problems = ppc_problems(table, max_share=max_share)
+    if not problems:
+        return None
+    return HTML(_warning_html(problems, heading=PPC_HEADING, css="crmkit-ppc-warning"))
 
 
 def checked(result: Any, *fits: Any, name: str | None = None) -> Any:

@@ -8,7 +8,10 @@ final names, so a failed run leaves the last good report in place and raises
 :class:`ReportError` saying why.
 
 Papermill runs in a child process, bounded by a whole-run timeout (retried once), and is
-killed with its kernel when the run times out or the report process dies. The database
+killed with its kernel when the run times out or the report process dies. The models' fit
+lines (:func:`fit_progress`, written by the notebook's refit to the kernel's own stderr, not
+into the notebook) reach the caller live through ``progress``: ``crmkit report`` prints them
+to stderr while a fit of a minute or more runs. The database
 URL reaches the kernel through ``$CRMKIT_DB_URL``; every file, log line and error shows it
 with the password masked. Temporary folders left by a killed run are removed by the next.
 
@@ -40,6 +43,8 @@ from crmkit.store.engine import ENV_URL, masked_url, password_forms, scrub_passw
 PDF_TIMEOUT_SECONDS = 180
 #: Seconds a whole report run (notebook, HTML, PDF) may take by default; it is retried once.
 DEFAULT_TIMEOUT_SECONDS = 1800
+#: Prefix of the progress lines the notebook's kernel writes to its stderr (:func:`fit_progress`).
+PROGRESS_PREFIX = "crmkit: "
 #: Files the notebook writes into its ``out_dir``: headline figures (JSON) and the fan chart.
 SUMMARY_FILE = "summary.json"
 FANCHART_FILE = "fanchart.png"
@@ -47,6 +52,36 @@ FANCHART_FILE = "fanchart.png"
 
 class ReportError(CrmkitError):
     """The report run failed; the previous report files were left untouched."""
+
+
+def fit_progress(line: str) -> None:
+    """Write a fit's progress line to this process's real stderr, at once.
+
+    In the report notebook's kernel, ``sys.stderr`` is the notebook's stderr stream; its
+    ``fileno()`` is the kernel process's original stderr (or, when ipykernel does not watch
+    the file descriptors, file descriptor 2 still is), which the report run reads
+    (:func:`run_report`'s ``progress``), so the line is shown live and never lands in the
+    report itself. Elsewhere it is plain stderr.
+
+    Parameters
+    ----------
+    line
+        The line (without the :data:`PROGRESS_PREFIX`), e.g. from
+        :func:`crmkit.forecast.engine.fit_report`.
+
+    """
+    text = f"{PROGRESS_PREFIX}{line}".replace("\n", " ") + "\n"
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = 2  # ipykernel without fd capture (e.g. under pytest): fd 2 is the process's own
+    with contextlib.suppress(OSError):
+        os.write(fd, text.encode("utf-8", "replace"))
+
+
+def _stderr_line(line: str) -> None:
+    """Print a progress line to stderr at once."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def report_template() -> Path:
@@ -75,7 +110,7 @@ def validate_parameters(
     filters: object = None,
     out_dir: object = "reports",
     refit: object = True,
-    method: object = "map",
+    method: object = "auto",
     seed: object = 0,
     backtest: object = 3,
     *,
@@ -104,12 +139,15 @@ def validate_parameters(
     refit
         Fit the models and save a new snapshot (True) or report on the newest one (False).
     method
-        ``"map"``, ``"nuts"`` or ``"advi"``.
+        ``"auto"`` (NUTS when the data sample in about 2 minutes, else MAP:
+        :func:`crmkit.forecast.engine.resolve_method`), ``"map"``, ``"nuts"`` or ``"advi"``.
+        The backtests refit with MAP whatever the method (``"nuts"`` for them is asked of
+        :func:`crmkit.forecast.backtest.backtest` directly).
     seed
         Random seed, an integer >= 0.
     backtest
         Number of past month ends to backtest the forecast from (0-24; 0: none). Each
-        refits the models, so each adds about one fit's time to the report.
+        refits the models (MAP, a few seconds each on the demo).
     today
         The day ``as_of`` may not exceed (default: today).
 
@@ -212,7 +250,7 @@ def run_report(
     out_dir: object = "reports",
     *,
     refit: object = True,
-    method: object = "map",
+    method: object = "auto",
     seed: object = 0,
     backtest: object = 3,
     pdf: bool = True,
@@ -221,6 +259,7 @@ def run_report(
     kernel: str = "python3",
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     log=print,
+    progress=_stderr_line,
 ) -> ReportResult:
     """Run the forecast report and write its notebook, HTML (no code) and PDF.
 
@@ -251,7 +290,13 @@ def run_report(
     timeout
         Seconds one run (notebook, HTML and PDF) may take; it is retried once.
     log
-        Callable taking a progress line (``print`` by default; None for silence).
+        Callable taking a line about the run's steps (``print`` by default; None for
+        silence).
+    progress
+        Callable taking each line the notebook's kernel reports while it runs (the models'
+        fit lines, e.g. ``"crmkit: method auto -> nuts (1,769 deals: NUTS takes about 55
+        s)"``, ``"crmkit: pipeline model fitted in 41 s: checks passed (...)"``), as they
+        come; stderr by default, None for silence.
 
     Returns
     -------
@@ -285,6 +330,10 @@ def run_report(
         if log is not None:
             log(scrub_password(msg, secrets))
 
+    def shout(msg: str) -> None:
+        if progress is not None:
+            progress(scrub_password(msg, secrets))
+
     # absolute: the notebook runs in its own folder, where a relative path means another place
     out = Path(params["out_dir"]).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -299,7 +348,7 @@ def run_report(
         try:
             deadline = time.monotonic() + seconds
             files = _build(template, tmp, name, shown, env, kernel, chromium if pdf else None,
-                           say, deadline)  # fmt: skip
+                           say, deadline, progress=shout)  # fmt: skip
             final = {k: out / p.name for k, p in files.items()}
             for k, p in files.items():
                 os.replace(p, final[k])
@@ -405,14 +454,20 @@ def _build(
     chromium: str | None,
     say,
     deadline: float,
+    progress=None,
 ) -> dict[str, Path]:
     """Run the three steps inside ``tmp`` before ``deadline`` and return the files made."""
     nb_path = tmp / f"{name}.ipynb"
     say(f"running {template.name} (as of {params['as_of']}, horizon {params['horizon']})")
+
+    def on_err(line: str) -> None:
+        if progress is not None and line.startswith(PROGRESS_PREFIX):
+            progress(line.rstrip("\n"))
+
     code, _out, err = _child(
         [sys.executable, "-c", _PAPERMILL_CHILD, str(template), str(nb_path), str(tmp), kernel,
          json.dumps({**params, "out_dir": str(tmp)})],
-        deadline, env=env, cwd=tmp,
+        deadline, env=env, cwd=tmp, on_err=on_err,
     )  # fmt: skip
     if code != 0:
         marker = [ln for ln in err.splitlines() if ln.startswith("crmkit-report-error ")]
@@ -480,19 +535,28 @@ def _run(argv: list[str], what: str, deadline: float, timeout: float = 600) -> N
 
 
 def _child(
-    argv: list[str], deadline: float, *, env: dict[str, str] | None = None, cwd: Path | None = None
+    argv: list[str],
+    deadline: float,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    on_err=None,
 ) -> tuple[int, str, str]:
     """Run ``argv`` until ``time.monotonic()`` reaches ``deadline``; its exit code and output.
 
     On time-out, or if this process is interrupted, the child and every process under it
     (a Jupyter kernel runs in a session of its own) are killed before this returns.
+    ``on_err``, when given, receives each stderr line as it comes.
     """
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         text=True, env=env, cwd=cwd, start_new_session=True,
     )  # fmt: skip
     try:
-        out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 0.01))
+        if on_err is None:
+            out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 0.01))
+        else:
+            out, err = _stream(proc, deadline, on_err)
     except subprocess.TimeoutExpired:
         kill_tree(proc)
         raise _RunTimeoutError from None
@@ -500,6 +564,31 @@ def _child(
         kill_tree(proc)
         raise
     return proc.returncode, out, err
+
+
+def _stream(proc: subprocess.Popen, deadline: float, on_err) -> tuple[str, str]:
+    """Read a child's stdout and stderr to its end, passing stderr lines on as they come."""
+    import threading
+
+    chunks: dict[str, list[str]] = {"out": [], "err": []}
+
+    def read(stream, key: str, each) -> None:
+        for line in iter(stream.readline, ""):
+            chunks[key].append(line)
+            if each is not None:
+                with contextlib.suppress(Exception):  # a progress line never stops the run
+                    each(line)
+
+    readers = [
+        threading.Thread(target=read, args=(proc.stdout, "out", None), daemon=True),
+        threading.Thread(target=read, args=(proc.stderr, "err", on_err), daemon=True),
+    ]
+    for t in readers:
+        t.start()
+    proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+    for t in readers:  # a kernel left behind may hold the pipes open: do not wait for ever
+        t.join(timeout=max(deadline - time.monotonic(), 0.01))
+    return "".join(chunks["out"]), "".join(chunks["err"])
 
 
 def kill_tree(proc: subprocess.Popen) -> int:
@@ -568,7 +657,11 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
         "--no-refit", dest="refit", action="store_false",
         help="report the newest saved snapshot instead of fitting the models",
     )  # fmt: skip
-    p.add_argument("--method", default="map", choices=list(METHODS), help="fitting method")
+    p.add_argument(
+        "--method", default="auto", choices=list(METHODS),
+        help="fitting method; auto (default): nuts when the data sample in about 2 minutes, "
+        "else map (the backtests use map)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
         "--backtest", type=int, default=3, metavar="N",

@@ -8,6 +8,7 @@ report for :func:`crmkit.apps.report.run_report`.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -19,10 +20,12 @@ import pandas as pd
 from crmkit.apps import call_views as cv
 from crmkit.apps import changes as chg
 from crmkit.apps import dashboard as db
+from crmkit.apps.notebook_views import NO_CHECKS_NOTE, ONE_CHAIN_NOTE, ppc_warning
 from crmkit.apps.section_html import headline_html, table_html
 from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import SOURCE_NAMES
 from crmkit.forecast.compare import compare_with_previous, previous_snapshot
+from crmkit.plots.checks import loo_table, ppc_figure, rank_figure
 from crmkit.plots.fanchart import fan_chart
 from crmkit.plots.format import figure_png, format_amount
 from crmkit.plots.waterfall import waterfall_figure
@@ -44,6 +47,10 @@ class ReportContext:
     call_backtest: pd.DataFrame | None = None
     #: Why the forecast-call backtest was not run (too little history, no deals), if so.
     call_backtest_note: str | None = None
+    #: LOO comparison of model variants (:func:`run_model_comparison`), when refitted.
+    model_comparison: pd.DataFrame | None = None
+    #: Why the LOO comparison was not run, if it failed.
+    model_comparison_note: str | None = None
 
 
 def prepare(
@@ -85,12 +92,13 @@ def prepare(
     store = Store.open(p["db_url"])
     try:
         if p["refit"]:
+            from crmkit.apps.report import fit_progress
             from crmkit.forecast.engine import run_forecast
 
             snap = run_forecast(
                 store, as_of=p["as_of"], horizon=p["horizon"], period=p["period"],
                 draws=p["draws"], target=p["target"], seed=p["seed"], method=p["method"],
-                label=label, progress=False, save=True,
+                label=label, progress=False, save=True, report=fit_progress,
             )  # fmt: skip
             if snap.status != "published":
                 # a report is read by managers: a draft never replaces the previous report
@@ -103,6 +111,12 @@ def prepare(
             if snap is None:
                 raise CrmkitError(db.no_snapshot_message(store.url))
         previous = previous_snapshot(store, snap)
+        comparison, comparison_note = None, None
+        if p["refit"]:
+            try:
+                comparison = run_model_comparison(store, snap, seed=p["seed"])
+            except CrmkitError as exc:  # a variant that cannot be fitted: the section says why
+                comparison_note = str(exc)
         scores = None
         if p["backtest"] and db.backtest_table(snap) is None:
             scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
@@ -130,6 +144,8 @@ def prepare(
         backtest=scores,
         call_backtest=call_scores,
         call_backtest_note=call_note,
+        model_comparison=comparison,
+        model_comparison_note=comparison_note,
     )
 
 
@@ -369,6 +385,119 @@ def show_diagnostics(ctx: ReportContext) -> None:
         + table_html(db.diagnostics_table(ctx.snapshot), css="crmkit-diagnostics-table")
         + (f"<ul>{msgs}</ul>" if msgs else "")
     )
+
+
+def run_model_comparison(store: Store, snap: Snapshot, *, seed: int = 0) -> pd.DataFrame:
+    """Compare model variants by LOO on the data of a snapshot's forecast (MAP fits).
+
+    Parameters
+    ----------
+    store
+        The database.
+    snap
+        The snapshot reported (its as-of day).
+    seed
+        Random seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`crmkit.forecast.checks.compare_variants` with ``method="map"``: the pipeline
+        model with and without owner effects, repeat purchases with and without the
+        calendar effect.
+    """
+    from crmkit.forecast.checks import compare_variants
+    from crmkit.forecast.engine import load_frames
+
+    frames = load_frames(store, as_of=snap.as_of)
+    return compare_variants(frames, as_of=snap.as_of, method="map", seed=seed)
+
+
+def _png_img(fig: object, css: str) -> str:
+    """A figure as an inline PNG ``<img>`` (the HTML and the PDF both carry it)."""
+    data = base64.b64encode(figure_png(fig, dpi=100)).decode("ascii")
+    return f'<img class="{css}" alt="{css}" src="data:image/png;base64,{data}"/>'
+
+
+#: How the report explains the LOO comparison's columns.
+LOO_EXPLANATION = (
+    "Higher elpd_loo (expected log predictive density of left-out data) is better; d_loo is "
+    "each variant's distance from the best of its family, with its standard error dse (a "
+    "d_loo within about two dse is no real difference); weight is the stacking weight of "
+    "each variant; pareto_k_bad counts data points whose LOO estimate is unreliable "
+    "(Pareto k > 0.7)."
+)
+
+
+def model_checks_html(ctx: ReportContext) -> str:
+    """HTML of the "Model checks" section: PPC figure and warning, rank plots, LOO table.
+
+    Parameters
+    ----------
+    ctx
+        The report's context: its snapshot's ``model_checks`` and ``model_traces`` tables,
+        and ``model_comparison`` when the report refitted.
+
+    Returns
+    -------
+    str
+        An explanation, the posterior predictive check warning box (when a check misses
+        too often, :func:`crmkit.apps.notebook_views.ppc_warning`) and figure (class
+        ``crmkit-ppc-figure``), the rank plots (``crmkit-rank-figure``) and the LOO table
+        (``crmkit-loo-table``, only when refitted) or a sentence saying why it is not
+        shown; a note (class ``crmkit-model-checks``) when the snapshot holds no checks.
+    """
+    checks = db.snapshot_table(ctx.snapshot, "model_checks")
+    traces = db.snapshot_table(ctx.snapshot, "model_traces")
+    parts = []
+    if checks.empty and traces.empty:
+        parts.append(f'<p class="crmkit-model-checks">{html.escape(NO_CHECKS_NOTE)}</p>')
+    if not checks.empty:
+        parts.append(
+            '<p class="crmkit-model-checks">Posterior predictive checks: what the fitted models '
+            "predict for the past they were fitted on (P50 with P10–P90 and P5–P95 ranges) "
+            "against what happened (dots). About 1 observed value in 10 falls outside P5–P95 "
+            "by chance; red dots mark them, and a check missing more than 1 in 5 is named "
+            "above the figure.</p>"
+        )
+        warning = ppc_warning(checks)
+        if warning is not None:
+            parts.append(warning.data)
+        parts.append(_png_img(ppc_figure(checks), "crmkit-ppc-figure"))
+    if not traces.empty and traces["chain"].nunique() < 2:
+        parts.append(f'<p class="crmkit-rank-note">{html.escape(ONE_CHAIN_NOTE)}</p>')
+    elif not traces.empty:
+        parts.append(
+            "<p>Rank plots: for each main parameter, how each chain's draws rank among all "
+            "draws. Flat histograms near the dashed line mean the chains agree; a chain "
+            "piled at one end explored a different region (see R-hat in the diagnostics).</p>"
+        )
+        parts.append(_png_img(rank_figure(traces), "crmkit-rank-figure"))
+    if ctx.model_comparison is not None and not ctx.model_comparison.empty:
+        parts.append(
+            '<p class="crmkit-loo">Model variants compared by leave-one-out cross-validation '
+            "(PSIS-LOO), each refitted for this report with MAP + Laplace on the same data: "
+            "the pipeline model with and without owner effects, and repeat purchases with "
+            f"and without the calendar effect. {LOO_EXPLANATION}</p>"
+        )
+        parts.append(table_html(loo_table(ctx.model_comparison), css="crmkit-loo-table"))
+    elif ctx.refitted and ctx.model_comparison_note:
+        parts.append(
+            '<p class="crmkit-loo">The LOO comparison of model variants was not run '
+            f"({html.escape(ctx.model_comparison_note)}).</p>"
+        )
+    elif not ctx.refitted:
+        parts.append(
+            '<p class="crmkit-loo">The LOO comparison of model variants (with and without '
+            "owner effects; with and without the calendar effect) runs only when the report "
+            "refits the models (refit = True).</p>"
+        )
+    return "".join(parts)
+
+
+def show_model_checks(ctx: ReportContext) -> None:
+    """Show the "Model checks" section: :func:`model_checks_html` of the report's context."""
+    _show(model_checks_html(ctx))
 
 
 def summary(ctx: ReportContext) -> dict:

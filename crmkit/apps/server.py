@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import html
 import ipaddress
 import json
 import os
@@ -117,6 +116,9 @@ def apps_dir() -> Path:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: Environment variable naming the viewer recorded in the deal history (``--user``).
 USER_ENV = "CRMKIT_APP_USER"
+#: Environment variable that hides the manager page's refit action when ``"0"``
+#: (``crmkit app --no-refit``).
+REFIT_ENV = "CRMKIT_APP_REFIT"
 #: Seconds ``crmkit app`` waits for Voilà to stop its kernels after a stop signal before it
 #: kills what is left.
 STOP_GRACE_SECONDS = 20
@@ -283,6 +285,7 @@ def build_app_command(
     ip: str = "127.0.0.1",
     allow_hosts: Sequence[str] = (),
     user: str | None = None,
+    allow_refit: bool = True,
     pool_size: int = 0,
     pool_fill_delay: float = POOL_FILL_DELAY_SECONDS,
     notebooks: str | os.PathLike[str] | None = None,
@@ -319,6 +322,9 @@ def build_app_command(
     user
         Name recorded as ``changed_by`` for every edit in the deal editor (default: each
         viewer types their name on the page).
+    allow_refit
+        Show the manager page's "Refit forecast" action (False: a read-only deployment;
+        passed to the kernels as ``$CRMKIT_APP_REFIT``).
     pool_size
         Kernels started ahead of viewers for the manager page (0: start one kernel per page
         view). The page waits for its viewer before reading the snapshot
@@ -414,6 +420,7 @@ def build_app_command(
     env.pop(USER_ENV, None)
     if user is not None:
         env[USER_ENV] = user
+    env[REFIT_ENV] = "1" if allow_refit else "0"
     if not addr.is_unspecified:  # where a preheated kernel asks for its viewer's request
         env["VOILA_APP_IP"] = ip
     # tokens Jupyter reads from the environment must not replace crmkit's
@@ -790,6 +797,11 @@ def add_app_arguments(p: argparse.ArgumentParser) -> None:
         "types their name on the page)",
     )  # fmt: skip
     p.add_argument(
+        "--no-refit", action="store_true", dest="no_refit",
+        help="hide the manager page's \"Refit forecast\" button (a read-only deployment; "
+        "by default anyone with the token may refit)",
+    )  # fmt: skip
+    p.add_argument(
         "--pool", type=int, default=DEFAULT_POOL,
         help=f"kernels started ahead of viewers (default {DEFAULT_POOL}; 0: one per page view)",
     )  # fmt: skip
@@ -841,7 +853,7 @@ def app_command(args: argparse.Namespace) -> int:
         db, args.port, token, args.open, pool_size=args.pool,
         pool_fill_delay=getattr(args, "pool_fill_delay", POOL_FILL_DELAY_SECONDS),
         ip=getattr(args, "ip", "127.0.0.1"), allow_hosts=getattr(args, "allow_host", []),
-        user=getattr(args, "user", None),
+        user=getattr(args, "user", None), allow_refit=not getattr(args, "no_refit", False),
     )  # fmt: skip
 
 
@@ -884,8 +896,15 @@ def wait_for_viewer() -> None:
     wait_for_request()
 
 
-def manager_app(db: str | None = None, *, snapshot_id: int | None = None, top_n: int = 10):
-    """Build the manager page from the newest forecast snapshot.
+def manager_app(
+    db: str | None = None,
+    *,
+    snapshot_id: int | None = None,
+    top_n: int = 10,
+    allow_refit: bool | None = None,
+    method: str | None = None,
+):
+    """Build the manager page from the newest forecast snapshot, with its refit action.
 
     Parameters
     ----------
@@ -895,18 +914,25 @@ def manager_app(db: str | None = None, *, snapshot_id: int | None = None, top_n:
         Show this snapshot instead of the newest.
     top_n
         Number of deals in the "at risk of slipping" table.
+    allow_refit
+        Show the "Refit forecast" button (:class:`crmkit.apps.manager.ManagerPage`); None:
+        yes unless ``crmkit app --no-refit`` (``$CRMKIT_APP_REFIT`` is ``"0"``).
+    method
+        Fit method of the refit (None: ``"auto"``, see
+        :func:`crmkit.apps.manager.refit_parameters`).
 
     Returns
     -------
     ipywidgets.Widget
-        The page, or a message saying how to make a forecast when there is none.
+        The page: the snapshot's view, or a message saying how to make a forecast when
+        there is none; above it the refit button and its status area.
 
     """
-    import ipywidgets as w
     from sqlalchemy import exc as sa_exc
 
     from crmkit.apps.changes import page_changes
-    from crmkit.apps.dashboard import latest_snapshot, no_snapshot_message
+    from crmkit.apps.dashboard import latest_snapshot
+    from crmkit.apps.manager import ManagerPage
     from crmkit.store import Store
 
     # read only: no schema check or migration here (``crmkit app`` migrated at start), which
@@ -920,16 +946,13 @@ def manager_app(db: str | None = None, *, snapshot_id: int | None = None, top_n:
     else:  # what changed since the snapshot before it (the waterfall)
         changes = None if snap is None else page_changes(store, snap)
     finally:
-        url = store.url
         store.close()
-    if snap is None:
-        return w.HTML(
-            f'<div class="crmkit-no-snapshot" style="font-size:1.1em;padding:1em">'
-            f"{html.escape(no_snapshot_message(url))}</div>"
-        )
-    from crmkit.apps.manager import ManagerView
-
-    return ManagerView(snap, top_n=top_n, changes=changes).widget
+    if allow_refit is None:
+        allow_refit = os.environ.get(REFIT_ENV, "1") != "0"
+    page = ManagerPage(
+        db, snap, top_n=top_n, changes=changes, allow_refit=allow_refit, method=method
+    )
+    return page.widget
 
 
 def deal_editor_app(db: str | None = None, *, user: str | None = None, page_size: int = 25):

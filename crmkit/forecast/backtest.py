@@ -164,6 +164,7 @@ def backtest(
     window_months: int = 24,
     progress: bool = False,
     calendar: FiscalCalendar | None = None,
+    sources: bool = False,
 ) -> pd.DataFrame:
     """Rolling-origin backtest of the model and both baselines.
 
@@ -181,7 +182,8 @@ def backtest(
     draws
         Forecast draws.
     method
-        Fit method of the models (``"map"`` by default for speed).
+        Fit method of the models: MAP by default, since every origin refits them (``"auto"``
+        is taken as ``"map"`` here; ask ``"nuts"`` to sample each origin).
     seed
         Random seed.
     run_rate_k
@@ -193,14 +195,20 @@ def backtest(
     calendar
         The company's fiscal calendar (:func:`crmkit.store.fiscal.fiscal_calendar`):
         quarters are its fiscal quarters; None: calendar months and quarters.
+    sources
+        Also score the model's two sources on their own (forecasters ``model:pipeline``,
+        against the revenue of deals created by the origin, and ``model:new_business``,
+        against that of deals created after it): where a miss comes from.
 
     Returns
     -------
     pandas.DataFrame
         One row per origin, lead (``1..h`` and ``"1-h"``) and forecaster (``model``,
-        ``weighted_pipeline``, ``run_rate``) with ``crps``, ``median``, ``mean``, ``actual``,
+        ``weighted_pipeline``, ``run_rate``; with ``sources``, ``model:pipeline`` and
+        ``model:new_business``) with ``crps``, ``median``, ``mean``, ``actual``,
         ``median_error`` and ``hit50``, ``hit80``, ``hit95``.
     """
+    method = "map" if method == "auto" else method  # many refits: MAP unless NUTS is asked
     deals = deal_frame(frames["deals"], frames.get("accounts"))
     history = frames.get("deal_history")
     actual = actual_won(deals, period, calendar)
@@ -239,7 +247,15 @@ def backtest(
             full.loc[past.index] = past.to_numpy()
         rr = run_rate_draws(full, horizon, draws, run_rate_k, seed)
         outcome = np.array([actual.get(p0 + j, 0.0) for j in range(horizon)])
-        for name, arr in (("model", model), ("weighted_pipeline", wp), ("run_rate", rr)):
+        scored = [("model", model, outcome), ("weighted_pipeline", wp, outcome)]
+        scored.append(("run_rate", rr, outcome))
+        if sources:
+            new = pd.to_datetime(deals["created_at"]) > end_of_day(o)
+            for src, part in (("pipeline", ~new), ("new_business", new)):
+                won = actual_won(deals[part], period, calendar)
+                out = np.array([won.get(p0 + j, 0.0) for j in range(horizon)])
+                scored.append((f"model:{src}", rev.sel(source=src).to_numpy(), out))
+        for name, arr, y in scored:
             for j in range(horizon):
                 rows.append(
                     {
@@ -247,7 +263,7 @@ def backtest(
                         "lead": str(j + 1),
                         "forecaster": name,
                         "period": axis.labels[j],
-                        **score(arr[:, j], outcome[j]),
+                        **score(arr[:, j], y[j]),
                     }
                 )
             rows.append(
@@ -256,11 +272,11 @@ def backtest(
                     "lead": f"1-{horizon}",
                     "forecaster": name,
                     "period": f"{axis.labels[0]}..{axis.labels[-1]}",
-                    **score(arr.sum(axis=1), outcome.sum()),
+                    **score(arr.sum(axis=1), y.sum()),
                 }
             )
         if progress:
-            m1 = [r for r in rows[-3 * (horizon + 1) :] if r["lead"] == "1"]
+            m1 = [r for r in rows[-len(scored) * (horizon + 1) :] if r["lead"] == "1"]
             print(o.date(), " ".join(f"{r['forecaster']}={r['crps']:.0f}" for r in m1), flush=True)
     return pd.DataFrame(rows)
 
@@ -603,7 +619,8 @@ def call_backtest(
     draws
         Forecast draws per origin.
     method
-        Fit method of the models.
+        Fit method of the models: MAP by default, since every origin refits them (``"auto"``
+        is taken as ``"map"`` here; ask ``"nuts"`` to sample each origin).
     seed
         Random seed.
     run_rate_k
@@ -625,6 +642,7 @@ def call_backtest(
         should be most of the time), and for the model ``crps``, ``cover80`` and
         ``cover50`` (NaN for the point forecasters).
     """
+    method = "map" if method == "auto" else method  # many refits: MAP unless NUTS is asked
     calendar = _calendar_of(store_or_frames, calendar)
     frames = _frames_of(store_or_frames)
     deals = deal_frame(frames["deals"], frames.get("accounts"))

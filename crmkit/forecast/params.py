@@ -36,8 +36,10 @@ from crmkit.errors import CrmkitError, RowError, ValidationError
 from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
 from crmkit.store.schema import TABLES
 
-#: Fit methods :func:`crmkit.forecast.engine.run_forecast` accepts.
-METHODS = ("map", "nuts", "advi")
+#: Fit methods :func:`crmkit.forecast.engine.run_forecast` accepts: ``"auto"`` (its default)
+#: is NUTS when the data sample in about 2 minutes, else MAP
+#: (:func:`crmkit.forecast.engine.resolve_method`).
+METHODS = ("auto", "map", "nuts", "advi")
 #: Largest horizon, in periods, by period kind (three years either way).
 MAX_HORIZON = {"M": 36, "Q": 12}
 #: Smallest and largest number of forecast draws.

@@ -17,7 +17,8 @@ What a snapshot holds
 ``parameters`` (JSON)
     ``as_of``, ``horizon``, ``period``, ``draws`` (the sample count), ``target`` (None, a
     number per period, or ``{period: amount}``), ``seed``; ``methods`` (fit method of
-    ``pipeline``, ``new_business`` and ``repeat``); ``data`` (what each model was fitted on,
+    ``pipeline``, ``new_business`` and ``repeat``); ``method`` (as asked), ``method_used``
+    (what ``auto`` resolved to) and ``method_reason``; ``data`` (what each model was fitted on,
     and ``open_deals``); ``tables`` (below); ``marketing`` (a spend plan's summary, only with
     a plan).
 ``diagnostics`` (JSON)
@@ -68,7 +69,9 @@ What a snapshot holds
     ``quota``, ``closed_to_date``, ``attainment_to_date``, ``expected_attainment``,
     ``att_p10``, ``att_p50``, ``att_p90``, ``p_attain``); ``open_deals`` (every open deal:
     ``deal_id``, ``p_win`` within the first period, ``p_slip``, ``expected_revenue`` within
-    the horizon). An optional ``backtest`` table holds accuracy scores.
+    the horizon); ``model_checks`` (posterior predictive checks) and ``model_traces``
+    (thinned draws of the main parameters), from :mod:`crmkit.forecast.checks`. An optional
+    ``backtest`` table holds accuracy scores.
 
 Publication
 -----------

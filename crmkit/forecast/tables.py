@@ -155,7 +155,10 @@ CALL_TABLES = ("forecast_call", "attainment")
 
 
 #: Each model's diagnostics in the CLI's JSON (the one schema's figures).
-MODEL_DIAGNOSTICS = ("ok", "method", "r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences")
+#: ``message`` says what was done about a failed check (e.g. NUTS failed, MAP + Laplace used).
+MODEL_DIAGNOSTICS = (
+    "ok", "method", "r_hat_max", "ess_bulk_min", "ess_tail_min", "divergences", "message"
+)  # fmt: skip
 
 
 def forecast_to_json(snapshot: Snapshot, *, open_deals: bool = False) -> dict[str, Any]:

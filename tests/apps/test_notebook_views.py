@@ -144,3 +144,34 @@ def test_repeat_purchase_summary_leaves_out_orders_of_deals(tmp_path):
     n_days = per_day.groupby("account_id")["day"].nunique()
     freq = summary.set_index("customer_id")["frequency"]
     np.testing.assert_array_equal(freq.sort_index().to_numpy(), (n_days - 1).sort_index())
+
+
+def _ppc(misses: dict[str, int], n: int = 10) -> pd.DataFrame:
+    """A posterior predictive check table with ``misses[check]`` rows outside P5–P95."""
+    rows = [
+        {"check": check, "label": f"L{i}", "observed": 1.0, "p05": 0.0, "p10": 0.0,
+         "p50": 1.0, "p90": 2.0, "p95": 2.0, "inside80": i >= k, "inside90": i >= k}
+        for check, k in misses.items() for i in range(n)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_ppc_warning_names_each_check_missing_more_than_a_fifth_and_how_many():
+    table = _ppc({"monthly won revenue": 3, "wins per stage": 2, "new deals per month": 5})
+    box = views.ppc_warning(table)
+    assert isinstance(box, HTML)
+    assert "crmkit-ppc-warning" in box.data and 'role="alert"' in box.data
+    assert "monthly won revenue: 3 of 10 observed values (30%)" in box.data
+    assert "new deals per month: 5 of 10" in box.data
+    assert "wins per stage" not in box.data  # 2 of 10 is within 20%
+    assert views.ppc_problems(table)[0].startswith("monthly won revenue")
+
+
+def test_ppc_warning_is_none_when_every_check_is_fine_or_there_are_none():
+    assert views.ppc_warning(_ppc({"monthly won revenue": 2, "wins per stage": 0})) is None
+    assert views.ppc_warning(_ppc({}).iloc[:0]) is None
+
+
+def test_ppc_warning_escapes_check_names():
+    box = views.ppc_warning(_ppc({"<b>weekly</b>": 9}))
+    assert "&lt;b&gt;weekly&lt;/b&gt;: 9 of 10" in box.data and "<b>weekly" not in box.data

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -163,24 +162,45 @@ def test_default_relative_out_dir_is_the_callers_folder(
 
 
 @pytest.mark.slow
-def test_report_refits_with_the_forecast_models(tmp_path: Path) -> None:
-    """A real fit on a small demo company, with few draws: the saved snapshot is the report's."""
+def test_report_refits_with_the_forecast_models_and_prints_their_progress_to_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real fit on a small demo company, with few draws: the saved snapshot is the report's.
+
+    ``crmkit report`` prints the models' fit lines to stderr as the notebook runs them; the
+    lines never land in the report itself.
+    """
     from crmkit.data.demo import company as datasets
 
     db_path = tmp_path / "demo.db"
     with Store.open(db_path) as store:
         datasets.build_demo(store, n_customers=200, n_deals=400, seed=3)
-    shutil.rmtree(tmp_path / "out", ignore_errors=True)
-    r = run_report("2026-10-31", 2, db=db_path, out_dir=tmp_path / "out", draws=40, target=50_000,
-                   backtest=1, log=None)  # fmt: skip
+    out = tmp_path / "out"
+    code = main(["--as-of", "2026-10-31", "--horizon", "2", "--db", str(db_path), "--draws", "40",
+                 "--target", "50000", "--backtest", "1", "--method", "map",
+                 "--out-dir", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    progress = captured.err.strip().splitlines()
+    assert progress[0] == "crmkit: fitting the pipeline model (map) ..."
+    assert progress[1].startswith("crmkit: pipeline model fitted in ")
+    assert "checks passed" in progress[1]
+    assert progress[2] == "crmkit: fitting the new business model (map) ..."
+    assert progress[3].startswith("crmkit: new business model fitted in ")
+    assert all(line.startswith("crmkit: ") for line in progress)  # nothing else on stderr
     with Store.open(db_path) as store:
         snap = store.load_snapshot()
-    assert r.summary["snapshot_id"] == snap.snapshot_id and r.summary["refitted"] is True
-    html = r.html.read_text()
+    assert snap.parameters["method_used"] == "map"
+    summary = json.loads((out / "forecast_report.summary.json").read_text())
+    assert summary["snapshot_id"] == snap.snapshot_id and summary["refitted"] is True
+    html = (out / "forecast_report.html").read_text()
+    assert "fitting the pipeline model" not in html
+    notebook = (out / "forecast_report.ipynb").read_text()
+    assert "fitting the pipeline model" not in notebook
     assert f'data-snapshot-id="{snap.snapshot_id}"' in html
     assert "cover80" in html  # the backtest ran, with its baselines
     p50 = shown_numbers(html)["total", "p50"]
-    assert int(p50.replace(",", "")) == round(r.summary["headline"]["total"]["p50"])
+    assert int(p50.replace(",", "")) == round(summary["headline"]["total"]["p50"])
 
 
 def test_a_forecast_saved_as_draft_makes_no_report_and_keeps_the_previous(tmp_path: Path) -> None:
@@ -278,3 +298,28 @@ def test_report_template_is_the_shipped_notebook_not_one_in_the_current_folder(
     assert template == notebooks_dir() / "reports" / "forecast_report.ipynb"
     assert not template.is_relative_to(tmp_path)
     assert json.loads(template.read_text())["cells"]
+
+
+def test_report_has_model_checks_section_with_a_note_for_a_snapshot_without_checks(
+    report: dict,
+) -> None:
+    from crmkit.apps.notebook_views import NO_CHECKS_NOTE
+
+    html = report["result"].html.read_text()
+    assert "Model checks" in html and NO_CHECKS_NOTE in html
+    assert "runs only when the report refits the models" in html  # refit=False: no LOO
+
+
+@pytest.mark.slow
+def test_refitted_report_shows_ppc_figure_and_loo_comparison(tmp_path: Path) -> None:
+    from crmkit.data.demo import company as datasets
+
+    db_path = tmp_path / "demo.db"
+    with Store.open(db_path) as store:
+        datasets.build_demo(store, n_customers=200, n_deals=400, seed=3)
+    r = run_report("2026-10-31", 2, db=db_path, out_dir=tmp_path / "out", draws=40,
+                   backtest=0, method="map", pdf=False, log=None)  # fmt: skip
+    html = r.html.read_text()
+    assert "Model checks" in html and "crmkit-ppc-figure" in html
+    assert "crmkit-loo-table" in html and "with and without owner effects" in html
+    assert "elpd loo" in html and "repeat purchases" in html

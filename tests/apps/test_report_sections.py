@@ -72,3 +72,84 @@ def test_report_headline_and_summary_say_the_currency_code(snap, monkeypatch) ->
     rs.show_headline(ctx)
     assert "Revenue over the horizon in EUR" in shown[0] and 'data-currency="EUR"' in shown[0]
     assert rs.summary(ctx)["currency"] == "EUR"
+
+
+def _checks_context(snap, *, tables: bool, refitted: bool, comparison=None, note=None):
+    """A report context whose snapshot holds (or lacks) the model check tables."""
+    from crmkit.apps import dashboard as db
+    from crmkit.apps.report_sections import ReportContext
+
+    extra = {}
+    if tables:
+        checks = [
+            {"check": check, "label": f"2026-{m:02d}", "observed": 10.0 + 50 * (m <= k),
+             "p05": 5.0, "p10": 7.0, "p50": 10.0, "p90": 13.0, "p95": 15.0,
+             "inside80": m > k, "inside90": m > k}
+            for check, k in (("monthly won revenue", 4), ("wins per stage", 0))
+            for m in range(1, 11)
+        ]  # fmt: skip
+        traces = [
+            {"model": "pipeline", "parameter": "a", "chain": c, "draw": d, "value": float(d % 7)}
+            for c in range(2) for d in range(30)
+        ]  # fmt: skip
+        extra = {"model_checks": checks, "model_traces": traces}
+    params = {**snap.parameters, "tables": {**snap.parameters.get("tables", {}), **extra}}
+    snap = snap.__class__(**{**vars(snap), "parameters": params})
+    return ReportContext(
+        snapshot=snap, previous=None, filter=db.Filter.from_mapping({}), db_url="x.db",
+        refitted=refitted, model_comparison=comparison, model_comparison_note=note,
+    )  # fmt: skip
+
+
+def _comparison() -> pd.DataFrame:
+    return pd.DataFrame({
+        "family": ["pipeline", "pipeline"], "variant": ["no owners", "owners"],
+        "elpd_loo": [-110.04, -100.0], "se": [5.0, 5.0], "d_loo": [10.04, 0.0],
+        "dse": [3.0, 0.0], "weight": [0.2, 0.8], "pareto_k_bad": [0, 1], "rank": [1, 0],
+    })  # fmt: skip
+
+
+def test_model_checks_section_shows_ppc_warning_figures_and_loo_when_refitted(snap) -> None:
+    from crmkit.apps.report_sections import model_checks_html
+
+    markup = model_checks_html(
+        _checks_context(snap, tables=True, refitted=True, comparison=_comparison())
+    )
+    assert 'class="crmkit-ppc-figure"' in markup and 'class="crmkit-rank-figure"' in markup
+    assert markup.count("data:image/png;base64,") == 2
+    # the check that misses 4 of 10 is named in the warning; the one that never misses is not
+    assert "crmkit-ppc-warning" in markup
+    assert "monthly won revenue: 4 of 10 observed values (40%)" in markup
+    assert "wins per stage:" not in markup
+    # the LOO table: best variant first, and the text says what was compared and how
+    assert "crmkit-loo-table" in markup and "MAP + Laplace" in markup
+    assert "with and without owner effects" in markup and "with and without the calendar" in markup
+    assert markup.index("<td>owners</td>") < markup.index("<td>no owners</td>")
+    assert "<td>-110.0</td>" in markup
+
+
+def test_model_checks_section_without_refit_says_loo_needs_a_refit(snap) -> None:
+    from crmkit.apps.report_sections import model_checks_html
+
+    markup = model_checks_html(_checks_context(snap, tables=True, refitted=False))
+    assert "crmkit-ppc-figure" in markup and "crmkit-loo-table" not in markup
+    assert "runs only when the report refits the models" in markup
+
+
+def test_model_checks_section_says_why_loo_was_not_run(snap) -> None:
+    from crmkit.apps.report_sections import model_checks_html
+
+    ctx = _checks_context(snap, tables=True, refitted=True, note="no <repeat> orders")
+    markup = model_checks_html(ctx)
+    assert "LOO comparison of model variants was not run (no &lt;repeat&gt; orders)" in markup
+
+
+def test_model_checks_section_of_a_snapshot_without_checks_is_a_note(snap, monkeypatch) -> None:
+    from crmkit.apps import report_sections as rs
+    from crmkit.apps.notebook_views import NO_CHECKS_NOTE
+
+    shown: list[str] = []
+    monkeypatch.setattr(rs, "_show", shown.append)
+    rs.show_model_checks(_checks_context(snap, tables=False, refitted=False))
+    assert NO_CHECKS_NOTE in shown[0] and "data:image/png" not in shown[0]
+    assert "crmkit-ppc-warning" not in shown[0]

@@ -215,7 +215,7 @@ def test_missing_notebook_folder_is_reported(tmp_path: Path) -> None:
 
 
 def test_page_without_snapshot_says_how_to_make_one(tmp_path: Path) -> None:
-    page = manager_app(str(tmp_path / "empty.db"))
+    page = manager_app(str(tmp_path / "empty.db")).children[-1].children[0]  # under the refit bar
     assert "crmkit-no-snapshot" in page.value and "crmkit report" in page.value
 
 
@@ -326,12 +326,13 @@ def test_command_line_options_reach_the_command(monkeypatch) -> None:
             "ip": "127.0.0.1",
             "allow_hosts": [],
             "user": "Ann",
+            "allow_refit": True,
         },
     }
     args = _parse("--pool", "3", "--pool-fill-delay", "2.5", "--no-token", "--allow-host", "a",
-                  "--allow-host", "b:443", "--ip", "::1")  # fmt: skip
+                  "--allow-host", "b:443", "--ip", "::1", "--no-refit")  # fmt: skip
     app.app_command(args)
-    assert seen["args"][2] is False
+    assert seen["args"][2] is False and seen["kw"]["allow_refit"] is False
     assert seen["kw"]["pool_size"] == 3
     assert seen["kw"]["pool_fill_delay"] == 2.5 and seen["kw"]["ip"] == "::1"
     assert seen["kw"]["allow_hosts"] == ["a", "b:443"]

@@ -141,7 +141,7 @@ def test_forecast_of_an_april_fiscal_year_store_has_fy_quarters(
         set_setting(store, "fiscal_year_start_month", 4)
         snap = run_forecast(
             store, as_of="2024-04-30", horizon=2, period="Q", draws=40, seed=1,
-            target={"FY25 Q2": 1000.0}, include_repeat=False, save=False,
+            target={"FY25 Q2": 1000.0}, include_repeat=False, save=False, method="map",
         )  # fmt: skip
     finally:
         store.close()

@@ -84,6 +84,24 @@ def test_backtest_scores_model_and_baselines() -> None:
     assert s["cover80"].between(0, 1).all()
 
 
+def test_backtest_by_source_splits_the_outcome_by_deals_created_before_and_after_the_origin():
+    sim = simulate(n_months=30, arrivals=30, seed=4)
+    res = backtest(sim, ["2023-12-31"], horizon=2, draws=300, sources=True)
+    names = {"model", "weighted_pipeline", "run_rate", "model:pipeline", "model:new_business"}
+    assert set(res["forecaster"]) == names
+    by = res.set_index(["lead", "forecaster"])
+    d = sim["deals"]
+    won = d[(d["status"] == "won") & (d["closed_at"].dt.strftime("%Y-%m") == "2024-02")]
+    new = won["created_at"] > pd.Timestamp("2024-01-01")
+    assert by.loc[("2", "model:new_business"), "actual"] == pytest.approx(won[new]["amount"].sum())
+    assert by.loc[("2", "model:pipeline"), "actual"] == pytest.approx(won[~new]["amount"].sum())
+    assert won[new]["amount"].sum() > 0 and won[~new]["amount"].sum() > 0
+    for lead in ("1", "2", "1-2"):  # the sources add up to the whole, draw by draw
+        pipe, nb = by.loc[(lead, "model:pipeline")], by.loc[(lead, "model:new_business")]
+        assert pipe["mean"] + nb["mean"] == pytest.approx(by.loc[(lead, "model"), "mean"])
+        assert pipe["actual"] + nb["actual"] == pytest.approx(by.loc[(lead, "model"), "actual"])
+
+
 def test_recent_backtest_scores_the_last_month_ends_whose_outcome_is_known(monkeypatch) -> None:
     import crmkit.forecast.backtest as bt
 

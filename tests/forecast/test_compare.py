@@ -128,7 +128,7 @@ def test_compare_with_previous_finds_the_snapshot_saved_before(tmp_path) -> None
 # ---------------------------------------------------------------------- on real forecasts
 def test_compare_snapshots_explains_the_move(sim_deals_store) -> None:
     store = sim_deals_store  # a copy of the session's simulated deals: this test edits it
-    old = run_forecast(store, as_of=AS_OF, horizon=3, draws=400, seed=1, save=False)
+    old = run_forecast(store, as_of=AS_OF, horizon=3, draws=400, seed=1, save=False, method="map")
     deals = store.read("deals")
     open_ids = old.coords["deal_id"]
     assert len(open_ids) >= 2
@@ -149,7 +149,7 @@ def test_compare_snapshots_explains_the_move(sim_deals_store) -> None:
         changed_by="t",
         at=pd.Timestamp("2024-04-30 13:00"),
     )
-    new = run_forecast(store, as_of=AS_OF, horizon=3, draws=400, seed=1, save=False)
+    new = run_forecast(store, as_of=AS_OF, horizon=3, draws=400, seed=1, save=False, method="map")
     out = compare_snapshots(old, new, store.read("deals"))
     reasons = out["deals"].set_index("deal_id")["reason"]
     assert reasons[first] == "won"

@@ -8,6 +8,7 @@ simulated deals are the session's (``sim_deals`` in ``tests/conftest.py``).
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from crmkit.forecast.engine import (
     fit_models,
     forecast_draws,
     load_frames,
+    resolve_method,
     run_forecast,
 )
 from crmkit.forecast.snapshot import publication_reasons
@@ -34,7 +36,9 @@ def store_and_snap(sim_deals, sim_deals_db_file, copy_db, tmp_path_factory):
     from crmkit.store import Store
 
     store = Store.open(copy_db(sim_deals_db_file, tmp_path_factory.mktemp("engine")))
-    snap = run_forecast(store, as_of=AS_OF, horizon=3, draws=400, target=150000.0, seed=1)
+    snap = run_forecast(
+        store, as_of=AS_OF, horizon=3, draws=400, target=150000.0, seed=1, method="map"
+    )
     yield store, snap, sim_deals
     store.close()
 
@@ -95,6 +99,7 @@ def test_quarterly_forecast_counts_closed_to_date(store_and_snap) -> None:
         seed=3,
         save=False,
         include_repeat=False,
+        method="map",
     )
     assert snap.coords["period"] == ["2024-Q2", "2024-Q3"]
     q = snap.quantiles.query("group_by == 'all' and source == 'total'").set_index("period")
@@ -190,7 +195,7 @@ def test_new_business_model_with_one_month_of_arrivals_says_so(store_and_snap) -
     # one complete month (2022-01) of deals and a deal won in it: the pipeline can be fitted
     with pytest.raises(CrmkitError, match=r"new business model: 1 complete month\(s\) of deal "
                        "arrivals before 2022-02-20, at least 2 needed"):  # fmt: skip
-        run_forecast(store, as_of="2022-02-20", horizon=2, draws=20)
+        run_forecast(store, as_of="2022-02-20", horizon=2, draws=20, method="map")
     assert _saved(store) == before
 
 
@@ -200,10 +205,12 @@ def test_repeat_model_with_too_few_customers_says_so(demo_db_file, copy_db, tmp_
     with Store.open(copy_db(demo_db_file, tmp_path)) as store:
         with pytest.raises(CrmkitError, match=r"^repeat model: too few customers with orders by "
                            r"2023-01-31 \(\d+ customers: too few .*--no-repeat\)$"):  # fmt: skip
-            run_forecast(store, as_of="2023-01-31", horizon=1, draws=20)
+            run_forecast(store, as_of="2023-01-31", horizon=1, draws=20, method="map")
         assert _saved(store) == 0
         # without repeat revenue the same day is forecast
-        snap = run_forecast(store, as_of="2023-01-31", horizon=1, draws=20, include_repeat=False)
+        snap = run_forecast(
+            store, as_of="2023-01-31", horizon=1, draws=20, include_repeat=False, method="map"
+        )
         assert snap.parameters["methods"]["repeat"] == "none"
 
 
@@ -296,7 +303,7 @@ def test_run_forecast_reads_quotas_and_the_managers_calls(
         at="2024-05-02 09:00",
     )  # after as_of
     snap = run_forecast(store, as_of=AS_OF, horizon=2, draws=200, seed=1, save=False,
-                        include_repeat=False)  # fmt: skip
+                        include_repeat=False, method="map")  # fmt: skip
     tables = snap.parameters["tables"]
     (att,) = tables["attainment"]  # the quota of an unknown team has no record
     draws = snap.revenue.sel(source="total", group="all", period="2024-05").to_numpy()
@@ -338,7 +345,7 @@ def test_single_currency_forecast_draws_are_identical_to_before_conversion(
 ) -> None:
     import crmkit.forecast.engine as engine
 
-    kw = {"as_of": AS_OF, "horizon": 2, "draws": 200, "seed": 3, "save": False}
+    kw = {"as_of": AS_OF, "horizon": 2, "draws": 200, "seed": 3, "save": False, "method": "map"}
     snap = run_forecast(sim_deals_store, **kw)
     assert snap.parameters["currency"] == "USD"
     monkeypatch.setattr(engine, "load_frames", _plain_frames)
@@ -383,7 +390,7 @@ def test_two_currency_deals_convert_each_at_its_own_close_days_rate(sim_deals_st
     raw_open = deals.set_index("deal_id").loc[open_ids, "amount"]
     np.testing.assert_allclose(got.loc[open_ids, "amount"], raw_open / 0.8)  # as_of's rate
 
-    snap = run_forecast(store, as_of=AS_OF, horizon=2, draws=100, seed=1, save=False)
+    snap = run_forecast(store, as_of=AS_OF, horizon=2, draws=100, seed=1, save=False, method="map")
     actual = pd.DataFrame(snap.parameters["tables"]["actuals"])
     won_rows = actual[(actual["group"] == "all") & (actual["source"] == "deals")]
     months = pd.to_datetime(closed_by["closed_at"]).dt.strftime("%Y-%m")
@@ -430,7 +437,8 @@ def test_demo_company_forecast_draws_are_identical_to_before_conversion(
     with Store.open(tmp_path / "demo.db") as store:
         build_demo(store, n_customers=200, n_deals=300)
         assert set(store.read("deals")["currency"]) == {"USD"}
-        kw = {"as_of": "2026-10-31", "horizon": 2, "draws": 100, "seed": 5, "save": False}
+        kw = {"as_of": "2026-10-31", "horizon": 2, "draws": 100, "seed": 5, "save": False,
+              "method": "map"}  # fmt: skip
         snap = run_forecast(store, **kw)
         monkeypatch.setattr(engine, "load_frames", _plain_frames)
         before = run_forecast(store, **kw)
@@ -466,3 +474,157 @@ def test_fit_report_names_failed_checks_and_the_nuts_settings() -> None:
         "fitting the pipeline model (nuts: 1000 draws after 500 tuning steps per chain) ..."
     )
     assert lines[1].endswith("CHECKS FAILED (R-hat 1.031, bulk ESS 207, 3 divergences)"), lines[1]
+
+
+# ---------------------------------------------------------------- method "auto" (issue #17)
+def test_auto_method_resolves_to_nuts_on_small_data_with_its_reason(store_and_snap) -> None:
+    from crmkit.forecast.engine import NUTS_BUDGET_SECONDS, nuts_seconds, training_deals
+
+    store, _, _ = store_and_snap
+    frames = load_frames(store)
+    n = training_deals(frames, as_of=AS_OF)
+    assert 0 < n < len(frames["deals"])  # deals closed before the window are not counted
+    used, why = resolve_method(frames, as_of=AS_OF, method="auto")
+    assert nuts_seconds(n) <= NUTS_BUDGET_SECONDS
+    assert used == "nuts"
+    assert re.fullmatch(rf"{n:,} deals: NUTS takes about \d+ s", why), why
+
+
+def test_auto_method_falls_back_to_map_above_the_nuts_budget(store_and_snap) -> None:
+    store, _, _ = store_and_snap
+    frames = load_frames(store)
+    used, why = resolve_method(frames, as_of=AS_OF, method="auto", nuts_budget_s=1.0)
+    assert used == "map"
+    assert "NUTS would take about" in why and "MAP + Laplace used" in why
+    assert why.endswith("--method nuts to sample anyway")
+
+
+def _open_deals(n: int) -> dict[str, pd.DataFrame]:
+    """Frames with ``n`` deals open since 2024-01-01 (all training deals on AS_OF)."""
+    deals = pd.DataFrame({"created_at": pd.to_datetime(["2024-01-01"] * n), "closed_at": pd.NaT})
+    return {"deals": deals}
+
+
+def test_auto_method_is_map_for_a_company_whose_nuts_would_take_minutes() -> None:
+    from crmkit.forecast.engine import NUTS_BUDGET_SECONDS, nuts_seconds
+
+    assert nuts_seconds(1_769) <= NUTS_BUDGET_SECONDS  # the 3,000-deal demo samples
+    assert nuts_seconds(500_000) > 10 * NUTS_BUDGET_SECONDS  # a big company does not
+    used, why = resolve_method(_open_deals(50_000), as_of=AS_OF, method="auto")
+    assert used == "map"
+    assert re.fullmatch(
+        r"50,000 deals: NUTS would take about \d+ min; MAP \+ Laplace used; "
+        r"--method nuts to sample anyway",
+        why,
+    ), why
+
+
+def test_auto_method_is_map_above_the_size_where_nuts_passed_its_checks() -> None:
+    from crmkit.forecast.engine import NUTS_BUDGET_SECONDS, NUTS_MAX_DEALS, nuts_seconds
+
+    n = NUTS_MAX_DEALS + 1
+    assert nuts_seconds(n) <= NUTS_BUDGET_SECONDS  # in time, but beyond what was checked
+    used, why = resolve_method(_open_deals(n), as_of=AS_OF, method="auto")
+    assert used == "map"
+    assert why.startswith(f"{n:,} deals: above the {NUTS_MAX_DEALS:,} up to which NUTS passed")
+    assert resolve_method(_open_deals(NUTS_MAX_DEALS), as_of=AS_OF, method="auto")[0] == "nuts"
+
+
+@pytest.mark.parametrize("method", ["map", "nuts", "advi"])
+def test_an_explicit_method_is_used_as_asked(method) -> None:
+    assert resolve_method({}, as_of=AS_OF, method=method) == (method, f"{method} as asked")
+
+
+def test_run_forecast_records_the_method_asked_used_and_why(store_and_snap) -> None:
+    store, snap, _ = store_and_snap
+    assert (snap.parameters["method"], snap.parameters["method_used"]) == ("map", "map")
+    assert snap.parameters["method_reason"] == "map as asked"
+    assert store.load_snapshot(snap.snapshot_id).parameters["method_used"] == "map"
+
+
+def test_run_forecast_auto_above_the_budget_reports_map_and_why(
+    store_and_snap, monkeypatch
+) -> None:
+    import crmkit.forecast.engine as engine
+
+    store, _, _ = store_and_snap
+    monkeypatch.setattr(engine, "NUTS_BUDGET_SECONDS", 0.0)  # every company is "too big"
+    lines: list[str] = []
+    snap = run_forecast(store, as_of=AS_OF, horizon=1, draws=50, seed=1, save=False,
+                        include_repeat=False, report=lines.append)  # fmt: skip
+    assert re.fullmatch(
+        r"method auto -> map \([\d,]+ deals: NUTS would take about \d+ s; MAP \+ Laplace used; "
+        r"--method nuts to sample anyway\)",
+        lines[0],
+    ), lines[0]
+    assert lines[1] == "fitting the pipeline model (map) ..."
+    assert snap.parameters["method"] == "auto" and snap.parameters["method_used"] == "map"
+    assert snap.parameters["methods"]["pipeline"] == "map"
+    assert snap.parameters["method_reason"] in lines[0]
+
+
+# ------------------------------------------------- auto: a NUTS fit failing its checks
+def _fake_fits(results: list[dict]):
+    """A fit function returning models with the given diagnostics in turn, and its calls."""
+    from types import SimpleNamespace
+
+    calls: list[dict] = []
+
+    def fit(how: dict) -> SimpleNamespace:
+        calls.append(dict(how))
+        return SimpleNamespace(diagnostics_=dict(results[len(calls) - 1]))
+
+    return fit, calls
+
+
+NUTS_HOW = {"method": "nuts", "draws": 2000, "tune": 500}
+MAP_HOW = {"method": "map", "draws": 500, "tune": 500}
+SHORT = {"ok": False, "r_hat_max": 1.003, "ess_bulk_min": 500.0, "ess_tail_min": 203.0,
+         "divergences": 0}  # fmt: skip
+
+
+def test_auto_nuts_short_of_effective_draws_samples_longer_and_keeps_nuts() -> None:
+    from crmkit.forecast.engine import _fit_checked
+
+    fit, calls = _fake_fits([SHORT, {"ok": True, "ess_tail_min": 900.0}])
+    lines: list[str] = []
+    model = _fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, True, lines.append)
+    assert [c["method"] for c in calls] == ["nuts", "nuts"]
+    assert calls[1]["draws"] == 2000 * 3  # ceil(1.25 * 400 / 203) = 3
+    assert model.diagnostics_["ok"] and "nuts" not in model.diagnostics_
+    assert "pipeline model: effective draws 203 < 400; sampling longer" in lines
+
+
+def test_auto_nuts_with_divergences_is_refitted_by_map_and_says_why() -> None:
+    from crmkit.forecast.engine import _fit_checked
+
+    bad = {**SHORT, "divergences": 3, "r_hat_max": 1.031}
+    fit, calls = _fake_fits([bad, {"ok": True, "method": "map", "message": None}])
+    lines: list[str] = []
+    model = _fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, True, lines.append)
+    assert [c["method"] for c in calls] == ["nuts", "map"]
+    assert model.diagnostics_["nuts"]["divergences"] == 3
+    assert model.diagnostics_["message"] == (
+        "NUTS failed its checks (R-hat 1.031, bulk ESS 500, tail ESS 203, 3 divergences); "
+        "MAP + Laplace used"
+    )
+    assert "pipeline model: NUTS failed its checks; fitting it by MAP + Laplace instead" in lines
+
+
+def test_auto_nuts_that_could_not_sample_longer_before_the_deadline_takes_map() -> None:
+    import time
+
+    from crmkit.forecast.engine import _fit_checked
+
+    fit, calls = _fake_fits([SHORT, {"ok": True, "method": "map"}])
+    model = _fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, True, None, time.monotonic() - 1)
+    assert [c["method"] for c in calls] == ["nuts", "map"]
+    assert model.diagnostics_["nuts"]["ess_tail_min"] == 203.0
+
+
+def test_explicit_nuts_keeps_a_fit_that_failed_its_checks() -> None:
+    from crmkit.forecast.engine import _fit_checked
+
+    fit, calls = _fake_fits([SHORT])
+    model = _fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, False, None)
+    assert len(calls) == 1 and model.diagnostics_ == SHORT

@@ -9,6 +9,13 @@ chunks: no customers x draws array, so two million customers fit in memory. Each
 gets purchase noise (a gamma with the variance of a compound Poisson whose order values have
 a coefficient of variation of 1). Revenue is allocated to ``all``, to the account's segment,
 owner and the owner's team.
+
+With a year of order history (``calendar="auto"``), the calendar effects of
+:mod:`crmkit.models.clv.calendar` are fitted on the weekly residuals of the two models: a
+common multiplier of the purchase rate and one of the spend per purchase (random walks plus
+12 monthly seasonal effects), so a busy, big-basket December is forecast as one. Each
+draw's monthly revenue is then multiplied by a draw of both multipliers, and its purchase
+count by the rate multiplier (joint, draw by draw).
 """
 
 from __future__ import annotations
@@ -19,6 +26,13 @@ import pandas as pd
 from crmkit.data.purchases import purchase_summary
 
 WEEKS_PER_MONTH = 365.25 / 12 / 7
+#: Values of ``repeat_draws``' ``calendar``: fit the calendar effects with a year of history
+#: (``"auto"``), with 8 weeks (``"on"``) or never (``"off"``).
+CALENDAR = ("auto", "on", "off")
+#: Weeks of order history from which each value of ``calendar`` fits the effects.
+CALENDAR_MIN_WEEKS = {"auto": 52, "on": 8, "off": None}
+#: Weeks of history the calendar effects look back at most.
+CALENDAR_MAX_WEEKS = 260
 
 
 def repeat_summary(orders: pd.DataFrame, as_of: object) -> pd.DataFrame:
@@ -43,6 +57,7 @@ def repeat_draws(
     seed: int = 0,
     param_draws: int = 100,
     chunk_size: int = 20_000,
+    calendar: str = "auto",
 ) -> tuple[np.ndarray, dict]:
     """Repeat revenue draws ``(draw, period, group)`` and the fit's diagnostics.
 
@@ -73,12 +88,18 @@ def repeat_draws(
         Fitting method and seed.
     chunk_size
         Customers per chunk of the sums (memory only; the draws do not depend on it).
+    calendar
+        ``"auto"``: multiply by the calendar effects on purchase rate and spend
+        (:func:`crmkit.models.clv.calendar.fit_calendar_effects`) when the orders span at
+        least 52 weeks; ``"on"``: from 8 weeks; ``"off"``: never.
 
     Returns
     -------
     tuple
         Draws ``(n_draws, n_periods, groups)`` and the diagnostics of the fits.
     """
+    if calendar not in CALENDAR:
+        raise ValueError(f"calendar must be one of {CALENDAR}, not {calendar!r}")
     n_groups = len(group_index)
     out = np.zeros((n_draws, n_periods, n_groups))
     if orders is None or orders.empty:
@@ -103,6 +124,7 @@ def repeat_draws(
                                        chunk_size=chunk_size), len(cells))  # fmt: skip
     repeaters = data[data["frequency"] > 0]
     spend_diag: dict = {}
+    gg = None
     if len(repeaters) >= 20:
         gg = GammaGamma(random_seed=seed).fit(repeaters, method=method)
         totals = expected_totals(
@@ -120,6 +142,17 @@ def repeat_draws(
     rng = np.random.default_rng(seed + 7)
     pick = np.arange(n_draws) % mean_n.shape[0]
     mr, mn = mean_rev[pick], np.maximum(mean_n[pick], 1e-9)
+    effects, cal_diag = _calendar_effects(orders, data, bg, gg, as_of, calendar)
+    if effects is not None:
+        rate, spend = effects
+        m_rate = rate.multiplier_draws(edges, n_draws, noise=True, seed=seed + 11)
+        m_spend = (
+            np.ones_like(m_rate)
+            if spend is None
+            else spend.multiplier_draws(edges, n_draws, noise=True, seed=seed + 12)
+        )
+        mr = mr * (m_rate * m_spend)[:, :, None]
+        mn = mn * m_rate[:, :, None]
     shape = mn / 2.0  # compound Poisson with order-value CV 1: variance = 2 * n * spend^2
     noise = rng.gamma(shape, 1.0 / shape)
     monthly = np.einsum("dmj,jg->dmg", mr * noise, cells)  # (draw, months, groups)
@@ -128,8 +161,44 @@ def repeat_draws(
             out[:, per, :] += monthly[:, k, :]
     diag = dict(bg.diagnostics_)
     diag.update({"method": method, "customers": len(data), "gamma_gamma": spend_diag})
-    diag["ok"] = bool(diag.get("ok", True) and spend_diag.get("ok", True))
+    diag["calendar"] = cal_diag
+    diag["ok"] = bool(
+        diag.get("ok", True) and spend_diag.get("ok", True) and cal_diag.get("ok", True)
+    )
     return out, diag
+
+
+def _calendar_effects(
+    orders: pd.DataFrame, data: pd.DataFrame, bg, gg, as_of: object, calendar: str
+) -> tuple[tuple | None, dict]:
+    """The fitted rate and spend effects (or None) and what was done, for the diagnostics."""
+    weeks = int(np.floor(float(data["T"].max())))
+    need = CALENDAR_MIN_WEEKS[calendar]
+    if need is None or weeks < need:
+        why = "off" if need is None else f"{weeks} weeks of orders (fitted from {need})"
+        return None, {"ok": True, "fitted": False, "message": f"calendar effects not used: {why}"}
+    from crmkit.models.clv.calendar import fit_calendar_effects
+
+    o = orders[orders["deal_id"].isna()] if "deal_id" in orders else orders
+    tx = pd.DataFrame(
+        {
+            "customer_id": o["account_id"].to_numpy(),
+            "date": pd.to_datetime(o["ordered_at"]).to_numpy(),
+            "amount": pd.to_numeric(o["amount"]).to_numpy(dtype=float),
+        }
+    )
+    n = min(weeks, CALENDAR_MAX_WEEKS)
+    rate, spend = fit_calendar_effects(tx, data, bg, gg, as_of, n_periods=n)
+    ok = bool(rate.diagnostics_["ok"] and (spend is None or spend.diagnostics_["ok"]))
+    info = {
+        "ok": ok,
+        "fitted": True,
+        "weeks": n,
+        "rate": rate.describe(),
+        "spend": None if spend is None else spend.describe(),
+        "message": "" if ok else "a calendar effect's grid posterior is not finite",
+    }
+    return (rate, spend), info
 
 
 def _per_cell(result: tuple[np.ndarray, np.ndarray], n_cells: int) -> np.ndarray:

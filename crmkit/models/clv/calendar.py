@@ -1,38 +1,51 @@
-r"""Calendar-time effect on the purchase rate: a log-rate random walk learnt from residuals.
+r"""Calendar-time effects on the purchase rate and on the spend per purchase.
 
 The standard BG/NBD and Pareto/NBD models assume each customer's purchase rate is
-constant in calendar time. Real bases have busy and quiet months, promotions, a drift
-in the market. Multiply every customer's rate at calendar time ``w`` by a common
-``m_w = exp(eta_w)``. For BG/NBD this is exact as a change of clock: dropout happens after
-purchases, so the model in *operational time* (the integral of ``m``) is the standard one.
-For Pareto/NBD (dropout in time) it is an approximation.
+constant in calendar time, and Gamma-Gamma that the spend per purchase is too. Real bases
+have busy and quiet months, promotions, a drift in the market, and year-end baskets that
+are larger. Multiply every customer's rate at calendar time ``w`` by a common
+``m_w = exp(eta_w)`` (:class:`CalendarEffect`) and the mean spend per purchase by a common
+``s_w = exp(zeta_w)`` (:class:`SpendEffect`). For BG/NBD the rate effect is exact as a
+change of clock: dropout happens after purchases, so the model in *operational time* (the
+integral of ``m``) is the standard one. For Pareto/NBD (dropout in time) it is an
+approximation.
 
 Estimation, in two stages:
 
 1. The fitted standard model gives the expected repeat purchases of the whole base in
    each past calendar period (each customer's unconditional expectation from their first
    purchase, which is ``T`` before the cut-off). Compare with the observed counts:
-   ``y_w = log((obs_w + 0.5) / (exp_w + 0.5))``.
-2. A state-space model: ``eta_w = phi eta_{w-1} + N(0, sigma^2)`` (default ``phi = 1``) and
-   ``y_w ~ N(eta_w, 1 / (exp_w + 0.5) + tau^2)`` (Poisson noise plus extra period-level
-   noise ``tau``, e.g. promotions). ``phi = 1`` is a random walk (the rate wanders off for
-   good); optional ``phi < 1`` alternatives pull it back to the fitted model's level with a
-   half-life. The Kalman filter gives the likelihood of (sigma, tau, phi); their posterior
-   is computed on a grid (half-normal priors on sigma and tau, equal weights on the
-   half-lives and the random walk), so the uncertainty about how fast and how durably the
-   rate moves is carried into the forecast.
+   ``y_w = log((obs_w + 0.5) / (exp_w + 0.5))``. For spend, the observed revenue of the
+   period's repeat purchases against the sum of their customers' Gamma-Gamma expected
+   spend: ``y_w = log(revenue_w / expected_w)``, observed with variance ``cv^2 / n_w``
+   (``n_w`` purchases, ``cv`` the pooled coefficient of variation of a purchase's amount
+   around its customer's expectation).
+2. A state-space model: ``eta_w = phi eta_{w-1} + N(0, sigma^2)`` (default ``phi = 1``) plus,
+   once 12 months of history exist, yearly seasonality ``h_w . beta`` (``beta``: one log
+   effect per calendar month, prior ``N(0, season_sd^2)``, ``h_w`` the share of the
+   period's days in each month), and ``y_w ~ N(eta_w + h_w . beta, v_w + tau^2)`` (Poisson
+   or spend noise ``v_w`` plus extra period-level noise ``tau``, e.g. promotions).
+   ``phi = 1`` is a random walk (the level wanders off for good); optional ``phi < 1``
+   alternatives pull it back to the fitted model's level with a half-life. The Kalman
+   filter (state: the level and the 12 monthly effects) gives the likelihood of
+   (sigma, tau, phi) and the joint normal of the state at the cut-off; the posterior of
+   (sigma, tau, phi) is computed on a grid (half-normal priors on sigma and tau, equal
+   weights on the half-lives and the random walk), so the uncertainty about how fast and
+   how durably the level moves, and about the seasonal pattern, is carried into the
+   forecast.
 
 Forecast: for each draw, ``(sigma, tau, phi)`` from the grid posterior, the current level
-from its filtered normal, then the process forward. The multiplier of a forecast period is
-the mean of ``exp(eta)`` over the period (with ``exp(N(0, tau^2))`` period shocks when
-purchase noise is asked for). Its spread grows with the horizon (like ``sigma sqrt(h)``
-for the random walk).
-The totals of :func:`crmkit.models.clv.models.repeat_purchases` are multiplied by it, draw by draw.
+and the monthly effects from their filtered normal, then the process forward, plus each
+future day's month effect. The multiplier of a forecast period is the mean of ``exp(eta)``
+over the period (with ``exp(N(0, tau^2))`` period shocks when noise is asked for). Its
+spread grows with the horizon (like ``sigma sqrt(h)`` for the random walk). Revenue draws
+are the standard model's draws times the rate multiplier times the spend multiplier,
+draw by draw (:func:`adjust_revenue`).
 
-What it does not do: learn seasonality (a year of history per season is needed; the
-random walk only widens the interval for it), or tell calendar time from cohort age when
-all customers joined at about the same time (CDNOW: weeks 1-12 of 1997). Then a
-residual trend may be either, and the random walk treats it as calendar time.
+What it does not do: tell calendar time from cohort age when all customers joined at about
+the same time (CDNOW: weeks 1-12 of 1997; a residual trend may be either, and the random
+walk treats it as calendar time), or learn seasonality from less than a year of history
+(the random walk only widens the interval for it then).
 """
 
 from __future__ import annotations
@@ -49,6 +62,11 @@ from crmkit.errors import CrmkitError, NotFittedError
 from crmkit.models.base import ModelContract
 from crmkit.models.clv import predictions as pred
 from crmkit.models.inference.diagnostics import diagnostics
+
+#: Months of history from which the yearly seasonal terms are fitted (``seasonality="auto"``).
+SEASON_MIN_MONTHS = 12.0
+#: Values of the ``seasonality`` setting.
+SEASONALITY = ("auto", "monthly", "none")
 
 
 def expected_by_period(
@@ -128,6 +146,41 @@ def repeat_counts_by_period(
     return counts[::-1].astype(float)
 
 
+def month_weights(
+    cutoff: object, starts: np.ndarray, length: float, days_per_unit: float
+) -> np.ndarray:
+    """Share of each period's days in each calendar month.
+
+    Parameters
+    ----------
+    cutoff
+        Last day of the data (inclusive), or that day as a number of days since 1970-01-01
+        (as kept in a fitted effect's ``params_``); time 0 is the end of that day.
+    starts
+        Period starts in the model's time unit from time 0 (negative before the cut-off).
+    length
+        Period length in the model's time unit.
+    days_per_unit
+        Days per time unit.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(starts), 12)``, rows summing to 1; column 0 is January.
+    """
+    starts = np.asarray(starts, dtype=float)
+    k = max(1, round(float(length) * days_per_unit))
+    offs = starts[:, None] + (np.arange(k) + 0.5)[None, :] / k * float(length)
+    if isinstance(cutoff, (int, float, np.number)):
+        cutoff = pd.Timestamp("1970-01-01") + pd.Timedelta(days=float(cutoff))
+    base = np.datetime64(pd.Timestamp(cutoff).normalize().date(), "D") + np.timedelta64(1, "D")
+    days = base + np.floor(offs * days_per_unit).astype(np.int64).astype("timedelta64[D]")
+    month = days.astype("datetime64[M]").astype(np.int64) % 12
+    w = np.zeros((len(starts), 12))
+    np.add.at(w, (np.repeat(np.arange(len(starts)), k), month.ravel()), 1.0 / k)
+    return w
+
+
 def _half_normal_log_grid(scale: float, lo: float, hi: float, n: int) -> tuple:
     """Grid on log scale and log prior weights of a half-normal (with the Jacobian)."""
     v = np.exp(np.linspace(np.log(lo), np.log(hi), n))
@@ -135,33 +188,46 @@ def _half_normal_log_grid(scale: float, lo: float, hi: float, n: int) -> tuple:
     return v, logw
 
 
-def _kalman(y: np.ndarray, obs_var: np.ndarray, sig2, tau2, phi, v0: float):
-    """AR(1)/random-walk filter over a grid of (sigma^2, tau^2, phi): log-lik, last mean, var."""
-    m = np.zeros_like(sig2)
-    P = np.full_like(sig2, v0)
-    ll = np.zeros_like(sig2)
+def _kalman(y, obs_var, sig2, tau2, phi, v0: float, H=None, season_var: float = 0.0):
+    """Level (+ monthly effects) filter over a flat grid: log-lik (G,), mean (G, d), cov."""
+    sig2, tau2, phi = (np.ravel(v).astype(float) for v in np.broadcast_arrays(sig2, tau2, phi))
+    G = sig2.size
+    d = 1 if H is None else 1 + H.shape[1]
+    m = np.zeros((G, d))
+    P = np.zeros((G, d, d))
+    P[:, 0, 0] = v0
+    if d > 1:
+        P[:, 1:, 1:] = np.eye(d - 1) * season_var
+    ll = np.zeros(G)
     for t in range(len(y)):
         if t > 0:
-            m = phi * m
-            P = phi * phi * P + sig2
-        F = P + obs_var[t] + tau2
-        e = y[t] - m
+            m[:, 0] *= phi
+            P[:, 0, :] *= phi[:, None]
+            P[:, :, 0] *= phi[:, None]
+            P[:, 0, 0] += sig2
+        h = np.ones(1) if H is None else np.concatenate([[1.0], H[t]])
+        Ph = P @ h
+        F = Ph @ h + obs_var[t] + tau2
+        e = y[t] - m @ h
         ll += -0.5 * (np.log(2 * np.pi * F) + e * e / F)
-        K = P / F
-        m = m + K * e
-        P = P * (1 - K)
+        K = Ph / F[:, None]
+        m += K * e[:, None]
+        P -= K[:, :, None] * Ph[:, None, :]
     return ll, m, P
 
 
 class CalendarEffect(ModelContract):
-    """Common calendar-time multiplier of the purchase rate (log-rate AR(1) or random walk).
+    """Common calendar-time multiplier of the purchase rate (random walk + yearly seasonality).
 
     Follows the model contract (:class:`~crmkit.models.base.ModelContract`): after
     :meth:`fit`, ``idata_`` holds ``posterior`` draws (one chain, drawn from the grid
-    posterior) of ``sigma`` (per period), ``tau``, ``phi`` and ``level`` (the current log
-    multiplier) and ``observed_data`` (``observed`` and ``expected`` repeat purchases per
-    past period); ``params_`` the posterior means (and ``period_length``); ``grid_`` the
-    grid posterior itself, which the forecasts draw from.
+    posterior) of ``sigma`` (per period), ``tau``, ``phi``, ``level`` (the current log
+    multiplier) and, when seasonal, ``season`` (the 12 monthly log effects, centred) and
+    ``observed_data`` (``observed`` and ``expected`` per past period); ``params_`` the
+    posterior means (and ``period_length``, ``seasonal`` (1 or 0), ``cutoff`` (days since
+    1970-01-01, when given), ``days_per_unit``);
+    ``grid_`` the grid posterior itself (with the filtered state's mean and covariance per
+    grid point), which the forecasts draw from.
 
     Parameters
     ----------
@@ -180,14 +246,24 @@ class CalendarEffect(ModelContract):
         ``benchmarks/results/clv_holdout.md``.
     grid_size
         Grid points of sigma and of tau.
+    seasonality
+        ``"auto"``: 12 monthly effects when the history spans at least
+        :data:`SEASON_MIN_MONTHS` months and the fit is given its ``cutoff``;
+        ``"monthly"``: always (with a ``cutoff``); ``"none"``: never.
+    season_sd
+        Prior sd of each month's log effect (shrinks the seasonal pattern towards none).
     """
 
     #: Fit methods: the posterior on a grid of (sigma, tau, phi), Kalman-filtered.
     METHODS = ("grid",)
     #: Draws from the grid posterior kept in ``idata_``.
     N_DRAWS = 1000
-    #: Columns of ``grid_``.
+    #: Columns of ``grid_`` (seasonal fits add ``mean_k`` and ``cov_i_j`` of the state).
     GRID_COLUMNS = ("sigma", "tau", "phi", "weight", "level_mean", "level_var")
+    #: What the effect multiplies (in the text :meth:`describe` gives).
+    WHAT = "rate"
+    #: Attribute :meth:`adjust` sets on its output.
+    ATTR = "calendar_effect"
 
     def __init__(
         self,
@@ -196,12 +272,16 @@ class CalendarEffect(ModelContract):
         level_sd: float = 0.25,
         half_lives: tuple[float, ...] = (),
         grid_size: int = 40,
+        seasonality: str = "auto",
+        season_sd: float = 0.25,
     ) -> None:
         self.sigma_scale = sigma_scale
         self.tau_scale = tau_scale
         self.level_sd = level_sd
         self.half_lives = half_lives
         self.grid_size = grid_size
+        self.seasonality = seasonality
+        self.season_sd = season_sd
 
     def fit(
         self,
@@ -211,8 +291,9 @@ class CalendarEffect(ModelContract):
         purchase_model: Any,
         summary: pd.DataFrame | None = None,
         period_length: float | None = None,
+        cutoff: object | None = None,
     ) -> Self:
-        """Estimate the multiplier's path and hyperparameters from past periods.
+        """Estimate the multiplier's path, seasonality and hyperparameters from past periods.
 
         Parameters
         ----------
@@ -230,15 +311,17 @@ class CalendarEffect(ModelContract):
         period_length
             Length of a period in the model's time unit (default one week in weeks,
             i.e. ``7 / days per unit``).
+        cutoff
+            The last day of the data: places the periods in the calendar, for the yearly
+            seasonality (without it, no seasonality).
 
         Returns
         -------
         Self
             The fitted effect.
         """
-        if method not in self.METHODS:
-            raise CrmkitError(f"method must be one of {self.METHODS}, not {method!r}")
         started = time.perf_counter()
+        self._check_method(method)
         purchase_model.check_fitted()
         df = purchase_model.fit_data_ if summary is None else summary
         unit = purchase_model.time_unit
@@ -252,53 +335,99 @@ class CalendarEffect(ModelContract):
         keep = exp_ > 0
         y = np.log((obs[keep] + 0.5) / (exp_[keep] + 0.5))
         obs_var = 1.0 / (exp_[keep] + 0.5)
-        step = np.sqrt(L / pred.month_length(unit))  # sd per period = sigma_month * step
+        self._fit_state(y, obs_var, keep, L, unit, cutoff)
+        self.method_ = method
+        self.idata_ = self._draws(obs, exp_)
+        self._diagnose(method, started)
+        return self
+
+    def _check_method(self, method: str) -> None:
+        """Raise for an unknown fit method or seasonality setting."""
+        if method not in self.METHODS:
+            raise CrmkitError(f"method must be one of {self.METHODS}, not {method!r}")
+        if self.seasonality not in SEASONALITY:
+            raise CrmkitError(f"seasonality must be one of {SEASONALITY}, not {self.seasonality!r}")
+
+    def _fit_state(
+        self,
+        y: np.ndarray,
+        obs_var: np.ndarray,
+        keep: np.ndarray,
+        L: float,
+        unit: str,
+        cutoff: object | None,
+    ) -> None:
+        """Grid posterior of (sigma, tau, phi) and the filtered state; sets grid_, params_."""
+        n_all = len(keep)
+        months = L / pred.month_length(unit)  # months per period
+        seasonal = cutoff is not None and (
+            self.seasonality == "monthly"
+            or (self.seasonality == "auto" and n_all * months >= SEASON_MIN_MONTHS - 1e-9)
+        )
+        dpu = pred.TIME_UNITS[unit]
+        H = None
+        if seasonal:
+            starts = (np.arange(n_all) - n_all) * L
+            H = month_weights(cutoff, starts, L, dpu)[keep]
+        step = np.sqrt(months)  # sd per period = sigma_month * step
         n = self.grid_size
         sig, lw_s = _half_normal_log_grid(self.sigma_scale * step, 1e-3 * step, 1.0 * step, n)
         tau, lw_t = _half_normal_log_grid(self.tau_scale, 1e-3, 1.5, n)
-        months = L / pred.month_length(unit)  # months per period
         phis = np.array([0.5 ** (months / h) for h in self.half_lives] + [1.0])
         S2, T2, PH = np.meshgrid(sig**2, tau**2, phis, indexing="ij")
-        ll, m, P = _kalman(y, obs_var, S2, T2, PH, self.level_sd**2)
-        lp = ll + lw_s[:, None, None] + lw_t[None, :, None] - np.log(len(phis))
+        ll, m, P = _kalman(y, obs_var, S2, T2, PH, self.level_sd**2, H, self.season_sd**2)
+        prior = np.broadcast_to(lw_s[:, None, None] + lw_t[None, :, None], S2.shape).ravel()
+        lp = ll + prior - np.log(len(phis))
         w = np.exp(lp - lp.max())
         w /= w.sum()
-        self.grid_ = pd.DataFrame(
-            {
-                "sigma": S2.ravel() ** 0.5,
-                "tau": T2.ravel() ** 0.5,
-                "phi": PH.ravel(),
-                "weight": w.ravel(),
-                "level_mean": m.ravel(),
-                "level_var": P.ravel(),
-            }
-        )
-        self.method_ = method
-        self.params_ = {**self.summary(), "period_length": L}
-        self.idata_ = self._draws(obs, exp_)
-        ok = bool(np.all(np.isfinite(w)))
+        cols = {
+            "sigma": S2.ravel() ** 0.5,
+            "tau": T2.ravel() ** 0.5,
+            "phi": PH.ravel(),
+            "weight": w,
+            "level_mean": m[:, 0],
+            "level_var": P[:, 0, 0],
+        }
+        if seasonal:
+            d = m.shape[1]
+            cols.update({f"mean_{i}": m[:, i] for i in range(1, d)})
+            cols.update({f"cov_{i}_{j}": P[:, i, j] for i in range(d) for j in range(i + 1)})
+        self.grid_ = pd.DataFrame(cols)
+        self.params_ = {"period_length": L, "seasonal": float(seasonal), "days_per_unit": dpu}
+        if cutoff is not None:  # numbers only in params_: days since 1970-01-01
+            self.params_["cutoff"] = float(
+                (pd.Timestamp(cutoff).normalize() - pd.Timestamp("1970-01-01")).days
+            )
+        self.params_ = {**self.summary(), **self.params_}
+
+    def _diagnose(self, method: str, started: float) -> None:
+        """The one diagnostics schema: ok when the grid posterior is finite."""
+        ok = bool(np.all(np.isfinite(self.grid_["weight"].to_numpy())))
         self.diagnostics_ = diagnostics(
             method,
             ok=ok,
             message="the grid posterior is not finite",
             seconds=time.perf_counter() - started,
         )
-        return self
 
     def _draws(self, observed: np.ndarray, expected: np.ndarray) -> az.InferenceData:
-        """Posterior draws from the grid (seed 0) and the observed counts, as InferenceData."""
-        g = self.grid_
+        """Posterior draws from the grid (seed 0) and the observed data, as InferenceData."""
+        r = self._r()
         rng = np.random.default_rng(0)
-        pick = rng.choice(len(g), size=self.N_DRAWS, p=g["weight"].to_numpy())
-        level = rng.normal(
-            g["level_mean"].to_numpy()[pick], np.sqrt(g["level_var"].to_numpy()[pick])
-        )
-        post = {k: g[k].to_numpy()[pick][None, :] for k in ("sigma", "tau", "phi")}
-        post["level"] = level[None, :]
+        pick = rng.choice(len(r["weight"]), size=self.N_DRAWS, p=r["weight"])
+        state = self._state_draws(r, pick, rng)
+        post = {k: r[k][pick][None, :] for k in ("sigma", "tau", "phi")}
+        post["level"] = state[:, 0][None, :]
+        dims = {"observed": ["period"], "expected": ["period"]}
+        if state.shape[1] > 1:
+            beta = state[:, 1:]
+            post["season"] = (beta - beta.mean(axis=1, keepdims=True))[None, :, :]
+            dims["season"] = ["month"]
         return az.from_dict(
             posterior=post,
             observed_data={"observed": observed, "expected": expected},
-            dims={"observed": ["period"], "expected": ["period"]},
+            dims=dims,
+            coords={"month": np.arange(1, 13)},
         )
 
     def _fit_frame(self) -> pd.DataFrame:
@@ -309,7 +438,8 @@ class CalendarEffect(ModelContract):
         self, frame: pd.DataFrame, attrs: dict[str, str], tables: dict[str, pd.DataFrame]
     ) -> None:
         """Take the grid posterior back from a saved fit."""
-        self.grid_ = frame[list(self.GRID_COLUMNS)].astype(float)
+        extra = [c for c in frame.columns if c.startswith(("mean_", "cov_"))]
+        self.grid_ = frame[list(self.GRID_COLUMNS) + extra].astype(float)
 
     def summary(self) -> dict[str, float]:
         """Posterior means of sigma (per period), tau, phi, P(random walk), the log level."""
@@ -328,15 +458,65 @@ class CalendarEffect(ModelContract):
         }
 
     def _r(self) -> dict[str, np.ndarray]:
-        """The grid posterior's columns; raise if not fitted."""
+        """The grid posterior's columns (and the state's mean and cov); raise if not fitted."""
         if getattr(self, "grid_", None) is None:
-            raise NotFittedError("CalendarEffect is not fitted; call fit(...) first")
-        return {k: self.grid_[k].to_numpy() for k in self.GRID_COLUMNS}
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(...) first")
+        g = self.grid_
+        r = {k: g[k].to_numpy() for k in self.GRID_COLUMNS}
+        d = 1 + sum(1 for c in g.columns if c.startswith("mean_"))
+        mean = np.empty((len(g), d))
+        cov = np.empty((len(g), d, d))
+        mean[:, 0] = r["level_mean"]
+        if d == 1:
+            cov[:, 0, 0] = r["level_var"]
+        else:
+            for i in range(1, d):
+                mean[:, i] = g[f"mean_{i}"].to_numpy()
+            for i in range(d):
+                for j in range(i + 1):
+                    cov[:, i, j] = cov[:, j, i] = g[f"cov_{i}_{j}"].to_numpy()
+        r["state_mean"], r["state_cov"] = mean, cov
+        return r
+
+    @staticmethod
+    def _state_draws(r: dict, pick: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draws of the state at the cut-off (level, monthly effects) at grid points ``pick``."""
+        mean, cov = r["state_mean"][pick], r["state_cov"][pick]
+        if mean.shape[1] == 1:
+            return rng.normal(mean, np.sqrt(np.maximum(cov[:, :, 0], 0.0)))
+        jitter = 1e-12 * np.eye(mean.shape[1])
+        chol = np.linalg.cholesky(cov + jitter)
+        z = rng.normal(0.0, 1.0, mean.shape)
+        return mean + np.einsum("nij,nj->ni", chol, z)
+
+    def seasonal_multipliers(self, n_draws: int = 1000, *, seed: int = 0) -> np.ndarray:
+        """Draws of each calendar month's multiplier relative to the year's mean month.
+
+        Parameters
+        ----------
+        n_draws
+            Number of draws.
+        seed
+            Random seed.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(n_draws, 12)``, January first: ``exp(beta_k - mean(beta))``; all ones
+            when the fit has no seasonality.
+        """
+        r = self._r()
+        if r["state_mean"].shape[1] == 1:
+            return np.ones((n_draws, 12))
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(len(r["weight"]), size=n_draws, p=r["weight"])
+        beta = self._state_draws(r, pick, rng)[:, 1:]
+        return np.exp(beta - beta.mean(axis=1, keepdims=True))
 
     def multiplier_draws(
         self, edges: np.ndarray, n_draws: int, *, noise: bool = False, seed: int = 0
     ) -> np.ndarray:
-        """Draws of the mean rate multiplier in each forecast period.
+        """Draws of the mean multiplier in each forecast period.
 
         Parameters
         ----------
@@ -362,25 +542,41 @@ class CalendarEffect(ModelContract):
         pick = rng.choice(len(r["weight"]), size=n_draws, p=r["weight"])
         sig, tau = r["sigma"][pick], r["tau"][pick]
         phi = r["phi"][pick]
-        level = rng.normal(r["level_mean"][pick], np.sqrt(r["level_var"][pick]))
+        state = self._state_draws(r, pick, rng)
         steps = rng.normal(0.0, 1.0, (n_draws, n_steps)) * sig[:, None]
         eta = np.empty((n_draws, n_steps))
-        cur = level
+        cur = state[:, 0]
         for k in range(n_steps):
             cur = phi * cur + steps[:, k]
             eta[:, k] = cur
+        lo_g = np.arange(n_steps) * L
+        hi_g = lo_g + L
+        if state.shape[1] > 1:
+            H = month_weights(self.params_["cutoff"], lo_g, L, float(self.params_["days_per_unit"]))
+            eta = eta + state[:, 1:] @ H.T
         if noise:
             eta = eta + rng.normal(0.0, 1.0, (n_draws, n_steps)) * tau[:, None]
         mult = np.exp(eta)  # grid period k covers [k L, (k+1) L)
-        lo_g = np.arange(n_steps) * L
-        hi_g = lo_g + L
         ov = np.clip(
             np.minimum(hi_g[None, :], edges[1:, None])
             - np.maximum(lo_g[None, :], edges[:-1, None]),
             0.0,
             None,
         )  # (periods, steps) overlap lengths
-        return mult @ (ov / ov.sum(axis=1, keepdims=True)).T
+        tot = ov.sum(axis=1, keepdims=True)
+        out = mult @ (ov / np.where(tot > 0, tot, 1.0)).T
+        return np.where(tot.T > 0, out, 1.0)  # an empty period: nothing to multiply
+
+    def describe(self) -> str:
+        """One line naming the fitted process, for the ``calendar_effect`` attribute."""
+        s = self.summary()
+        season = "" if not self.params_.get("seasonal") else ", 12 monthly seasonal effects"
+        return (
+            f"log-{self.WHAT} AR(1)/random walk{season}: sigma {s['sigma_per_period']:.3g} per "
+            f"period of {self.params_['period_length']:.3g}, tau {s['tau']:.3g}, phi "
+            f"{s['phi']:.3f} (P(random walk) {s['p_random_walk']:.2f}), level "
+            f"{s['level']:+.3f} (sd {s['level_sd']:.3f})"
+        )
 
     def adjust(self, totals: xr.DataArray, *, noise: bool | None = None, seed: int = 0):
         """Multiply repeat-purchase (or revenue) totals by multiplier draws.
@@ -398,7 +594,8 @@ class CalendarEffect(ModelContract):
         Returns
         -------
         xarray.DataArray
-            The totals times the multiplier, same dims, attribute ``calendar_effect``.
+            The totals times the multiplier, same dims, attribute ``calendar_effect``
+            (``spend_effect`` for a :class:`SpendEffect`).
         """
         edges = np.concatenate([[0.0], np.asarray(totals["period_end"], dtype=float)])
         use_noise = bool(totals.attrs.get("noise", 0)) if noise is None else noise
@@ -406,15 +603,129 @@ class CalendarEffect(ModelContract):
         mult = xr.DataArray(m, dims=("sample", "period"), coords={"sample": totals["sample"]})
         out = totals * mult.assign_coords(period=totals["period"])
         out.attrs.update(totals.attrs)
-        s = self.summary()
-        out.attrs["calendar_effect"] = (
-            f"log-rate AR(1)/random walk: sigma {s['sigma_per_period']:.3g} per period of "
-            f"{self.params_['period_length']:.3g}, tau {s['tau']:.3g}, phi {s['phi']:.3f} "
-            f"(P(random walk) {s['p_random_walk']:.2f}), level {s['level']:+.3f} "
-            f"(sd {s['level_sd']:.3f})"
-        )
+        out.attrs[self.ATTR] = self.describe()
         out.name = totals.name
         return out
+
+    # -- model checks (log-likelihood and posterior predictive per past period) ------------
+    def one_step_predictions(self) -> dict[str, np.ndarray]:
+        """One-step-ahead predictive of each past period's log ratio, per posterior draw.
+
+        The Kalman filter of :meth:`fit` run at each draw's ``(sigma, tau, phi)`` (the
+        posterior draws of ``idata_``), without the grid: period ``t`` is predicted from
+        periods before it only, so its log density is the prequential log-likelihood
+        (they sum to the filter's log-likelihood). Periods whose expected count is 0 are
+        left out, as in the fit. Written for the purchase-rate effect (observation
+        variance ``1 / (expected + 0.5)``).
+
+        Returns
+        -------
+        dict
+            ``period`` (indices kept), ``y`` (observed log ratios), ``mean`` and ``var``
+            ``(draw, period)`` of the predictive normal, ``loglik`` ``(draw, period)``,
+            ``expected`` (the purchase model's expected counts of the kept periods).
+        """
+        self.check_fitted()
+        obs = self.idata_.observed_data
+        observed = obs["observed"].to_numpy().astype(float)
+        expected = obs["expected"].to_numpy().astype(float)
+        keep = expected > 0
+        y = np.log((observed[keep] + 0.5) / (expected[keep] + 0.5))
+        obs_var = 1.0 / (expected[keep] + 0.5)
+        post = self.idata_.posterior
+        sig2 = post["sigma"].to_numpy().ravel() ** 2
+        tau2 = post["tau"].to_numpy().ravel() ** 2
+        phi = post["phi"].to_numpy().ravel()
+        H = None
+        if self.params_.get("seasonal"):
+            L = float(self.params_["period_length"])
+            starts = (np.arange(len(keep)) - len(keep)) * L
+            H = month_weights(
+                self.params_["cutoff"], starts, L, float(self.params_["days_per_unit"])
+            )[keep]
+        G = sig2.size
+        d = 1 if H is None else 1 + H.shape[1]
+        m = np.zeros((G, d))
+        P = np.zeros((G, d, d))
+        P[:, 0, 0] = self.level_sd**2
+        if d > 1:
+            P[:, 1:, 1:] = np.eye(d - 1) * self.season_sd**2
+        mean = np.empty((G, len(y)))
+        var = np.empty((G, len(y)))
+        for t in range(len(y)):  # the filter of _kalman, keeping each step's prediction
+            if t > 0:
+                m[:, 0] *= phi
+                P[:, 0, :] *= phi[:, None]
+                P[:, :, 0] *= phi[:, None]
+                P[:, 0, 0] += sig2
+            h = np.ones(1) if H is None else np.concatenate([[1.0], H[t]])
+            Ph = P @ h
+            var[:, t] = Ph @ h + obs_var[t] + tau2
+            mean[:, t] = m @ h
+            K = Ph / var[:, t][:, None]
+            m += K * (y[t] - mean[:, t])[:, None]
+            P -= K[:, :, None] * Ph[:, None, :]
+        loglik = -0.5 * (np.log(2 * np.pi * var) + (y[None, :] - mean) ** 2 / var)
+        return {
+            "period": np.flatnonzero(keep),
+            "y": y,
+            "mean": mean,
+            "var": var,
+            "loglik": loglik,
+            "expected": expected[keep],
+        }
+
+    def add_log_likelihood(self) -> Self:
+        """Add ``log_likelihood`` ``observed`` on ``(chain, draw, period)`` to ``idata_``.
+
+        Each past period's prequential log density of its log ratio ``log((observed + 0.5)
+        / (expected + 0.5))`` (:meth:`one_step_predictions`), for LOO. Saved by :meth:`save`.
+
+        Returns
+        -------
+        Self
+            The effect.
+        """
+        one = self.one_step_predictions()
+        self._set_check_group("log_likelihood", one["loglik"], one["period"])
+        return self
+
+    def add_posterior_predictive(self, seed: int = 0) -> Self:
+        """Add ``posterior_predictive`` ``observed``: replicated repeat purchases per period.
+
+        Each draw's one-step-ahead predictive log ratio, turned back into a count
+        (``(expected + 0.5) exp(y) - 0.5``, floored at 0), for each past period kept by
+        the fit. Saved by :meth:`save`.
+
+        Parameters
+        ----------
+        seed
+            Random seed.
+
+        Returns
+        -------
+        Self
+            The effect.
+        """
+        one = self.one_step_predictions()
+        rng = np.random.default_rng(seed)
+        y_rep = one["mean"] + np.sqrt(one["var"]) * rng.standard_normal(one["mean"].shape)
+        rep = np.maximum((one["expected"][None, :] + 0.5) * np.exp(y_rep) - 0.5, 0.0)
+        self._set_check_group("posterior_predictive", rep, one["period"])
+        return self
+
+    def _set_check_group(self, name: str, values: np.ndarray, period: np.ndarray) -> None:
+        """Set group ``name`` of ``idata_`` to ``observed`` ``(chain, draw, period)``."""
+        post = self.idata_.posterior
+        shape = (post.sizes["chain"], post.sizes["draw"], len(period))
+        ds = xr.Dataset(
+            {"observed": (("chain", "draw", "period"), values.reshape(shape))},
+            coords={"chain": post["chain"], "draw": post["draw"], "period": period},
+        )
+        groups = {g: self.idata_[g] for g in self.idata_.groups() if g != name}
+        idata = az.InferenceData(**groups, **{name: ds})
+        idata.attrs.update(self.idata_.attrs)
+        self.idata_ = idata
 
 
 def calendar_repeat_purchases(
@@ -424,6 +735,7 @@ def calendar_repeat_purchases(
     *,
     effect: CalendarEffect | None = None,
     observed_period_length: float | None = None,
+    cutoff: object | None = None,
     seed: int = 0,
     **kwargs: Any,
 ) -> xr.DataArray:
@@ -444,6 +756,8 @@ def calendar_repeat_purchases(
         Settings of the calendar effect (default :class:`CalendarEffect`).
     observed_period_length
         Length of the periods of ``observed`` in the model's time unit (default a week).
+    cutoff
+        Last day of the data (for the yearly seasonality; see :meth:`CalendarEffect.fit`).
     seed
         Seed of the draws.
     **kwargs
@@ -458,7 +772,289 @@ def calendar_repeat_purchases(
     from crmkit.models.clv.models import repeat_purchases
 
     eff = (effect or CalendarEffect()).fit(
-        observed, purchase_model=purchase_model, summary=data, period_length=observed_period_length
+        observed,
+        purchase_model=purchase_model,
+        summary=data,
+        period_length=observed_period_length,
+        cutoff=cutoff,
     )
     tot = repeat_purchases(purchase_model, data, seed=seed, **kwargs)
     return eff.adjust(tot, seed=seed + 1)
+
+
+class SpendEffect(CalendarEffect):
+    """Common calendar-time multiplier of the mean spend per purchase.
+
+    The mean spend of a purchase made in calendar period ``w`` is its customer's Gamma-Gamma
+    expectation times ``s_w = exp(zeta_w)``; ``zeta`` is the same state-space process as
+    :class:`CalendarEffect`'s (random walk, yearly seasonality once 12 months of history
+    exist), learnt from the log ratio of each past period's repeat revenue to the sum of its
+    purchases' expected spend, observed with variance ``cv^2 / n_w`` (``n_w`` purchases).
+    Same settings and outputs as :class:`CalendarEffect`; the spend moves less than the rate,
+    so the default prior scale of the walk's step is half the rate's.
+    """
+
+    WHAT = "spend"
+    ATTR = "spend_effect"
+
+    def one_step_predictions(self) -> dict[str, np.ndarray]:
+        """Not defined for the spend effect (the checks are the purchase-rate effect's)."""
+        raise NotImplementedError(
+            "one-step predictions, log-likelihood and posterior predictive are written for "
+            "the purchase-rate effect (CalendarEffect), not for SpendEffect"
+        )
+
+    def add_log_likelihood(self) -> Self:
+        """Not defined for the spend effect (see :meth:`one_step_predictions`)."""
+        return self.one_step_predictions()  # raises
+
+    def add_posterior_predictive(self, seed: int = 0) -> Self:
+        """Not defined for the spend effect (see :meth:`one_step_predictions`)."""
+        return self.one_step_predictions()  # raises
+
+    def __init__(
+        self,
+        sigma_scale: float = 0.05,
+        tau_scale: float = 0.5,
+        level_sd: float = 0.25,
+        half_lives: tuple[float, ...] = (),
+        grid_size: int = 40,
+        seasonality: str = "auto",
+        season_sd: float = 0.25,
+    ) -> None:
+        super().__init__(
+            sigma_scale=sigma_scale,
+            tau_scale=tau_scale,
+            level_sd=level_sd,
+            half_lives=half_lives,
+            grid_size=grid_size,
+            seasonality=seasonality,
+            season_sd=season_sd,
+        )
+
+    def fit(  # type: ignore[override]
+        self,
+        data: np.ndarray,
+        method: str = "grid",
+        *,
+        purchases: np.ndarray,
+        expected: np.ndarray,
+        cv2: float = 1.0,
+        time_unit: str = "W",
+        period_length: float | None = None,
+        cutoff: object | None = None,
+    ) -> Self:
+        """Estimate the spend multiplier's path and seasonality from past periods.
+
+        Parameters
+        ----------
+        data
+            Revenue of the repeat purchases per period before the cut-off, oldest first
+            (see :func:`repeat_spend_by_period`).
+        method
+            ``"grid"`` (the only one).
+        purchases
+            Repeat purchases per period (the same periods).
+        expected
+            Sum over each period's purchases of their customer's Gamma-Gamma expected spend.
+        cv2
+            Squared coefficient of variation of a purchase's amount around its expectation.
+        time_unit
+            Time unit of ``period_length`` (the purchase model's).
+        period_length
+            Length of a period (default one week).
+        cutoff
+            Last day of the data (for the yearly seasonality).
+
+        Returns
+        -------
+        Self
+            The fitted effect.
+        """
+        started = time.perf_counter()
+        self._check_method(method)
+        rev, n, exp_ = (np.asarray(v, dtype=float) for v in (data, purchases, expected))
+        if rev.ndim != 1 or not (len(rev) == len(n) == len(exp_)):
+            raise CrmkitError("revenue, purchases and expected must be equal-length 1-d arrays")
+        if not (np.all(np.isfinite(rev)) and np.all(np.isfinite(exp_))) or (rev < 0).any():
+            raise CrmkitError("revenue per period must be finite and not negative")
+        if not np.isfinite(cv2) or cv2 <= 0:
+            raise CrmkitError(f"cv2 must be a positive number, not {cv2!r}")
+        keep = (n > 0) & (exp_ > 0) & (rev > 0)
+        if keep.sum() < 4:
+            raise CrmkitError("spend effect: at least 4 periods with repeat purchases are needed")
+        L = 7.0 / pred.TIME_UNITS[time_unit] if period_length is None else float(period_length)
+        y = np.log(rev[keep] / exp_[keep])
+        obs_var = float(cv2) / n[keep]
+        self._fit_state(y, obs_var, keep, L, time_unit, cutoff)
+        self.method_ = method
+        self.idata_ = self._draws(rev, exp_)
+        self._diagnose(method, started)
+        return self
+
+
+def repeat_spend_by_period(
+    transactions: pd.DataFrame,
+    summary: pd.DataFrame,
+    spend_params: dict[str, float],
+    cutoff: object,
+    n_periods: int,
+    period_days: float = 7.0,
+) -> pd.DataFrame:
+    """Repeat purchases, their revenue and expected spend per period before a cut-off.
+
+    The expected spend of a purchase is its customer's Gamma-Gamma conditional mean given
+    the customer's *other* repeat purchases (leave one out): given all of them, a customer
+    whose few purchases fall in a big-basket month would explain part of that month's
+    excess away.
+
+    Parameters
+    ----------
+    transactions
+        ``customer_id``, ``date`` (or ``ordered_at``) and ``amount``; same-day purchases
+        are one purchase (amounts summed), as in the purchase summary.
+    summary
+        The purchase summary at ``cutoff``: ``customer_id``, ``frequency``,
+        ``monetary_value``; other customers are left out.
+    spend_params
+        Gamma-Gamma ``p``, ``q``, ``gamma`` (e.g. a fitted GammaGamma's ``params_``).
+    cutoff
+        Last day of the calibration data (inclusive).
+    n_periods
+        Number of periods.
+    period_days
+        Period length in days.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per period, oldest first: ``purchases``, ``revenue`` and ``expected`` (the
+        sum of the purchases' expected spend); ``attrs["cv2"]``: the squared coefficient of
+        variation of a purchase's amount around its expectation.
+    """
+    col = "date" if "date" in transactions else "ordered_at"
+    tx = pd.DataFrame(
+        {
+            "customer_id": transactions["customer_id"].to_numpy(),
+            "day": pd.to_datetime(transactions[col]).dt.normalize().to_numpy(),
+            "amount": pd.to_numeric(transactions["amount"]).to_numpy(dtype=float),
+        }
+    )
+    summ = summary.set_index("customer_id")
+    tx = tx[tx["customer_id"].isin(summ.index)]
+    cut = pd.Timestamp(cutoff).normalize()
+    tx = tx[tx["day"] <= cut].groupby(["customer_id", "day"], as_index=False)["amount"].sum()
+    first = tx.groupby("customer_id")["day"].transform("min")
+    rep = tx[tx["day"] > first]
+    amt = rep["amount"].to_numpy(float)
+    x = rep["customer_id"].map(summ["frequency"]).to_numpy(float)
+    total = x * rep["customer_id"].map(summ["monetary_value"]).to_numpy(float)
+    p, q, g = (float(spend_params[k]) for k in ("p", "q", "gamma"))
+    denom = p * (x - 1.0) + q - 1.0
+    e = p * (g + np.maximum(total - amt, 0.0)) / np.where(denom > 0, denom, 1.0)
+    e = np.where(denom > 0, e, float(np.mean(amt)) if len(amt) else np.nan)
+    back = (cut - rep["day"]).dt.days.to_numpy() / float(period_days)
+    j = np.floor(back + 1e-9).astype(np.int64)
+    ok = (j >= 0) & (j < n_periods) & np.isfinite(e) & (e > 0)
+    out = pd.DataFrame(
+        {
+            "purchases": np.bincount(j[ok], minlength=n_periods)[::-1].astype(float),
+            "revenue": np.bincount(j[ok], weights=amt[ok], minlength=n_periods)[::-1],
+            "expected": np.bincount(j[ok], weights=e[ok], minlength=n_periods)[::-1],
+        }
+    )
+    ratio = amt[ok] / e[ok]
+    out.attrs["cv2"] = float(np.mean((ratio - 1.0) ** 2)) if ok.sum() > 1 else 1.0
+    return out
+
+
+def fit_calendar_effects(
+    transactions: pd.DataFrame,
+    summary: pd.DataFrame,
+    purchase_model: Any,
+    spend_model: Any | None,
+    cutoff: object,
+    *,
+    n_periods: int | None = None,
+    rate: CalendarEffect | None = None,
+    spend: SpendEffect | None = None,
+) -> tuple[CalendarEffect, SpendEffect | None]:
+    """Fit the rate and spend effects on weekly residuals of fitted standard models.
+
+    Parameters
+    ----------
+    transactions
+        ``customer_id``, ``date`` (or ``ordered_at``), ``amount``.
+    summary
+        The purchase summary at ``cutoff`` (weeks) the models were fitted on.
+    purchase_model
+        Fitted BG/NBD or Pareto/NBD (time unit weeks).
+    spend_model
+        Fitted Gamma-Gamma, or None for the rate effect only.
+    cutoff
+        Last day of the data.
+    n_periods
+        Weeks of history used (default: from the first purchase in ``summary``).
+    rate, spend
+        Settings of the effects (default :class:`CalendarEffect` and :class:`SpendEffect`).
+
+    Returns
+    -------
+    tuple
+        The fitted rate effect and the fitted spend effect (None without a spend model).
+    """
+    if n_periods is None:
+        n_periods = int(np.floor(float(summary["T"].max()) * pred.TIME_UNITS["W"] / 7.0))
+    L = 7.0 / pred.TIME_UNITS[purchase_model.time_unit]
+    past = repeat_counts_by_period(transactions, summary["customer_id"], cutoff, n_periods)
+    r_eff = (rate or CalendarEffect()).fit(
+        past, purchase_model=purchase_model, summary=summary, period_length=L, cutoff=cutoff
+    )
+    if spend_model is None:
+        return r_eff, None
+    by = repeat_spend_by_period(transactions, summary, spend_model.params_, cutoff, n_periods)
+    s_eff = (spend or SpendEffect()).fit(
+        by["revenue"].to_numpy(),
+        purchases=by["purchases"].to_numpy(),
+        expected=by["expected"].to_numpy(),
+        cv2=by.attrs["cv2"],
+        time_unit=purchase_model.time_unit,
+        period_length=L,
+        cutoff=cutoff,
+    )
+    return r_eff, s_eff
+
+
+def adjust_revenue(
+    revenue: xr.DataArray,
+    rate: CalendarEffect | None,
+    spend: SpendEffect | None,
+    *,
+    noise: bool | None = None,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Revenue draws times the rate and spend multipliers, draw by draw.
+
+    The rate multipliers are those :meth:`CalendarEffect.adjust` gives the purchase draws
+    with the same ``seed`` (so purchases and revenue move together); the spend multipliers
+    are drawn with ``seed + 1``.
+
+    Parameters
+    ----------
+    revenue
+        :func:`crmkit.models.clv.models.repeat_purchases` with a ``spend_model``.
+    rate, spend
+        Fitted effects (None: that multiplier is 1).
+    noise
+        Period shocks; default as the totals.
+    seed
+        Random seed.
+
+    Returns
+    -------
+    xarray.DataArray
+        The revenue draws times both multipliers, with ``calendar_effect`` and
+        ``spend_effect`` attributes.
+    """
+    out = revenue if rate is None else rate.adjust(revenue, noise=noise, seed=seed)
+    return out if spend is None else spend.adjust(out, noise=noise, seed=seed + 1)

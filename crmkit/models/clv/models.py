@@ -142,6 +142,15 @@ class _PurchaseModel(BayesianEstimator):
         ll = np.array([fn(NP, *v, u[:, 0], u[:, 1], u[:, 2]) for v in values], dtype=float)
         return ll[:, inv]
 
+    def _replicate(self, v: np.ndarray, T: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Repeat purchases in ``(0, T]`` of each customer ``(draw, customer)`` at draws ``v``."""
+        raise NotImplementedError
+
+    def _add_observations(self, data: pd.DataFrame) -> None:
+        """The estimator's groups plus the posterior predictive of the repeat purchases."""
+        super()._add_observations(data)
+        _add_predictive(self, self._observed(data)["T"], "frequency", self._replicate)
+
     def _arrays(self, data: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         """The data to predict for (default: the fit data), validated."""
         self.check_fitted()
@@ -254,6 +263,13 @@ class BetaGeo(_PurchaseModel):
         table = clv_numba.prior_table(self.priors, self.param_names)
         return None if table is None else clv_numba.betageo_kernel(arrays, table)
 
+    def _replicate(self, v: np.ndarray, T: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Purchases in (0, T]: Poisson at rate lambda, stopping after a Geometric(p)-th one."""
+        shape = (len(v), len(T))
+        lam = rng.gamma(v[:, 0:1], 1.0 / v[:, 1:2], shape)
+        p = np.clip(rng.beta(v[:, 2:3], v[:, 3:4], shape), 1e-12, 1.0)
+        return np.minimum(rng.poisson(lam * T[None, :]), rng.geometric(p))
+
     def _start(self, arrays) -> np.ndarray:
         """Starting values: r = 1, alpha = mean T, a = 1, b = 1."""
         return np.array([0.5, max(1.0, float(np.average(arrays["T"], weights=arrays["w"]))), 1, 2])
@@ -302,6 +318,14 @@ class ParetoNBD(_PurchaseModel):
 
         table = clv_numba.prior_table(self.priors, self.param_names)
         return None if table is None else clv_numba.paretonbd_kernel(arrays, table)
+
+    def _replicate(self, v: np.ndarray, T: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Purchases in (0, T]: Poisson at rate lambda until an Exponential(mu) lifetime."""
+        shape = (len(v), len(T))
+        lam = rng.gamma(v[:, 0:1], 1.0 / v[:, 1:2], shape)
+        mu = rng.gamma(v[:, 2:3], 1.0 / v[:, 3:4], shape)
+        life = rng.exponential(1.0, shape) / np.maximum(mu, 1e-300)
+        return rng.poisson(lam * np.minimum(life, T[None, :]))
 
     def _start(self, arrays) -> np.ndarray:
         """Starting values: r = s = 1, alpha = beta = mean T."""
@@ -385,6 +409,17 @@ class GammaGamma(BayesianEstimator):
         rep = data["frequency"].to_numpy(float) > 0
         return {c: data[c].to_numpy(float)[rep] for c in ("frequency", "monetary_value")}
 
+    def _add_observations(self, data: pd.DataFrame) -> None:
+        """The estimator's groups plus the posterior predictive of each mean spend."""
+        super()._add_observations(data)
+
+        def replicate(v: np.ndarray, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            shape = (len(v), len(x))
+            nu = rng.gamma(v[:, 1:2], 1.0 / v[:, 2:3], shape)
+            return rng.gamma(v[:, 0:1] * x[None, :], 1.0 / (nu * x[None, :]))
+
+        _add_predictive(self, self._observed(data)["frequency"], "monetary_value", replicate)
+
     def _loglike_rows(self, values, observed) -> np.ndarray:
         """Each repeat buyer's log-likelihood at each parameter vector (rows of ``values``)."""
         u, _, inv = compress_rows(observed["frequency"], observed["monetary_value"])
@@ -426,6 +461,42 @@ class GammaGamma(BayesianEstimator):
             draws, df["frequency"].to_numpy(float), df["monetary_value"].to_numpy(float)
         )
         return pred.label(out, df["customer_id"], "expected_spend", self)
+
+
+def _add_predictive(model: BayesianEstimator, given: np.ndarray, name: str, replicate) -> None:
+    """Add ``posterior_predictive`` to a fit: ``name`` per observation, and its mean or total.
+
+    ``replicate(values, given, rng)`` draws ``(draws, observations)`` replicated values at
+    parameter rows ``values``. Per observation (dims ``(chain, draw, obs)``, as
+    ``observed_data``) only while observations x draws stay within
+    :attr:`~crmkit.models.clv.estimator.BayesianEstimator.log_likelihood_max_values`;
+    ``<name>_total`` (frequency: the sum over customers) or ``<name>_mean`` (spend: the
+    mean over repeat buyers) on ``(chain, draw)`` always. Seed: the model's ``random_seed``.
+    """
+    post = model.idata_.posterior
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    values = np.stack([post[n].to_numpy().ravel() for n in model.param_names], axis=1)
+    n_obs = len(given)
+    if not n_obs:
+        return
+    rng = np.random.default_rng(model.random_seed)
+    per_obs = n_obs * len(values) <= model.log_likelihood_max_values
+    chunk = max(1, 1_000_000 // n_obs)
+    kept, summary = [], []
+    for i in range(0, len(values), chunk):
+        rep = replicate(values[i : i + chunk], np.asarray(given, float), rng)
+        summary.append(rep.sum(axis=1) if name == "frequency" else rep.mean(axis=1))
+        if per_obs:
+            kept.append(rep.astype(np.int32) if name == "frequency" else rep)
+    cd = ("chain", "draw")
+    tail = "_total" if name == "frequency" else "_mean"
+    data = {name + tail: (cd, np.concatenate(summary).reshape(n_chain, n_draw))}
+    if per_obs:
+        data[name] = ((*cd, "obs"), np.concatenate(kept).reshape(n_chain, n_draw, n_obs))
+    ds = xr.Dataset(data, coords={"chain": post["chain"], "draw": post["draw"]})
+    if "posterior_predictive" in model.idata_.groups():
+        delattr(model.idata_, "posterior_predictive")
+    model.idata_.add_groups({"posterior_predictive": ds})
 
 
 def _paired_draws(purchase_model, spend_model, n_draws: int | None, seed: int):

@@ -470,7 +470,8 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
         -------
         Self
             The fitted model, with ``idata_`` (``posterior``, ``observed_data``,
-            ``log_likelihood``), ``params_``, ``method_``, ``diagnostics_`` (the one schema of
+            ``log_likelihood`` and ``posterior_predictive`` of the weekly outcome ``y``),
+            ``params_``, ``method_``, ``diagnostics_`` (the one schema of
             :mod:`crmkit.models.inference.diagnostics`), ``scales_``, ``data_`` and ``design_``.
 
         """
@@ -547,11 +548,15 @@ class MarketingMixModel(MarketingPosterior, ModelContract):
         loglik = self.pointwise_log_likelihood().reshape(
             post.sizes["chain"], post.sizes["draw"], len(y)
         )
+        chain_draw = {"chain": post["chain"].values, "draw": post["draw"].values}
+        rep = self.replicated_outcome().reshape(loglik.shape)
         idata.add_groups(
             observed_data=xr.Dataset({"y": ("date", y)}, coords=weeks),
             log_likelihood=xr.Dataset(
-                {"y": (("chain", "draw", "date"), loglik)},
-                coords={"chain": post["chain"].values, "draw": post["draw"].values, **weeks},
+                {"y": (("chain", "draw", "date"), loglik)}, coords={**chain_draw, **weeks}
+            ),
+            posterior_predictive=xr.Dataset(
+                {"y": (("chain", "draw", "date"), rep)}, coords={**chain_draw, **weeks}
             ),
         )
         self.params_ = self._point_estimates()

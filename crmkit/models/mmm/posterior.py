@@ -114,6 +114,29 @@ class MarketingPosterior:
         z = (self.data_[self.target].to_numpy(float)[None] - mu) / sd
         return -0.5 * z**2 - np.log(sd) - 0.5 * np.log(2.0 * np.pi)
 
+    def replicated_outcome(self, seed: int | None = None) -> np.ndarray:
+        """Replicated outcome of each fit week under every posterior draw (posterior predictive).
+
+        The mean (baseline plus media) plus the model's normal noise, in outcome units.
+
+        Parameters
+        ----------
+        seed
+            Random seed (default the model's ``random_seed``).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(sample, date)``, all draws in chain order.
+        """
+        p = self.draws(None)
+        mu = self.baseline(self.design_, p) + self.channel_response(
+            self.data_[self.channels].to_numpy(float), p
+        ).sum(axis=2)
+        sd = p["sigma"][:, None] * self.scales_["y"]
+        rng = np.random.default_rng(self.random_seed if seed is None else seed)
+        return mu + sd * rng.standard_normal(mu.shape)
+
     def contributions(self, n_draws: int | None = 500) -> xr.DataArray:
         """Channel contributions over the fit weeks, dims ``(sample, date, channel)``.
 

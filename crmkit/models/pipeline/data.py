@@ -97,6 +97,7 @@ def landmark_cells(
     *,
     window_months: int = 24,
     max_ahead: int = 12,
+    groups: tuple[str, ...] = GROUPS,
 ) -> tuple[pd.DataFrame, Levels]:
     """Weighted won / lost / stayed-open counts per cell from landmarks before ``as_of``.
 
@@ -113,13 +114,17 @@ def landmark_cells(
         Number of month-end landmarks before the cut-off.
     max_ahead
         Months a deal is followed from each landmark.
+    groups
+        The groups (of :data:`GROUPS`, in that order) whose levels make cells; a group left
+        out has no column and no levels (the model has no effect of it).
 
     Returns
     -------
     (pandas.DataFrame, Levels)
-        One row per cell with factor codes ``stage, ahead, age, due, miq`` and the group
-        codes, and weighted counts ``n_stay, n_win, n_lose``; and the levels used.
+        One row per cell with factor codes ``stage, ahead, age, due, miq`` and the codes of
+        ``groups``, and weighted counts ``n_stay, n_win, n_lose``; and the levels used.
     """
+    groups = tuple(g for g in GROUPS if g in groups)
     deals = deals.reset_index(drop=True).copy()
     deals["_pos"] = np.arange(len(deals))
     hindex = HistoryIndex(deals, history)
@@ -135,7 +140,7 @@ def landmark_cells(
     # months before the first recorded close are missing data, not months deals stayed open
     first_close = int(closed_months.min()) if len(closed_months) else m_end + 1
     stages = sorted(now["stage"].astype(str).unique().tolist())
-    levels = Levels(stages, {g: sorted(now[g].astype(str).unique().tolist()) for g in GROUPS})
+    levels = Levels(stages, {g: sorted(now[g].astype(str).unique().tolist()) for g in groups})
     first_lm = m_end - window_months
     parts = []
     for lm in range(first_lm, m_end):
@@ -148,7 +153,7 @@ def landmark_cells(
         cm = month_index(state["created_at"])
         em = month_index(state["expected_close_date"])
         codes = {"stage": levels.code("stage", state["stage"])}
-        for g in GROUPS:
+        for g in groups:
             codes[g] = levels.code(g, state[g])
         k_max = min(max_ahead, m_end - lm)
         n = len(state)
@@ -170,7 +175,7 @@ def landmark_cells(
             "due": due_level(trial_m[sel], em[idx][sel]),
             "miq": trial_m[sel] % 3,
         }
-        for g in GROUPS:
+        for g in groups:
             frame[g] = codes[g][idx][sel]
         df = pd.DataFrame(frame)
         r = res[sel]
@@ -179,7 +184,7 @@ def landmark_cells(
         df["n_win"] = np.where(r == 1, ws, 0.0)
         df["n_lose"] = np.where(r == 2, ws, 0.0)
         parts.append(df)
-    keys = ["stage", "ahead", "age", "due", "miq", *GROUPS]
+    keys = ["stage", "ahead", "age", "due", "miq", *groups]
     if not parts:
         empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in keys})
         for c in ("n_stay", "n_win", "n_lose"):

@@ -264,11 +264,12 @@ def simulate_pipeline(
 
 
 @njit(parallel=True, cache=True)
-def _newbiz_kernel(counts, cdf, period_of_k, t_amount, t_gidx, n_periods, n_groups, seed):
-    """Simulate arrivals' win months and amounts (templates resampled); sum per draw."""
+def _newbiz_kernel(counts, cdf, period_of_k, t_amount, t_gidx, t_bounds, n_periods, n_groups, seed):
+    """Simulate arrivals' win months and amounts (templates of the win's lag); sum per draw."""
     n_draws, k_max = counts.shape
     n_p = cdf.shape[0]
     n_t = t_amount.shape[0]
+    n_lag = t_bounds.shape[0]
     out = np.zeros((n_draws, n_periods, n_groups))
     for d in prange(n_draws):
         p = d % n_p
@@ -283,7 +284,9 @@ def _newbiz_kernel(counts, cdf, period_of_k, t_amount, t_gidx, n_periods, n_grou
                         k += 1
                     per = period_of_k[k]
                     if per >= 0 and n_t > 0:
-                        t = int(_unif(_key(seed, serial, d, 4)) * n_t)
+                        lag = min(k - j, n_lag - 1)
+                        lo, hi = t_bounds[lag, 0], t_bounds[lag, 1]
+                        t = lo + int(_unif(_key(seed, serial, d, 4)) * (hi - lo))
                         for g in range(t_gidx.shape[1]):
                             gi = t_gidx[t, g]
                             if gi >= 0:
@@ -301,19 +304,29 @@ def simulate_new_business(
     n_periods: int,
     n_groups: int,
     seed: int,
+    lag_bounds: np.ndarray | None = None,
 ) -> np.ndarray:
     """Revenue draws ``(draw, period, group)`` of deals not yet created.
 
     ``counts[d, j]`` new deals are created in forecast month j of draw d; ``cdf[p, j, k]``
     is the probability that such a deal is won by forecast month k; a won deal takes the
-    amount and groups of a template (a recently won deal) drawn at random.
+    amount and groups of a template (a recently won deal) drawn at random: from the
+    templates ``lag_bounds[lag, 0] <= t < lag_bounds[lag, 1]`` of its lag ``k - j`` (the
+    last row for longer lags), or from all of them when ``lag_bounds`` is None.
     """
+    n_t = len(t_amount)
+    bounds = np.array([[0, n_t]]) if lag_bounds is None else np.asarray(lag_bounds)
+    if bounds.ndim != 2 or bounds.shape[1] != 2 or not len(bounds):
+        raise ValueError("lag_bounds must be (lags, 2) template index ranges")
+    if n_t and (bounds.min() < 0 or bounds.max() > n_t or np.any(bounds[:, 1] <= bounds[:, 0])):
+        raise ValueError("lag_bounds must be non-empty ranges of template indexes")
     return _newbiz_kernel(
         counts.astype(np.int64),
         np.ascontiguousarray(cdf, dtype=np.float64),
         period_of_k.astype(np.int64),
         t_amount.astype(np.float64),
         t_gidx.astype(np.int64),
+        np.ascontiguousarray(bounds, dtype=np.int64),
         int(n_periods),
         int(n_groups),
         int(seed),

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import optimize
 
 from crmkit.models.inference.laplace import laplace_draws, numeric_hessian
-from crmkit.models.pipeline.data import DUE_LEVELS, GROUPS, MONTH_EDGES, Levels
+from crmkit.models.pipeline.data import DUE_LEVELS, MONTH_EDGES, Levels
 
 
 class _Layout:
@@ -30,7 +30,7 @@ class _Layout:
         self._add("age", (2, n_age - 1))
         self._add("due", (2, len(DUE_LEVELS) - 1))
         self._add("miq", (2, 2))
-        for g in GROUPS:
+        for g in levels.groups:
             self._add(f"log_sigma_{g}", (2,))
             self._add(f"z_{g}", (2, len(levels.groups[g]) + 1))
 
@@ -89,7 +89,7 @@ def log_posterior(
         eta = eta + _full(lay.get(theta, "age"))[:, idx["age"]]
         eta = eta + _full(lay.get(theta, "due"))[:, idx["due"]]
         eta = eta + _full(lay.get(theta, "miq"))[:, idx["miq"]]
-        for g in GROUPS:
+        for g in levels.groups:
             sig = np.exp(lay.get(theta, f"log_sigma_{g}"))
             eta = eta + (sig[:, None] * lay.get(theta, f"z_{g}"))[:, idx[g]]
         return eta
@@ -120,7 +120,7 @@ def log_posterior(
         miq = lay.get(theta, "miq")
         ll += float(-(miq**2).sum() / (2 * se**2))
         put("miq", by(idx["miq"], 3)[:, 1:] - miq / se**2)
-        for g in GROUPS:
+        for g in levels.groups:
             ls = lay.get(theta, f"log_sigma_{g}")
             sig = np.exp(ls)
             z = lay.get(theta, f"z_{g}")
@@ -156,7 +156,7 @@ def fit_map_numpy(
 
     theta0 = np.zeros(lay.size)
     lay.get(theta0, "stage")[...] = mu0
-    for g in GROUPS:
+    for g in levels.groups:
         lay.get(theta0, f"log_sigma_{g}")[...] = np.log(sg / 2)
     res = optimize.minimize(
         neg, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 10000, "gtol": 1e-7}
@@ -170,7 +170,7 @@ def fit_map_numpy(
         "due": _full(lay.get(th, "due")),
         "miq": _full(lay.get(th, "miq")),
     }
-    for g in GROUPS:
+    for g in levels.groups:
         sig = np.exp(lay.get(th, f"log_sigma_{g}"))
         post[f"u_{g}"] = sig[:, :, None] * lay.get(th, f"z_{g}")
         post[f"sigma_{g}"] = sig

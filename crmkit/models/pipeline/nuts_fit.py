@@ -82,10 +82,11 @@ def nesting(cells: pd.DataFrame, levels: Levels) -> dict[str, str | None]:
     one level of ``h`` and ``h`` has two or more levels but fewer than ``g`` (or as many
     and comes first in :data:`GROUPS`); the coarsest such ``h`` is given.
     """
+    groups = tuple(levels.groups)  # the model's groups (a subset of GROUPS, in its order)
     out: dict[str, str | None] = {}
-    for g in GROUPS:
+    for g in groups:
         best = None
-        for h in GROUPS:
+        for h in groups:
             if h == g or not len(cells):
                 continue
             per = cells.groupby(g)[h].nunique()
@@ -132,6 +133,9 @@ class PipelinePosterior:
         ``log_sigma_<group>`` and ``zeta_<group>``.
     bases : dict
         Group -> zero-sum basis ``(levels, k)`` (the unseen level is not in it).
+    groups : tuple
+        The model's groups: those ``levels`` has (all of :data:`GROUPS` by default; a
+        subset leaves the others' effects out).
     """
 
     def __init__(
@@ -142,9 +146,10 @@ class PipelinePosterior:
         centred: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.priors = dict(priors)
+        self.groups = tuple(levels.groups)
         self.centred = {
             g: np.zeros(2, bool) if centred is None else np.asarray(centred[g], bool)
-            for g in GROUPS
+            for g in self.groups
         }
         n_fixed = {
             "ahead": len(MONTH_EDGES),
@@ -154,7 +159,7 @@ class PipelinePosterior:
         }
         nest = nesting(cells, levels)
         self.bases: dict[str, np.ndarray] = {}
-        for g in GROUPS:
+        for g in self.groups:
             n = len(levels.groups[g])
             parent = None
             if nest[g] is not None:
@@ -170,19 +175,19 @@ class PipelinePosterior:
         self._add("stage", (2, len(levels.stage) + 1))
         for name, n in n_fixed.items():
             self._add(name, (2, n - 1))
-        for g in GROUPS:
+        for g in self.groups:
             self._add(f"log_sigma_{g}", (2,))
             self._add(f"zeta_{g}", (2, self.bases[g].shape[1]))
         # columns of the full effect vector beta (2, P): stage, fixed effects, group levels
         self.cols: dict[str, slice] = {}
         p = 0
         widths = {"stage": len(levels.stage) + 1, **n_fixed}
-        widths.update({g: len(levels.groups[g]) + 1 for g in GROUPS})
+        widths.update({g: len(levels.groups[g]) + 1 for g in self.groups})
         for name, w in widths.items():
             self.cols[name] = slice(p, p + w)
             p += w
         self.n_beta = p
-        keys = ["stage", *FIXED, *GROUPS]
+        keys = ["stage", *FIXED, *self.groups]
         self.codes = np.ascontiguousarray(
             np.stack([cells[k].to_numpy(np.int64) + self.cols[k].start for k in keys], axis=1)
             if len(cells)
@@ -209,7 +214,7 @@ class PipelinePosterior:
         for name in FIXED:
             c = self.cols[name]
             beta[:, c.start + 1 : c.stop] = self.get(theta, name)
-        for g in GROUPS:
+        for g in self.groups:
             c = self.cols[g]
             sig = np.exp(self.get(theta, f"log_sigma_{g}"))
             beta[:, c.start : c.stop - 1] = self._group(theta, g, sig)
@@ -242,7 +247,7 @@ class PipelinePosterior:
             c = self.cols[name]
             ll -= float((free**2).sum()) / (2 * se**2)
             put(name, gb[:, c.start + 1 : c.stop] - free / se**2)
-        for g in GROUPS:
+        for g in self.groups:
             c = self.cols[g]
             ls = self.get(theta, f"log_sigma_{g}")
             sig = np.exp(ls)
@@ -268,7 +273,7 @@ class PipelinePosterior:
         for name in FIXED:
             free = self.get(theta, name)
             out[name] = np.concatenate([np.zeros((2, 1)), free], axis=1)
-        for g in GROUPS:
+        for g in self.groups:
             sig = np.exp(self.get(theta, f"log_sigma_{g}"))
             seen = self._group(theta, g, sig)
             unseen = sig * rng.standard_normal(2)
@@ -280,7 +285,7 @@ class PipelinePosterior:
         """The posterior mode in this parametrisation (L-BFGS) and whether it converged."""
         theta0 = np.zeros(self.size)
         self.get(theta0, "stage")[...] = self.priors["stage_mu"]
-        for g in GROUPS:
+        for g in self.groups:
             self.get(theta0, f"log_sigma_{g}")[...] = np.log(self.priors["group_sigma"] / 2)
 
         def neg(t: np.ndarray) -> tuple[float, np.ndarray]:
@@ -361,8 +366,8 @@ def fit_nuts(
     shapes = {
         "stage": (2, len(levels.stage) + 1),
         **{n: (2, post.blocks[n][1][1] + 1) for n in FIXED},
-        **{f"u_{g}": (2, len(levels.groups[g]) + 1) for g in GROUPS},
-        **{f"sigma_{g}": (2,) for g in GROUPS},
+        **{f"u_{g}": (2, len(levels.groups[g]) + 1) for g in post.groups},
+        **{f"sigma_{g}": (2,) for g in post.groups},
     }
     idata, diag = sample_logp(
         logp,

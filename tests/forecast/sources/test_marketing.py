@@ -33,7 +33,8 @@ def baseline_long(mmm: MarketingMixModel, weeks: int = 14) -> pd.DataFrame:
 def test_baseline_plan_reproduces_the_forecast(marketing_setup):
     store, _, models = marketing_setup
     mmm = models["marketing"]
-    kw = dict(as_of=AS_OF, horizon=3, draws=300, seed=1, save=False, include_repeat=False)
+    kw = dict(as_of=AS_OF, horizon=3, draws=300, seed=1, save=False, include_repeat=False,
+              method="map")  # fmt: skip
     plain = run_forecast(store, **kw)
     same = run_forecast(store, plan=baseline_long(mmm), mmm=mmm, **kw)
     xr.testing.assert_identical(same.revenue, plain.revenue)

@@ -170,7 +170,7 @@ def _per_customer_reference(orders, accounts, group_index, owner_team, *, n_draw
 def test_repeat_draws_equal_the_per_customer_computation_they_replace() -> None:
     orders, accounts, index, owner_team = _demo(3000, seed=5)
     got, diag = repeat_draws(
-        orders, accounts, index, owner_team, as_of=AS_OF, n_draws=500, **MONTHS
+        orders, accounts, index, owner_team, as_of=AS_OF, n_draws=500, calendar="off", **MONTHS
     )
     want = _per_customer_reference(orders, accounts, index, owner_team, n_draws=500)
     assert diag["customers"] > 1000 and got[:, 0, 0].mean() > 0
@@ -208,3 +208,65 @@ def test_repeat_draws_build_no_customers_by_draws_array() -> None:
     one_array = diag["customers"] * 400 * 8  # one float64 customers x draws array
     assert diag["customers"] > 20_000 and out.any()
     assert peak < one_array, f"peak {peak / 2**20:.0f} MiB"
+
+
+# ------------------------------------------------------------------ calendar effects
+def _retailer_orders(n: int, seed: int, **kw) -> pd.DataFrame:
+    """The seasonal retailer's transactions as the store's orders (no deals)."""
+    from crmkit.data.demo.seasonal_retailer import simulate_seasonal_retailer
+
+    tx = simulate_seasonal_retailer(n, seed=seed, **kw).transactions
+    return pd.DataFrame(
+        {
+            "account_id": "A" + tx["customer_id"].astype(str),
+            "ordered_at": tx["date"],
+            "amount": tx["amount"],
+            "deal_id": None,
+        }
+    )
+
+
+#: October, November and December 2024 after an as-of of 2024-09-30.
+AUTUMN = {
+    "month_edges_weeks": np.array([31.0, 61.0, 92.0]) / 7.0,
+    "period_of_k": np.array([0, 1, 2]),
+    "n_periods": 3,
+}
+
+
+@pytest.mark.slow
+def test_repeat_draws_forecast_the_known_holiday_season_with_a_year_of_orders() -> None:
+    orders = _retailer_orders(3000, seed=11)
+    kw = {"as_of": "2024-09-30", "n_draws": 400, "method": "map", **AUTUMN}
+    auto, diag = repeat_draws(orders, None, {"all": 0}, {}, **kw)
+    off, off_diag = repeat_draws(orders, None, {"all": 0}, {}, calendar="off", **kw)
+    assert diag["calendar"]["fitted"] and "12 monthly seasonal effects" in diag["calendar"]["spend"]
+    assert not off_diag["calendar"]["fitted"] and diag["ok"]
+    med = np.median(auto[:, :, 0], axis=0)
+    med_off = np.median(off[:, :, 0], axis=0)
+    # truth: +60% purchase rate and +30% basket in Nov-Dec; the standard model sees no season
+    assert med[1] / med[0] > 1.35 and med[2] / med[0] > 1.35
+    assert med_off[1] / med_off[0] < 1.1 and med_off[2] / med_off[0] < 1.1
+    # what the customers then spent in Nov-Dec: the calendar effects' medians are the closer
+    first = orders.groupby("account_id")["ordered_at"].transform("min")
+    later = orders[(first <= pd.Timestamp(kw["as_of"])) & (orders["ordered_at"] > kw["as_of"])]
+    actual = later.groupby(later["ordered_at"].dt.month)["amount"].sum().to_numpy()
+    err, err_off = (np.abs(np.log(m[1:] / actual[1:])) for m in (med, med_off))
+    assert np.all(err < err_off)
+    # the effects widen the interval: the forecast carries their uncertainty
+    iqr = np.subtract(*np.quantile(auto[:, 0, 0], [0.75, 0.25])) / med[0]
+    iqr_off = np.subtract(*np.quantile(off[:, 0, 0], [0.75, 0.25])) / med_off[0]
+    assert iqr > iqr_off
+
+
+@pytest.mark.slow
+def test_repeat_draws_leave_less_than_a_year_of_orders_to_the_standard_model() -> None:
+    orders = _retailer_orders(3000, seed=12)
+    orders = orders[orders["ordered_at"] >= pd.Timestamp("2023-12-01")]
+    kw = {"as_of": "2024-09-30", "n_draws": 200, "method": "map", "seed": 2, **AUTUMN}
+    auto, diag = repeat_draws(orders, None, {"all": 0}, {}, **kw)
+    off, _ = repeat_draws(orders, None, {"all": 0}, {}, calendar="off", **kw)
+    np.testing.assert_array_equal(auto, off)
+    assert not diag["calendar"]["fitted"] and "weeks of orders" in diag["calendar"]["message"]
+    with pytest.raises(ValueError, match="calendar must be one of"):
+        repeat_draws(orders, None, {"all": 0}, {}, calendar="yes", **kw)

@@ -165,3 +165,154 @@ def test_calendar_repeat_purchases_multiplies_the_standard_draws():
     assert got.dims == std.dims and "calendar_effect" in got.attrs
     np.testing.assert_allclose(got.to_numpy(), std.to_numpy() * mult, rtol=1e-12)
     assert not np.allclose(mult, 1.0)
+
+
+# ------------------------------------------------------------ spend effect and seasonality
+def _retailer_fit(rate_season, spend_season, cut="2024-09-30", n=3000, seed=2):
+    """A simulated seasonal retailer, BG/NBD + Gamma-Gamma (MLE) and both effects at ``cut``."""
+    from crmkit.data.demo.seasonal_retailer import simulate_seasonal_retailer
+    from crmkit.data.purchases import purchase_summary
+    from crmkit.models.clv.calendar import fit_calendar_effects
+    from crmkit.models.clv.models import GammaGamma
+
+    sim = simulate_seasonal_retailer(
+        n, rate_season=rate_season, spend_season=spend_season, seed=seed
+    )
+    s = purchase_summary(sim.transactions, cut, time_unit="W", customer="customer_id", date="date")
+    s = s[["customer_id", "frequency", "recency", "T", "monetary_value"]]
+    bg = BetaGeo(random_seed=0).fit(s, method="mle")
+    gg = GammaGamma(random_seed=0).fit(s[s["frequency"] > 0], method="mle")
+    rate, spend = fit_calendar_effects(sim.transactions, s, bg, gg, cut)
+    return sim, s, bg, gg, rate, spend
+
+
+@pytest.fixture(scope="module")
+def seasonal_fit():
+    return _retailer_fit((1.0,) * 10 + (1.6, 1.6), (1.0,) * 10 + (1.3, 1.3))
+
+
+def _holiday_contrast(mult: np.ndarray) -> np.ndarray:
+    """Draws of the Nov-Dec multiplier over the Jan-Oct one (geometric means)."""
+    lg = np.log(mult)
+    return np.exp(lg[:, 10:].mean(axis=1) - lg[:, :10].mean(axis=1))
+
+
+def test_spend_effect_recovers_a_known_spend_seasonality(seasonal_fit):
+    *_, rate, spend = seasonal_fit
+    assert spend.params_["seasonal"] and rate.params_["seasonal"]
+    for eff, truth in ((spend, 1.3), (rate, 1.6)):
+        lo, hi = np.quantile(
+            _holiday_contrast(eff.seasonal_multipliers(4000, seed=1)), [0.05, 0.95]
+        )
+        assert lo <= truth <= hi, (type(eff).__name__, lo, hi)
+        assert hi / lo < 1.3  # an interval that says something
+    # each of November and December on its own, relative to the year's mean month
+    rel = spend.seasonal_multipliers(4000, seed=2)
+    truth = seasonal_fit[0].relative("spend")
+    for k in (10, 11):
+        lo, hi = np.quantile(rel[:, k], [0.05, 0.95])
+        assert lo <= truth[k] <= hi
+
+
+def test_spend_effect_is_about_one_without_seasonality():
+    *_, spend = _retailer_fit((1.0,) * 12, (1.0,) * 12, seed=4)
+    rel = spend.seasonal_multipliers(4000, seed=1)
+    # 12 months at once: each month's 98% interval holds 1 (about 80% of the time for all)
+    lo, med, hi = np.quantile(rel, [0.01, 0.5, 0.99], axis=0)
+    assert np.all(lo <= 1.0) and np.all(hi >= 1.0)
+    assert np.all(np.abs(med - 1.0) < 0.07)
+    lo, hi = np.quantile(_holiday_contrast(rel), [0.05, 0.95])
+    assert lo <= 1.0 <= hi
+    # and the forecast multiplier of the coming months is about one
+    m = spend.multiplier_draws(np.arange(0, 14, 4.35), 2000, seed=3)
+    assert np.all(np.abs(np.median(m, axis=0) - 1.0) < 0.06)
+    assert abs(spend.summary()["level"]) < 0.05
+
+
+def test_seasonal_forecast_puts_the_holiday_months_above_the_others(seasonal_fit):
+    *_, rate, spend = seasonal_fit
+    edges = np.array([0.0, 31, 61, 92]) / 7.0  # October, November, December 2024
+    r = np.median(rate.multiplier_draws(edges, 2000, seed=1), axis=0)
+    s = np.median(spend.multiplier_draws(edges, 2000, seed=1), axis=0)
+    assert 1.35 < r[1] / r[0] < 1.85 and 1.35 < r[2] / r[0] < 1.85
+    assert 1.15 < s[1] / s[0] < 1.45 and 1.15 < s[2] / s[0] < 1.45
+
+
+def test_revenue_draws_include_the_spend_uncertainty(seasonal_fit):
+    from crmkit.models.clv.calendar import adjust_revenue
+    from crmkit.models.clv.models import repeat_purchases
+
+    _, s, bg, gg, rate, spend = seasonal_fit
+    rev = repeat_purchases(bg, s, spend_model=gg, periods=3, n_draws=1000, seed=5)
+    n = repeat_purchases(bg, s, periods=3, n_draws=1000, seed=5)
+    rate_only = adjust_revenue(rev, rate, None, seed=7)
+    both = adjust_revenue(rev, rate, spend, seed=7)
+    assert "spend_effect" in both.attrs and "calendar_effect" in both.attrs
+    # the same rate multipliers as the purchase draws' (joint, draw by draw)
+    np.testing.assert_allclose(
+        (rate_only / rev).to_numpy(), (rate.adjust(n, seed=7) / n).to_numpy(), rtol=1e-10
+    )
+    spread = {k: np.log(v.to_numpy()).std(axis=0) for k, v in (("r", rate_only), ("b", both))}
+    assert np.all(spread["b"] > spread["r"])
+    ratio = (both / rate_only).to_numpy()
+    assert ratio.std(axis=0).min() > 0.02  # the spend multiplier varies draw by draw
+
+
+def test_seasonality_needs_a_year_of_history_and_a_cutoff():
+    data = pd.DataFrame({"T": np.linspace(1.0, 60.0, 500)})
+    obs = np.random.default_rng(0).poisson(20.0, 60).astype(float)
+    short = CalendarEffect().fit(obs[:40], purchase_model=_Stub(data), cutoff="2024-06-30")
+    year = CalendarEffect().fit(obs, purchase_model=_Stub(data), cutoff="2024-06-30")
+    no_day = CalendarEffect().fit(obs, purchase_model=_Stub(data))
+    off = CalendarEffect(seasonality="none").fit(
+        obs, purchase_model=_Stub(data), cutoff="2024-06-30"
+    )
+    assert year.params_["seasonal"] and "season" in year.idata_.posterior
+    assert not any(e.params_["seasonal"] for e in (short, no_day, off))
+    np.testing.assert_array_equal(short.seasonal_multipliers(10), 1.0)
+    with pytest.raises(CrmkitError, match="seasonality must be one of"):
+        CalendarEffect(seasonality="yearly").fit(obs, purchase_model=_Stub(data))
+
+
+def test_seasonal_effect_survives_save_and_load(seasonal_fit, tmp_path):
+    spend = seasonal_fit[-1]
+    path = tmp_path / "spend.nc"
+    spend.save(path)
+    from crmkit.models.clv.calendar import SpendEffect
+
+    back = SpendEffect.load(path)
+    edges = np.array([0.0, 4.0, 9.0])
+    np.testing.assert_allclose(
+        back.multiplier_draws(edges, 50, seed=1), spend.multiplier_draws(edges, 50, seed=1)
+    )
+
+
+def test_month_weights_split_periods_at_month_ends():
+    from crmkit.models.clv.calendar import month_weights
+
+    # time 0 = end of 2024-01-28; the week after it is Jan 29 .. Feb 4: 3 January days
+    w = month_weights("2024-01-28", np.array([0.0, -1.0]), 1.0, 7.0)
+    np.testing.assert_allclose(w[0, :2], [3 / 7, 4 / 7])
+    np.testing.assert_allclose(w[1, 0], 1.0)  # Jan 22 .. 28
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+
+
+def test_spend_effect_rejects_bad_input_in_one_line():
+    from crmkit.models.clv.calendar import SpendEffect
+
+    n = np.full(10, 5.0)
+    with pytest.raises(CrmkitError, match="at least 4 periods"):
+        SpendEffect().fit(np.zeros(10), purchases=n, expected=n)
+    with pytest.raises(CrmkitError, match="not negative"):
+        SpendEffect().fit(-n, purchases=n, expected=n)
+    with pytest.raises(CrmkitError, match="cv2"):
+        SpendEffect().fit(n, purchases=n, expected=n, cv2=float("nan"))
+
+
+def test_spend_effect_refuses_the_rate_effects_checks():
+    from crmkit.models.clv.calendar import SpendEffect
+
+    effect = SpendEffect()
+    for method in (effect.one_step_predictions, effect.add_log_likelihood):
+        with pytest.raises(NotImplementedError, match="purchase-rate effect"):
+            method()

@@ -85,3 +85,50 @@ def test_nuts_fit_reports_arviz_diagnostics(sim) -> None:
     post = model.idata_.posterior
     assert (post.sizes["chain"], post.sizes["draw"]) == (2, 150)
     assert model.posterior_subset(300)["stage"].shape[0] == 300
+
+
+NO_OWNER = ("team", "segment", "source")
+
+
+@pytest.mark.parametrize("method", ["map", "nuts"])
+def test_groups_without_owner_fit_and_the_posterior_has_no_owner_effects(sim, method) -> None:
+    deals = deal_frame(sim["deals"], sim["accounts"])
+    model = PipelineModel(method=method, draws=150, tune=150, chains=2, seed=2, groups=NO_OWNER)
+    model.fit(deals, sim["deal_history"], as_of=AS_OF)
+    post = model.idata_.posterior
+    assert "u_owner" not in post and "sigma_owner" not in post and "owner_level" not in post.coords
+    assert {"u_team", "u_segment", "u_source"} <= set(post.data_vars)
+    assert "owner" not in model.cells_.columns
+    assert model.levels_.groups.keys() == set(NO_OWNER)
+    # the forecast's inputs: owners get no effect (code -1, a zero effect in the draws)
+    codes = model.deal_codes(model.open_deals())
+    assert (codes["owner"] == -1).all()
+    assert np.all(model.posterior_subset(20)["u_owner"] == 0.0)
+    table = model.stage_probabilities(n_draws=50)
+    assert table["learned_mean"].between(0, 1).all()
+    # the cells hold the same deal-months as the full model's, summed over owners
+    full = PipelineModel(method="map", draws=50, chains=1).fit(
+        deals, sim["deal_history"], as_of=AS_OF
+    )
+    counts = ["n_stay", "n_win", "n_lose"]
+    np.testing.assert_allclose(model.cells_[counts].sum(), full.cells_[counts].sum())
+    assert len(model.cells_) < len(full.cells_)
+
+
+def test_groups_round_trip_through_save_and_load(sim, tmp_path) -> None:
+    deals = deal_frame(sim["deals"], sim["accounts"])
+    model = PipelineModel(draws=50, chains=1, seed=2, groups=NO_OWNER).fit(
+        deals, sim["deal_history"], as_of=AS_OF
+    )
+    back = PipelineModel.load(model.save(tmp_path / "p.nc"))
+    assert back.groups == NO_OWNER and back.get_params() == model.get_params()
+    np.testing.assert_array_equal(back.cells_[list(NO_OWNER)], model.cells_[list(NO_OWNER)])
+    assert sorted(back.posterior_subset(5)) == sorted(model.posterior_subset(5))
+
+
+def test_unknown_group_is_a_one_line_error_naming_it(sim) -> None:
+    from crmkit.errors import CrmkitError
+
+    with pytest.raises(CrmkitError, match="'region'") as err:
+        PipelineModel(groups=("team", "region")).fit(sim["deals"], as_of=AS_OF)
+    assert "\n" not in str(err.value)
