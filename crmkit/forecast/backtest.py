@@ -42,7 +42,8 @@ import pandas as pd
 
 from crmkit.forecast.axes import PeriodAxis, deal_revenue, period_axis
 from crmkit.forecast.call import category_rollups
-from crmkit.forecast.engine import fit_models, forecast_draws, load_frames
+from crmkit.forecast.engine import forecast_draws, load_frames
+from crmkit.forecast.fitting import fit_models
 from crmkit.models.pipeline.data import deal_frame
 from crmkit.store.calls import calls_as_of, group_of, period_label
 from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar

@@ -478,7 +478,7 @@ def test_fit_report_names_failed_checks_and_the_nuts_settings() -> None:
 
 # ---------------------------------------------------------------- method "auto" (issue #17)
 def test_auto_method_resolves_to_nuts_on_small_data_with_its_reason(store_and_snap) -> None:
-    from crmkit.forecast.engine import NUTS_BUDGET_SECONDS, nuts_seconds, training_deals
+    from crmkit.forecast.fitting import NUTS_BUDGET_SECONDS, nuts_seconds, training_deals
 
     store, _, _ = store_and_snap
     frames = load_frames(store)
@@ -506,7 +506,7 @@ def _open_deals(n: int) -> dict[str, pd.DataFrame]:
 
 
 def test_auto_method_is_map_for_a_company_whose_nuts_would_take_minutes() -> None:
-    from crmkit.forecast.engine import NUTS_BUDGET_SECONDS, nuts_seconds
+    from crmkit.forecast.fitting import NUTS_BUDGET_SECONDS, nuts_seconds
 
     assert nuts_seconds(1_769) <= NUTS_BUDGET_SECONDS  # the 3,000-deal demo samples
     assert nuts_seconds(500_000) > 10 * NUTS_BUDGET_SECONDS  # a big company does not
@@ -520,7 +520,7 @@ def test_auto_method_is_map_for_a_company_whose_nuts_would_take_minutes() -> Non
 
 
 def test_auto_method_is_map_above_the_size_where_nuts_passed_its_checks() -> None:
-    from crmkit.forecast.engine import NUTS_BUDGET_SECONDS, NUTS_MAX_DEALS, nuts_seconds
+    from crmkit.forecast.fitting import NUTS_BUDGET_SECONDS, NUTS_MAX_DEALS, nuts_seconds
 
     n = NUTS_MAX_DEALS + 1
     assert nuts_seconds(n) <= NUTS_BUDGET_SECONDS  # in time, but beyond what was checked
@@ -545,10 +545,10 @@ def test_run_forecast_records_the_method_asked_used_and_why(store_and_snap) -> N
 def test_run_forecast_auto_above_the_budget_reports_map_and_why(
     store_and_snap, monkeypatch
 ) -> None:
-    import crmkit.forecast.engine as engine
+    import crmkit.forecast.fitting as fitting
 
     store, _, _ = store_and_snap
-    monkeypatch.setattr(engine, "NUTS_BUDGET_SECONDS", 0.0)  # every company is "too big"
+    monkeypatch.setattr(fitting, "NUTS_BUDGET_SECONDS", 0.0)  # every company is "too big"
     lines: list[str] = []
     snap = run_forecast(store, as_of=AS_OF, horizon=1, draws=50, seed=1, save=False,
                         include_repeat=False, report=lines.append)  # fmt: skip
@@ -561,70 +561,3 @@ def test_run_forecast_auto_above_the_budget_reports_map_and_why(
     assert snap.parameters["method"] == "auto" and snap.parameters["method_used"] == "map"
     assert snap.parameters["methods"]["pipeline"] == "map"
     assert snap.parameters["method_reason"] in lines[0]
-
-
-# ------------------------------------------------- auto: a NUTS fit failing its checks
-def _fake_fits(results: list[dict]):
-    """A fit function returning models with the given diagnostics in turn, and its calls."""
-    from types import SimpleNamespace
-
-    calls: list[dict] = []
-
-    def fit(how: dict) -> SimpleNamespace:
-        calls.append(dict(how))
-        return SimpleNamespace(diagnostics_=dict(results[len(calls) - 1]))
-
-    return fit, calls
-
-
-NUTS_HOW = {"method": "nuts", "draws": 2000, "tune": 500}
-MAP_HOW = {"method": "map", "draws": 500, "tune": 500}
-SHORT = {"ok": False, "r_hat_max": 1.003, "ess_bulk_min": 500.0, "ess_tail_min": 203.0,
-         "divergences": 0}  # fmt: skip
-
-
-def test_auto_nuts_short_of_effective_draws_samples_longer_and_keeps_nuts() -> None:
-    from crmkit.forecast.engine import _fit_checked
-
-    fit, calls = _fake_fits([SHORT, {"ok": True, "ess_tail_min": 900.0}])
-    lines: list[str] = []
-    model = _fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, True, lines.append)
-    assert [c["method"] for c in calls] == ["nuts", "nuts"]
-    assert calls[1]["draws"] == 2000 * 3  # ceil(1.25 * 400 / 203) = 3
-    assert model.diagnostics_["ok"] and "nuts" not in model.diagnostics_
-    assert "pipeline model: effective draws 203 < 400; sampling longer" in lines
-
-
-def test_auto_nuts_with_divergences_is_refitted_by_map_and_says_why() -> None:
-    from crmkit.forecast.engine import _fit_checked
-
-    bad = {**SHORT, "divergences": 3, "r_hat_max": 1.031}
-    fit, calls = _fake_fits([bad, {"ok": True, "method": "map", "message": None}])
-    lines: list[str] = []
-    model = _fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, True, lines.append)
-    assert [c["method"] for c in calls] == ["nuts", "map"]
-    assert model.diagnostics_["nuts"]["divergences"] == 3
-    assert model.diagnostics_["message"] == (
-        "NUTS failed its checks (R-hat 1.031, bulk ESS 500, tail ESS 203, 3 divergences); "
-        "MAP + Laplace used"
-    )
-    assert "pipeline model: NUTS failed its checks; fitting it by MAP + Laplace instead" in lines
-
-
-def test_auto_nuts_that_could_not_sample_longer_before_the_deadline_takes_map() -> None:
-    import time
-
-    from crmkit.forecast.engine import _fit_checked
-
-    fit, calls = _fake_fits([SHORT, {"ok": True, "method": "map"}])
-    model = _fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, True, None, time.monotonic() - 1)
-    assert [c["method"] for c in calls] == ["nuts", "map"]
-    assert model.diagnostics_["nuts"]["ess_tail_min"] == 203.0
-
-
-def test_explicit_nuts_keeps_a_fit_that_failed_its_checks() -> None:
-    from crmkit.forecast.engine import _fit_checked
-
-    fit, calls = _fake_fits([SHORT])
-    model = _fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, False, None)
-    assert len(calls) == 1 and model.diagnostics_ == SHORT
