@@ -479,13 +479,21 @@ def _pipeline_variants(frames: dict, as_of, method: str, seed: int) -> dict[str,
 
 
 def fit_repeat_models(
-    frames: dict, *, as_of: object, method: str = "map", seed: int = 0, weeks: int = 52
+    frames: dict,
+    *,
+    as_of: object,
+    method: str = "map",
+    seed: int = 0,
+    weeks: int = 52,
+    purchase_model: Any = None,
 ) -> dict[str, Any]:
     """The repeat purchase model and its calendar effect, as the checks use them.
 
     BG/NBD on :func:`crmkit.forecast.sources.repeat.repeat_summary` (orders without a deal,
     weeks), and a :class:`~crmkit.models.clv.calendar.CalendarEffect` on the weekly repeat
     purchases of the last ``weeks`` weeks (fewer when the orders are younger).
+    ``purchase_model``: that BG/NBD already fitted (the forecast's repeat source fits it
+    with the same data, method and seed), so it is not fitted twice.
 
     Returns
     -------
@@ -501,7 +509,11 @@ def fit_repeat_models(
     data = repeat_summary(orders, as_of)
     if len(data) < 20 or (data["frequency"] > 0).sum() < 10:
         return {}
-    bg = BetaGeo(random_seed=seed).fit(data, method=method)
+    bg = (
+        purchase_model
+        if purchase_model is not None
+        else BetaGeo(random_seed=seed).fit(data, method=method)
+    )
     n = int(min(weeks, max(4, np.floor(data["T"].max()))))
     o = orders[orders["deal_id"].isna()] if "deal_id" in orders else orders
     counts = repeat_counts_by_period(
@@ -602,12 +614,14 @@ def model_check_tables(
     method: str = "map",
     seed: int = 0,
     repeat: bool = True,
+    purchase_model: Any = None,
 ) -> dict[str, list[dict]]:
     """The snapshot's ``model_checks`` and ``model_traces`` tables, as JSON records.
 
     With ``repeat``, fits the repeat purchase model and its calendar effect
-    (:func:`fit_repeat_models`, MAP unless ``method`` is ``"advi"``) when ``models`` has
-    none and there are orders; a fit that fails leaves the repeat check out (as the
+    (:func:`fit_repeat_models`, MAP unless ``method`` is ``"advi"``; the BG/NBD taken from
+    ``purchase_model`` when the forecast's repeat source already fitted it) when ``models``
+    has none and there are orders; a fit that fails leaves the repeat check out (as the
     forecast's repeat source does, a failed repeat fit does not sink the forecast).
 
     Returns
@@ -624,7 +638,15 @@ def model_check_tables(
     elif "repeat" not in models:
         rep_method = "advi" if method == "advi" else "map"
         try:
-            models.update(fit_repeat_models(frames, as_of=as_of, method=rep_method, seed=seed))
+            models.update(
+                fit_repeat_models(
+                    frames,
+                    as_of=as_of,
+                    method=rep_method,
+                    seed=seed,
+                    purchase_model=purchase_model,
+                )
+            )
         except Exception:  # no repeat check rather than no forecast
             pass
     checks = posterior_predictive_checks(models, frames, as_of=as_of, seed=seed)

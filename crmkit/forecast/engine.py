@@ -284,6 +284,7 @@ def forecast_draws(
 
     # repeat customers
     rep_diag: dict = {"ok": True, "method": "none", "message": "not requested"}
+    repeat_models: dict[str, Any] = {}  # the repeat source's fitted purchase model
     if include_repeat:
         from crmkit.forecast.sources.repeat import repeat_draws
 
@@ -312,6 +313,7 @@ def forecast_draws(
                 n_draws=draws,
                 method=repeat_method,
                 seed=seed,
+                fitted=repeat_models,
             )
             revenue.loc[{"source": "repeat"}] = rep
         except Exception as exc:  # a failed repeat fit must not sink the whole forecast
@@ -355,6 +357,7 @@ def forecast_draws(
         ),
         "marketing": marketing,
         "settings": {"draws": draws, "n_p": n_p, "seed": seed, "gindex": gindex},
+        "repeat_models": repeat_models,
     }
 
 
@@ -536,7 +539,13 @@ def run_forecast(
 
     snap.parameters["tables"].update(
         model_check_tables(
-            models, frames, as_of=as_of, method=method, seed=seed, repeat=include_repeat
+            models,
+            frames,
+            as_of=as_of,
+            method=method,
+            seed=seed,
+            repeat=include_repeat,
+            purchase_model=result["repeat_models"].get("repeat"),
         )
     )
     snap.reasons = publication_reasons(snap)

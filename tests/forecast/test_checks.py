@@ -218,3 +218,29 @@ def test_run_forecast_stores_model_checks_and_traces_in_the_snapshot(sim_deals_s
     traces = pd.DataFrame(tables["model_traces"])
     assert list(traces.columns) == list(TRACE_COLUMNS)
     assert set(traces["model"]) == {"pipeline", "new_business"}
+
+
+def test_checks_take_the_repeat_sources_fitted_purchase_model_and_give_the_same_tables(
+    setup,
+) -> None:
+    from crmkit.forecast.checks import model_check_tables
+    from crmkit.forecast.sources.repeat import repeat_draws
+
+    frames, models = setup
+    # seed 6: spend that varies between customers, so the source's Gamma-Gamma fit has a mode
+    frames = {**frames, "orders": _orders(seed=6)}
+    base = {k: models[k] for k in ("pipeline", "new_business")}
+    fitted: dict = {}
+    repeat_draws(
+        frames["orders"], None, {"all": 0}, {}, as_of=AS_OF,
+        month_edges_weeks=np.array([4.3]), period_of_k=np.array([0]), n_periods=1,
+        n_draws=50, seed=1, calendar="off", fitted=fitted,
+    )  # fmt: skip
+    bg = fitted["repeat"]
+    # the repeat source fits the BG/NBD the checks would fit: same data, method, seed
+    own = fit_repeat_models(frames, as_of=AS_OF, seed=1)["repeat"]
+    assert bg.params_ == own.params_
+    assert fit_repeat_models(frames, as_of=AS_OF, seed=1, purchase_model=bg)["repeat"] is bg
+    reused = model_check_tables(base, frames, as_of=AS_OF, seed=1, purchase_model=bg)
+    assert reused == model_check_tables(base, frames, as_of=AS_OF, seed=1)
+    assert any(r["check"] == "repeat purchases per week" for r in reused["model_checks"])

@@ -58,6 +58,7 @@ def repeat_draws(
     param_draws: int = 100,
     chunk_size: int = 20_000,
     calendar: str = "auto",
+    fitted: dict | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Repeat revenue draws ``(draw, period, group)`` and the fit's diagnostics.
 
@@ -92,6 +93,9 @@ def repeat_draws(
         ``"auto"``: multiply by the calendar effects on purchase rate and spend
         (:func:`crmkit.models.clv.calendar.fit_calendar_effects`) when the orders span at
         least 52 weeks; ``"on"``: from 8 weeks; ``"off"``: never.
+    fitted
+        When given, receives the fitted purchase model under ``"repeat"`` (for the model
+        checks, which would otherwise fit the same BG/NBD again).
 
     Returns
     -------
@@ -115,6 +119,8 @@ def repeat_draws(
     from crmkit.models.clv.predictions import expected_totals
 
     bg = BetaGeo(random_seed=seed).fit(data, method=method)
+    if fitted is not None:
+        fitted["repeat"] = bg
     edges = np.concatenate([[0.0], np.maximum(np.asarray(month_edges_weeks, float), 0.0)])
     cells, cell_of = _cells(data, accounts, group_index, owner_team)
     x, t_x, T = (data[c].to_numpy(float) for c in ("frequency", "recency", "T"))
