@@ -30,7 +30,7 @@ from crmkit.errors import CrmkitError
 from crmkit.plots import svg as fanchart_svg
 from crmkit.plots.waterfall import waterfall_svg
 from crmkit.store import Snapshot, Store
-from crmkit.store.engine import masked_url, password_forms, resolve_url, scrub_password
+from crmkit.store.engine import hide_password, masked_url, resolve_url
 
 ALL = "All"
 #: Campaigns listed at most (those with the most projected revenue).
@@ -507,8 +507,7 @@ class ManagerPage:
         """An exception as one line, the database's password hidden, truncated."""
         text = str(err).strip()
         first = text.splitlines()[0] if text else type(err).__name__
-        first = scrub_password(first.replace(self._url, masked_url(self._url)),
-                               password_forms(self._url))  # fmt: skip
+        first = hide_password(first, self._url)
         if len(first) > MAX_ERROR_CHARS:
             first = first[: MAX_ERROR_CHARS - 1] + "…"
         return first

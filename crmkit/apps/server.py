@@ -147,13 +147,6 @@ class AppCommand:
             shutil.rmtree(self.config_dir, ignore_errors=True)
 
 
-def _hide_password(text: str, url: str) -> str:
-    """Replace ``url`` and every form of its password in ``text`` by masked ones."""
-    from crmkit.store.engine import masked_url, password_forms, scrub_password
-
-    return scrub_password(text.replace(url, masked_url(url)), password_forms(url))
-
-
 def private_dir(folder: str | os.PathLike[str]) -> Path:
     """Create a folder only this user may use, or check an existing one; return it.
 
@@ -695,17 +688,17 @@ def _check_database(db_url: str) -> None:
     from sqlalchemy import exc as sa_exc
 
     from crmkit.store import Store
-    from crmkit.store.engine import masked_url
+    from crmkit.store.engine import hide_password, masked_url
 
     try:
         Store.open(db_url, create=False).close()
     except CrmkitError as err:
-        if _hide_password(str(err), db_url) == str(err):
+        if hide_password(str(err), db_url) == str(err):
             raise
-        raise CrmkitError(_hide_password(str(err), db_url)) from None
+        raise CrmkitError(hide_password(str(err), db_url)) from None
     except (sa_exc.SQLAlchemyError, OSError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        detail = _hide_password(first, db_url)[:300]
+        detail = hide_password(first, db_url)[:300]
         raise CrmkitError(f"cannot open the database {masked_url(db_url)}: {detail}") from None
 
 

@@ -182,6 +182,11 @@ def scrub_password(text: str, forms: list[str]) -> str:
     return text
 
 
+def hide_password(text: str, url: str) -> str:
+    """Replace ``url`` by its masked form and every form of its password by ``***``."""
+    return scrub_password(text.replace(url, masked_url(url)), password_forms(url))
+
+
 def busy_message(seconds: float) -> str:
     """The one-line text of :class:`crmkit.errors.BusyError`."""
     return (

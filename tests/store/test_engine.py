@@ -81,3 +81,14 @@ def test_installed_crmkit_keeps_its_database_in_the_user_data_folder(monkeypatch
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert user_data_dir() == tmp_path / "home" / ".local" / "share" / "crmkit"
+
+
+def test_hide_password_masks_the_url_and_every_spelling_of_its_password() -> None:
+    from crmkit.store.engine import hide_password, masked_url
+
+    url = "postgresql+psycopg://crm:p%40ss@db.example/crm"
+    text = f"connection to {url} failed: password p@ss rejected (p%40ss)"
+    out = hide_password(text, url)
+    assert masked_url(url) in out
+    assert "p@ss" not in out and "p%40ss" not in out
+    assert hide_password("a file path", "/tmp/crm.db") == "a file path"
