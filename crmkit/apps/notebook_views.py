@@ -193,8 +193,13 @@ ONE_CHAIN_NOTE = (
 )
 
 
-def ppc_problems(table: pd.DataFrame, *, max_share: float = PPC_MISS_SHARE) -> list[str]:
-    """Each posterior predictive check that misses too often, one sentence each.
+def ppc_problems(
+    table: pd.DataFrame,
+    *,
+    max_share: float = PPC_MISS_SHARE,
+    missing: pd.DataFrame | None = None,
+) -> list[str]:
+    """Each posterior predictive check that misses too often or could not run, one sentence each.
 
     Parameters
     ----------
@@ -203,17 +208,23 @@ def ppc_problems(table: pd.DataFrame, *, max_share: float = PPC_MISS_SHARE) -> l
         ``model_checks`` records as a DataFrame): ``check``, ``label``, ``inside90``, ...
     max_share
         Largest share of a check's rows outside the predicted P5–P95 range that passes.
+    missing
+        The snapshot's ``model_checks_missing`` (``check``, ``reason``): checks whose model
+        could not be fitted, so they are absent from ``table``.
 
     Returns
     -------
     list of str
-        ``"<check>: <k> of <n> observed values (<share>) fall outside the predicted P5–P95
-        range (about 10% would by chance)"`` per check above ``max_share``, in table order;
-        empty when every check is fine.
+        ``"<check>: not checked: <reason>"`` per missing check, then ``"<check>: <k> of <n>
+        observed values (<share>) fall outside the predicted P5–P95 range (about 10% would
+        by chance)"`` per check above ``max_share``, in table order; empty when every check
+        ran and is fine.
     """
-    if table is None or table.empty:
-        return []
     out = []
+    if missing is not None and not missing.empty:
+        out += [f"{row.check}: not checked: {row.reason}" for row in missing.itertuples()]
+    if table is None or table.empty:
+        return out
     for check, rows in table.groupby("check", sort=False):
         n = len(rows)
         k = int((~rows["inside90"].astype(bool)).sum())
@@ -225,7 +236,12 @@ def ppc_problems(table: pd.DataFrame, *, max_share: float = PPC_MISS_SHARE) -> l
     return out
 
 
-def ppc_warning(table: pd.DataFrame, *, max_share: float = PPC_MISS_SHARE):
+def ppc_warning(
+    table: pd.DataFrame,
+    *,
+    max_share: float = PPC_MISS_SHARE,
+    missing: pd.DataFrame | None = None,
+):
     """A visible warning box for posterior predictive checks that miss, or None when fine.
 
     Parameters
@@ -234,6 +250,8 @@ def ppc_warning(table: pd.DataFrame, *, max_share: float = PPC_MISS_SHARE):
         The posterior predictive checks (see :func:`ppc_problems`).
     max_share
         Largest share of a check's rows outside P5–P95 that passes (default 20%).
+    missing
+        The snapshot's ``model_checks_missing``: checks that could not run, and why.
 
     Returns
     -------
@@ -244,7 +262,7 @@ def ppc_warning(table: pd.DataFrame, *, max_share: float = PPC_MISS_SHARE):
     """
     from IPython.display import HTML
 
-    problems = ppc_problems(table, max_share=max_share)
+    problems = ppc_problems(table, max_share=max_share, missing=missing)
     if not problems:
         return None
     return HTML(_warning_html(problems, heading=PPC_HEADING, css="crmkit-ppc-warning"))

@@ -449,9 +449,12 @@ def model_checks_html(ctx: ReportContext) -> str:
     """
     checks = db.snapshot_table(ctx.snapshot, "model_checks")
     traces = db.snapshot_table(ctx.snapshot, "model_traces")
+    missing = db.snapshot_table(ctx.snapshot, "model_checks_missing")
     parts = []
     if checks.empty and traces.empty:
         parts.append(f'<p class="crmkit-model-checks">{html.escape(NO_CHECKS_NOTE)}</p>')
+    if checks.empty and not missing.empty:
+        parts.append(ppc_warning(checks, missing=missing).data)
     if not checks.empty:
         parts.append(
             '<p class="crmkit-model-checks">Posterior predictive checks: what the fitted models '
@@ -460,7 +463,7 @@ def model_checks_html(ctx: ReportContext) -> str:
             "by chance; red dots mark them, and a check missing more than 1 in 5 is named "
             "above the figure.</p>"
         )
-        warning = ppc_warning(checks)
+        warning = ppc_warning(checks, missing=missing)
         if warning is not None:
             parts.append(warning.data)
         parts.append(_png_img(ppc_figure(checks), "crmkit-ppc-figure"))

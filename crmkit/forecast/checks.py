@@ -12,7 +12,8 @@
   purchases with and without the calendar effect.
 * :func:`model_check_tables`: the first two as JSON records, which
   :func:`crmkit.forecast.engine.run_forecast` keeps in the snapshot's
-  ``parameters["tables"]`` (``model_checks``, ``model_traces``).
+  ``parameters["tables"]`` (``model_checks``, ``model_traces``), and why a check is
+  missing (``model_checks_missing``: its model's fit failed on the data).
 
 These are in-sample checks (the data were used for the fit): they find a model that
 cannot reproduce its data, not one that forecasts badly (backtests do,
@@ -62,6 +63,13 @@ PPC_COLUMNS = (
 )
 #: Columns of :func:`trace_table`.
 TRACE_COLUMNS = ("model", "parameter", "chain", "draw", "value")
+#: Columns of :func:`model_check_tables`' ``model_checks_missing``.
+MISSING_COLUMNS = ("check", "reason")
+#: Errors a fit raises on user data (a failed fit leaves its check out and says why); any
+#: other exception is a bug and propagates.
+FIT_ERRORS = (CrmkitError, np.linalg.LinAlgError, ValueError)
+#: Longest reason kept in ``model_checks_missing`` (characters).
+REASON_MAX_CHARS = 300
 #: Columns of :func:`compare_variants`.
 COMPARE_COLUMNS = (
     "family",
@@ -606,6 +614,12 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return out
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, at most :data:`REASON_MAX_CHARS` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= REASON_MAX_CHARS else text[: REASON_MAX_CHARS - 3] + "..."
+
+
 def model_check_tables(
     models: dict,
     frames: dict,
@@ -621,17 +635,24 @@ def model_check_tables(
     With ``repeat``, fits the repeat purchase model and its calendar effect
     (:func:`fit_repeat_models`, MAP unless ``method`` is ``"advi"``; the BG/NBD taken from
     ``purchase_model`` when the forecast's repeat source already fitted it) when ``models``
-    has none and there are orders; a fit that fails leaves the repeat check out (as the
-    forecast's repeat source does, a failed repeat fit does not sink the forecast).
+    has none and there are orders. A fit that fails on the data (a
+    :class:`~crmkit.errors.CrmkitError`, ``numpy.linalg.LinAlgError`` or ``ValueError``,
+    :data:`FIT_ERRORS`) leaves the repeat check out and says why in
+    ``model_checks_missing`` (as the forecast's repeat source does, a failed repeat fit does
+    not sink the forecast); any other exception propagates.
 
     Returns
     -------
     dict
         ``model_checks``: :func:`posterior_predictive_checks`; ``model_traces``:
         :func:`trace_table` of the models with a posterior (values rounded to 6
-        significant digits, 60 draws per chain).
+        significant digits, 60 draws per chain); ``model_checks_missing``: one record per
+        check left out because its model's fit failed (:data:`MISSING_COLUMNS`: ``check``,
+        of :data:`PPC_CHECKS`, and ``reason``, one line such as ``"the repeat purchase
+        model could not be fitted: Laplace approximation failed: ..."``); empty when none.
     """
     models = dict(models)
+    missing: list[dict] = []
     if not repeat:
         models.pop("repeat", None)
         models.pop("calendar", None)
@@ -647,11 +668,20 @@ def model_check_tables(
                     purchase_model=purchase_model,
                 )
             )
-        except Exception:  # no repeat check rather than no forecast
-            pass
+        except FIT_ERRORS as exc:  # no repeat check rather than no forecast, and why
+            missing.append(
+                {
+                    "check": PPC_CHECKS[3],
+                    "reason": f"the repeat purchase model could not be fitted: {_one_line(exc)}",
+                }
+            )
     checks = posterior_predictive_checks(models, frames, as_of=as_of, seed=seed)
     traces = trace_table(
         {k: v for k, v in models.items() if k != "marketing"}, max_params=8, max_draws=60
     )
     traces["value"] = traces["value"].astype(float).map(lambda v: float(f"{v:.6g}"))
-    return {"model_checks": _records(checks), "model_traces": _records(traces)}
+    return {
+        "model_checks": _records(checks),
+        "model_traces": _records(traces),
+        "model_checks_missing": missing,
+    }

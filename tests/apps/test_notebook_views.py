@@ -175,3 +175,19 @@ def test_ppc_warning_is_none_when_every_check_is_fine_or_there_are_none():
 def test_ppc_warning_escapes_check_names():
     box = views.ppc_warning(_ppc({"<b>weekly</b>": 9}))
     assert "&lt;b&gt;weekly&lt;/b&gt;: 9 of 10" in box.data and "<b>weekly" not in box.data
+
+
+def test_ppc_warning_names_a_check_that_could_not_run_and_why():
+    missing = pd.DataFrame(
+        [{"check": "repeat purchases per week", "reason": "the repeat model could not be fitted"}]
+    )
+    box = views.ppc_warning(_ppc({"monthly won revenue": 0}), missing=missing)
+    assert box is not None and "crmkit-ppc-warning" in box.data
+    assert (
+        "repeat purchases per week: not checked: the repeat model could not be fitted" in box.data
+    )
+    # with no check table at all, the missing check is still named
+    assert views.ppc_problems(_ppc({}).iloc[:0], missing=missing) == [
+        "repeat purchases per week: not checked: the repeat model could not be fitted"
+    ]
+    assert views.ppc_warning(_ppc({"monthly won revenue": 0}), missing=missing.iloc[:0]) is None

@@ -74,12 +74,14 @@ def test_report_headline_and_summary_say_the_currency_code(snap, monkeypatch) ->
     assert rs.summary(ctx)["currency"] == "EUR"
 
 
-def _checks_context(snap, *, tables: bool, refitted: bool, comparison=None, note=None):
+def _checks_context(
+    snap, *, tables: bool, refitted: bool, comparison=None, note=None, missing=None
+):
     """A report context whose snapshot holds (or lacks) the model check tables."""
     from crmkit.apps import dashboard as db
     from crmkit.apps.report_sections import ReportContext
 
-    extra = {}
+    extra = {} if missing is None else {"model_checks_missing": missing}
     if tables:
         checks = [
             {"check": check, "label": f"2026-{m:02d}", "observed": 10.0 + 50 * (m <= k),
@@ -92,7 +94,7 @@ def _checks_context(snap, *, tables: bool, refitted: bool, comparison=None, note
             {"model": "pipeline", "parameter": "a", "chain": c, "draw": d, "value": float(d % 7)}
             for c in range(2) for d in range(30)
         ]  # fmt: skip
-        extra = {"model_checks": checks, "model_traces": traces}
+        extra = {**extra, "model_checks": checks, "model_traces": traces}
     params = {**snap.parameters, "tables": {**snap.parameters.get("tables", {}), **extra}}
     snap = snap.__class__(**{**vars(snap), "parameters": params})
     return ReportContext(
@@ -126,6 +128,20 @@ def test_model_checks_section_shows_ppc_warning_figures_and_loo_when_refitted(sn
     assert "with and without owner effects" in markup and "with and without the calendar" in markup
     assert markup.index("<td>owners</td>") < markup.index("<td>no owners</td>")
     assert "<td>-110.0</td>" in markup
+
+
+def test_model_checks_section_names_a_check_whose_fit_failed_and_why(snap) -> None:
+    from crmkit.apps.report_sections import model_checks_html
+
+    missing = [{"check": "repeat purchases per week", "reason": "fit failed: <q> flat"}]
+    for tables in (True, False):
+        markup = model_checks_html(
+            _checks_context(snap, tables=tables, refitted=False, missing=missing)
+        )
+        assert "crmkit-ppc-warning" in markup
+        assert "repeat purchases per week: not checked: fit failed: &lt;q&gt; flat" in markup
+    markup = model_checks_html(_checks_context(snap, tables=True, refitted=False))
+    assert "not checked" not in markup
 
 
 def test_model_checks_section_without_refit_says_loo_needs_a_refit(snap) -> None:

@@ -244,3 +244,60 @@ def test_checks_take_the_repeat_sources_fitted_purchase_model_and_give_the_same_
     reused = model_check_tables(base, frames, as_of=AS_OF, seed=1, purchase_model=bg)
     assert reused == model_check_tables(base, frames, as_of=AS_OF, seed=1)
     assert any(r["check"] == "repeat purchases per week" for r in reused["model_checks"])
+
+
+# ------------------------------------------------- a repeat fit that fails: say why
+def _same_day_orders(n_customers: int = 60) -> pd.DataFrame:
+    """Every customer ordered on the same two days: the BG/NBD's posterior is not finite."""
+    end = pd.Timestamp(AS_OF)
+    days = [end - pd.Timedelta(days=200), end - pd.Timedelta(days=100)]
+    df = pd.DataFrame(
+        [(f"C{i:04d}", d) for i in range(n_customers) for d in days],
+        columns=["account_id", "ordered_at"],
+    )
+    return df.assign(amount=100.0, deal_id=None)
+
+
+def test_check_tables_say_why_the_repeat_check_is_missing_when_its_fit_fails(setup) -> None:
+    from crmkit.forecast.checks import MISSING_COLUMNS, model_check_tables
+
+    frames, models = setup
+    base = {k: models[k] for k in ("pipeline", "new_business")}
+    bad = {**frames, "orders": _same_day_orders()}
+    got = model_check_tables(base, bad, as_of=AS_OF, seed=1)
+    # before: the failed fit was swallowed (except Exception: pass) and the check just absent
+    (row,) = got["model_checks_missing"]
+    assert tuple(row) == MISSING_COLUMNS
+    assert row["check"] == "repeat purchases per week"
+    assert row["reason"] == (
+        "the repeat purchase model could not be fitted: Laplace approximation failed: the "
+        "posterior is flat or not finite in r, alpha, a, b (the data do not identify them)"
+    )
+    assert "\n" not in row["reason"]
+    # nothing else changed: the other checks and the traces are those without repeat
+    without = model_check_tables(base, bad, as_of=AS_OF, seed=1, repeat=False)
+    assert without["model_checks_missing"] == []
+    assert got["model_checks"] == without["model_checks"]
+    assert got["model_traces"] == without["model_traces"]
+    assert "repeat purchases per week" not in {r["check"] for r in got["model_checks"]}
+
+
+def test_check_tables_of_a_repeat_fit_that_works_have_no_missing_check(setup) -> None:
+    from crmkit.forecast.checks import model_check_tables
+
+    frames, models = setup
+    base = {k: models[k] for k in ("pipeline", "new_business")}
+    got = model_check_tables(base, frames, as_of=AS_OF, seed=1)
+    assert got["model_checks_missing"] == []
+    assert "repeat purchases per week" in {r["check"] for r in got["model_checks"]}
+
+
+def test_check_tables_let_an_error_that_is_not_a_fit_failure_through(setup) -> None:
+    from crmkit.forecast.checks import model_check_tables
+
+    frames, models = setup
+    base = {k: models[k] for k in ("pipeline", "new_business")}
+    broken = {**frames, "orders": _same_day_orders().drop(columns="ordered_at")}
+    # a bug (here a frame without its column) is not a fit failing on data: not swallowed
+    with pytest.raises(KeyError, match="ordered_at"):
+        model_check_tables(base, broken, as_of=AS_OF, seed=1)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+from crmkit.forecast.engine import run_forecast
+from tests.forecast.fake_mmm import AS_OF
+
 
 # ------------------------------------------------- auto: a NUTS fit failing its checks
 def _fake_fits(results: list[dict]):
@@ -68,3 +73,25 @@ def test_explicit_nuts_keeps_a_fit_that_failed_its_checks() -> None:
     fit, calls = _fake_fits([SHORT])
     model = fit_checked("pipeline", fit, NUTS_HOW, MAP_HOW, False, None)
     assert len(calls) == 1 and model.diagnostics_ == SHORT
+
+
+# ------------------------------------------------- auto: through run_forecast
+def test_run_forecast_auto_above_the_budget_reports_map_and_why(
+    sim_deals_store, monkeypatch
+) -> None:
+    import crmkit.forecast.fitting as fitting
+
+    store = sim_deals_store
+    monkeypatch.setattr(fitting, "NUTS_BUDGET_SECONDS", 0.0)  # every company is "too big"
+    lines: list[str] = []
+    snap = run_forecast(store, as_of=AS_OF, horizon=1, draws=50, seed=1, save=False,
+                        include_repeat=False, report=lines.append)  # fmt: skip
+    assert re.fullmatch(
+        r"method auto -> map \([\d,]+ deals: NUTS would take about \d+ s; MAP \+ Laplace used; "
+        r"--method nuts to sample anyway\)",
+        lines[0],
+    ), lines[0]
+    assert lines[1] == "fitting the pipeline model (map) ..."
+    assert snap.parameters["method"] == "auto" and snap.parameters["method_used"] == "map"
+    assert snap.parameters["methods"]["pipeline"] == "map"
+    assert snap.parameters["method_reason"] in lines[0]

@@ -99,7 +99,11 @@ def fit_map(
         lambda z: -float(logp(point(z))), z0, jac=grad, method=optimizer, options=options
     )
     hess = numeric_hessian(grad, res.x, hessian_eps)
-    z, _, pd_ok = laplace_draws(res.x, hess, n_draws, seed)
+    labels = []  # each coordinate's variable, for a failed approximation's error
+    for v, n in zip(vvars, sizes, strict=True):
+        rv = model.values_to_rvs[v].name
+        labels += [rv] if n == 1 else [f"{rv}[{i}]" for i in range(n)]
+    z, _, pd_ok = laplace_draws(res.x, hess, n_draws, seed, names=labels)
     if converged_by == "newton":
         step = np.linalg.solve(hess, grad(res.x)) if pd_ok else 1
         converged = bool(np.all(np.abs(step) < 1e-3))
@@ -244,7 +248,7 @@ def fit_mle(
 
     res = optimise_log_likelihood(nll, np.log(np.asarray(start, dtype=float)))
     hess = numeric_hessian(lambda z: optimize.approx_fprime(z, nll, 1e-6), res.x, 1e-4)
-    draws, _, pd_ok = laplace_draws(res.x, hess, n_draws, seed)
+    draws, _, pd_ok = laplace_draws(res.x, hess, n_draws, seed, names=names)
     # Converged: the gradient is tiny relative to the curvature (Newton step < 1e-3).
     step = np.linalg.solve(hess, optimize.approx_fprime(res.x, nll, 1e-7)) if pd_ok else 1
     converged = bool(np.all(np.abs(step) < 1e-3))

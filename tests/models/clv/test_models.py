@@ -401,3 +401,34 @@ def test_gammagamma_keeps_q_above_one_when_the_data_want_less():
 def test_gammagamma_mle_has_no_prior_and_may_return_q_below_one():
     sim = simulate_bgnbd_gammagamma(3000, p=4.0, q=0.7, gamma=20.0, seed=22)
     assert GammaGamma().fit(sim, method="mle").params_["q"] < 1
+
+
+def _iid_spend(n: int = 500, seed: int = 1) -> pd.DataFrame:
+    """Every customer's orders drawn from one Gamma(4, scale 25): no differences to learn."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(2, 7, n)  # 2-6 orders each
+    mean = np.array([rng.gamma(4.0, 25.0, size=ki - 1).mean() for ki in k])
+    return pd.DataFrame(
+        {"customer_id": np.arange(n), "frequency": k - 1, "recency": 10.0, "T": 20.0,
+         "monetary_value": mean}
+    )  # fmt: skip
+
+
+def test_gammagamma_map_on_iid_spend_fails_in_one_line_naming_the_parameters():
+    from crmkit.errors import CrmkitError
+    from crmkit.models.inference.laplace import LaplaceError
+
+    m = GammaGamma(random_seed=0)
+    before = m.get_params()
+    with pytest.raises(LaplaceError) as err:
+        m.fit(_iid_spend(), method="map")
+    msg = str(err.value)
+    # before: numpy's "Eigenvalues did not converge" from the Laplace step
+    assert msg == (
+        "Laplace approximation failed: the posterior is flat or not finite in p, q, gamma "
+        "(the data do not identify them)"
+    )
+    assert "\n" not in msg and isinstance(err.value, CrmkitError)
+    # nothing changed: the model is as it was, unfitted
+    assert m.get_params() == before
+    assert not hasattr(m, "idata_") and not hasattr(m, "params_")

@@ -60,3 +60,21 @@ def test_mle_of_a_flat_likelihood_is_not_ok() -> None:
     assert diag["ok"] is False and diag["hessian_positive_definite"] is False
     assert "Hessian" in diag["message"]
     assert set(idata.posterior.data_vars) == {"a", "b"}
+
+
+def test_map_whose_posterior_is_not_finite_names_the_element_in_one_line() -> None:
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    from crmkit.models.inference.laplace import LaplaceError
+
+    with pm.Model() as model:
+        pm.HalfNormal("s", 1.0)
+        mu = pm.Normal("mu", 0.0, 1.0, shape=3)
+        pm.Potential("kink", pt.sqrt(-(mu[1] ** 2)))  # no finite gradient in mu[1] at its mode
+    with pytest.raises(LaplaceError) as err:
+        fit_map(model, ["s", "mu"], n_draws=10, seed=0)
+    assert str(err.value) == (
+        "Laplace approximation failed: the posterior is flat or not finite in mu[1] "
+        "(the data do not identify them)"
+    )

@@ -1,8 +1,10 @@
 """Tests for the shared Laplace approximation."""
 
 import numpy as np
+import pytest
 
-from crmkit.models.inference.laplace import laplace_draws, numeric_hessian
+from crmkit.errors import CrmkitError
+from crmkit.models.inference.laplace import LaplaceError, laplace_draws, numeric_hessian
 
 
 def test_numeric_hessian_of_a_quadratic_is_its_matrix():
@@ -54,3 +56,68 @@ def test_laplace_draws_floor_the_eigenvalues_of_a_singular_hessian():
     assert np.all(np.isfinite(draws))
     np.testing.assert_allclose(draws.std(axis=0), [np.sqrt(0.5), 1000.0], rtol=0.03)
     np.testing.assert_allclose(draws[:, 0].mean(), 1.0, atol=0.02)
+
+
+# ---------------------------------------------- no approximation: one line naming parameters
+def test_laplace_draws_of_a_hessian_with_nan_rows_name_those_parameters_in_one_line():
+    hess = np.full((3, 3), np.nan)  # what the Gamma-Gamma MAP fit of i.i.d. spend had
+    with pytest.raises(LaplaceError) as err:
+        laplace_draws(np.zeros(3), hess, 10, seed=0, names=["p", "q", "gamma"])
+    msg = str(err.value)
+    assert msg == (
+        "Laplace approximation failed: the posterior is flat or not finite in p, q, gamma "
+        "(the data do not identify them)"
+    )
+    assert "\n" not in msg
+
+
+def test_laplace_draws_name_only_the_rows_that_are_not_finite():
+    # q's row is NaN; symmetrised, so is q's column, in every other row
+    hess = np.array([[2.0, np.nan, 0.0], [np.nan, np.nan, np.nan], [0.0, np.nan, 1.0]])
+    with pytest.raises(LaplaceError, match=r"not finite in q \(the data"):
+        laplace_draws(np.zeros(3), hess, 10, seed=0, names=["p", "q", "gamma"])
+    with pytest.raises(LaplaceError, match=r"not finite in gamma \(the data"):
+        laplace_draws(np.zeros(3), np.diag([2.0, 3.0, np.inf]), 10, seed=0,
+                      names=["p", "q", "gamma"])  # fmt: skip
+
+
+def test_laplace_draws_of_a_mode_that_is_not_finite_name_that_parameter():
+    with pytest.raises(LaplaceError, match=r"not finite in gamma \(the data"):
+        laplace_draws(np.array([1.0, np.nan]), np.eye(2), 10, seed=0, names=["p", "gamma"])
+
+
+def test_laplace_draws_without_names_number_the_coordinates():
+    with pytest.raises(LaplaceError, match=r"not finite in x\[1\] \(the data"):
+        laplace_draws(np.zeros(2), np.diag([1.0, np.nan]), 10, seed=0)
+
+
+def test_laplace_draws_cut_a_long_list_of_parameters():
+    names = [f"beta[{i}]" for i in range(12)]
+    with pytest.raises(LaplaceError) as err:
+        laplace_draws(np.zeros(12), np.full((12, 12), np.nan), 10, seed=0, names=names)
+    assert "beta[7] and 4 more (the data do not identify them)" in str(err.value)
+    assert "beta[8]" not in str(err.value)
+
+
+def test_laplace_error_is_a_crmkit_error_and_the_linalg_error_it_replaces():
+    with pytest.raises(LaplaceError) as err:
+        laplace_draws(np.zeros(2), np.full((2, 2), np.nan), 10, seed=0)
+    assert isinstance(err.value, CrmkitError)
+    assert isinstance(err.value, np.linalg.LinAlgError)
+
+
+def test_laplace_draws_with_names_are_the_draws_without():
+    hess = np.array([[4.0, 1.0], [1.0, 2.0]])
+    a = laplace_draws(np.array([1.0, -3.0]), hess, 50, seed=4)
+    b = laplace_draws(np.array([1.0, -3.0]), hess, 50, seed=4, names=["r", "alpha"])
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2] is b[2] is True
+
+
+def test_laplace_draws_of_a_curvature_below_float_range_floor_it_as_if_singular():
+    # 1 / 1e-320 overflows: before, the covariance held inf and the draws were not finite
+    draws, cov, ok = laplace_draws(np.zeros(2), np.diag([1e-320, 2.0]), 1000, seed=3)
+    assert not ok
+    np.testing.assert_allclose(cov, np.diag([1e6, 0.5]))
+    assert np.all(np.isfinite(draws))
