@@ -16,6 +16,11 @@ censored, so win probabilities are not inflated by deals that never close. The d
 the month the hazard puts it, and may slip beyond the horizon. Realised over listed amount
 is a log-normal with a conjugate Normal-inverse-gamma posterior (:class:`AmountRatio`).
 
+Age and months ahead are ordered: a forecast that reaches a level no training trial had
+(deals older, or months further ahead, than the window followed) uses the nearest level with
+trials (:meth:`PipelineModel.level_map`), not the unreached level's prior mean of zero,
+which would be the one-month level's effect.
+
 The likelihood is evaluated on aggregated cells, so 100k deals fit in seconds.
 """
 
@@ -445,9 +450,36 @@ class PipelineModel(ModelContract):
         rng = np.random.default_rng(seed)
         pick = rng.choice(total, size=n, replace=n > total) if n != total else np.arange(n)
         out = {k: np.asarray(v)[pick] for k, v in flat.items()}
+        for name in ORDERED_EFFECTS:  # levels no training trial reached: the nearest seen one
+            out[name] = out[name][:, :, self.level_map(name)]
         for g in GROUPS:  # groups left out: a zero effect (their deals' codes are -1)
             out.setdefault(f"u_{g}", np.zeros((n, 2, 1)))
         return out
+
+    def level_map(self, name: str) -> np.ndarray:
+        """The level of ordered effect ``name`` (``"ahead"``, ``"age"``) each level predicts with.
+
+        A level with training trials keeps its own effect; a level none reached (deals older,
+        or months further ahead, than any the training window followed) takes the effect of
+        the nearest level with trials below it (above it when none is below). Without this,
+        an unreached level keeps its prior mean, zero: the effect of the first level, so a
+        deal older than any seen in training would get the hazard of a one-month-old deal.
+
+        Parameters
+        ----------
+        name
+            One of :data:`ORDERED_EFFECTS`.
+
+        Returns
+        -------
+        numpy.ndarray
+            For each level ``b`` of the effect, the level whose effect is used.
+        """
+        self.check_fitted()
+        n = len(MONTH_EDGES)
+        counts = self.cells_[list(CELL_COUNTS)].to_numpy(float).sum(axis=1)
+        seen = np.bincount(self.cells_[name].to_numpy(np.int64), weights=counts, minlength=n) > 0
+        return _nearest_seen(seen)
 
     def _group_codes(self, g: str, values: pd.Series) -> np.ndarray:
         """Codes of a group's values; -1 (no effect) for a group the model leaves out."""
@@ -616,6 +648,20 @@ def _with_group(idata: az.InferenceData, name: str, ds: xr.Dataset) -> az.Infere
 CELL_COUNTS = ("n_stay", "n_win", "n_lose")
 _BUCKETS = ("1", "2", "3", "4-6", "7-12", "13+")
 _UNSEEN = "(unseen)"
+
+
+#: Ordered effects a forecast can reach beyond the training data (see ``level_map``).
+ORDERED_EFFECTS = ("ahead", "age")
+
+
+def _nearest_seen(seen: np.ndarray) -> np.ndarray:
+    """Each level's nearest seen level at or below it, else above it (itself if none is seen)."""
+    idx = np.flatnonzero(seen)
+    n = len(seen)
+    if not len(idx):
+        return np.arange(n)
+    below = np.searchsorted(idx, np.arange(n), side="right") - 1
+    return np.where(below >= 0, idx[np.maximum(below, 0)], idx[0])
 
 
 def _why_not_ok(raw: dict[str, Any]) -> str | None:

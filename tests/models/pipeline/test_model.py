@@ -132,3 +132,69 @@ def test_unknown_group_is_a_one_line_error_naming_it(sim) -> None:
     with pytest.raises(CrmkitError, match="'region'") as err:
         PipelineModel(groups=("team", "region")).fit(sim["deals"], as_of=AS_OF)
     assert "\n" not in str(err.value)
+
+
+def _fast_closers(seed: int = 0) -> pd.DataFrame:
+    """Deals that all close within three months of creation: won mostly in the first month.
+
+    Monthly hazards by age (months since creation): age 1 win 0.6 / lose 0.1, age 2 win 0.05
+    / lose 0.5, age 3 win 0.05 / lose 0.95. No training deal is ever older than three months,
+    so the age buckets 4-6, 7-12 and 13+ (and months ahead beyond three) have no trials.
+    """
+    rng = np.random.default_rng(seed)
+    hazards = {1: (0.6, 0.1), 2: (0.05, 0.5), 3: (0.05, 0.95)}
+    rows = []
+    for m in range(24):  # cohorts 2022-01 .. 2023-12
+        start = pd.Timestamp("2022-01-01") + pd.DateOffset(months=m)
+        for j in range(60):
+            created = start + pd.Timedelta(days=int(rng.integers(0, 27)))
+            status, closed = "open", pd.NaT
+            for age in (1, 2, 3):
+                at = start + pd.DateOffset(months=age) + pd.Timedelta(days=int(rng.integers(0, 27)))
+                if at > pd.Timestamp("2023-12-31"):
+                    break
+                w, lo = hazards[age]
+                u = rng.random()
+                if u < w or u < w + lo:
+                    status, closed = ("won" if u < w else "lost"), at
+                    break
+            rows.append((f"F{m:02d}{j:02d}", created, status, closed))
+    deals = pd.DataFrame(rows, columns=["deal_id", "created_at", "status", "closed_at"])
+    deals["stage"] = "Open"
+    deals["amount"] = 1000.0
+    deals["expected_close_date"] = pd.NaT
+    deals["pipeline"] = "default"
+    return deals
+
+
+def test_deals_older_than_any_in_training_get_the_oldest_seen_hazard_not_the_youngest() -> None:
+    deals = deal_frame(_fast_closers())
+    model = PipelineModel(method="map", draws=100, chains=1, groups=()).fit(
+        deals, None, as_of="2023-12-31"
+    )
+    ages_seen = sorted(model.cells_["age"].unique().tolist())
+    assert ages_seen == [0, 1, 2]  # ages 1, 2, 3 only: buckets 4-6, 7-12, 13+ never reached
+    # an open deal three months old: every forecast month is an age no training deal had
+    old = model.open_deals().head(1).assign(created_at=pd.Timestamp("2023-09-10"))
+    pw, pl = hazard_paths(
+        model.posterior_subset(100), model.deal_codes(old), first_month=2024 * 12, months=6
+    )
+    p_win_month = pw.mean(axis=0)[0]
+    # the data: past age 3 a deal is won at most 5% a month and lost at 95%; the prior-mean
+    # (zero) effect of an unseen age would be the one-month-old deals' 60% win hazard
+    assert p_win_month[0] < 0.12, p_win_month
+    assert p_win_month.sum() < 0.15, p_win_month
+    assert pl.mean(axis=0)[0, 0] > 0.7
+    # the levels with trials keep their own effects
+    assert model.level_map("age").tolist() == [0, 1, 2, 2, 2, 2]
+
+
+def test_months_ahead_beyond_the_followed_months_take_the_last_followed_effect() -> None:
+    deals = deal_frame(_fast_closers(seed=1))
+    model = PipelineModel(method="map", draws=100, chains=1, groups=(), max_ahead=2).fit(
+        deals, None, as_of="2023-12-31"
+    )
+    assert model.level_map("ahead").tolist() == [0, 1, 1, 1, 1, 1]
+    post = model.posterior_subset(50)
+    assert np.array_equal(post["ahead"][:, :, 5], post["ahead"][:, :, 1])
+    assert np.array_equal(post["age"][:, :, 4], post["age"][:, :, 2])
