@@ -28,11 +28,14 @@ def simulate(
     start: str = "2022-01-01",
     qe_boost: float = 1.0,
     owner_odds: dict[str, float] | None = None,
+    win_shock: np.ndarray | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Simulate deals, their history and accounts over ``n_months`` months from ``start``.
 
     Deals still open at the end stay open. ``qe_boost`` multiplies the win probability in
-    quarter-end months; ``owner_odds`` multiplies each owner's win probability.
+    quarter-end months; ``owner_odds`` multiplies each owner's win probability;
+    ``win_shock[m]`` (one per simulated month) multiplies every deal's win probability in
+    month ``m`` (a common monthly shock).
     """
     rng = np.random.default_rng(seed)
     t0 = pd.Timestamp(start)
@@ -65,6 +68,8 @@ def simulate(
                 if (month_start.month % 3) == 0:
                     w = min(0.9, w * qe_boost)
                 w = min(0.9, w * owner_odds[owner])
+                if win_shock is not None:
+                    w = min(0.9, w * float(win_shock[mm]))
                 u = rng.random()
                 at = month_start + pd.Timedelta(days=int(rng.integers(0, 27)), hours=15)
                 if u < w:

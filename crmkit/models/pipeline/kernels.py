@@ -64,12 +64,24 @@ def _key(seed, a, b, slot):
 
 
 def time_effects(post: dict[str, np.ndarray], first_month: int, months: int) -> np.ndarray:
-    """Time-varying logit part ``(P, 2, K, n_age, n_due)``: ahead + age + due + month of quarter."""
+    """Time-varying logit part ``(P, 2, K, n_age, n_due)``: ahead + age + due + month of quarter.
+
+    With ``post["month_shock"]`` (``(P, 2, H)`` common monthly log multipliers of the months
+    from ``post["month_shock_first"]`` on, :mod:`crmkit.models.pipeline.shocks`), forecast
+    month ``m`` also gets ``month_shock[:, :, m - month_shock_first]``: zero for months
+    before the first (the past the shocks were estimated from), the last column beyond ``H``.
+    """
     k = np.arange(months)
     m = first_month + k
     ahead = post["ahead"][:, :, month_bucket(k + 1)]  # (P, 2, K)
     miq = post["miq"][:, :, m % 3]
-    base = (ahead + miq)[:, :, :, None, None]
+    base = ahead + miq
+    if "month_shock" in post:
+        shock = np.asarray(post["month_shock"], np.float64)
+        rel = m - int(post["month_shock_first"])
+        col = np.clip(rel, 0, shock.shape[2] - 1)
+        base = base + np.where(rel[None, None, :] >= 0, shock[:, :, col], 0.0)
+    base = base[:, :, :, None, None]
     return (base + post["age"][:, :, None, :, None] + post["due"][:, :, None, None, :]).astype(
         np.float64
     )

@@ -47,9 +47,15 @@ from crmkit.models.pipeline.data import (
     amount_ratios,
     deal_frame,
     landmark_cells,
+    last_full_month,
 )
 from crmkit.models.pipeline.map_fit import fit_map_numpy
+from crmkit.models.pipeline.shocks import MonthShock, monthly_residuals
 from crmkit.store.history import deals_as_of, month_index
+
+#: Months after the fit's last full month that :meth:`PipelineModel.posterior_subset` draws
+#: common monthly shocks for (later forecast months keep the last one's).
+SHOCK_MONTHS = 36
 
 DEFAULT_PRIORS: dict[str, float] = {
     "stage_mu": -2.0,
@@ -376,6 +382,10 @@ class PipelineModel(ModelContract):
             "losses": float(cells["n_lose"].sum()),
             "amount_ratios": self.amount_.n_,
         }
+        # common monthly shocks, from the fitted model's monthly residuals (none while they
+        # are measured: posterior_subset adds no shock without shock_)
+        self.shock_: MonthShock | None = None
+        self.shock_ = MonthShock().fit(monthly_residuals(self, seed=self.seed))
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -386,6 +396,8 @@ class PipelineModel(ModelContract):
             "amount": self.amount_.state(),
             "data": self.data_,
         }
+        if self.shock_ is not None:
+            state["month_shock"] = self.shock_.state()
         return {**super()._save_attrs(), "pipeline_state": json.dumps(state)}
 
     def _tables(self) -> dict[str, pd.DataFrame]:
@@ -420,6 +432,9 @@ class PipelineModel(ModelContract):
         self.amount_ = AmountRatio.from_state(state["amount"])
         self.as_of_ = pd.Timestamp(state["as_of"])
         self.data_ = state["data"]
+        # models saved before the common monthly shocks have none: they forecast without
+        shock = state.get("month_shock")
+        self.shock_ = MonthShock.from_state(shock) if shock is not None else None
 
     # ------------------------------------------------------------------ predictions
     def open_deals(self) -> pd.DataFrame:
@@ -442,7 +457,11 @@ class PipelineModel(ModelContract):
         """``n`` posterior draws of :meth:`param_names` (with replacement when fewer exist).
 
         Chains are stacked (chain-major); the arrays keep the posterior's dims after the
-        first, e.g. ``stage`` is ``(n, outcome, stage_level)``.
+        first, e.g. ``stage`` is ``(n, outcome, stage_level)``. A model with a fitted common
+        monthly shock (``shock_``; models saved before it have none) adds ``month_shock``,
+        ``(n, outcome, SHOCK_MONTHS)`` log multipliers of the hazards' odds in the months
+        from ``month_shock_first`` (the month after the fit's last full month) on, which
+        :func:`~crmkit.models.pipeline.kernels.time_effects` adds to those months' logits.
         """
         self.check_fitted()
         flat = flat_draws(self.idata_, self.param_names())
@@ -454,6 +473,10 @@ class PipelineModel(ModelContract):
             out[name] = out[name][:, :, self.level_map(name)]
         for g in GROUPS:  # groups left out: a zero effect (their deals' codes are -1)
             out.setdefault(f"u_{g}", np.zeros((n, 2, 1)))
+        shock = getattr(self, "shock_", None)
+        if shock is not None:
+            out["month_shock"] = shock.draws(SHOCK_MONTHS, n, seed)
+            out["month_shock_first"] = np.int64(last_full_month(self.as_of_) + 1)
         return out
 
     def level_map(self, name: str) -> np.ndarray:
@@ -542,9 +565,21 @@ class PipelineModel(ModelContract):
         return pd.DataFrame(rows)
 
     def summary(self) -> dict[str, Any]:
-        """Method used, data counts and diagnostics as a JSON-ready dict."""
+        """Method used, data counts, diagnostics and the common monthly shock, JSON-ready.
+
+        ``month_shock`` (None for a model saved before the shocks): per outcome (``won``,
+        ``lost``) the posterior means of the shock's state step ``sigma``, its month noise
+        ``tau`` and the current ``level`` (log multiplier of the hazards' odds at the last
+        training month) with its ``level_sd``; ``note`` says why a shock is zero.
+        """
         self.check_fitted()
-        return {"method": self.method_, "data": self.data_, "diagnostics": self.diagnostics_}
+        shock = getattr(self, "shock_", None)
+        return {
+            "method": self.method_,
+            "data": self.data_,
+            "diagnostics": self.diagnostics_,
+            "month_shock": shock.summary() if shock is not None else None,
+        }
 
     def add_log_likelihood(self) -> Self:
         """Add ``log_likelihood`` (``cell_counts`` on ``(chain, draw, cell)``) to ``idata_``.

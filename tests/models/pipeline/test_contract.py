@@ -110,7 +110,7 @@ def test_pipeline_idata_groups_and_dims(pipe) -> None:
     # posterior_subset reads the posterior: draw 0 of the chain is draw 0 of the subset
     sub = pipe.posterior_subset(120, seed=0)
     np.testing.assert_array_equal(sub["stage"], post["stage"].values[0])
-    assert set(sub) == set(pipe.param_names())
+    assert set(sub) == {*pipe.param_names(), "month_shock", "month_shock_first"}
 
 
 def test_pipeline_log_likelihood_on_request(pipe, sim) -> None:

@@ -198,3 +198,65 @@ def test_months_ahead_beyond_the_followed_months_take_the_last_followed_effect()
     post = model.posterior_subset(50)
     assert np.array_equal(post["ahead"][:, :, 5], post["ahead"][:, :, 1])
     assert np.array_equal(post["age"][:, :, 4], post["age"][:, :, 2])
+
+
+def test_summary_reports_the_month_shock(fitted) -> None:
+    shock = fitted.summary()["month_shock"]
+    assert shock["note"] == ""
+    for outcome in ("won", "lost"):
+        assert set(shock[outcome]) == {"sigma", "tau", "level", "level_sd"}
+        assert 0.0 < shock[outcome]["sigma"] < 0.6 and 0.0 < shock[outcome]["tau"] < 1.0
+    post = fitted.posterior_subset(40, seed=3)
+    assert post["month_shock"].shape == (40, 2, 36)
+    # the first shocked month is the one after the fit's last full month (April 2024)
+    assert int(post["month_shock_first"]) == 2024 * 12 + 4
+
+
+def test_month_shock_round_trips_through_save_and_load(fitted, tmp_path) -> None:
+    back = PipelineModel.load(fitted.save(tmp_path / "p.nc"))
+    assert back.summary()["month_shock"] == fitted.summary()["month_shock"]
+    a, b = fitted.posterior_subset(30, seed=4), back.posterior_subset(30, seed=4)
+    np.testing.assert_array_equal(a["month_shock"], b["month_shock"])
+    assert a["month_shock_first"] == b["month_shock_first"]
+
+
+def test_model_saved_before_month_shocks_loads_and_forecasts_without(fitted, tmp_path) -> None:
+    import json
+
+    from crmkit.models.pipeline.kernels import simulate_pipeline
+
+    old = PipelineModel.load(fitted.save(tmp_path / "new.nc"))
+    old.shock_ = None  # what a model saved before the shocks has: no "month_shock" state
+    assert "month_shock" not in json.loads(old._save_attrs()["pipeline_state"])
+    back = PipelineModel.load(old.save(tmp_path / "old.nc"))
+    assert back.shock_ is None and back.summary()["month_shock"] is None
+    post = back.posterior_subset(50, seed=0)
+    assert "month_shock" not in post and "month_shock_first" not in post
+    deals = back.open_deals()
+    codes = back.deal_codes(deals)
+    first = 2024 * 12 + 4
+    rev, p_win, _ = simulate_pipeline(
+        post,
+        codes,
+        deals["amount"].to_numpy(float),
+        np.zeros((len(deals), 1), np.int64),
+        first_month=first,
+        period_of_k=np.arange(3),
+        frac_first=1.0,
+        ratio_mu=np.zeros(50),
+        ratio_sigma=np.full(50, 1e-9),
+        n_draws=500,
+        n_periods=3,
+        n_groups=1,
+        seed=0,
+    )
+    assert np.isfinite(rev).all() and rev.sum() > 0
+    # the same forecast as the new model's posterior without its shock
+    new = fitted.posterior_subset(50, seed=0)
+    pw_new, _ = hazard_paths(
+        {k: v for k, v in new.items() if not k.startswith("month_shock")},
+        codes,
+        first_month=first,
+        months=3,
+    )
+    np.testing.assert_allclose(p_win, pw_new.sum(axis=2).mean(axis=0), atol=1e-9)
