@@ -8,15 +8,15 @@ happened:
 
 - ``standard``: :func:`crmkit.models.clv.models.repeat_purchases` with ``noise=True``
   (with the Gamma-Gamma model for revenue);
-- ``random walk``: the same draws times a log-rate random walk fitted to the weekly
-  residuals of weeks 1..c (the rate effect as it was before issue 17: no seasonality,
-  no spend effect);
-- ``AR(1) or walk``: ``CalendarEffect(half_lives=...)``, which also weighs mean-reverting
-  alternatives (half-lives of a week to 16 months);
-- ``rate + spend``: :func:`crmkit.models.clv.calendar.fit_calendar_effects`, the rate
-  effect and the spend effect (random walks, plus 12 monthly effects once the history
-  spans 12 months, i.e. at cut-off 60), revenue by
-  :func:`crmkit.models.clv.calendar.adjust_revenue`.
+- the calendar-effect candidates of ``bench_clv_seasonal.CANDIDATES`` (the same on the
+  seasonal retailer), each :func:`crmkit.models.clv.calendar.fit_calendar_effects` on
+  weeks 1..c with its settings: purchases times the rate multiplier, revenue by
+  :func:`crmkit.models.clv.calendar.adjust_revenue` (rate and spend multipliers).
+  ``random walk (before #17)`` is the default before issue 17 (random walk on the log
+  rate, no seasonality, no spend effect); ``AR(1) or walk, equal weights`` the option
+  before issue 17; ``rate + spend (first #17)`` the first version of issue 17; ``default``
+  what :func:`fit_calendar_effects` does without settings. Seasonal terms start once the
+  history spans 12 months, i.e. at cut-off 60.
 
 Reported per row: P5 / P50 / P95 of the total to week 78 and of the first third of the
 horizon, whether the observed value is inside the 90% interval, the interval width, the
@@ -37,15 +37,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from bench_clv_seasonal import scores
+from bench_clv_seasonal import CANDIDATES, fit_candidate, scores
 
 from crmkit.data.cdnow import load_cdnow_transactions, merge_same_day, summary_from_transactions
-from crmkit.models.clv.calendar import (
-    CalendarEffect,
-    adjust_revenue,
-    fit_calendar_effects,
-    repeat_counts_by_period,
-)
+from crmkit.models.clv.calendar import adjust_revenue
 from crmkit.models.clv.models import BetaGeo, GammaGamma, ParetoNBD, repeat_purchases
 
 warnings.simplefilter("ignore")
@@ -86,22 +81,17 @@ def run(tx, kind, c, n_draws, seed=0):
     kw = {"periods": 3, "period_length": h / 3, "noise": True, "n_draws": n_draws, "seed": seed}
     std = repeat_purchases(m, s, **kw)
     std_rev = repeat_purchases(m, s, spend_model=gg, **kw)
-    past = repeat_counts_by_period(tx, s["customer_id"], cut, c)
-    walk = CalendarEffect(seasonality="none").fit(past, purchase_model=m, summary=s)
-    eff = CalendarEffect(half_lives=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), seasonality="none")
-    eff = eff.fit(past, purchase_model=m, summary=s)
-    rate, spend = fit_calendar_effects(tx, s, m, gg, cut, n_periods=c)
+    forecasts = [("standard", std, std_rev)]
+    for name in CANDIDATES:
+        rate, spend = fit_candidate(name, tx, s, m, gg, cut, c)
+        forecasts.append(
+            (
+                name,
+                rate.adjust(std, seed=seed + 1),
+                adjust_revenue(std_rev, rate, spend, seed=seed + 1),
+            )
+        )
     rows = []
-    forecasts = (
-        ("standard", std, std_rev),
-        ("random walk", walk.adjust(std, seed=seed + 1), walk.adjust(std_rev, seed=seed + 1)),
-        ("AR(1) or walk", eff.adjust(std, seed=seed + 1), eff.adjust(std_rev, seed=seed + 1)),
-        (
-            "rate + spend",
-            rate.adjust(std, seed=seed + 1),
-            adjust_revenue(std_rev, rate, spend, seed=seed + 1),
-        ),
-    )
     for name, da, da_rev in forecasts:
         for measure, arr, ob in (("purchases", da, obs), ("revenue", da_rev, obs_rev)):
             a = arr.to_numpy()
@@ -121,7 +111,7 @@ def run(tx, kind, c, n_draws, seed=0):
                         **scores(vals, float(o)),
                     }
                 )
-    return rows, walk.summary(), eff.summary()
+    return rows, rate, spend  # the default's (the last candidate)
 
 
 def main() -> None:
@@ -134,7 +124,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for kind in kinds:
         for c in cuts:
-            r, summ, ar = run(tx, kind, c, n_draws)
+            r, rate, spend = run(tx, kind, c, n_draws)
             rows += r
             for row in r:  # as they come: a long run can be read before it ends
                 print(
@@ -144,10 +134,8 @@ def main() -> None:
                     }
                 )
             print(
-                f"{which} {kind} cut-off {c}: random walk sigma/week "
-                f"{summ['sigma_per_period']:.3f}, tau {summ['tau']:.3f}, "
-                f"level {summ['level']:+.3f} (sd {summ['level_sd']:.3f}); AR(1) or walk: "
-                f"phi {ar['phi']:.3f}, P(random walk) {ar['p_random_walk']:.2f}",
+                f"{which} {kind} cut-off {c}, default: {rate.describe()}; "
+                f"{spend.describe()} (P(no spend effect) {spend.summary()['p_none']:.2f})",
                 flush=True,
             )
     out = pd.DataFrame(rows)

@@ -9,11 +9,16 @@ revenue in the next 13 weeks with purchase and spend noise (posterior predictive
 compare with what they spent:
 
 - ``standard``: :func:`crmkit.models.clv.models.repeat_purchases` with the spend model;
-- ``calendar (rate)``: today's calendar effect, a random walk on the purchase rate, with no
-  seasonality (``CalendarEffect(seasonality="none")``), scaling the revenue draws;
-- ``rate + spend, seasonal``: :func:`crmkit.models.clv.calendar.fit_calendar_effects` (rate
-  and spend effects, random walk + 12 monthly effects), then
-  :func:`crmkit.models.clv.calendar.adjust_revenue`.
+- the calendar-effect candidates of :data:`CANDIDATES` (the same in
+  ``bench_clv_holdout.py``): each fits :func:`crmkit.models.clv.calendar.fit_calendar_effects`
+  with its settings of the rate effect and the spend effect (None: no spend effect) and
+  multiplies the revenue draws by both multipliers
+  (:func:`crmkit.models.clv.calendar.adjust_revenue`). ``random walk (before #17)`` is the
+  calendar effect before issue 17 (random walk on the rate, no seasonality, no spend);
+  ``rate + spend (first #17)`` the first version of issue 17 (random walk + seasonality on
+  rate and spend); ``default`` is what :func:`fit_calendar_effects` does without settings
+  (since 2026-12-05: rate AR(1) or walk with prior 1/2 on the walk, spend effect weighed
+  against "no spend effect", both seasonal from 12 months).
 
 Scores of each interval and draw set against the observed total ``y`` (lower is better),
 divided by ``y`` so that cut-offs add up:
@@ -32,6 +37,7 @@ import os
 import sys
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,16 +46,71 @@ from crmkit.data.demo.seasonal_retailer import simulate_seasonal_retailer
 from crmkit.data.purchases import purchase_summary
 from crmkit.models.clv.calendar import (
     CalendarEffect,
+    SpendEffect,
     adjust_revenue,
     fit_calendar_effects,
-    repeat_counts_by_period,
 )
 from crmkit.models.clv.models import BetaGeo, GammaGamma, repeat_purchases
 
 warnings.simplefilter("ignore")
 ALPHA = 0.1
 HORIZON_WEEKS = 13
-VARIANTS = ("standard", "calendar (rate)", "rate + spend, seasonal")
+#: Calendar-effect candidates: name -> (CalendarEffect settings, SpendEffect settings or
+#: None for no spend effect); ``default`` uses fit_calendar_effects' own defaults.
+CANDIDATES: dict[str, tuple[dict, dict | None]] = {
+    "random walk (before #17)": ({"half_lives": (), "seasonality": "none"}, None),
+    "AR(1) or walk, equal weights": ({"walk_prior": None, "seasonality": "none"}, None),
+    "rate + spend (first #17)": ({"half_lives": ()}, {"none_prior": 0.0}),
+    "AR(1) or walk 1/2, no spend": ({}, None),
+    "AR(1) or walk 1/2 + spend": ({}, {"none_prior": 0.0}),
+    "walk + spend or none": ({"half_lives": ()}, {}),
+    "AR(1) or walk 1/8 + spend or none": ({"walk_prior": None}, {}),
+    "default + season_full 2": ({"season_full": 2.0}, {"season_full": 2.0}),
+    "default": ({}, {}),
+}
+VARIANTS = ("standard", *CANDIDATES)
+#: Variants whose intervals are printed per cut-off.
+SHOWN = ("standard", "random walk (before #17)", "rate + spend (first #17)", "default")
+
+
+def fit_candidate(
+    name: str,
+    tx: pd.DataFrame,
+    summary: pd.DataFrame,
+    purchase_model: Any,
+    spend_model: Any,
+    cutoff: object,
+    n_periods: int,
+) -> tuple[CalendarEffect, SpendEffect | None]:
+    """The fitted rate and spend effects of candidate ``name`` (spend None: no spend effect).
+
+    Parameters
+    ----------
+    name
+        A key of :data:`CANDIDATES`.
+    tx, summary, purchase_model, spend_model, cutoff, n_periods
+        As :func:`crmkit.models.clv.calendar.fit_calendar_effects`.
+
+    Returns
+    -------
+    tuple
+        The rate effect and the spend effect (or None).
+    """
+    rate_kw, spend_kw = CANDIDATES[name]
+    if name == "default":
+        return fit_calendar_effects(
+            tx, summary, purchase_model, spend_model, cutoff, n_periods=n_periods
+        )
+    return fit_calendar_effects(
+        tx,
+        summary,
+        purchase_model,
+        None if spend_kw is None else spend_model,
+        cutoff,
+        n_periods=n_periods,
+        rate=CalendarEffect(**rate_kw),
+        spend=None if spend_kw is None else SpendEffect(**spend_kw),
+    )
 
 
 def crps(draws: np.ndarray, y: float) -> float:
@@ -85,7 +146,7 @@ def holdout_revenue(tx: pd.DataFrame, ids: pd.Series, cut: pd.Timestamp, days: i
 
 
 def run(tx: pd.DataFrame, cut: pd.Timestamp, n_draws: int, seed: int) -> list[dict]:
-    """One cut-off: the three variants' scores."""
+    """One cut-off: every variant's scores."""
     s = purchase_summary(tx, cut, time_unit="W", customer="customer_id", date="date")
     s = s[["customer_id", "frequency", "recency", "T", "monetary_value"]]
     bg = BetaGeo(random_seed=seed).fit(s, method="map")
@@ -95,15 +156,11 @@ def run(tx: pd.DataFrame, cut: pd.Timestamp, n_draws: int, seed: int) -> list[di
         bg, s, spend_model=gg, periods=1, period_length=h, noise=True, n_draws=n_draws, seed=seed
     )
     weeks = int(np.floor(s["T"].max()))
-    past = repeat_counts_by_period(tx, s["customer_id"], cut, weeks)
-    today = CalendarEffect(seasonality="none").fit(past, purchase_model=bg, summary=s)
-    rate, spend = fit_calendar_effects(tx, s, bg, gg, cut, n_periods=weeks)
     y = holdout_revenue(tx, s["customer_id"], cut, 7 * h)
-    draws = {
-        "standard": rev,
-        "calendar (rate)": today.adjust(rev, seed=seed + 1),
-        "rate + spend, seasonal": adjust_revenue(rev, rate, spend, seed=seed + 1),
-    }
+    draws = {"standard": rev}
+    for name in CANDIDATES:
+        rate, spend = fit_candidate(name, tx, s, bg, gg, cut, weeks)
+        draws[name] = adjust_revenue(rev, rate, spend, seed=seed + 1)
     return [
         {
             "cutoff": cut.date().isoformat(),
@@ -133,6 +190,7 @@ def main() -> None:
             " | ".join(
                 f"{x['variant']}: {x['p5']:,.0f}-{x['p95']:,.0f}{'' if x['covered'] else ' *'}"
                 for x in r
+                if x["variant"] in SHOWN
             ),
             flush=True,
         )

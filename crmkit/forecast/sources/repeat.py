@@ -12,10 +12,13 @@ owner and the owner's team.
 
 With a year of order history (``calendar="auto"``), the calendar effects of
 :mod:`crmkit.models.clv.calendar` are fitted on the weekly residuals of the two models: a
-common multiplier of the purchase rate and one of the spend per purchase (random walks plus
-12 monthly seasonal effects), so a busy, big-basket December is forecast as one. Each
-draw's monthly revenue is then multiplied by a draw of both multipliers, and its purchase
-count by the rate multiplier (joint, draw by draw).
+common multiplier of the purchase rate (a random walk or a mean-reverting AR(1), weighed by
+the data, plus 12 monthly seasonal effects) and one of the spend per purchase (a random
+walk plus 12 monthly effects, weighed against "no spend effect" by its marginal
+likelihood), so a busy, big-basket December is forecast as one and a spend that does not
+move adds no spread. Each draw's monthly revenue is then multiplied by a draw of both
+multipliers, and its purchase count by the rate multiplier (joint, draw by draw). The
+diagnostics' ``calendar`` entry describes both effects (with P(no spend effect)).
 """
 
 from __future__ import annotations

@@ -20,19 +20,21 @@ Estimation, in two stages:
    spend: ``y_w = log(revenue_w / expected_w)``, observed with variance ``cv^2 / n_w``
    (``n_w`` purchases, ``cv`` the pooled coefficient of variation of a purchase's amount
    around its customer's expectation).
-2. A state-space model: ``eta_w = phi eta_{w-1} + N(0, sigma^2)`` (default ``phi = 1``) plus,
+2. A state-space model: ``eta_w = phi eta_{w-1} + N(0, sigma^2)`` plus,
    once 12 months of history exist, yearly seasonality ``h_w . beta`` (``beta``: one log
    effect per calendar month, prior ``N(0, season_sd^2)``, ``h_w`` the share of the
    period's days in each month), and ``y_w ~ N(eta_w + h_w . beta, v_w + tau^2)`` (Poisson
    or spend noise ``v_w`` plus extra period-level noise ``tau``, e.g. promotions).
-   ``phi = 1`` is a random walk (the level wanders off for good); optional ``phi < 1``
-   alternatives pull it back to the fitted model's level with a half-life. The Kalman
+   ``phi = 1`` is a random walk (the level wanders off for good); ``phi < 1``
+   alternatives (the rate's default) pull it back to the fitted model's level with a
+   half-life. The Kalman
    filter (state: the level and the 12 monthly effects) gives the likelihood of
    (sigma, tau, phi) and the joint normal of the state at the cut-off; the posterior of
-   (sigma, tau, phi) is computed on a grid (half-normal priors on sigma and tau, equal
-   weights on the half-lives and the random walk), so the uncertainty about how fast and
-   how durably the level moves, and about the seasonal pattern, is carried into the
-   forecast.
+   (sigma, tau, phi) is computed on a grid (half-normal priors on sigma and tau; prior
+   1/2 on the random walk and 1/2 shared by the half-lives), so the uncertainty about how
+   fast and how durably the level moves, and about the seasonal pattern, is carried into
+   the forecast. A model "no effect" (multiplier 1) can be weighed in by its grid
+   marginal likelihood (``none_prior``; the spend effect's default is 1/2).
 
 Forecast: for each draw, ``(sigma, tau, phi)`` from the grid posterior, the current level
 and the monthly effects from their filtered normal, then the process forward, plus each
@@ -67,6 +69,8 @@ from crmkit.models.inference.diagnostics import diagnostics
 SEASON_MIN_MONTHS = 12.0
 #: Values of the ``seasonality`` setting.
 SEASONALITY = ("auto", "monthly", "none")
+#: Default half-lives (months) of the rate effect's mean-reverting AR(1) alternatives.
+HALF_LIVES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 def expected_by_period(
@@ -188,6 +192,21 @@ def _half_normal_log_grid(scale: float, lo: float, hi: float, n: int) -> tuple:
     return v, logw
 
 
+def _log_normalize(logw: np.ndarray) -> np.ndarray:
+    """Log weights shifted to sum to one."""
+    top = logw.max()
+    return logw - (top + np.log(np.exp(logw - top).sum()))
+
+
+def _phi_log_prior(n_half_lives: int, walk_prior: float | None) -> np.ndarray:
+    """Log prior of the AR(1) half-lives and the random walk (last)."""
+    k = n_half_lives + 1
+    if walk_prior is None or n_half_lives == 0:
+        return np.full(k, -np.log(k))
+    return np.append(np.full(n_half_lives, np.log((1.0 - walk_prior) / n_half_lives)),
+                     np.log(walk_prior))  # fmt: skip
+
+
 def _kalman(y, obs_var, sig2, tau2, phi, v0: float, H=None, season_var: float = 0.0):
     """Level (+ monthly effects) filter over a flat grid: log-lik (G,), mean (G, d), cov."""
     sig2, tau2, phi = (np.ravel(v).astype(float) for v in np.broadcast_arrays(sig2, tau2, phi))
@@ -240,10 +259,8 @@ class CalendarEffect(ModelContract):
         Prior sd of the log multiplier in the first period.
     half_lives
         Half-lives (in months) of mean-reverting AR(1) alternatives, weighed against the
-        random walk (always included) by their posterior. Default none: random walk only,
-        which covered the CDNOW holdouts at about the nominal rate where the mean-reverting
-        mix (e.g. ``(0.25, 0.5, 1, 2, 4, 8, 16)``) was too narrow; see
-        ``benchmarks/results/clv_holdout.md``.
+        random walk (always included) by their posterior (default :data:`HALF_LIVES`, a
+        week to 16 months; ``()``: the random walk only, the default before issue 17).
     grid_size
         Grid points of sigma and of tau.
     seasonality
@@ -252,6 +269,22 @@ class CalendarEffect(ModelContract):
         ``"monthly"``: always (with a ``cutoff``); ``"none"``: never.
     season_sd
         Prior sd of each month's log effect (shrinks the seasonal pattern towards none).
+    walk_prior
+        Prior probability of the random walk against the mean-reverting alternatives taken
+        together (each half-life gets an equal share of the rest), so the data choose
+        between "the level moves for good" and "it comes back" whatever the number of
+        half-lives. ``None``: equal weights on every half-life and the walk (the walk then
+        has ``1 / (len(half_lives) + 1)``, the AR(1) option before issue 17).
+    season_full
+        Seasons of a month from which its effect gets the full prior sd ``season_sd``; a
+        month seen fewer times in the data gets ``season_sd`` times seasons / season_full
+        (with one year of history a month's effect is confounded with the trend, e.g. a
+        cohort's age curve). 0 (default): ``season_sd`` for every month.
+    none_prior
+        Prior probability of "no effect": the multiplier is 1 (no level, walk or season;
+        the period noise ``tau`` remains). Weighed against the process by the grid marginal
+        likelihoods (each model's prior normalized on its grid), so the effect moves the
+        forecast only when the data prefer it. 0 (default for the rate): the process only.
     """
 
     #: Fit methods: the posterior on a grid of (sigma, tau, phi), Kalman-filtered.
@@ -270,10 +303,13 @@ class CalendarEffect(ModelContract):
         sigma_scale: float = 0.1,
         tau_scale: float = 0.5,
         level_sd: float = 0.25,
-        half_lives: tuple[float, ...] = (),
+        half_lives: tuple[float, ...] = HALF_LIVES,
         grid_size: int = 40,
         seasonality: str = "auto",
         season_sd: float = 0.25,
+        walk_prior: float | None = 0.5,
+        season_full: float = 0.0,
+        none_prior: float = 0.0,
     ) -> None:
         self.sigma_scale = sigma_scale
         self.tau_scale = tau_scale
@@ -282,6 +318,9 @@ class CalendarEffect(ModelContract):
         self.grid_size = grid_size
         self.seasonality = seasonality
         self.season_sd = season_sd
+        self.walk_prior = walk_prior
+        self.season_full = season_full
+        self.none_prior = none_prior
 
     def fit(
         self,
@@ -347,6 +386,19 @@ class CalendarEffect(ModelContract):
             raise CrmkitError(f"method must be one of {self.METHODS}, not {method!r}")
         if self.seasonality not in SEASONALITY:
             raise CrmkitError(f"seasonality must be one of {SEASONALITY}, not {self.seasonality!r}")
+        wp = self.walk_prior
+        if wp is not None and not (isinstance(wp, (int, float)) and 0.0 < wp < 1.0):
+            raise CrmkitError(f"walk_prior must be in (0, 1) or None, not {wp!r}")
+        p0 = self.none_prior
+        if not (isinstance(p0, (int, float)) and 0.0 <= p0 < 1.0):
+            raise CrmkitError(f"none_prior must be in [0, 1), not {p0!r}")
+
+    def _season_var(self, H: np.ndarray | None, period_days: float) -> np.ndarray | float:
+        """Prior variance of each month's log effect, smaller for months seen fewer times."""
+        if H is None or not self.season_full:
+            return self.season_sd**2
+        seasons = H.sum(axis=0) * period_days / (365.25 / 12)  # times each month was seen
+        return (self.season_sd * np.minimum(1.0, seasons / float(self.season_full))) ** 2
 
     def _fit_state(
         self,
@@ -374,16 +426,29 @@ class CalendarEffect(ModelContract):
         sig, lw_s = _half_normal_log_grid(self.sigma_scale * step, 1e-3 * step, 1.0 * step, n)
         tau, lw_t = _half_normal_log_grid(self.tau_scale, 1e-3, 1.5, n)
         phis = np.array([0.5 ** (months / h) for h in self.half_lives] + [1.0])
+        lw_p = _phi_log_prior(len(self.half_lives), self.walk_prior)
         S2, T2, PH = np.meshgrid(sig**2, tau**2, phis, indexing="ij")
-        ll, m, P = _kalman(y, obs_var, S2, T2, PH, self.level_sd**2, H, self.season_sd**2)
-        prior = np.broadcast_to(lw_s[:, None, None] + lw_t[None, :, None], S2.shape).ravel()
-        lp = ll + prior - np.log(len(phis))
+        season_var = self._season_var(H, L * dpu)
+        ll, m, P = _kalman(y, obs_var, S2, T2, PH, self.level_sd**2, H, season_var)
+        prior = (lw_s[:, None, None] + lw_t[None, :, None] + lw_p[None, None, :]).ravel()
+        sig_all, tau_all, phi_all = S2.ravel() ** 0.5, T2.ravel() ** 0.5, PH.ravel()
+        p_none = float(self.none_prior)
+        if p_none > 0.0:  # "no effect": multiplier 1 (level and season 0), only the noise tau
+            ll0, m0, P0 = _kalman(y, obs_var, 0.0 * tau, tau**2, 1.0, 0.0, H, 0.0)
+            prior = np.concatenate(
+                [_log_normalize(prior) + np.log1p(-p_none), _log_normalize(lw_t) + np.log(p_none)]
+            )
+            ll, m, P = np.concatenate([ll, ll0]), np.concatenate([m, m0]), np.concatenate([P, P0])
+            sig_all = np.concatenate([sig_all, np.zeros_like(tau)])
+            tau_all = np.concatenate([tau_all, tau])
+            phi_all = np.concatenate([phi_all, np.ones_like(tau)])
+        lp = ll + prior
         w = np.exp(lp - lp.max())
         w /= w.sum()
         cols = {
-            "sigma": S2.ravel() ** 0.5,
-            "tau": T2.ravel() ** 0.5,
-            "phi": PH.ravel(),
+            "sigma": sig_all,
+            "tau": tau_all,
+            "phi": phi_all,
             "weight": w,
             "level_mean": m[:, 0],
             "level_var": P[:, 0, 0],
@@ -442,15 +507,17 @@ class CalendarEffect(ModelContract):
         self.grid_ = frame[list(self.GRID_COLUMNS) + extra].astype(float)
 
     def summary(self) -> dict[str, float]:
-        """Posterior means of sigma (per period), tau, phi, P(random walk), the log level."""
+        """Posterior means of sigma (per period), tau, phi, P(random walk), P(no effect), level."""
         r = self._r()
         w = r["weight"]
         phi = r["phi"]
+        none = (r["sigma"] == 0.0) & (r["level_var"] == 0.0)  # the "no effect" points
         return {
             "sigma_per_period": float(w @ r["sigma"]),
             "tau": float(w @ r["tau"]),
             "phi": float(w @ phi),
-            "p_random_walk": float(w @ (phi == 1.0)),
+            "p_random_walk": float(w @ ((phi == 1.0) & ~none)),
+            "p_none": float(w @ none),
             "level": float(w @ r["level_mean"]),
             "level_sd": float(
                 np.sqrt(w @ (r["level_var"] + r["level_mean"] ** 2) - (w @ r["level_mean"]) ** 2)
@@ -571,11 +638,12 @@ class CalendarEffect(ModelContract):
         """One line naming the fitted process, for the ``calendar_effect`` attribute."""
         s = self.summary()
         season = "" if not self.params_.get("seasonal") else ", 12 monthly seasonal effects"
+        none = f", P(no {self.WHAT} effect) {s['p_none']:.2f}" if self.none_prior else ""
         return (
             f"log-{self.WHAT} AR(1)/random walk{season}: sigma {s['sigma_per_period']:.3g} per "
             f"period of {self.params_['period_length']:.3g}, tau {s['tau']:.3g}, phi "
             f"{s['phi']:.3f} (P(random walk) {s['p_random_walk']:.2f}), level "
-            f"{s['level']:+.3f} (sd {s['level_sd']:.3f})"
+            f"{s['level']:+.3f} (sd {s['level_sd']:.3f}){none}"
         )
 
     def adjust(self, totals: xr.DataArray, *, noise: bool | None = None, seed: int = 0):
@@ -649,7 +717,9 @@ class CalendarEffect(ModelContract):
         P = np.zeros((G, d, d))
         P[:, 0, 0] = self.level_sd**2
         if d > 1:
-            P[:, 1:, 1:] = np.eye(d - 1) * self.season_sd**2
+            L_days = float(self.params_["period_length"]) * float(self.params_["days_per_unit"])
+            P[:, 1:, 1:] = np.eye(d - 1) * self._season_var(H, L_days)
+        P[sig2 == 0.0] = 0.0  # draws of "no effect" (none_prior): multiplier 1, nothing to learn
         mean = np.empty((G, len(y)))
         var = np.empty((G, len(y)))
         for t in range(len(y)):  # the filter of _kalman, keeping each step's prediction
@@ -790,8 +860,12 @@ class SpendEffect(CalendarEffect):
     :class:`CalendarEffect`'s (random walk, yearly seasonality once 12 months of history
     exist), learnt from the log ratio of each past period's repeat revenue to the sum of its
     purchases' expected spend, observed with variance ``cv^2 / n_w`` (``n_w`` purchases).
-    Same settings and outputs as :class:`CalendarEffect`; the spend moves less than the rate,
-    so the default prior scale of the walk's step is half the rate's.
+    Same settings and outputs as :class:`CalendarEffect`, with other defaults: the spend
+    moves less than the rate, so the prior scale of the walk's step is half the rate's, the
+    walk has no mean-reverting alternatives, and "no spend effect" (multiplier 1) has prior
+    probability ``none_prior = 0.5``: a base whose spend per purchase does not move with the
+    calendar (CDNOW) gets no extra spread from it, while a real basket season (the seasonal
+    retailer's +30% in Nov-Dec) outweighs it by far (``benchmarks/results/clv_holdout.md``).
     """
 
     WHAT = "spend"
@@ -821,6 +895,9 @@ class SpendEffect(CalendarEffect):
         grid_size: int = 40,
         seasonality: str = "auto",
         season_sd: float = 0.25,
+        walk_prior: float | None = 0.5,
+        season_full: float = 0.0,
+        none_prior: float = 0.5,
     ) -> None:
         super().__init__(
             sigma_scale=sigma_scale,
@@ -830,6 +907,9 @@ class SpendEffect(CalendarEffect):
             grid_size=grid_size,
             seasonality=seasonality,
             season_sd=season_sd,
+            walk_prior=walk_prior,
+            season_full=season_full,
+            none_prior=none_prior,
         )
 
     def fit(  # type: ignore[override]

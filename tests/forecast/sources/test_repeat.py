@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -242,6 +244,7 @@ def test_repeat_draws_forecast_the_known_holiday_season_with_a_year_of_orders() 
     off, off_diag = repeat_draws(orders, None, {"all": 0}, {}, calendar="off", **kw)
     assert diag["calendar"]["fitted"] and "12 monthly seasonal effects" in diag["calendar"]["spend"]
     assert not off_diag["calendar"]["fitted"] and diag["ok"]
+    assert _p_no_spend_effect(diag) < 0.01  # the +30% Nov-Dec basket outweighs "none"
     med = np.median(auto[:, :, 0], axis=0)
     med_off = np.median(off[:, :, 0], axis=0)
     # truth: +60% purchase rate and +30% basket in Nov-Dec; the standard model sees no season
@@ -257,6 +260,24 @@ def test_repeat_draws_forecast_the_known_holiday_season_with_a_year_of_orders() 
     iqr = np.subtract(*np.quantile(auto[:, 0, 0], [0.75, 0.25])) / med[0]
     iqr_off = np.subtract(*np.quantile(off[:, 0, 0], [0.75, 0.25])) / med_off[0]
     assert iqr > iqr_off
+
+
+def _p_no_spend_effect(diag: dict) -> float:
+    """P(no spend effect) as the diagnostics' description of the spend effect gives it."""
+    found = re.search(r"P\(no spend effect\) ([0-9.]+)", diag["calendar"]["spend"])
+    assert found, diag["calendar"]["spend"]
+    return float(found.group(1))
+
+
+@pytest.mark.slow
+def test_repeat_draws_leave_a_spend_per_purchase_without_season_alone() -> None:
+    flat = (1.0,) * 12
+    orders = _retailer_orders(3000, seed=13, spend_season=flat)
+    kw = {"as_of": "2024-09-30", "n_draws": 400, "method": "map", **AUTUMN}
+    auto, diag = repeat_draws(orders, None, {"all": 0}, {}, **kw)
+    assert diag["calendar"]["fitted"] and _p_no_spend_effect(diag) > 0.8
+    med = np.median(auto[:, :, 0], axis=0)
+    assert med[1] / med[0] > 1.2  # the rate season (+60% Nov-Dec) is still forecast
 
 
 @pytest.mark.slow

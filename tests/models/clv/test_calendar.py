@@ -316,3 +316,92 @@ def test_spend_effect_refuses_the_rate_effects_checks():
     for method in (effect.one_step_predictions, effect.add_log_likelihood):
         with pytest.raises(NotImplementedError, match="purchase-rate effect"):
             method()
+
+
+# ------------------------------------------------ issue 17: which effect the data choose
+def test_walk_prior_is_the_walks_share_whatever_the_number_of_half_lives():
+    # 4 weeks of a tiny base: the data say almost nothing, so the posterior is the prior
+    data = pd.DataFrame({"T": np.full(20, 30.0)})
+    obs = np.array([1.0, 0.0, 1.0, 1.0])
+    for hl in ((2.0,), (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)):
+        new = CalendarEffect(half_lives=hl).fit(obs, purchase_model=_Stub(data))
+        old = CalendarEffect(half_lives=hl, walk_prior=None).fit(obs, purchase_model=_Stub(data))
+        assert abs(new.summary()["p_random_walk"] - 0.5) < 0.1
+        assert abs(old.summary()["p_random_walk"] - 1 / (len(hl) + 1)) < 0.1
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(CrmkitError, match="walk_prior must be in"):
+            CalendarEffect(walk_prior=bad).fit(obs, purchase_model=_Stub(data))
+
+
+def test_rate_effect_on_a_constant_rate_is_sharper_than_the_walk_alone():
+    n, cut = 12_000, 45.0
+    first = np.floor(np.random.default_rng(6).uniform(0, 10, n) * 7) / 7  # day grid
+    data = pd.DataFrame({"T": cut - first})
+    times, _ = _simulate(n, first, cut, seed=4)  # no calendar effect at all
+    obs = _weekly(times, cut, 45)
+    new = CalendarEffect().fit(obs, purchase_model=_Stub(data))
+    walk = CalendarEffect(half_lives=()).fit(obs, purchase_model=_Stub(data))  # before #17
+    edges = np.array([0.0, 13.0, 26.0, 52.0])  # quarters, then half a year
+    lo, hi = np.quantile(new.multiplier_draws(edges, 4000, seed=1), [0.05, 0.95], axis=0)
+    wlo, whi = np.quantile(walk.multiplier_draws(edges, 4000, seed=1), [0.05, 0.95], axis=0)
+    assert np.all(lo <= 1.0) and np.all(hi >= 1.0)
+    # the walk's spread grows with the horizon; the data prefer mean reversion here
+    assert np.all((hi - lo)[1:] < 0.7 * (whi - wlo)[1:])
+    assert new.summary()["p_random_walk"] < 0.5
+    assert walk.summary()["p_random_walk"] == pytest.approx(1.0)
+
+
+def test_spend_effect_without_a_season_is_none_and_adds_no_spread():
+    sim, s, bg, gg, _, spend = _retailer_fit((1.0,) * 12, (1.0,) * 12, seed=4)
+    from crmkit.models.clv.calendar import SpendEffect, fit_calendar_effects
+
+    _, always = fit_calendar_effects(
+        sim.transactions, s, bg, gg, "2024-09-30", spend=SpendEffect(none_prior=0.0)
+    )
+    assert spend.summary()["p_none"] > 0.8 and always.summary()["p_none"] == 0.0
+    assert "P(no spend effect)" in spend.describe()
+    edges = np.array([0.0, 4.35, 8.7, 13.0])
+    width = {}
+    for k, eff in (("new", spend), ("old", always)):
+        lo, hi = np.quantile(eff.multiplier_draws(edges, 4000, seed=3), [0.05, 0.95], axis=0)
+        assert np.all(lo <= 1.0) and np.all(hi >= 1.0)
+        width[k] = hi - lo
+    assert np.all(width["new"] < 0.5 * width["old"])
+
+
+def test_spend_effect_with_a_basket_season_outweighs_no_effect(seasonal_fit):
+    *_, rate, spend = seasonal_fit
+    assert spend.summary()["p_none"] < 0.01  # the +30% Nov-Dec basket is found
+    assert rate.summary()["p_none"] == 0.0  # the rate effect has no "none" model by default
+    with pytest.raises(CrmkitError, match="none_prior must be in"):
+        CalendarEffect(none_prior=1.0).fit(
+            np.ones(8), purchase_model=_Stub(pd.DataFrame({"T": np.full(20, 30.0)}))
+        )
+
+
+def test_season_full_shrinks_months_seen_once_and_still_finds_the_season(seasonal_fit):
+    from crmkit.models.clv.calendar import repeat_counts_by_period
+
+    sim, s, bg, *_ = seasonal_fit
+    cut = "2024-09-30"  # 21 months: Jan-Sep seen twice, Oct-Dec once
+    n = int(np.floor(s["T"].max()))
+    past = repeat_counts_by_period(sim.transactions, s["customer_id"], cut, n)
+    kw = {"purchase_model": bg, "summary": s, "cutoff": cut}
+    full = CalendarEffect().fit(past, **kw)
+    shrunk = CalendarEffect(season_full=2.0).fit(past, **kw)
+    c_full = np.median(_holiday_contrast(full.seasonal_multipliers(4000, seed=1)))
+    c_shrunk = np.median(_holiday_contrast(shrunk.seasonal_multipliers(4000, seed=1)))
+    assert 1.0 < c_shrunk < c_full  # pulled towards none, but the season is still there
+    assert c_shrunk > 1.2
+
+
+def test_no_effect_draws_of_the_rate_effect_predict_a_log_ratio_of_zero():
+    data = pd.DataFrame({"T": np.full(400, 30.0)})
+    obs = np.random.default_rng(3).poisson(expected_by_period("bgnbd", TRUTH, data["T"], 20, 1.0))
+    eff = CalendarEffect(none_prior=0.9).fit(obs.astype(float), purchase_model=_Stub(data))
+    one = eff.one_step_predictions()
+    none = eff.idata_.posterior["sigma"].to_numpy().ravel() == 0.0
+    assert 0.5 < none.mean() and eff.summary()["p_none"] > 0.5  # flat data: "none" is likely
+    np.testing.assert_array_equal(one["mean"][none], 0.0)  # multiplier 1, nothing learnt
+    assert np.all(one["mean"][~none].std(axis=1) > 0.0)
+    assert "P(no rate effect)" in eff.describe()
