@@ -201,3 +201,21 @@ def test_shock_state_round_trips_and_draws_walk_on_from_the_last_month(no_shock)
     assert post["month_shock"].shape == (30, 2, SHOCK_MONTHS)
     assert int(post["month_shock_first"]) == model.shock_.last_month_ + 1
     assert model.shock_.last_month_ == int(month_index(model.as_of_))
+
+
+def test_forecast_shocks_are_centred_even_after_a_month_far_below_expectation() -> None:
+    # 12 months of steady wins, then a last month at a fifth of the expected wins: the fit
+    # sees a shock (the filtered level is negative), but the forecast's shocks only widen
+    months = np.arange(100, 113)
+    won = np.r_[np.full(12, 40.0), 8.0]
+    res = pd.DataFrame(
+        {"month": months, "won": won, "lost": np.full(13, 20.0),
+         "exp_won": np.full(13, 40.0), "exp_lost": np.full(13, 20.0)}
+    )  # fmt: skip
+    shock = MonthShock().fit(res)
+    assert shock.active
+    level = shock.grid_["won"]["weight"] @ shock.grid_["won"]["mean"]
+    assert level < -0.1  # the filter does see the last month's drop
+    x = shock.draws(3, 20000, seed=5)[:, 0, :]  # won, the next 3 months
+    assert np.abs(np.median(x, axis=0)).max() < 0.02
+    assert x[:, 0].std() > 0.05  # and the shock still spreads the forecast
