@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 from crmkit.errors import ConflictError, CrmkitError, NotFoundError, RowError, ValidationError
 from crmkit.store import Store
 
 __version__ = "0.1.0"
+
+# PyTensor warns on its first C compile when pip's numpy gives it no BLAS to link. crmkit's
+# samplers run on numba (its kernels, nutpie), so the note is noise on every CLI run and in
+# every notebook; the message is matched exactly, nothing else is hidden.
+warnings.filterwarnings(
+    "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
+)
 
 __all__ = [
     "ConflictError",

@@ -320,3 +320,18 @@ def test_apps_dir_and_report_template_resolve_inside_the_installed_package(
         str(package / "notebooks" / "reports" / "forecast_report.ipynb"),
     ]
     assert (package / "notebooks" / "apps" / APP_NOTEBOOK).is_file()
+
+
+def test_importing_crmkit_silences_pytensors_blas_note_and_nothing_else() -> None:
+    # pip's numpy gives PyTensor no BLAS to link; its warning on the first C compile was the
+    # one noise line on every `crmkit forecast` run (crmkit samples with numba)
+    code = (
+        "import warnings, crmkit\n"
+        "warnings.warn('PyTensor could not link to a BLAS installation. x', UserWarning)\n"
+        "warnings.warn('another note', UserWarning)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=True
+    )
+    assert "could not link to a BLAS" not in r.stderr
+    assert "another note" in r.stderr
