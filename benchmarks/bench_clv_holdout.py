@@ -9,9 +9,9 @@ happened:
 - ``standard``: :func:`crmkit.models.clv.models.repeat_purchases` with ``noise=True``
   (with the Gamma-Gamma model for revenue);
 - the calendar-effect candidates of ``bench_clv_seasonal.CANDIDATES`` (the same on the
-  seasonal retailer), each :func:`crmkit.models.clv.calendar.fit_calendar_effects` on
+  seasonal retailer), each :func:`crmkit.models.clv.spend.fit_calendar_effects` on
   weeks 1..c with its settings: purchases times the rate multiplier, revenue by
-  :func:`crmkit.models.clv.calendar.adjust_revenue` (rate and spend multipliers).
+  :func:`crmkit.models.clv.spend.adjust_revenue` (rate and spend multipliers).
   ``random walk (before #17)`` is the default before issue 17 (random walk on the log
   rate, no seasonality, no spend effect); ``AR(1) or walk, equal weights`` the option
   before issue 17; ``rate + spend (first #17)`` the first version of issue 17; ``default``
@@ -40,8 +40,8 @@ import pandas as pd
 from bench_clv_seasonal import CANDIDATES, fit_candidate, scores
 
 from crmkit.data.cdnow import load_cdnow_transactions, merge_same_day, summary_from_transactions
-from crmkit.models.clv.calendar import adjust_revenue
 from crmkit.models.clv.models import BetaGeo, GammaGamma, ParetoNBD, repeat_purchases
+from crmkit.models.clv.spend import adjust_revenue
 
 warnings.simplefilter("ignore")
 START = pd.Timestamp("1997-01-01")

@@ -10,10 +10,10 @@ compare with what they spent:
 
 - ``standard``: :func:`crmkit.models.clv.models.repeat_purchases` with the spend model;
 - the calendar-effect candidates of :data:`CANDIDATES` (the same in
-  ``bench_clv_holdout.py``): each fits :func:`crmkit.models.clv.calendar.fit_calendar_effects`
+  ``bench_clv_holdout.py``): each fits :func:`crmkit.models.clv.spend.fit_calendar_effects`
   with its settings of the rate effect and the spend effect (None: no spend effect) and
   multiplies the revenue draws by both multipliers
-  (:func:`crmkit.models.clv.calendar.adjust_revenue`). ``random walk (before #17)`` is the
+  (:func:`crmkit.models.clv.spend.adjust_revenue`). ``random walk (before #17)`` is the
   calendar effect before issue 17 (random walk on the rate, no seasonality, no spend);
   ``rate + spend (first #17)`` the first version of issue 17 (random walk + seasonality on
   rate and spend); ``default`` is what :func:`fit_calendar_effects` does without settings
@@ -44,13 +44,9 @@ import pandas as pd
 
 from crmkit.data.demo.seasonal_retailer import simulate_seasonal_retailer
 from crmkit.data.purchases import purchase_summary
-from crmkit.models.clv.calendar import (
-    CalendarEffect,
-    SpendEffect,
-    adjust_revenue,
-    fit_calendar_effects,
-)
+from crmkit.models.clv.calendar import CalendarEffect
 from crmkit.models.clv.models import BetaGeo, GammaGamma, repeat_purchases
+from crmkit.models.clv.spend import SpendEffect, adjust_revenue, fit_calendar_effects
 
 warnings.simplefilter("ignore")
 ALPHA = 0.1
@@ -89,7 +85,7 @@ def fit_candidate(
     name
         A key of :data:`CANDIDATES`.
     tx, summary, purchase_model, spend_model, cutoff, n_periods
-        As :func:`crmkit.models.clv.calendar.fit_calendar_effects`.
+        As :func:`crmkit.models.clv.spend.fit_calendar_effects`.
 
     Returns
     -------

@@ -65,9 +65,11 @@ PPC_COLUMNS = (
 TRACE_COLUMNS = ("model", "parameter", "chain", "draw", "value")
 #: Columns of :func:`model_check_tables`' ``model_checks_missing``.
 MISSING_COLUMNS = ("check", "reason")
-#: Errors a fit raises on user data (a failed fit leaves its check out and says why); any
-#: other exception is a bug and propagates.
-FIT_ERRORS = (CrmkitError, np.linalg.LinAlgError, ValueError)
+#: Errors a fit raises on user data (a failed fit leaves its check out and says why): ours,
+#: a singular or non-finite matrix, a bad value, and arithmetic failures such as PyMC's ADVI
+#: "NaN occurred in optimization" (a FloatingPointError); any other exception is a bug and
+#: propagates.
+FIT_ERRORS = (CrmkitError, np.linalg.LinAlgError, ValueError, ArithmeticError)
 #: Longest reason kept in ``model_checks_missing`` (characters).
 REASON_MAX_CHARS = 300
 #: Columns of :func:`compare_variants`.
@@ -636,10 +638,11 @@ def model_check_tables(
     (:func:`fit_repeat_models`, MAP unless ``method`` is ``"advi"``; the BG/NBD taken from
     ``purchase_model`` when the forecast's repeat source already fitted it) when ``models``
     has none and there are orders. A fit that fails on the data (a
-    :class:`~crmkit.errors.CrmkitError`, ``numpy.linalg.LinAlgError`` or ``ValueError``,
-    :data:`FIT_ERRORS`) leaves the repeat check out and says why in
-    ``model_checks_missing`` (as the forecast's repeat source does, a failed repeat fit does
-    not sink the forecast); any other exception propagates.
+    :class:`~crmkit.errors.CrmkitError`, ``numpy.linalg.LinAlgError``, ``ValueError`` or
+    an ``ArithmeticError`` such as ADVI's ``FloatingPointError``, :data:`FIT_ERRORS`)
+    leaves the repeat check out and says why in ``model_checks_missing`` (as the forecast's
+    repeat source does, a failed repeat fit does not sink the forecast); any other
+    exception propagates.
 
     Returns
     -------

@@ -11,13 +11,14 @@ a coefficient of variation of 1). Revenue is allocated to ``all``, to the accoun
 owner and the owner's team.
 
 With a year of order history (``calendar="auto"``), the calendar effects of
-:mod:`crmkit.models.clv.calendar` are fitted on the weekly residuals of the two models: a
-common multiplier of the purchase rate (a random walk or a mean-reverting AR(1), weighed by
-the data, plus 12 monthly seasonal effects) and one of the spend per purchase (a random
-walk plus 12 monthly effects, weighed against "no spend effect" by its marginal
-likelihood), so a busy, big-basket December is forecast as one and a spend that does not
-move adds no spread. Each draw's monthly revenue is then multiplied by a draw of both
-multipliers, and its purchase count by the rate multiplier (joint, draw by draw). The
+:mod:`crmkit.models.clv.calendar` and :mod:`crmkit.models.clv.spend` are fitted on the
+weekly residuals of the two models: a common multiplier of the purchase rate (a random
+walk or a mean-reverting AR(1), weighed by the data, plus 12 monthly seasonal effects) and
+one of the spend per purchase (a random walk plus 12 monthly effects, weighed against "no
+spend effect" by its marginal likelihood), so a busy, big-basket December is forecast as
+one and a spend that does not move adds no spread. Each draw's monthly revenue is then
+multiplied by a draw of both multipliers, and its purchase count by the rate multiplier
+(joint, draw by draw). The
 diagnostics' ``calendar`` entry describes both effects (with P(no spend effect)).
 """
 
@@ -94,7 +95,7 @@ def repeat_draws(
         Customers per chunk of the sums (memory only; the draws do not depend on it).
     calendar
         ``"auto"``: multiply by the calendar effects on purchase rate and spend
-        (:func:`crmkit.models.clv.calendar.fit_calendar_effects`) when the orders span at
+        (:func:`crmkit.models.clv.spend.fit_calendar_effects`) when the orders span at
         least 52 weeks; ``"on"``: from 8 weeks; ``"off"``: never.
     fitted
         When given, receives the fitted purchase model under ``"repeat"`` (for the model
@@ -186,7 +187,7 @@ def _calendar_effects(
     if need is None or weeks < need:
         why = "off" if need is None else f"{weeks} weeks of orders (fitted from {need})"
         return None, {"ok": True, "fitted": False, "message": f"calendar effects not used: {why}"}
-    from crmkit.models.clv.calendar import fit_calendar_effects
+    from crmkit.models.clv.spend import fit_calendar_effects
 
     o = orders[orders["deal_id"].isna()] if "deal_id" in orders else orders
     tx = pd.DataFrame(

@@ -1,4 +1,4 @@
-"""Tests of crmkit.models.clv.calendar: residual bookkeeping, the random walk, the API."""
+"""Tests of crmkit.models.clv.calendar and .spend: residual bookkeeping, the walk, the API."""
 
 from __future__ import annotations
 
@@ -172,8 +172,8 @@ def _retailer_fit(rate_season, spend_season, cut="2024-09-30", n=3000, seed=2):
     """A simulated seasonal retailer, BG/NBD + Gamma-Gamma (MLE) and both effects at ``cut``."""
     from crmkit.data.demo.seasonal_retailer import simulate_seasonal_retailer
     from crmkit.data.purchases import purchase_summary
-    from crmkit.models.clv.calendar import fit_calendar_effects
     from crmkit.models.clv.models import GammaGamma
+    from crmkit.models.clv.spend import fit_calendar_effects
 
     sim = simulate_seasonal_retailer(
         n, rate_season=rate_season, spend_season=spend_season, seed=seed
@@ -239,8 +239,8 @@ def test_seasonal_forecast_puts_the_holiday_months_above_the_others(seasonal_fit
 
 
 def test_revenue_draws_include_the_spend_uncertainty(seasonal_fit):
-    from crmkit.models.clv.calendar import adjust_revenue
     from crmkit.models.clv.models import repeat_purchases
+    from crmkit.models.clv.spend import adjust_revenue
 
     _, s, bg, gg, rate, spend = seasonal_fit
     rev = repeat_purchases(bg, s, spend_model=gg, periods=3, n_draws=1000, seed=5)
@@ -278,7 +278,7 @@ def test_seasonal_effect_survives_save_and_load(seasonal_fit, tmp_path):
     spend = seasonal_fit[-1]
     path = tmp_path / "spend.nc"
     spend.save(path)
-    from crmkit.models.clv.calendar import SpendEffect
+    from crmkit.models.clv.spend import SpendEffect
 
     back = SpendEffect.load(path)
     edges = np.array([0.0, 4.0, 9.0])
@@ -298,7 +298,7 @@ def test_month_weights_split_periods_at_month_ends():
 
 
 def test_spend_effect_rejects_bad_input_in_one_line():
-    from crmkit.models.clv.calendar import SpendEffect
+    from crmkit.models.clv.spend import SpendEffect
 
     n = np.full(10, 5.0)
     with pytest.raises(CrmkitError, match="at least 4 periods"):
@@ -310,7 +310,7 @@ def test_spend_effect_rejects_bad_input_in_one_line():
 
 
 def test_spend_effect_refuses_the_rate_effects_checks():
-    from crmkit.models.clv.calendar import SpendEffect
+    from crmkit.models.clv.spend import SpendEffect
 
     effect = SpendEffect()
     for method in (effect.one_step_predictions, effect.add_log_likelihood):
@@ -353,7 +353,7 @@ def test_rate_effect_on_a_constant_rate_is_sharper_than_the_walk_alone():
 
 def test_spend_effect_without_a_season_is_none_and_adds_no_spread():
     sim, s, bg, gg, _, spend = _retailer_fit((1.0,) * 12, (1.0,) * 12, seed=4)
-    from crmkit.models.clv.calendar import SpendEffect, fit_calendar_effects
+    from crmkit.models.clv.spend import SpendEffect, fit_calendar_effects
 
     _, always = fit_calendar_effects(
         sim.transactions, s, bg, gg, "2024-09-30", spend=SpendEffect(none_prior=0.0)
