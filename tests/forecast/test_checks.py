@@ -301,3 +301,24 @@ def test_check_tables_let_an_error_that_is_not_a_fit_failure_through(setup) -> N
     # a bug (here a frame without its column) is not a fit failing on data: not swallowed
     with pytest.raises(KeyError, match="ordered_at"):
         model_check_tables(base, broken, as_of=AS_OF, seed=1)
+
+
+def test_check_tables_count_an_arithmetic_failure_of_the_fit_as_a_fit_failure(
+    setup, monkeypatch
+) -> None:
+    from crmkit.forecast import checks
+
+    frames, models = setup
+    base = {k: models[k] for k in ("pipeline", "new_business")}
+
+    def nan_fit(*args, **kwargs):
+        raise FloatingPointError("NaN occurred in optimization.")  # what PyMC's ADVI raises
+
+    monkeypatch.setattr(checks, "fit_repeat_models", nan_fit)
+    # the report's CI run died on this error when the checks caught only CrmkitError,
+    # LinAlgError and ValueError
+    got = checks.model_check_tables(base, frames, as_of=AS_OF, seed=1, method="advi")
+    (row,) = got["model_checks_missing"]
+    assert row["reason"] == (
+        "the repeat purchase model could not be fitted: NaN occurred in optimization."
+    )
