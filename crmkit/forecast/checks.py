@@ -36,10 +36,11 @@ from crmkit.models.clv.calendar import (
     expected_by_period,
     repeat_counts_by_period,
 )
-from crmkit.models.pipeline.data import deal_frame, last_full_month
+from crmkit.models.pipeline.data import deal_frame
 from crmkit.models.pipeline.kernels import hazard_paths
 from crmkit.models.pipeline.model import PipelineModel
-from crmkit.store.history import HistoryIndex, deals_as_of, month_index
+from crmkit.models.pipeline.shocks import training_months
+from crmkit.store.history import HistoryIndex, deals_as_of, month_end, month_index, month_label
 
 #: The posterior predictive checks, in the order of the table's rows.
 PPC_CHECKS = (
@@ -111,16 +112,6 @@ def _rows(check: str, labels: list[str], observed: np.ndarray, rep: np.ndarray) 
     )
 
 
-def _month_label(m: int) -> str:
-    """``"2026-03"`` of a month index (``year * 12 + month - 1``)."""
-    return f"{m // 12:04d}-{m % 12 + 1:02d}"
-
-
-def _month_end(m: int) -> pd.Timestamp:
-    """The last day of month index ``m``."""
-    return pd.Timestamp(year=m // 12, month=m % 12 + 1, day=1) + pd.offsets.MonthEnd(0)
-
-
 def check_months(pipe: PipelineModel) -> list[int]:
     """Month indices of the monthly checks: the pipeline's training window, closes seen.
 
@@ -128,12 +119,7 @@ def check_months(pipe: PipelineModel) -> list[int]:
     ends before the cut-off) up to the last full month, from the first month with a
     recorded close (before it, the data have no outcomes).
     """
-    m_end = last_full_month(pipe.as_of_)
-    state = deals_as_of(pipe.frame_, pipe.history_, pipe.as_of_)
-    closed = month_index(state.loc[state["status"].isin(["won", "lost"]), "closed_at"])
-    first_close = int(closed[closed >= 0].min()) if (closed >= 0).any() else m_end + 1
-    start = max(m_end - pipe.window_months + 1, first_close)
-    return list(range(start, m_end + 1))
+    return training_months(pipe)
 
 
 def _won_revenue_and_stage_wins(
@@ -154,7 +140,7 @@ def _won_revenue_and_stage_wins(
     stage_rep = np.zeros((n_draws, len(stages)))
     nb_part = _new_business_wins(nb, months, n_draws, seed) if nb is not None else None
     for i, m in enumerate(months):
-        state = deals_as_of(pipe.frame_, hindex, _month_end(m - 1))
+        state = deals_as_of(pipe.frame_, hindex, month_end(m - 1))
         state = state[state["status"].eq("open")]
         ids = state["deal_id"].to_numpy()
         won_now = won_month.reindex(ids).to_numpy() == m
@@ -176,7 +162,7 @@ def _won_revenue_and_stage_wins(
         rev_rep.append(rep + (nb_part[:, i] if nb_part is not None else 0.0))
     revenue = _rows(
         PPC_CHECKS[0],
-        [_month_label(m) for m in months],
+        [month_label(m) for m in months],
         np.array(rev_obs),
         np.stack(rev_rep, axis=1),
     )
@@ -212,7 +198,7 @@ def _arrival_rows(nb: Any, n_draws: int, seed: int) -> pd.DataFrame:
     months = nb.arrivals_.index.to_numpy(np.int64)
     return _rows(
         PPC_CHECKS[2],
-        [_month_label(int(m)) for m in months],
+        [month_label(int(m)) for m in months],
         nb.arrivals_.to_numpy(float),
         rep[pick].astype(float),
     )

@@ -68,7 +68,7 @@ from crmkit.models.pipeline.model import PipelineModel
 from crmkit.models.pipeline.new_business import NewBusinessModel
 from crmkit.store.currency import converted_deals, converted_history, rate_table
 from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
-from crmkit.store.history import deals_as_of, end_of_day
+from crmkit.store.history import deals_as_of, end_of_day, month_end
 from crmkit.store.settings import get_setting
 from crmkit.store.snapshots import Snapshot
 
@@ -295,10 +295,7 @@ def forecast_draws(
             .to_dict()
         )
         t0 = pd.Timestamp(as_of).normalize()
-        ends = [
-            pd.Timestamp(year=m // 12, month=m % 12 + 1, day=1) + pd.offsets.MonthEnd(0)
-            for m in axis.first_month + np.arange(axis.months)
-        ]
+        ends = [month_end(int(m)) for m in axis.first_month + np.arange(axis.months)]
         weeks = np.array([(e - t0).days / 7.0 for e in ends])
         try:
             rep, rep_diag = repeat_draws(

@@ -35,6 +35,11 @@ def month_index(values: pd.Series | pd.DatetimeIndex | pd.Timestamp) -> np.ndarr
     return np.where(np.isnan(out), -1, out).astype(np.int64)
 
 
+def month_end(index: int) -> pd.Timestamp:
+    """The last day of a month index (``year * 12 + month - 1``), at midnight."""
+    return pd.Timestamp(year=index // 12, month=index % 12 + 1, day=1) + pd.offsets.MonthEnd(0)
+
+
 def month_label(index: int) -> str:
     """Label ``"2026-11"`` of a month index."""
     return f"{index // 12:04d}-{index % 12 + 1:02d}"

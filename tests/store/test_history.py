@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmkit.store.history import HistoryIndex, deals_as_of, month_index, month_label
+from crmkit.store.history import HistoryIndex, deals_as_of, month_end, month_index, month_label
 from tests.factories import small_company
 
 
@@ -115,3 +115,11 @@ def test_store_history_rebuilds_a_past_forecast_category(store) -> None:
         "2030-02-09": "best_case",
         "2030-02-10": "commit",
     }
+
+
+def test_month_end_is_the_last_day_of_a_month_index_and_inverts_month_index() -> None:
+    assert month_end(2024 * 12 + 1) == pd.Timestamp("2024-02-29")  # leap year
+    assert month_end(2026 * 12 + 11) == pd.Timestamp("2026-12-31")
+    for m in (2023 * 12, 2025 * 12 + 3, 2026 * 12 + 10):
+        assert month_index(month_end(m)) == m
+        assert month_index(month_end(m) + pd.Timedelta(days=1)) == m + 1

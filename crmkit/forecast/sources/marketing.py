@@ -28,7 +28,7 @@ from crmkit.errors import CrmkitError
 from crmkit.models.mmm import plan_input
 from crmkit.models.mmm.campaigns import roas_prior
 from crmkit.models.mmm.model import MarketingMixModel, mmm_frame
-from crmkit.store.history import end_of_day
+from crmkit.store.history import end_of_day, month_end
 
 #: Sampler settings of the model fitted inside a forecast (``method="nuts"``).
 FORECAST_MMM_DRAWS = 500
@@ -148,11 +148,6 @@ def resolve_plan(
     raise CrmkitError(f"a spend plan is a DataFrame, a CSV path or 'campaigns', not {plan!r}")
 
 
-def _month_end(month: int) -> pd.Timestamp:
-    """Last day of a month index."""
-    return pd.Timestamp(year=month // 12, month=month % 12 + 1, day=1) + pd.offsets.MonthEnd(0)
-
-
 def plan_arrivals(
     models: dict[str, Any],
     frames: dict[str, pd.DataFrame],
@@ -190,7 +185,7 @@ def plan_arrivals(
     mmm = models.get("marketing")
     if mmm is None:
         raise CrmkitError("a spend plan needs a fitted marketing-mix model in models['marketing']")
-    end = _month_end(axis.first_month + axis.months - 1)
+    end = month_end(axis.first_month + axis.months - 1)
     frame = resolve_plan(plan, mmm, frames, end)
     full, base = plan_input.horizon_plans(mmm, frame, end)
     extra = plan_input.extra_arrivals_by_month(

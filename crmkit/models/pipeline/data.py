@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from crmkit.store.history import HistoryIndex, deals_as_of, end_of_day, month_index
+from crmkit.store.history import HistoryIndex, deals_as_of, end_of_day, month_end, month_index
 
 #: Lower edges of the month buckets used for months-ahead and age.
 MONTH_EDGES = np.array([1, 2, 3, 4, 7, 13])
@@ -144,8 +144,7 @@ def landmark_cells(
     first_lm = m_end - window_months
     parts = []
     for lm in range(first_lm, m_end):
-        day = pd.Timestamp(year=lm // 12, month=lm % 12 + 1, day=1) + pd.offsets.MonthEnd(0)
-        state = deals_as_of(deals, hindex, day)
+        state = deals_as_of(deals, hindex, month_end(lm))
         state = state[state["status"].eq("open")]
         if state.empty:
             continue

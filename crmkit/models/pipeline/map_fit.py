@@ -85,6 +85,25 @@ def _full(free: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((*free.shape[:-1], 1)), free], axis=-1)
 
 
+def _cell_terms(
+    eta: np.ndarray, obs: np.ndarray, n_tot: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Multinomial log-likelihood of the cells, residuals ``obs - n p`` and probabilities ``p``."""
+    m = np.maximum(eta.max(axis=0, initial=0.0), 0.0)
+    lse = m + np.log(np.exp(-m) + np.exp(eta - m).sum(axis=0))
+    ll = float((obs * eta).sum() - (n_tot * lse).sum())
+    p = np.exp(eta - lse)
+    return ll, obs - n_tot * p, p
+
+
+def _fixed_blocks(get: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+    """The stage and time-effect draws, reference levels prepended, from a block getter."""
+    out = {"stage": get("stage")}
+    for name in ("ahead", "age", "due", "miq"):
+        out[name] = _full(get(name))
+    return out
+
+
 def log_posterior(
     cells: pd.DataFrame, levels: Levels, priors: dict[str, float]
 ) -> tuple[_Layout, Callable[[np.ndarray], tuple[float, np.ndarray]]]:
@@ -131,12 +150,7 @@ def log_posterior(
         return eta
 
     def logp(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        eta = eta_of(theta)
-        m = np.maximum(eta.max(axis=0), 0.0)
-        lse = m + np.log(np.exp(-m) + np.exp(eta - m).sum(axis=0))
-        ll = float((obs * eta).sum() - (n_tot * lse).sum())
-        p = np.exp(eta - lse)
-        r = obs - n_tot * p  # d ll / d eta, (2, cells)
+        ll, r, _ = _cell_terms(eta_of(theta), obs, n_tot)  # r: d ll / d eta, (2, cells)
         grad = np.zeros_like(theta)
 
         def put(name: str, value: np.ndarray) -> None:
@@ -277,11 +291,7 @@ class CentredPosterior:
     def _cells(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Log-likelihood, residuals ``obs - n p`` and probabilities ``p`` of the cells."""
         eta = np.stack([self.design[0] @ x, self.design[1] @ x])
-        m = np.maximum(eta.max(axis=0, initial=0.0), 0.0)
-        lse = m + np.log(np.exp(-m) + np.exp(eta - m).sum(axis=0))
-        ll = float((self.obs * eta).sum() - (self.n_tot * lse).sum())
-        p = np.exp(eta - lse)
-        return ll, self.obs - self.n_tot * p, p
+        return _cell_terms(eta, self.obs, self.n_tot)
 
     def log_joint(self, x: np.ndarray, s: np.ndarray) -> float:
         """``log p(y, x, s)`` up to a constant, with the Jacobian of the log scales.
@@ -582,13 +592,7 @@ def _fit_marginal(
         if len(free):  # no data: exactly Normal(0, sigma) with the drawn sigma
             draws[:, free] *= np.exp(ds[:, post.scale_of[free]])
         x_draws[mine] = draws
-    out = {
-        "stage": post.block(x_draws, "stage"),
-        "ahead": _full(post.block(x_draws, "ahead")),
-        "age": _full(post.block(x_draws, "age")),
-        "due": _full(post.block(x_draws, "due")),
-        "miq": _full(post.block(x_draws, "miq")),
-    }
+    out = _fixed_blocks(lambda name: post.block(x_draws, name))
     for i, g in enumerate(post.groups):
         out[f"u_{g}"] = post.block(x_draws, f"u_{g}")
         out[f"sigma_{g}"] = np.exp(s_draws[:, 2 * i : 2 * i + 2])
@@ -629,13 +633,7 @@ def _fit_joint(
     )
     hess = numeric_hessian(lambda t: neg(t)[1], res.x)
     th, _, pd_ok = laplace_draws(res.x, hess, n_draws, seed)
-    post = {
-        "stage": lay.get(th, "stage"),
-        "ahead": _full(lay.get(th, "ahead")),
-        "age": _full(lay.get(th, "age")),
-        "due": _full(lay.get(th, "due")),
-        "miq": _full(lay.get(th, "miq")),
-    }
+    post = _fixed_blocks(lambda name: lay.get(th, name))
     for g in levels.groups:
         sig = np.exp(lay.get(th, f"log_sigma_{g}"))
         post[f"u_{g}"] = sig[:, :, None] * lay.get(th, f"z_{g}")

@@ -50,7 +50,7 @@ import pandas as pd
 
 from crmkit.models.pipeline.data import last_full_month
 from crmkit.models.pipeline.kernels import hazard_paths
-from crmkit.store.history import HistoryIndex, deals_as_of, month_index
+from crmkit.store.history import HistoryIndex, deals_as_of, month_end, month_index
 
 #: Outcomes of the shock's first axis (the hazard model's outcome order).
 OUTCOMES = ("won", "lost")
@@ -69,13 +69,16 @@ MIN_MONTHS = 4
 WALK_START_MONTHS = 12
 
 
-def _month_end(m: int) -> pd.Timestamp:
-    """The last day of month index ``m``."""
-    return pd.Timestamp(year=m // 12, month=m % 12 + 1, day=1) + pd.offsets.MonthEnd(0)
+def training_months(pipe: Any, final: pd.DataFrame | None = None) -> list[int]:
+    """Month indices of a fitted pipeline model's training window in which closes were seen.
 
-
-def _training_months(pipe: Any, final: pd.DataFrame) -> list[int]:
-    """The months of the model checks: training window, from the first recorded close."""
+    The months after each of the model's landmarks (its ``window_months`` month ends before
+    the cut-off) up to the last full month, from the first month with a recorded close
+    (before it, the data have no outcomes). ``final``: the deals as of the cut-off, when
+    the caller has them already.
+    """
+    if final is None:
+        final = deals_as_of(pipe.frame_, pipe.history_, pipe.as_of_)
     m_end = last_full_month(pipe.as_of_)
     closed = month_index(final.loc[final["status"].isin(["won", "lost"]), "closed_at"])
     first_close = int(closed[closed >= 0].min()) if (closed >= 0).any() else m_end + 1
@@ -98,7 +101,7 @@ def monthly_residuals(pipe: Any, n_draws: int = 200, seed: int = 0) -> pd.DataFr
     Returns
     -------
     pandas.DataFrame
-        One row per training month (the months of
+        One row per training month (:func:`training_months`, also the months of
         :func:`crmkit.forecast.checks.check_months`): ``month`` (month index), ``won``,
         ``lost`` (deals open at the month's start won, resp. lost, in the month), ``exp_won``,
         ``exp_lost`` (the model's expected counts for those deals and month, mean over
@@ -116,8 +119,8 @@ def monthly_residuals(pipe: Any, n_draws: int = 200, seed: int = 0) -> pd.DataFr
     won_month = pd.Series(np.where(status == "won", close_m, -1), index=ids)
     lost_month = pd.Series(np.where(status == "lost", close_m, -1), index=ids)
     rows = []
-    for m in _training_months(pipe, final):
-        state = deals_as_of(pipe.frame_, hindex, _month_end(m - 1))
+    for m in training_months(pipe, final):
+        state = deals_as_of(pipe.frame_, hindex, month_end(m - 1))
         state = state[state["status"].eq("open")]
         row = {"month": m, "won": 0.0, "lost": 0.0, "exp_won": 0.0, "exp_lost": 0.0}
         if len(state):
