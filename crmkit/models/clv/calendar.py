@@ -65,6 +65,7 @@ from crmkit.errors import CrmkitError, NotFittedError
 from crmkit.models.base import ModelContract
 from crmkit.models.clv import predictions as pred
 from crmkit.models.inference.diagnostics import diagnostics
+from crmkit.models.inference.grid import half_normal_log_grid, kalman_filter, posterior_weights
 
 #: Months of history from which the yearly seasonal terms are fitted (``seasonality="auto"``).
 SEASON_MIN_MONTHS = 12.0
@@ -186,13 +187,6 @@ def month_weights(
     return w
 
 
-def _half_normal_log_grid(scale: float, lo: float, hi: float, n: int) -> tuple:
-    """Grid on log scale and log prior weights of a half-normal (with the Jacobian)."""
-    v = np.exp(np.linspace(np.log(lo), np.log(hi), n))
-    logw = -0.5 * (v / scale) ** 2 + np.log(v)
-    return v, logw
-
-
 def _log_normalize(logw: np.ndarray) -> np.ndarray:
     """Log weights shifted to sum to one."""
     top = logw.max()
@@ -206,34 +200,6 @@ def _phi_log_prior(n_half_lives: int, walk_prior: float | None) -> np.ndarray:
         return np.full(k, -np.log(k))
     return np.append(np.full(n_half_lives, np.log((1.0 - walk_prior) / n_half_lives)),
                      np.log(walk_prior))  # fmt: skip
-
-
-def _kalman(y, obs_var, sig2, tau2, phi, v0: float, H=None, season_var: float = 0.0):
-    """Level (+ monthly effects) filter over a flat grid: log-lik (G,), mean (G, d), cov."""
-    sig2, tau2, phi = (np.ravel(v).astype(float) for v in np.broadcast_arrays(sig2, tau2, phi))
-    G = sig2.size
-    d = 1 if H is None else 1 + H.shape[1]
-    m = np.zeros((G, d))
-    P = np.zeros((G, d, d))
-    P[:, 0, 0] = v0
-    if d > 1:
-        P[:, 1:, 1:] = np.eye(d - 1) * season_var
-    ll = np.zeros(G)
-    for t in range(len(y)):
-        if t > 0:
-            m[:, 0] *= phi
-            P[:, 0, :] *= phi[:, None]
-            P[:, :, 0] *= phi[:, None]
-            P[:, 0, 0] += sig2
-        h = np.ones(1) if H is None else np.concatenate([[1.0], H[t]])
-        Ph = P @ h
-        F = Ph @ h + obs_var[t] + tau2
-        e = y[t] - m @ h
-        ll += -0.5 * (np.log(2 * np.pi * F) + e * e / F)
-        K = Ph / F[:, None]
-        m += K * e[:, None]
-        P -= K[:, :, None] * Ph[:, None, :]
-    return ll, m, P
 
 
 class CalendarEffect(ModelContract):
@@ -424,18 +390,18 @@ class CalendarEffect(ModelContract):
             H = month_weights(cutoff, starts, L, dpu)[keep]
         step = np.sqrt(months)  # sd per period = sigma_month * step
         n = self.grid_size
-        sig, lw_s = _half_normal_log_grid(self.sigma_scale * step, 1e-3 * step, 1.0 * step, n)
-        tau, lw_t = _half_normal_log_grid(self.tau_scale, 1e-3, 1.5, n)
+        sig, lw_s = half_normal_log_grid(self.sigma_scale * step, 1e-3 * step, 1.0 * step, n)
+        tau, lw_t = half_normal_log_grid(self.tau_scale, 1e-3, 1.5, n)
         phis = np.array([0.5 ** (months / h) for h in self.half_lives] + [1.0])
         lw_p = _phi_log_prior(len(self.half_lives), self.walk_prior)
         S2, T2, PH = np.meshgrid(sig**2, tau**2, phis, indexing="ij")
         season_var = self._season_var(H, L * dpu)
-        ll, m, P = _kalman(y, obs_var, S2, T2, PH, self.level_sd**2, H, season_var)
+        ll, m, P, _, _ = kalman_filter(y, obs_var, S2, T2, PH, self.level_sd**2, H, season_var)
         prior = (lw_s[:, None, None] + lw_t[None, :, None] + lw_p[None, None, :]).ravel()
         sig_all, tau_all, phi_all = S2.ravel() ** 0.5, T2.ravel() ** 0.5, PH.ravel()
         p_none = float(self.none_prior)
         if p_none > 0.0:  # "no effect": multiplier 1 (level and season 0), only the noise tau
-            ll0, m0, P0 = _kalman(y, obs_var, 0.0 * tau, tau**2, 1.0, 0.0, H, 0.0)
+            ll0, m0, P0, _, _ = kalman_filter(y, obs_var, 0.0 * tau, tau**2, 1.0, 0.0, H, 0.0)
             prior = np.concatenate(
                 [_log_normalize(prior) + np.log1p(-p_none), _log_normalize(lw_t) + np.log(p_none)]
             )
@@ -443,9 +409,7 @@ class CalendarEffect(ModelContract):
             sig_all = np.concatenate([sig_all, np.zeros_like(tau)])
             tau_all = np.concatenate([tau_all, tau])
             phi_all = np.concatenate([phi_all, np.ones_like(tau)])
-        lp = ll + prior
-        w = np.exp(lp - lp.max())
-        w /= w.sum()
+        w = posterior_weights(ll + prior)
         cols = {
             "sigma": sig_all,
             "tau": tau_all,
@@ -712,30 +676,12 @@ class CalendarEffect(ModelContract):
             H = month_weights(
                 self.params_["cutoff"], starts, L, float(self.params_["days_per_unit"])
             )[keep]
-        G = sig2.size
-        d = 1 if H is None else 1 + H.shape[1]
-        m = np.zeros((G, d))
-        P = np.zeros((G, d, d))
-        P[:, 0, 0] = self.level_sd**2
-        if d > 1:
-            L_days = float(self.params_["period_length"]) * float(self.params_["days_per_unit"])
-            P[:, 1:, 1:] = np.eye(d - 1) * self._season_var(H, L_days)
-        P[sig2 == 0.0] = 0.0  # draws of "no effect" (none_prior): multiplier 1, nothing to learn
-        mean = np.empty((G, len(y)))
-        var = np.empty((G, len(y)))
-        for t in range(len(y)):  # the filter of _kalman, keeping each step's prediction
-            if t > 0:
-                m[:, 0] *= phi
-                P[:, 0, :] *= phi[:, None]
-                P[:, :, 0] *= phi[:, None]
-                P[:, 0, 0] += sig2
-            h = np.ones(1) if H is None else np.concatenate([[1.0], H[t]])
-            Ph = P @ h
-            var[:, t] = Ph @ h + obs_var[t] + tau2
-            mean[:, t] = m @ h
-            K = Ph / var[:, t][:, None]
-            m += K * (y[t] - mean[:, t])[:, None]
-            P -= K[:, :, None] * Ph[:, None, :]
+        none = sig2 == 0.0  # draws of "no effect" (none_prior): multiplier 1, nothing to learn
+        L_days = float(self.params_["period_length"]) * float(self.params_["days_per_unit"])
+        season_var = np.where(none[:, None], 0.0, self._season_var(H, L_days))
+        start_var = np.where(none, 0.0, self.level_sd**2)
+        kf = kalman_filter(y, obs_var, sig2, tau2, phi, start_var, H, season_var, predictions=True)
+        mean, var = kf.pred_mean, kf.pred_var
         loglik = -0.5 * (np.log(2 * np.pi * var) + (y[None, :] - mean) ** 2 / var)
         return {
             "period": np.flatnonzero(keep),

@@ -35,4 +35,10 @@ API
     ``fit_model(model, names, method="map", *, draws=500, tune=500, chains=2, seed=0,
     progress=False, advi_iterations=20000, **nuts_options)`` -> ``(idata, diagnostics)``
     for any PyMC model; ``flat_draws(idata, names)`` -> ``{name: array(chain * draw, ...)}``.
+:mod:`crmkit.models.inference.grid`
+    Grid posteriors of local-level models (not ``(idata, diagnostics)``):
+    ``kalman_filter(y, obs_var, sig2, tau2, phi, start_var, H=None, effect_var=0.0, *,
+    predictions=False)`` -> ``KalmanResult`` (log-likelihood, last filtered state, one-step
+    predictions) at every grid point at once; ``half_normal_log_grid(scale, lo, hi, n)``;
+    ``posterior_weights(log_post)``.
 """

@@ -18,10 +18,10 @@ them into the forecast:
        n_m ~ N(0, 1 / (exp_m + 0.5))                 (Poisson noise of the count)
 
    with ``sigma ~ HalfNormal(0.1)``, ``tau ~ HalfNormal(0.15)`` and ``phi`` in
-   :data:`PHIS` (equal prior), its posterior computed on a grid with a scalar Kalman filter
-   (as :class:`crmkit.models.clv.calendar.CalendarEffect` does). :meth:`MonthShock.draws`
-   starts the state at zero mean with the filtered variance, walks it on into the forecast
-   months and adds the month noise.
+   :data:`PHIS` (equal prior), its posterior computed on a grid with the Kalman filter of
+   :mod:`crmkit.models.inference.grid` (as :class:`crmkit.models.clv.calendar.CalendarEffect`
+   does). :meth:`MonthShock.draws` starts the state at zero mean with the filtered
+   variance, walks it on into the forecast months and adds the month noise.
 
 The residuals tell the shocks' size, not their current level: the hazards were fitted to
 the same months, so the last months' residuals are what the fit left over, and their
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmkit.models.inference.grid import half_normal_log_grid, kalman_filter, posterior_weights
 from crmkit.models.pipeline.data import last_full_month
 from crmkit.models.pipeline.kernels import hazard_paths
 from crmkit.store.history import HistoryIndex, deals_as_of, month_end, month_index
@@ -137,31 +138,10 @@ def monthly_residuals(pipe: Any, n_draws: int = 200, seed: int = 0) -> pd.DataFr
     return out
 
 
-def _half_normal_grid(scale: float, lo: float, hi: float, n: int) -> tuple:
-    """Log-spaced values and their log prior weights under a half-normal (with Jacobian)."""
-    v = np.exp(np.linspace(np.log(lo), np.log(hi), n))
-    return v, -0.5 * (v / scale) ** 2 + np.log(v)
-
-
-def _filter(
-    y: np.ndarray, obs_var: np.ndarray, sig2: np.ndarray, tau2: np.ndarray, phi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scalar Kalman filter over a flat grid: log-likelihood, last filtered mean and variance."""
+def _start_var(sig2: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """The level's variance at the first month: stationary, or WALK_START_MONTHS of walk."""
     stationary = sig2 / np.maximum(1.0 - phi**2, 1e-12)
-    p = np.where(phi < 1.0, stationary, sig2 * WALK_START_MONTHS)
-    m = np.zeros_like(sig2)
-    ll = np.zeros_like(sig2)
-    for t in range(len(y)):
-        if t > 0:
-            m = phi * m
-            p = phi**2 * p + sig2
-        f = p + tau2 + obs_var[t]
-        e = y[t] - m
-        ll += -0.5 * (np.log(2 * np.pi * f) + e * e / f)
-        k = p / f
-        m = m + k * e
-        p = p * (1.0 - k)
-    return ll, m, p
+    return np.where(phi < 1.0, stationary, sig2 * WALK_START_MONTHS)
 
 
 class MonthShock:
@@ -234,8 +214,8 @@ class MonthShock:
             self.note_ = "zero shock: the model expects no wins in the training months"
             return self
         n = self.grid_points
-        sig, lw_s = _half_normal_grid(self.sigma_scale, *SIGMA_RANGE, n)
-        tau, lw_t = _half_normal_grid(self.tau_scale, *TAU_RANGE, n)
+        sig, lw_s = half_normal_log_grid(self.sigma_scale, *SIGMA_RANGE, n)
+        tau, lw_t = half_normal_log_grid(self.tau_scale, *TAU_RANGE, n)
         phi = np.asarray(self.phis, float)
         s, t, f = (a.ravel() for a in np.meshgrid(sig, tau, phi, indexing="ij"))
         prior = (lw_s[:, None, None] + lw_t[None, :, None] + np.zeros(len(phi))).ravel()
@@ -244,16 +224,14 @@ class MonthShock:
             exp = res[f"exp_{name}"].to_numpy(float)
             y = np.log((obs + 0.5) / (exp + 0.5))
             obs_var = 1.0 / (exp + 0.5)
-            ll, mean, var = _filter(y, obs_var, s**2, t**2, f)
-            lp = ll + prior
-            w = np.exp(lp - lp.max())
+            kf = kalman_filter(y, obs_var, s**2, t**2, f, _start_var(s**2, f))
             self.grid_[name] = {
                 "sigma": s,
                 "tau": t,
                 "phi": f,
-                "weight": w / w.sum(),
-                "mean": mean,
-                "var": var,
+                "weight": posterior_weights(kf.loglik + prior),
+                "mean": kf.mean[:, 0],
+                "var": kf.cov[:, 0, 0],
             }
         self.note_ = ""
         return self
