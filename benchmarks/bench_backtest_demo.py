@@ -8,11 +8,17 @@
    the managers' mid-month calls), the model's P50 against the commit and best-case roll-ups,
    the managers' calls and the run rate (:func:`crmkit.forecast.backtest.call_backtest`),
    per forecaster and per team on the periods the managers called.
+   After the summary, the model and the weighted pipeline against the run rate (issue 17):
+   the mean paired CRPS difference per lead with its 90% block bootstrap interval
+   (:func:`crmkit.forecast.skill.compare`). ``--seeds 42,1,2`` backtests several
+   simulated demo companies (``generate_demo(seed=s)``; default 42, the demo's own), writes
+   one CSV with a ``seed`` column and pools their origins (blocks never cross companies).
 3. ``--refit``: the default demo written to a SQLite file, then ``run_forecast`` (fit of all
    models, 12 monthly periods, 1,000 draws, snapshot saved) timed. Target: <= 2 minutes on
    2 cores.
 
-Run: ``.venv/bin/python benchmarks/bench_backtest_demo.py [--method map] [--calls] [--refit]``
+Run: ``.venv/bin/python benchmarks/bench_backtest_demo.py [--method map] [--seeds 42,1,2]
+[--calls] [--refit]``
 """
 
 from __future__ import annotations
@@ -36,12 +42,25 @@ from crmkit.forecast.backtest import (  # noqa: E402
     summarise,
     summarise_calls,
 )
+from crmkit.forecast.skill import compare  # noqa: E402
+
+
+def print_scores(res: pd.DataFrame) -> None:
+    """Print the summary, leads 1-3 pooled, and the comparison with the run rate."""
+    print(summarise(res).round(3).to_string(index=False))
+    single = res[res["lead"].isin(["1", "2", "3"])].assign(lead="1,2,3 pooled")
+    print(summarise(single).round(3).to_string(index=False))
+    cols = ["lead", "forecaster", "origins", "score", "baseline_score", "diff", "diff_lo",
+            "diff_hi", "skill", "win_share", "verdict"]  # fmt: skip
+    print("CRPS minus the run rate's (negative: better), 90% block-bootstrap t interval (block 3):")
+    print(compare(res, "run_rate", metric="crps")[cols].round(3).to_string(index=False))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", default="map")
     ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--seeds", default="42", help="demo company seeds, e.g. 42,1,2")
     ap.add_argument("--first", default="2025-01-31")
     ap.add_argument("--last", default="2026-07-31")
     ap.add_argument("--refit", action="store_true", help="also time a full refit + forecast")
@@ -50,20 +69,31 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_backtest.csv"))
     args = ap.parse_args()
     if not args.skip_backtest:
-        demo = generate_demo()
+        seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
         origins = month_ends(args.first, args.last)
         t0 = time.perf_counter()
-        res = backtest(
-            demo.frames, origins, horizon=3, draws=args.draws, method=args.method,
-            progress=True, sources=True,
-        )  # fmt: skip
+        parts = []
+        for s in seeds:
+            print(f"demo company seed={s}", flush=True)
+            part = backtest(
+                generate_demo(seed=s).frames, origins, horizon=3, draws=args.draws,
+                method=args.method, progress=True, sources=True,
+            )  # fmt: skip
+            parts.append(part.assign(seed=s) if len(seeds) > 1 else part)
+        res = pd.concat(parts, ignore_index=True)
         secs = time.perf_counter() - t0
         res.to_csv(args.out, index=False)
         pd.set_option("display.width", 160)
-        print(summarise(res).round(3).to_string(index=False))
-        single = res[res["lead"].isin(["1", "2", "3"])].assign(lead="1,2,3 pooled")
-        print(summarise(single).round(3).to_string(index=False))
-        print(f"method={args.method} draws={args.draws} origins={len(origins)} seconds={secs:.1f}")
+        for s in seeds if len(seeds) > 1 else []:
+            print(f"--- seed {s}")
+            print_scores(res[res["seed"].eq(s)].drop(columns="seed"))
+        if len(seeds) > 1:
+            print(f"--- pooled over seeds {args.seeds} ({len(origins)} origins each)")
+        print_scores(res)
+        print(
+            f"method={args.method} draws={args.draws} origins={len(origins)} "
+            f"seeds={args.seeds} seconds={secs:.1f}"
+        )
     if args.calls:
         demo = generate_demo()
         origins = [d.replace(day=20) for d in month_ends(args.first, args.last)]

@@ -2,7 +2,9 @@
 
 Protocol (issue 5): origins at the month ends March to November 2017; forecast the won
 revenue of the next month and of the next three months; compare the model with the
-weighted pipeline and the run rate (CRPS, median error, 50/80/95% coverage).
+weighted pipeline and the run rate (CRPS, median error, 50/80/95% coverage), and the paired
+differences from the run rate with 90% block bootstrap intervals (issue 17,
+:func:`crmkit.forecast.skill.compare`).
 
 Mapping of the data into crmkit deals (done here; the official importer is crmkit.data.io):
 * deal_id = opportunity_id, owner = sales_agent, team = regional_office, account_id =
@@ -35,6 +37,7 @@ MAVEN = ROOT / ".." / "shared" / "datasets" / "maven_crm"
 sys.path.insert(0, str(ROOT))
 
 from crmkit.forecast.backtest import backtest, month_ends, summarise  # noqa: E402
+from crmkit.forecast.skill import compare  # noqa: E402
 
 
 def load_maven(path: Path = MAVEN) -> dict[str, pd.DataFrame]:
@@ -137,6 +140,11 @@ def main() -> None:
     print(summ[summ["lead"].isin(["1", "1-3"])].round(3).to_string(index=False))
     single = res[res["lead"].isin(["1", "2", "3"])].assign(lead="1,2,3 pooled")
     print(summarise(single).round(3).to_string(index=False))
+    cols = ["lead", "forecaster", "origins", "score", "baseline_score", "diff", "diff_lo",
+            "diff_hi", "skill", "win_share", "verdict"]  # fmt: skip
+    for metric in ("abs_median_error", "crps"):
+        print(f"{metric} minus the run rate's (negative: better), 90% block-t interval (block 3):")
+        print(compare(res, "run_rate", metric=metric)[cols].round(3).to_string(index=False))
     print(f"method={args.method} draws={args.draws} origins={len(origins)} seconds={secs:.1f}")
 
 

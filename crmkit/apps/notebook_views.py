@@ -24,6 +24,7 @@ import pandas as pd
 from crmkit.apps import dashboard as db
 from crmkit.errors import CrmkitError
 from crmkit.models.inference.diagnostics import ESS_BULK_MIN, R_HAT_MAX
+from crmkit.plots.format import format_amount
 from crmkit.store import Snapshot, Store
 
 __all__ = [
@@ -415,14 +416,59 @@ def short_backtest(
     -------
     pandas.DataFrame
         :func:`crmkit.forecast.backtest.recent_backtest` (as the report runs it): the
-        summarised scores per lead and forecaster.
+        summarised scores per lead and forecaster, with the model's line
+        ``vs_run_rate`` (:func:`run_rate_verdict`) instead of the comparison's numbers.
     """
     from crmkit.forecast.backtest import recent_backtest
+    from crmkit.forecast.skill import VERDICT_COLUMNS
 
-    return recent_backtest(
+    out = recent_backtest(
         store, as_of=as_of, origins=origins, horizon=horizon, draws=draws, method=method,
         seed=seed,
     )  # fmt: skip
+    lines = [
+        (run_rate_verdict(r) or "") if r["forecaster"] == "model" else ""
+        for r in out.to_dict("records")
+    ]
+    return out.drop(columns=[c for c in VERDICT_COLUMNS if c in out]).assign(vs_run_rate=lines)
+
+
+def _signed(x: float) -> str:
+    """A compact amount with its sign: ``−3.7k``, ``+5k``, ``0``."""
+    if x == 0:
+        return "0"
+    return ("−" if x < 0 else "+") + format_amount(abs(x), compact=True, digits=2)
+
+
+def run_rate_verdict(row: dict | pd.Series) -> str | None:
+    """Say in one line whether a forecaster beats the run rate beyond the noise.
+
+    Parameters
+    ----------
+    row
+        A row of :func:`crmkit.forecast.backtest.recent_backtest`: ``vs_run_rate``,
+        ``crps_diff``, ``crps_diff_lo``, ``crps_diff_hi`` and ``origins``.
+
+    Returns
+    -------
+    str or None
+        ``"better than run rate: yes / no / not distinguishable (CRPS difference −3.7k,
+        90% interval −12k to +5k)"``, or ``"... too few origins to tell (3 origins)"``;
+        None when the row has no comparison (the run rate itself, an older table).
+    """
+    verdict = row.get("vs_run_rate")
+    if not isinstance(verdict, str) or not verdict:
+        return None
+    if verdict == "too few origins":
+        n = row.get("origins")
+        return "better than run rate: too few origins to tell" + (
+            f" ({int(n)} origins)" if pd.notna(n) else ""
+        )
+    answer = {"better": "yes", "worse": "no"}.get(verdict, "not distinguishable")
+    return (
+        f"better than run rate: {answer} (CRPS difference {_signed(row['crps_diff'])}, 90% "
+        f"interval {_signed(row['crps_diff_lo'])} to {_signed(row['crps_diff_hi'])})"
+    )
 
 
 def fit_clv(summary: pd.DataFrame, *, method: str = "map", seed: int = 0) -> tuple:

@@ -20,7 +20,12 @@ import pandas as pd
 from crmkit.apps import call_views as cv
 from crmkit.apps import changes as chg
 from crmkit.apps import dashboard as db
-from crmkit.apps.notebook_views import NO_CHECKS_NOTE, ONE_CHAIN_NOTE, ppc_warning
+from crmkit.apps.notebook_views import (
+    NO_CHECKS_NOTE,
+    ONE_CHAIN_NOTE,
+    ppc_warning,
+    run_rate_verdict,
+)
 from crmkit.apps.section_html import headline_html, table_html
 from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import SOURCE_NAMES
@@ -365,9 +370,40 @@ def show_backtest(ctx: ReportContext) -> None:
             "(weighted pipeline, run rate): cover80 is how often the actual fell inside the "
             "P10–P90 range (0.8 is ideal); lower CRPS and median error are better.</p>"
         )
-    shares = tuple(c for c in bt if "cover" in c)
-    money = tuple(c for c in bt if c in ("crps", "mae_median"))
-    _show(intro + table_html(bt, css="crmkit-backtest", shares=shares, money=money))
+    _show(intro + backtest_html(bt))
+
+
+def backtest_html(bt: pd.DataFrame) -> str:
+    """HTML of the backtest's scores, and one line per lead: does the model beat the run rate.
+
+    Parameters
+    ----------
+    bt
+        :func:`run_backtest`'s rows (or a snapshot's stored backtest table).
+
+    Returns
+    -------
+    str
+        The table (class ``crmkit-backtest``) without the comparison's numbers, then for
+        each lead of the model a ``<p class="crmkit-backtest-verdict">`` line from
+        :func:`crmkit.apps.notebook_views.run_rate_verdict` (none for a table without them).
+    """
+    from crmkit.forecast.skill import VERDICT_COLUMNS
+
+    lines = []
+    for r in bt.to_dict("records"):
+        line = run_rate_verdict(r) if r.get("forecaster") == "model" else None
+        if line:
+            lead = str(r.get("lead", ""))
+            what = f"next {lead.split('-')[-1]} periods" if "-" in lead else f"period {lead}"
+            lines.append(
+                f'<p class="crmkit-backtest-verdict" data-lead="{html.escape(lead)}">'
+                f"Model ({html.escape(what)}): {html.escape(line)}</p>"
+            )
+    table = bt.drop(columns=[c for c in VERDICT_COLUMNS if c in bt])
+    shares = tuple(c for c in table if "cover" in c)
+    money = tuple(c for c in table if c in ("crps", "mae_median"))
+    return table_html(table, css="crmkit-backtest", shares=shares, money=money) + "".join(lines)
 
 
 def show_diagnostics(ctx: ReportContext) -> None:

@@ -44,6 +44,7 @@ from crmkit.forecast.axes import PeriodAxis, deal_revenue, period_axis
 from crmkit.forecast.call import category_rollups
 from crmkit.forecast.engine import forecast_draws, load_frames
 from crmkit.forecast.fitting import fit_models
+from crmkit.forecast.skill import with_run_rate_verdict
 from crmkit.models.pipeline.data import deal_frame
 from crmkit.store.calls import calls_as_of, group_of, period_label
 from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
@@ -342,7 +343,11 @@ def recent_backtest(
     Returns
     -------
     pandas.DataFrame
-        :func:`summarise` of the scores (per lead and forecaster).
+        :func:`summarise` of the scores (per lead and forecaster), with the forecaster's CRPS
+        against the run rate's (:func:`compare`, blocks of ``horizon`` origins):
+        ``crps_diff``, ``crps_diff_lo``, ``crps_diff_hi`` (mean paired difference and its 90%
+        interval; negative is better) and ``vs_run_rate`` (``"better"``, ``"worse"``, ``"not
+        distinguishable"`` or ``"too few origins"``); NaN / None on the run rate's own rows.
     """
     months = int(horizon) * (1 if period == "M" else 3)
     last = pd.Timestamp(as_of) - pd.DateOffset(months=months)
@@ -352,7 +357,7 @@ def recent_backtest(
         load_frames(store), ends, horizon=int(horizon), period=period, draws=int(draws),
         method=method, seed=int(seed), calendar=_calendar_of(store, None),
     )  # fmt: skip
-    return summarise(scores)
+    return with_run_rate_verdict(summarise(scores), scores, block=int(horizon))
 
 
 # ---------------------------------------------------------------------- the forecast call

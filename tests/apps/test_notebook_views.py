@@ -191,3 +191,49 @@ def test_ppc_warning_names_a_check_that_could_not_run_and_why():
         "repeat purchases per week: not checked: the repeat model could not be fitted"
     ]
     assert views.ppc_warning(_ppc({"monthly won revenue": 0}), missing=missing.iloc[:0]) is None
+
+
+def test_short_backtest_gives_the_model_one_line_against_the_run_rate(tmp_path):
+    db = demo_database(tmp_path / "demo.db", n_customers=120, n_deals=300, seed=2)
+    with Store.open(db) as store:
+        out = views.short_backtest(store, as_of="2026-06-30", origins=4, horizon=1, draws=100)
+    assert not {"crps_diff", "crps_diff_lo", "crps_diff_hi"} & set(out.columns)
+    model = out[out["forecaster"] == "model"]["vs_run_rate"].tolist()
+    assert len(model) == 2  # leads "1" and "1-1"
+    assert all(line.startswith("better than run rate: ") for line in model)
+    assert all("90% interval" in line and "\n" not in line for line in model)
+    assert set(out[out["forecaster"] != "model"]["vs_run_rate"]) == {""}
+
+
+@pytest.mark.parametrize(
+    ("verdict", "expected"),
+    [
+        ("better", "better than run rate: yes (CRPS difference −36k, 90% interval −68k to −4.6k)"),
+        ("worse", "better than run rate: no (CRPS difference −36k, 90% interval −68k to −4.6k)"),
+        (
+            "not distinguishable",
+            "better than run rate: not distinguishable (CRPS difference −36k, 90% interval −68k "
+            "to −4.6k)",
+        ),
+        ("too few origins", "better than run rate: too few origins to tell (3 origins)"),
+    ],
+    ids=["better", "worse", "not_distinguishable", "too_few_origins"],
+)
+def test_run_rate_verdict_says_it_in_one_short_line(verdict, expected):
+    row = {"vs_run_rate": verdict, "crps_diff": -36041.2, "crps_diff_lo": -68284.6,
+           "crps_diff_hi": -4555.1, "origins": 3}  # fmt: skip
+    assert views.run_rate_verdict(row) == expected
+
+
+def test_run_rate_verdict_is_none_without_a_comparison():
+    assert views.run_rate_verdict({"forecaster": "run_rate", "vs_run_rate": None}) is None
+    assert views.run_rate_verdict({"forecaster": "model", "crps": 1.0}) is None
+
+
+def test_run_rate_verdict_of_an_interval_across_zero_shows_both_signs():
+    row = {"vs_run_rate": "not distinguishable", "crps_diff": 3759.3, "crps_diff_lo": -27397.9,
+           "crps_diff_hi": 32393.5, "origins": 19}  # fmt: skip
+    assert views.run_rate_verdict(row) == (
+        "better than run rate: not distinguishable (CRPS difference +3.8k, 90% interval −27k "
+        "to +32k)"
+    )

@@ -169,3 +169,55 @@ def test_model_checks_section_of_a_snapshot_without_checks_is_a_note(snap, monke
     rs.show_model_checks(_checks_context(snap, tables=False, refitted=False))
     assert NO_CHECKS_NOTE in shown[0] and "data:image/png" not in shown[0]
     assert "crmkit-ppc-warning" not in shown[0]
+
+
+def _backtest_rows(n: int, model_gap: float) -> pd.DataFrame:
+    """Backtest-like rows: model and run rate at ``n`` monthly origins, lead 1-3."""
+    from crmkit.forecast.backtest import month_ends
+
+    rows = []
+    for i, o in enumerate(month_ends("2024-01-01", "2026-12-31")[:n]):
+        for name, crps in (("model", 100.0 + model_gap + (i % 3)), ("run_rate", 100.0 + i % 2)):
+            rows.append(
+                {
+                    "origin": o.date(),
+                    "lead": "1-3",
+                    "forecaster": name,
+                    "crps": crps,
+                    "median_error": 5.0,
+                    "hit50": 1.0,
+                    "hit80": 1.0,
+                    "hit95": 1.0,
+                }
+            )
+    return pd.DataFrame(rows)  # fmt: skip
+
+
+def test_backtest_html_says_in_one_line_that_the_model_beats_the_run_rate() -> None:
+    from crmkit.apps.report_sections import backtest_html
+    from crmkit.forecast.backtest import summarise
+    from crmkit.forecast.skill import with_run_rate_verdict
+
+    scores = _backtest_rows(12, -50.0)
+    markup = backtest_html(with_run_rate_verdict(summarise(scores), scores))
+    assert markup.count('class="crmkit-backtest-verdict"') == 1
+    assert "Model (next 3 periods): better than run rate: yes (CRPS difference −" in markup
+    assert "crps_diff" not in markup and "vs_run_rate" not in markup  # no table of numbers
+
+
+def test_backtest_html_says_too_few_origins_to_tell() -> None:
+    from crmkit.apps.report_sections import backtest_html
+    from crmkit.forecast.backtest import summarise
+    from crmkit.forecast.skill import with_run_rate_verdict
+
+    scores = _backtest_rows(3, -50.0)
+    markup = backtest_html(with_run_rate_verdict(summarise(scores), scores))
+    assert "better than run rate: too few origins to tell (3 origins)" in markup
+
+
+def test_backtest_html_of_a_table_without_the_comparison_has_no_verdict_line() -> None:
+    from crmkit.apps.report_sections import backtest_html
+    from crmkit.forecast.backtest import summarise
+
+    markup = backtest_html(summarise(_backtest_rows(12, -50.0)))
+    assert "crmkit-backtest-verdict" not in markup and "crmkit-backtest" in markup

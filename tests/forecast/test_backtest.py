@@ -142,3 +142,40 @@ def test_backtest_in_fiscal_quarters_scores_each_fiscal_quarters_won_revenue() -
     assert second["period"] == "FY25 Q1"
     won2 = d[d["status"].eq("won") & (c >= "2024-02-01") & (c < "2024-05-01")]
     assert second["actual"] == pytest.approx(won2["amount"].sum())
+
+
+# ------------------------------------------------------------- compare (issue 17, item 3)
+def test_recent_backtest_says_whether_the_model_beats_the_run_rate(monkeypatch) -> None:
+    import crmkit.forecast.backtest as bt
+
+    def fake(frames, origins, **kw):
+        rows = []
+        for i, o in enumerate(origins):
+            for name, crps in (("model", 100.0 + i), ("run_rate", 150.0 + 2 * i)):
+                rows.append(
+                    {
+                        "origin": o,
+                        "lead": "1-3",
+                        "forecaster": name,
+                        "crps": crps,
+                        "median_error": 1.0,
+                        "hit50": 1.0,
+                        "hit80": 1.0,
+                        "hit95": 1.0,
+                    }
+                )
+        return pd.DataFrame(rows)  # fmt: skip
+
+    monkeypatch.setattr(bt, "backtest", fake)
+    monkeypatch.setattr(bt, "load_frames", lambda store: {"deals": store})
+    monkeypatch.setattr(bt, "fiscal_calendar", lambda store: FiscalCalendar())
+    out = bt.recent_backtest("store", as_of="2024-12-15", origins=6, horizon=3).set_index(
+        "forecaster"
+    )
+    assert out.loc["model", "vs_run_rate"] == "better"
+    assert out.loc["model", "crps_diff"] == pytest.approx(-52.5)
+    assert out.loc["model", "crps_diff_lo"] <= -52.5 <= out.loc["model", "crps_diff_hi"] < 0
+    assert out.loc["run_rate", "vs_run_rate"] is None
+    assert np.isnan(out.loc["run_rate", "crps_diff"])
+    few = bt.recent_backtest("store", as_of="2024-12-15", origins=3, horizon=3)
+    assert few.set_index("forecaster").loc["model", "vs_run_rate"] == "too few origins"
