@@ -60,7 +60,7 @@ from crmkit.forecast.fitting import (  # fit_models ... are re-exported: engine 
     resolve_method,
     training_deals,
 )
-from crmkit.forecast.params import METHODS, validate_forecast_parameters
+from crmkit.forecast.params import METHODS, parameter_draws, validate_forecast_parameters
 from crmkit.forecast.snapshot import build_snapshot, publication_reasons
 from crmkit.models.pipeline.data import deal_frame
 from crmkit.models.pipeline.kernels import simulate_new_business, simulate_pipeline
@@ -186,7 +186,7 @@ def forecast_draws(
     period: str = "M",
     draws: int = 1000,
     seed: int = 0,
-    param_draws: int = 100,
+    param_draws: int | None = None,
     include_repeat: bool = True,
     repeat_method: str = "map",
     plan: pd.DataFrame | str | None = None,
@@ -196,6 +196,10 @@ def forecast_draws(
 
     ``calendar`` is the company's fiscal calendar (None: calendar months and quarters); the
     periods are its months or fiscal quarters (:func:`crmkit.forecast.axes.period_axis`).
+
+    ``param_draws`` is the number of posterior draws the forecast draws cycle through
+    (None: :func:`crmkit.forecast.params.parameter_draws`, one per draw unless the open
+    deals are many); the repeat source chooses its own by the number of customers.
 
     ``plan`` (weekly spend per channel, see :func:`crmkit.forecast.sources.marketing.plan_arrivals`)
     needs ``models["marketing"]``, a :class:`~crmkit.models.mmm.model.MarketingMixModel`
@@ -223,10 +227,9 @@ def forecast_draws(
     gindex = {g: i for i, g in enumerate(groups)}
     n_groups, n_per = len(groups), len(axis.labels)
     revenue = revenue_array(draws, axis.labels, groups)
-    n_p = min(param_draws, draws)
-
     # open pipeline
     open_deals = pipe.open_deals()
+    n_p = min(param_draws, draws) if param_draws else parameter_draws(draws, len(open_deals))
     post = pipe.posterior_subset(n_p, seed)
     mu, sig = pipe.amount_.draws(n_p, seed)
     codes = pipe.deal_codes(open_deals)

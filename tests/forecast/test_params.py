@@ -195,3 +195,14 @@ def test_default_as_of_is_today_when_the_data_reach_today(company: Store) -> Non
     assert default_as_of(SPAN, today=TODAY) == "2024-05-04"
     late = DataSpan(first=SPAN.first, last=dt.date(2027, 1, 1))
     assert default_as_of(late, today=TODAY) == "2026-12-05"
+
+
+def test_parameter_draws_give_each_draw_its_own_until_the_budget_then_no_fewer_than_the_floor():
+    from crmkit.forecast.params import MIN_PARAM_DRAWS, PARAM_BUDGET, parameter_draws
+
+    assert parameter_draws(1000, 150) == 1000  # a demo-sized pipeline: one per draw
+    assert parameter_draws(2000, 1400) == 2000
+    assert parameter_draws(2000, PARAM_BUDGET // 500) == 500  # the budget binds
+    assert parameter_draws(1000, 50_000_000) == MIN_PARAM_DRAWS  # never below the floor
+    assert parameter_draws(50, 10) == 50  # never more than the draws
+    assert parameter_draws(1000, 0) == 1000

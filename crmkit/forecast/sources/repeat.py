@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from crmkit.data.purchases import purchase_summary
+from crmkit.forecast.params import parameter_draws
 
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 #: Values of ``repeat_draws``' ``calendar``: fit the calendar effects with a year of history
@@ -59,7 +60,7 @@ def repeat_draws(
     n_draws: int,
     method: str = "map",
     seed: int = 0,
-    param_draws: int = 100,
+    param_draws: int | None = None,
     chunk_size: int = 20_000,
     calendar: str = "auto",
     fitted: dict | None = None,
@@ -88,7 +89,8 @@ def repeat_draws(
     period_of_k, n_periods
         The period of each month (-1: none) and the number of periods.
     n_draws, param_draws
-        Forecast draws and the parameter draws they cycle through.
+        Forecast draws and the parameter draws they cycle through (None:
+        :func:`crmkit.forecast.params.parameter_draws` of the customers).
     method, seed
         Fitting method and seed.
     chunk_size
@@ -128,6 +130,8 @@ def repeat_draws(
     edges = np.concatenate([[0.0], np.maximum(np.asarray(month_edges_weeks, float), 0.0)])
     cells, cell_of = _cells(data, accounts, group_index, owner_team)
     x, t_x, T = (data[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    if param_draws is None:
+        param_draws = parameter_draws(n_draws, len(data))
     pdraws = bg.posterior_draws(param_draws)  # as BetaGeo.expected_purchases thins them
     # (P, cells, months): expected purchases and revenue summed over each cell's customers
     mean_n = _per_cell(expected_totals("bgnbd", pdraws, x, t_x, T, edges, segment=cell_of,
@@ -171,6 +175,7 @@ def repeat_draws(
             out[:, per, :] += monthly[:, k, :]
     diag = dict(bg.diagnostics_)
     diag.update({"method": method, "customers": len(data), "gamma_gamma": spend_diag})
+    diag["param_draws"] = int(param_draws)
     diag["calendar"] = cal_diag
     diag["ok"] = bool(
         diag.get("ok", True) and spend_diag.get("ok", True) and cal_diag.get("ok", True)

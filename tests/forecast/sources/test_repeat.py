@@ -172,8 +172,9 @@ def _per_customer_reference(orders, accounts, group_index, owner_team, *, n_draw
 def test_repeat_draws_equal_the_per_customer_computation_they_replace() -> None:
     orders, accounts, index, owner_team = _demo(3000, seed=5)
     got, diag = repeat_draws(
-        orders, accounts, index, owner_team, as_of=AS_OF, n_draws=500, calendar="off", **MONTHS
-    )
+        orders, accounts, index, owner_team, as_of=AS_OF, n_draws=500, calendar="off",
+        param_draws=100, **MONTHS,
+    )  # fmt: skip
     want = _per_customer_reference(orders, accounts, index, owner_team, n_draws=500)
     assert diag["customers"] > 1000 and got[:, 0, 0].mean() > 0
     assert (got[:, :, index["team=east"]] > 0).all()  # owners' teams get their revenue
@@ -291,3 +292,12 @@ def test_repeat_draws_leave_less_than_a_year_of_orders_to_the_standard_model() -
     assert not diag["calendar"]["fitted"] and "weeks of orders" in diag["calendar"]["message"]
     with pytest.raises(ValueError, match="calendar must be one of"):
         repeat_draws(orders, None, {"all": 0}, {}, calendar="yes", **kw)
+
+
+def test_repeat_draws_take_one_posterior_draw_per_forecast_draw_for_a_small_customer_base():
+    orders, accounts, index, owner_team = _demo(300, seed=5)
+    kw = {"as_of": AS_OF, "n_draws": 400, "calendar": "off", **MONTHS}
+    _, own = repeat_draws(orders, accounts, index, owner_team, **kw)
+    _, few = repeat_draws(orders, accounts, index, owner_team, param_draws=10, **kw)
+    assert own["param_draws"] == 400  # 300 customers x 400 draws is well within the budget
+    assert few["param_draws"] == 10
