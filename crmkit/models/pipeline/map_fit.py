@@ -6,7 +6,7 @@ fit takes a second or two and backtests over many origins stay fast.
 
 Two ways to place the group scales ``sigma_<group>`` (``fit_map_numpy(scales=...)``):
 
-- ``"marginal"``: the scales from their Laplace-approximate *marginal*
+- ``"marginal"`` (the default): the scales from their Laplace-approximate *marginal*
   posterior, the other parameters integrated out (INLA / lme4-glmer style). For fixed log
   scales ``s`` the rest ``x`` (stage, time effects and the group effects in the centred
   form ``u ~ Normal(0, sigma)``) has a concave log-posterior, solved by Newton's method
@@ -21,8 +21,10 @@ Two ways to place the group scales ``sigma_<group>`` (``fit_map_numpy(scales=...
   shifted linearly to each drawn ``s`` (``dx_hat/ds`` by the implicit function theorem);
   the effects of levels without data (the unseen owner, team, ...) exactly
   ``Normal(0, sigma)`` with the drawn ``sigma``. SBC: calibrated scales
-  (benchmarks/results/sbc.md, "After the marginal scales").
-- ``"joint"`` (the default, for now): the mode of the joint posterior in the non-centred form
+  (benchmarks/results/sbc.md, "After the marginal scales"); it agrees with NUTS deal by
+  deal, so the MAP forecast of a large company and the NUTS forecast of a small one are
+  the same model's (benchmarks/RESULTS.md, "Issue #17, fourth part").
+- ``"joint"``: the mode of the joint posterior in the non-centred form
   ``u = sigma * z`` and one normal approximation there (inverse Hessian by differences of
   the gradient). It overstates the scales: the joint mode solves
   ``sum(u^2) / sigma^2 + 1 = sigma^2 / group_sigma^2``, far above the effects' spread
@@ -656,7 +658,7 @@ def fit_map_numpy(
     *,
     n_draws: int = 1000,
     seed: int = 0,
-    scales: str = "joint",
+    scales: str = "marginal",
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Mode and Laplace draws of the pipeline model; returns (flat draws, fit figures).
 
@@ -671,10 +673,10 @@ def fit_map_numpy(
     seed
         Seed of the draws.
     scales
-        ``"marginal"``: the group scales from their Laplace-approximate marginal posterior
-        (calibrated in simulation-based calibration); ``"joint"`` (the default until the
-        forecast's pipeline bias that its wide scales hide is fixed, issue #17): from the
-        joint mode, which overstates them. See the module docstring.
+        ``"marginal"`` (the default): the group scales from their Laplace-approximate
+        marginal posterior (calibrated in simulation-based calibration, close to NUTS);
+        ``"joint"``: from the joint mode, which overstates them (kept for comparison). See
+        the module docstring.
 
     Returns
     -------
