@@ -35,11 +35,64 @@ DUE_LEVELS = (
 )
 GROUPS = ("owner", "team", "segment", "source")
 NONE = "(none)"
+#: Prior sd of the stage x months-ahead interaction (each stage's deviation from the common
+#: months-ahead effect, on the logit scale; prior key ``stage_ahead_sigma``): the main
+#: effects' ``effect_sigma``. At 0.5 the one-month hazards of the stages stayed pulled
+#: towards the common months-ahead curve (the in-sample wins of the early stage too high).
+STAGE_AHEAD_SIGMA = 1.0
 
 
 def month_bucket(months: np.ndarray) -> np.ndarray:
     """Bucket index 0..5 of month counts (1, 2, 3, 4-6, 7-12, 13+); <1 goes to 0."""
     return np.clip(np.searchsorted(MONTH_EDGES, months, side="right") - 1, 0, len(MONTH_EDGES) - 1)
+
+
+def stage_ahead_code(stage: np.ndarray, ahead: np.ndarray, n_stage: int) -> np.ndarray:
+    """Code of the stage x months-ahead interaction: 0 (reference) at months-ahead level 0.
+
+    ``1 + stage * (n_ahead - 1) + (ahead - 1)`` otherwise, with ``n_ahead`` the number of
+    months-ahead levels and ``n_stage`` the stage levels (the unseen one included), so codes
+    run ``0 .. n_stage * (n_ahead - 1)``.
+    """
+    stage = np.asarray(stage, dtype=np.int64)
+    ahead = np.asarray(ahead, dtype=np.int64)
+    n_free = len(MONTH_EDGES) - 1
+    if np.any((stage < 0) | (stage >= n_stage)):
+        raise ValueError("stage codes must lie in 0 .. n_stage - 1")
+    return np.where(ahead <= 0, 0, 1 + stage * n_free + (ahead - 1)).astype(np.int64)
+
+
+def stage_ahead_levels(n_stage: int) -> int:
+    """Number of codes of :func:`stage_ahead_code` (the reference included)."""
+    return 1 + n_stage * (len(MONTH_EDGES) - 1)
+
+
+def stage_ahead_matrix(coded: np.ndarray, n_stage: int) -> np.ndarray:
+    """Effects by code ``(..., codes)`` (code 0 the reference) as ``(..., n_stage, n_ahead)``.
+
+    The months-ahead level 0 column is zero (the reference).
+    """
+    coded = np.asarray(coded, dtype=float)
+    n_free = len(MONTH_EDGES) - 1
+    free = coded[..., 1:].reshape(*coded.shape[:-1], n_stage, n_free)
+    return np.concatenate([np.zeros((*free.shape[:-1], 1)), free], axis=-1)
+
+
+def with_stage_ahead(cells: pd.DataFrame, levels: Levels) -> pd.DataFrame:
+    """``cells`` with the derived column ``stage_ahead`` (:func:`stage_ahead_code`) set.
+
+    A new column goes before the counts (``n_stay``, ...), with the other factor codes.
+    """
+    code = stage_ahead_code(
+        cells["stage"].to_numpy(np.int64), cells["ahead"].to_numpy(np.int64), len(levels.stage) + 1
+    )
+    out = cells.copy()
+    if "stage_ahead" in out.columns:
+        out["stage_ahead"] = code
+        return out
+    counts = [i for i, c in enumerate(out.columns) if str(c).startswith("n_")]
+    out.insert(counts[0] if counts else len(out.columns), "stage_ahead", code)
+    return out
 
 
 def due_level(trial_month: np.ndarray, expected_month: np.ndarray) -> np.ndarray:
@@ -122,7 +175,9 @@ def landmark_cells(
     -------
     (pandas.DataFrame, Levels)
         One row per cell with factor codes ``stage, ahead, age, due, miq`` and the codes of
-        ``groups``, and weighted counts ``n_stay, n_win, n_lose``; and the levels used.
+        ``groups``, and weighted counts ``n_stay, n_win, n_lose``, then the derived code
+        ``stage_ahead`` (:func:`stage_ahead_code`, after the aggregation, so it adds no
+        cells); and the levels used.
     """
     groups = tuple(g for g in GROUPS if g in groups)
     deals = deals.reset_index(drop=True).copy()
@@ -188,9 +243,9 @@ def landmark_cells(
         empty = pd.DataFrame({c: pd.Series(dtype="int64") for c in keys})
         for c in ("n_stay", "n_win", "n_lose"):
             empty[c] = pd.Series(dtype="float64")
-        return empty, levels
+        return with_stage_ahead(empty, levels), levels
     cells = pd.concat(parts, ignore_index=True).groupby(keys, as_index=False).sum()
-    return cells, levels
+    return with_stage_ahead(cells, levels), levels
 
 
 def amount_ratios(deals: pd.DataFrame, history: pd.DataFrame | None, as_of: object) -> np.ndarray:

@@ -87,6 +87,19 @@ def time_effects(post: dict[str, np.ndarray], first_month: int, months: int) -> 
     )
 
 
+def stage_ahead_effects(post: dict[str, np.ndarray], months: int) -> np.ndarray:
+    """Stage x months-ahead logit part ``(P, 2, n_stage, K)`` of forecast months ``1..K``.
+
+    From ``post["stage_ahead"]`` ``(P, 2, n_stage, n_ahead)``; zero without it (posteriors
+    of models saved before the interaction).
+    """
+    if "stage_ahead" not in post:
+        p = post["stage"].shape[0]
+        return np.zeros((p, 2, post["stage"].shape[2], months))
+    bucket = month_bucket(np.arange(months) + 1)
+    return np.asarray(post["stage_ahead"], np.float64)[:, :, :, bucket]
+
+
 def static_effects(post: dict[str, np.ndarray], codes: dict[str, np.ndarray]) -> np.ndarray:
     """Per-deal constant logit part ``(P, 2, N)``: stage + group effects (code -1: none)."""
     from crmkit.models.pipeline.data import GROUPS
@@ -135,6 +148,7 @@ def hazard_paths(
     age_b = month_bucket(m[None, :] - codes["created_m"][:, None])  # (N, K)
     due_b = due_level(m[None, :], codes["expected_m"][:, None])
     eta = static[:, :, :, None] + tv[:, :, k[None, :], age_b, due_b]  # (P, 2, N, K)
+    eta = eta + stage_ahead_effects(post, months)[:, :, codes["stage"], :]
     e = np.exp(eta)
     den = 1.0 + e.sum(axis=1)
     hw, hl = e[:, 0] / den, e[:, 1] / den
@@ -150,6 +164,8 @@ def _pipeline_kernel(
     static,
     tvflat,
     tvidx,
+    saflat,
+    stage,
     slip_k,
     amount,
     gidx,
@@ -162,6 +178,9 @@ def _pipeline_kernel(
     seed,
 ):
     """Simulate each open deal's win month and amount; sum into (draw, period, group).
+
+    The odds of month ``k`` are ``static * tvflat[tvidx] * saflat[stage, k]`` (constant,
+    time-varying and stage x months-ahead parts, exponentiated).
 
     Parallel over posterior draws p; draw d belongs to p = d % P, so threads write disjoint
     draws and each p's slice of the output stays in cache while the deals stream past.
@@ -177,12 +196,13 @@ def _pipeline_kernel(
         for i in range(n):
             sw = static[p, 0, i]  # exp of the constant logit parts
             sl = static[p, 1, i]
+            s = stage[i]
             surv = 1.0
             cum = 0.0
             for k in range(k_max):
                 t = tvidx[i, k]
-                ew = sw * tvflat[p, 0, t]
-                el = sl * tvflat[p, 1, t]
+                ew = sw * tvflat[p, 0, t] * saflat[p, 0, s, k]
+                el = sl * tvflat[p, 1, t] * saflat[p, 1, s, k]
                 den = 1.0 + ew + el
                 hw = ew / den
                 hl = el / den
@@ -256,12 +276,15 @@ def simulate_pipeline(
     age_b = month_bucket(m[None, :] - codes["created_m"][:, None])
     due_b = due_level(m[None, :], codes["expected_m"][:, None])
     tvidx = ((np.arange(months)[None, :] * n_age + age_b) * n_due + due_b).astype(np.int32)
+    saflat = np.ascontiguousarray(np.exp(stage_ahead_effects(post, months)))  # (P, 2, S, K)
     e = codes["expected_m"]
     slip_k = np.where(e >= 0, np.maximum(e - first_month, 0), -1).astype(np.int64)
     return _pipeline_kernel(
         static,
         tvflat,
         np.ascontiguousarray(tvidx),
+        saflat,
+        np.asarray(codes["stage"], np.int64),
         slip_k,
         np.nan_to_num(amount.astype(np.float64)),
         gidx.astype(np.int64),
@@ -351,6 +374,7 @@ __all__ = [
     "hazard_paths",
     "simulate_new_business",
     "simulate_pipeline",
+    "stage_ahead_effects",
     "static_effects",
     "time_effects",
 ]

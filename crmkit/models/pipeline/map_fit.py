@@ -42,7 +42,15 @@ from threadpoolctl import threadpool_limits  # a dependency of pymc
 
 from crmkit.errors import CrmkitError
 from crmkit.models.inference.laplace import laplace_draws, numeric_hessian
-from crmkit.models.pipeline.data import DUE_LEVELS, MONTH_EDGES, Levels
+from crmkit.models.pipeline.data import (
+    DUE_LEVELS,
+    MONTH_EDGES,
+    STAGE_AHEAD_SIGMA,
+    Levels,
+    stage_ahead_levels,
+    stage_ahead_matrix,
+    with_stage_ahead,
+)
 
 #: Ways of placing the group scales (see the module docstring).
 SCALES = ("marginal", "joint")
@@ -68,6 +76,7 @@ class _Layout:
         self._add("age", (2, n_age - 1))
         self._add("due", (2, len(DUE_LEVELS) - 1))
         self._add("miq", (2, 2))
+        self._add("stage_ahead", (2, stage_ahead_levels(len(levels.stage) + 1) - 1))
         for g in levels.groups:
             self._add(f"log_sigma_{g}", (2,))
             self._add(f"z_{g}", (2, len(levels.groups[g]) + 1))
@@ -98,12 +107,21 @@ def _cell_terms(
     return ll, obs - n_tot * p, p
 
 
-def _fixed_blocks(get: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
-    """The stage and time-effect draws, reference levels prepended, from a block getter."""
+def _fixed_blocks(get: Callable[[str], np.ndarray], n_stage: int) -> dict[str, np.ndarray]:
+    """The stage and time-effect draws, reference levels prepended, from a block getter.
+
+    ``stage_ahead`` comes as ``(..., 2, n_stage, n_ahead)`` (months-ahead level 0 zero).
+    """
     out = {"stage": get("stage")}
     for name in ("ahead", "age", "due", "miq"):
         out[name] = _full(get(name))
+    out["stage_ahead"] = stage_ahead_matrix(_full(get("stage_ahead")), n_stage)
     return out
+
+
+def stage_ahead_sigma(priors: dict[str, float]) -> float:
+    """Prior sd of the stage x months-ahead interaction (``stage_ahead_sigma``)."""
+    return float(priors.get("stage_ahead_sigma", STAGE_AHEAD_SIGMA))
 
 
 def log_posterior(
@@ -116,16 +134,19 @@ def log_posterior(
     cells, levels
         Training cells and levels (:func:`crmkit.models.pipeline.data.landmark_cells`).
     priors
-        The priors in effect (``stage_mu``, ``stage_sigma``, ``effect_sigma``, ``group_sigma``).
+        The priors in effect (``stage_mu``, ``stage_sigma``, ``effect_sigma``, ``group_sigma``,
+        optionally ``stage_ahead_sigma``).
 
     Returns
     -------
     (_Layout, callable)
         The layout of the vector (blocks ``stage``, ``ahead``, ``age``, ``due``, ``miq``,
-        ``log_sigma_<group>``, ``z_<group>``) and ``theta -> (log-posterior, gradient)``, up
-        to a constant, with the Jacobian of the log scales.
+        ``stage_ahead``, ``log_sigma_<group>``, ``z_<group>``) and
+        ``theta -> (log-posterior, gradient)``, up to a constant, with the Jacobian of the
+        log scales.
     """
     lay = _Layout(levels)
+    cells = with_stage_ahead(cells, levels)
     idx = {c: cells[c].to_numpy(np.int64) for c in cells.columns if not c.startswith("n_")}
     n_win = cells["n_win"].to_numpy(float)
     n_lose = cells["n_lose"].to_numpy(float)
@@ -133,11 +154,13 @@ def log_posterior(
     obs = np.stack([n_win, n_lose])
     mu0, s0 = priors["stage_mu"], priors["stage_sigma"]
     se, sg = priors["effect_sigma"], priors["group_sigma"]
+    sa = stage_ahead_sigma(priors)
     sizes = {
         "stage": len(levels.stage) + 1,
         "ahead": len(MONTH_EDGES),
         "age": len(MONTH_EDGES),
         "due": len(DUE_LEVELS),
+        "stage_ahead": stage_ahead_levels(len(levels.stage) + 1),
     }
 
     def eta_of(theta: np.ndarray) -> np.ndarray:
@@ -146,6 +169,7 @@ def log_posterior(
         eta = eta + _full(lay.get(theta, "age"))[:, idx["age"]]
         eta = eta + _full(lay.get(theta, "due"))[:, idx["due"]]
         eta = eta + _full(lay.get(theta, "miq"))[:, idx["miq"]]
+        eta = eta + _full(lay.get(theta, "stage_ahead"))[:, idx["stage_ahead"]]
         for g in levels.groups:
             sig = np.exp(lay.get(theta, f"log_sigma_{g}"))
             eta = eta + (sig[:, None] * lay.get(theta, f"z_{g}"))[:, idx[g]]
@@ -172,6 +196,9 @@ def log_posterior(
         miq = lay.get(theta, "miq")
         ll += float(-(miq**2).sum() / (2 * se**2))
         put("miq", by(idx["miq"], 3)[:, 1:] - miq / se**2)
+        inter = lay.get(theta, "stage_ahead")
+        ll += float(-(inter**2).sum() / (2 * sa**2))
+        put("stage_ahead", by(idx["stage_ahead"], sizes["stage_ahead"])[:, 1:] - inter / sa**2)
         for g in levels.groups:
             ls = lay.get(theta, f"log_sigma_{g}")
             sig = np.exp(ls)
@@ -188,13 +215,14 @@ def log_posterior(
 class CentredPosterior:
     """The pipeline model's posterior in the centred form, for fixed group scales.
 
-    The parameters ``x`` are the blocks ``stage``, ``ahead``, ``age``, ``due``, ``miq``
-    (reference levels left out, as in :func:`log_posterior`) and ``u_<group>`` (every level,
-    the unseen one included, ``u ~ Normal(0, sigma)``); the log scales ``s`` are one per
-    group and outcome, ``s[2 * i + j]`` for the ``i``-th group of ``levels.groups`` and
-    outcome ``j`` (0 won, 1 lost). For fixed ``s`` the log-posterior in ``x`` is concave
-    (multinomial logit plus Gaussian priors): its Hessian is ``X'WX + diag(precision)``
-    with the cells' one-hot design ``X`` and ``W = n_tot * (diag p - p p^T)`` per cell.
+    The parameters ``x`` are the blocks ``stage``, ``ahead``, ``age``, ``due``, ``miq``,
+    ``stage_ahead`` (reference levels left out, as in :func:`log_posterior`) and
+    ``u_<group>`` (every level, the unseen one included, ``u ~ Normal(0, sigma)``); the log
+    scales ``s`` are one per group and outcome, ``s[2 * i + j]`` for the ``i``-th group of
+    ``levels.groups`` and outcome ``j`` (0 won, 1 lost). For fixed ``s`` the log-posterior
+    in ``x`` is concave (multinomial logit plus Gaussian priors): its Hessian is
+    ``X'WX + diag(precision)`` with the cells' one-hot design ``X`` and
+    ``W = n_tot * (diag p - p p^T)`` per cell.
 
     Parameters
     ----------
@@ -206,6 +234,7 @@ class CentredPosterior:
 
     def __init__(self, cells: pd.DataFrame, levels: Levels, priors: dict[str, float]) -> None:
         self.levels = levels
+        cells = with_stage_ahead(cells, levels)
         self.groups = list(levels.groups)
         self.group_sigma = float(priors["group_sigma"])
         n_time = len(MONTH_EDGES)
@@ -216,6 +245,13 @@ class CentredPosterior:
             ("age", "age", n_time, 1, se2),
             ("due", "due", len(DUE_LEVELS), 1, se2),
             ("miq", "miq", 3, 1, se2),
+            (
+                "stage_ahead",
+                "stage_ahead",
+                stage_ahead_levels(len(levels.stage) + 1),
+                1,
+                stage_ahead_sigma(priors) ** 2,
+            ),
             *[(f"u_{g}", g, len(levels.groups[g]) + 1, 0, 0.0) for g in self.groups],
         ]
         n_cells = len(cells)
@@ -491,7 +527,7 @@ class CentredPosterior:
         """The same point in :func:`log_posterior`'s non-centred vector (``z = u / sigma``)."""
         lay = _Layout(self.levels)
         theta = np.zeros(lay.size)
-        for name in ("stage", "ahead", "age", "due", "miq"):
+        for name in ("stage", "ahead", "age", "due", "miq", "stage_ahead"):
             lay.get(theta, name)[...] = self.block(x, name)
         for i, g in enumerate(self.groups):
             ls = np.asarray(s, dtype=float)[2 * i : 2 * i + 2]
@@ -594,7 +630,7 @@ def _fit_marginal(
         if len(free):  # no data: exactly Normal(0, sigma) with the drawn sigma
             draws[:, free] *= np.exp(ds[:, post.scale_of[free]])
         x_draws[mine] = draws
-    out = _fixed_blocks(lambda name: post.block(x_draws, name))
+    out = _fixed_blocks(lambda name: post.block(x_draws, name), len(levels.stage) + 1)
     for i, g in enumerate(post.groups):
         out[f"u_{g}"] = post.block(x_draws, f"u_{g}")
         out[f"sigma_{g}"] = np.exp(s_draws[:, 2 * i : 2 * i + 2])
@@ -635,7 +671,7 @@ def _fit_joint(
     )
     hess = numeric_hessian(lambda t: neg(t)[1], res.x)
     th, _, pd_ok = laplace_draws(res.x, hess, n_draws, seed)
-    post = _fixed_blocks(lambda name: lay.get(th, name))
+    post = _fixed_blocks(lambda name: lay.get(th, name), len(levels.stage) + 1)
     for g in levels.groups:
         sig = np.exp(lay.get(th, f"log_sigma_{g}"))
         post[f"u_{g}"] = sig[:, :, None] * lay.get(th, f"z_{g}")
@@ -682,7 +718,8 @@ def fit_map_numpy(
     -------
     (dict, dict)
         The draws ``{name: array(draw, ...)}`` of the forecast's variables (``stage``,
-        ``ahead``, ``age``, ``due``, ``miq``, ``u_<group>``) and the group scales
+        ``ahead``, ``age``, ``due``, ``miq``, ``stage_ahead`` ``(draw, 2, stage, ahead)``,
+        ``u_<group>``) and the group scales
         ``sigma_<group>``; the figures ``ok``, ``converged``, ``hessian_positive_definite``,
         ``n_params``, ``neg_log_posterior`` (at the point returned) and ``scales``, and for
         ``"marginal"`` also ``neg_log_marginal``, ``scale_curvature_floored`` (how many

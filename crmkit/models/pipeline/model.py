@@ -4,14 +4,20 @@ A discrete-time competing-risks model (per month: won, lost, or still open) with
 multinomial logit link, fitted to landmark exposures (:mod:`crmkit.models.pipeline.data`).
 For outcome ``j`` (won, lost) in month ``k`` after the cut-off::
 
-    eta_j = stage_j[s] + ahead_j[bucket(k)] + age_j[bucket(age)] + due_j[due status]
-            + miq_j[month of quarter] + sum_g u_{g,j}[level]     (g: owner, team, segment, source)
+    eta_j = stage_j[s] + ahead_j[bucket(k)] + stage_ahead_j[s, bucket(k)] + age_j[bucket(age)]
+            + due_j[due status] + miq_j[month of quarter]
+            + sum_g u_{g,j}[level]     (g: owner, team, segment, source)
     P(won), P(lost), P(open) = softmax(eta_win, eta_lose, 0)
 
 with ``u_{g,j} ~ Normal(0, sigma_{g,j})`` (partial pooling: a thin owner borrows from the
 rest), ``sigma ~ HalfNormal(0.5)``, stage effects ``Normal(-2, 1.5)`` and the other
-effects ``Normal(0, 1)`` (first level as reference). Deals open at the cut-off are
-censored, so win probabilities are not inflated by deals that never close. The due status
+effects ``Normal(0, 1)`` (first level as reference). The stage x months-ahead interaction
+``stage_ahead`` (``Normal(0, 1)``, zero at one month ahead) is each stage's deviation
+from the common months-ahead effect: an early-stage deal wins mostly after advancing, so
+its win hazard rises with the months ahead while a late-stage deal's falls; the common
+effect alone puts too many wins on late stages and too few on early ones. Deals open at
+the cut-off are censored, so win probabilities are not inflated by deals that never close.
+The due status
 (months before or after the expected close month) is the slip model: revenue lands in
 the month the hazard puts it, and may slip beyond the horizon. Realised over listed amount
 is a log-normal with a conjugate Normal-inverse-gamma posterior (:class:`AmountRatio`).
@@ -43,11 +49,15 @@ from crmkit.models.pipeline.data import (
     DUE_LEVELS,
     GROUPS,
     MONTH_EDGES,
+    STAGE_AHEAD_SIGMA,
     Levels,
     amount_ratios,
     deal_frame,
     landmark_cells,
     last_full_month,
+    stage_ahead_code,
+    stage_ahead_levels,
+    with_stage_ahead,
 )
 from crmkit.models.pipeline.map_fit import fit_map_numpy
 from crmkit.models.pipeline.shocks import MonthShock, monthly_residuals
@@ -62,6 +72,7 @@ DEFAULT_PRIORS: dict[str, float] = {
     "stage_sigma": 1.5,
     "effect_sigma": 1.0,
     "group_sigma": 0.5,
+    "stage_ahead_sigma": STAGE_AHEAD_SIGMA,
 }
 
 
@@ -253,13 +264,29 @@ class PipelineModel(ModelContract):
             age = _with_reference(pm, pt, "age", len(MONTH_EDGES), p["effect_sigma"])
             due = _with_reference(pm, pt, "due", len(DUE_LEVELS), p["effect_sigma"])
             miq = _with_reference(pm, pt, "miq", 3, p["effect_sigma"])
+            n_ahead = len(MONTH_EDGES)
+            inter = pm.Normal(
+                "stage_ahead_free",
+                0.0,
+                p["stage_ahead_sigma"],
+                shape=(2, stage_ahead_levels(n_stage) - 1),
+            )
+            pm.Deterministic(
+                "stage_ahead",
+                pt.concatenate(
+                    [pt.zeros((2, n_stage, 1)), inter.reshape((2, n_stage, n_ahead - 1))], axis=2
+                ),
+            )
+            inter_full = pt.concatenate([pt.zeros((2, 1)), inter], axis=1)
             idx = {c: cells[c].to_numpy(np.int64) for c in cells.columns if not c.startswith("n_")}
+            code = stage_ahead_code(idx["stage"], idx["ahead"], n_stage)
             eta = (
                 stage[:, idx["stage"]]
                 + ahead[:, idx["ahead"]]
                 + age[:, idx["age"]]
                 + due[:, idx["due"]]
                 + miq[:, idx["miq"]]
+                + inter_full[:, code]
             )
             for g in levels.groups:
                 n_lev = len(levels.groups[g]) + 1
@@ -277,7 +304,19 @@ class PipelineModel(ModelContract):
 
     def param_names(self) -> list[str]:
         """Names of the posterior arrays the forecast uses."""
-        return ["stage", "ahead", "age", "due", "miq", *[f"u_{g}" for g in self.groups_in_effect]]
+        return [
+            "stage",
+            "ahead",
+            "age",
+            "due",
+            "miq",
+            "stage_ahead",
+            *[f"u_{g}" for g in self.groups_in_effect],
+        ]
+
+    def _posterior_names(self) -> list[str]:
+        """:meth:`param_names` the fitted posterior has (saved before the interaction: none)."""
+        return [n for n in self.param_names() if n in self.idata_.posterior]
 
     def fit(
         self,
@@ -425,7 +464,7 @@ class PipelineModel(ModelContract):
         counts = obs["cell_counts"].to_numpy().astype(float)
         for j, col in enumerate(CELL_COUNTS):
             cells[col] = counts[:, j]
-        self.cells_ = pd.DataFrame(cells)
+        self.cells_ = with_stage_ahead(pd.DataFrame(cells), self.levels_)  # derived, not saved
         self.frame_ = tables["deals"]
         self.history_ = tables.get("history")
         self.stages_ = tables.get("stages")
@@ -464,13 +503,17 @@ class PipelineModel(ModelContract):
         :func:`~crmkit.models.pipeline.kernels.time_effects` adds to those months' logits.
         """
         self.check_fitted()
-        flat = flat_draws(self.idata_, self.param_names())
+        flat = flat_draws(self.idata_, self._posterior_names())
         total = next(iter(flat.values())).shape[0]
         rng = np.random.default_rng(seed)
         pick = rng.choice(total, size=n, replace=n > total) if n != total else np.arange(n)
         out = {k: np.asarray(v)[pick] for k, v in flat.items()}
+        # models saved before the stage x months-ahead interaction: a zero one
+        n_stage = len(self.levels_.stage) + 1
+        out.setdefault("stage_ahead", np.zeros((n, 2, n_stage, len(MONTH_EDGES))))
         for name in ORDERED_EFFECTS:  # levels no training trial reached: the nearest seen one
             out[name] = out[name][:, :, self.level_map(name)]
+        out["stage_ahead"] = out["stage_ahead"][..., self.level_map("ahead")]
         for g in GROUPS:  # groups left out: a zero effect (their deals' codes are -1)
             out.setdefault(f"u_{g}", np.zeros((n, 2, 1)))
         shock = getattr(self, "shock_", None)
@@ -596,7 +639,7 @@ class PipelineModel(ModelContract):
         """
         self.check_fitted()
         post = self.idata_.posterior
-        names = self.param_names()
+        names = self._posterior_names()
         ll = _cell_log_likelihood(flat_draws(self.idata_, names), self.cells_, self.levels_)
         shape = (post.sizes["chain"], post.sizes["draw"], len(self.cells_))
         ds = xr.Dataset(
@@ -637,7 +680,9 @@ class PipelineModel(ModelContract):
         if n_draws is not None and n_draws < n_draw:
             keep = np.unique(np.linspace(0, n_draw - 1, n_draws).round().astype(np.int64))
         sub = post.isel(draw=keep)
-        flat = {n: sub[n].to_numpy().reshape(-1, *sub[n].shape[2:]) for n in self.param_names()}
+        flat = {
+            n: sub[n].to_numpy().reshape(-1, *sub[n].shape[2:]) for n in self._posterior_names()
+        }
         eta = _cell_eta(flat, self.cells_, self.levels_)  # (draws, 2, cells)
         m = np.maximum(eta.max(axis=1), 0.0)
         e = np.exp(eta - m[:, None])
@@ -711,15 +756,28 @@ def _why_not_ok(raw: dict[str, Any]) -> str | None:
 
 
 def _cell_eta(flat: dict[str, np.ndarray], cells: pd.DataFrame, levels: Levels) -> np.ndarray:
-    """Linear predictors ``(draw, outcome, cell)`` of the cells."""
+    """Linear predictors ``(draw, outcome, cell)`` of the cells.
+
+    ``flat["stage_ahead"]`` ``(draw, outcome, stage, ahead)`` is indexed by the cells'
+    stage and months ahead (absent, as in models saved before it: zero).
+    """
     names = ["stage", "ahead", "age", "due", "miq", *[f"u_{g}" for g in levels.groups]]
+    cols = list(_cell_keys(levels.groups))
+    arrays = [flat[n] for n in names]
+    if "stage_ahead" in flat:
+        inter = np.asarray(flat["stage_ahead"])
+        arrays.append(inter.reshape(*inter.shape[:2], -1))
+        names.append("stage_ahead")
+        cols.append("stage_ahead")
+        n_ahead = inter.shape[3]
+        cells = cells.assign(stage_ahead=cells["stage"] * n_ahead + cells["ahead"])
     n_cells = len(cells)
-    theta = np.concatenate([flat[n] for n in names], axis=2)  # (draw, outcome, effect)
+    theta = np.concatenate(arrays, axis=2)  # (draw, outcome, effect)
     design = np.zeros((n_cells, theta.shape[2]))
     start = 0
-    for name, col in zip(names, _cell_keys(levels.groups), strict=True):
+    for arr, col in zip(arrays, cols, strict=True):
         design[np.arange(n_cells), start + cells[col].to_numpy(np.int64)] = 1.0
-        start += flat[name].shape[2]
+        start += arr.shape[2]
     n_draw = theta.shape[0]
     return (theta.reshape(2 * n_draw, -1) @ design.T).reshape(n_draw, 2, n_cells)
 
@@ -747,6 +805,7 @@ def _pipeline_idata(
         "age": ("outcome", "age_months"),
         "due": ("outcome", "due_status"),
         "miq": ("outcome", "month_of_quarter"),
+        "stage_ahead": ("outcome", "stage_level", "months_ahead"),
     }
     coords: dict[str, Any] = {
         "outcome": ["won", "lost"],

@@ -16,7 +16,8 @@ NUTS samples the same likelihood with identified group effects instead:
   teams) sums to zero within each of those levels, so the team carries the team's level
   and owners only their differences;
 * the extra "unseen" level of each group (deals of an owner not seen in training) is the
-  prior draw ``sigma * Normal(0, 1)``, made per draw after sampling.
+  prior draw ``sigma * Normal(0, 1)``, made per draw after sampling; so are the stage x
+  months-ahead interaction's levels no cell has (the unseen stage, months never followed).
 
 Priors are otherwise those of the MAP fit (stage ``Normal(stage_mu, stage_sigma)``, other
 effects ``Normal(0, effect_sigma)`` with a reference level, ``sigma ~
@@ -36,12 +37,22 @@ from scipy import optimize
 
 from crmkit.models.inference.laplace import numeric_hessian
 from crmkit.models.inference.nuts import sample_logp
-from crmkit.models.pipeline.data import DUE_LEVELS, GROUPS, MONTH_EDGES, Levels
+from crmkit.models.pipeline.data import (
+    DUE_LEVELS,
+    GROUPS,
+    MONTH_EDGES,
+    Levels,
+    stage_ahead_levels,
+    stage_ahead_matrix,
+    with_stage_ahead,
+)
+from crmkit.models.pipeline.map_fit import stage_ahead_sigma
 
 #: nutpie's low-rank modified mass matrix (learns the correlations the whitening misses).
 LOW_RANK = True
-#: Effects with a reference level (first level fixed at zero), in the cells' column order.
-FIXED = ("ahead", "age", "due", "miq")
+#: Effects with a reference level (first level fixed at zero), in the cells' column order
+#: (``stage_ahead``: the stage x months-ahead interaction, by its derived cell code).
+FIXED = ("ahead", "age", "due", "miq", "stage_ahead")
 
 
 @njit(cache=True, nogil=True)
@@ -129,8 +140,10 @@ class PipelinePosterior:
     size : int
         Length of the parameter vector.
     blocks : dict
-        ``name -> (start, shape)`` of ``stage``, the :data:`FIXED` effects' free levels,
-        ``log_sigma_<group>`` and ``zeta_<group>``.
+        ``name -> (start, shape)`` of ``stage``, the :data:`FIXED` effects' free levels
+        (``free``; of the stage x months-ahead interaction only the codes some cell has,
+        the others drawn from their prior by :meth:`natural`), ``log_sigma_<group>`` and
+        ``zeta_<group>``.
     bases : dict
         Group -> zero-sum basis ``(levels, k)`` (the unseen level is not in it).
     groups : tuple
@@ -146,6 +159,10 @@ class PipelinePosterior:
         centred: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.priors = dict(priors)
+        self.n_stage = len(levels.stage) + 1
+        self.fixed_sigma = {n: float(priors["effect_sigma"]) for n in FIXED}
+        self.fixed_sigma["stage_ahead"] = stage_ahead_sigma(priors)
+        cells = with_stage_ahead(cells, levels)
         self.groups = tuple(levels.groups)
         self.centred = {
             g: np.zeros(2, bool) if centred is None else np.asarray(centred[g], bool)
@@ -156,6 +173,7 @@ class PipelinePosterior:
             "age": len(MONTH_EDGES),
             "due": len(DUE_LEVELS),
             "miq": 3,
+            "stage_ahead": stage_ahead_levels(self.n_stage),
         }
         nest = nesting(cells, levels)
         self.bases: dict[str, np.ndarray] = {}
@@ -173,8 +191,14 @@ class PipelinePosterior:
         self.blocks: dict[str, tuple[int, tuple[int, ...]]] = {}
         self.size = 0
         self._add("stage", (2, len(levels.stage) + 1))
-        for name, n in n_fixed.items():
-            self._add(name, (2, n - 1))
+        # free levels of each effect (the reference, level 0, is zero); of the interaction
+        # only the codes some cell has: the others are their prior, drawn in natural()
+        self.free = {name: np.arange(1, n) for name, n in n_fixed.items()}
+        sa_codes = cells["stage_ahead"].to_numpy(np.int64)
+        self.free["stage_ahead"] = np.unique(sa_codes[sa_codes > 0])
+        self.n_fixed = n_fixed
+        for name in n_fixed:
+            self._add(name, (2, len(self.free[name])))
         for g in self.groups:
             self._add(f"log_sigma_{g}", (2,))
             self._add(f"zeta_{g}", (2, self.bases[g].shape[1]))
@@ -213,7 +237,7 @@ class PipelinePosterior:
         beta[:, self.cols["stage"]] = self.get(theta, "stage")
         for name in FIXED:
             c = self.cols[name]
-            beta[:, c.start + 1 : c.stop] = self.get(theta, name)
+            beta[:, c.start + self.free[name]] = self.get(theta, name)
         for g in self.groups:
             c = self.cols[g]
             sig = np.exp(self.get(theta, f"log_sigma_{g}"))
@@ -229,7 +253,7 @@ class PipelinePosterior:
         """Log-posterior (up to a constant) and its gradient at ``theta``."""
         p = self.priors
         mu0, s0 = p["stage_mu"], p["stage_sigma"]
-        se, sg = p["effect_sigma"], p["group_sigma"]
+        sg = p["group_sigma"]
         beta = self.effects(theta)
         gb = np.empty((2, self.n_beta))  # per call: chains evaluate in parallel threads
         ll = float(cells_log_likelihood(beta, self.codes, self.n_win, self.n_lose, self.n_tot, gb))
@@ -245,8 +269,9 @@ class PipelinePosterior:
         for name in FIXED:
             free = self.get(theta, name)
             c = self.cols[name]
-            ll -= float((free**2).sum()) / (2 * se**2)
-            put(name, gb[:, c.start + 1 : c.stop] - free / se**2)
+            sd = self.fixed_sigma[name]
+            ll -= float((free**2).sum()) / (2 * sd**2)
+            put(name, gb[:, c.start + self.free[name]] - free / sd**2)
         for g in self.groups:
             c = self.cols[g]
             ls = self.get(theta, f"log_sigma_{g}")
@@ -271,14 +296,21 @@ class PipelinePosterior:
         """The model's variables at ``theta``; unseen group levels drawn from their prior."""
         out: dict[str, np.ndarray] = {"stage": self.get(theta, "stage").copy()}
         for name in FIXED:
-            free = self.get(theta, name)
-            out[name] = np.concatenate([np.zeros((2, 1)), free], axis=1)
+            out[name] = np.zeros((2, self.n_fixed[name]))
+            out[name][:, self.free[name]] = self.get(theta, name)
         for g in self.groups:
             sig = np.exp(self.get(theta, f"log_sigma_{g}"))
             seen = self._group(theta, g, sig)
             unseen = sig * rng.standard_normal(2)
             out[f"u_{g}"] = np.concatenate([seen, unseen[:, None]], axis=1)
             out[f"sigma_{g}"] = sig
+        inter = out["stage_ahead"]  # codes no cell has: their prior
+        prior = np.ones(inter.shape[1], bool)
+        prior[0] = False
+        prior[self.free["stage_ahead"]] = False
+        sd = self.fixed_sigma["stage_ahead"]
+        inter[:, prior] = sd * rng.standard_normal((2, int(prior.sum())))
+        out["stage_ahead"] = stage_ahead_matrix(inter, self.n_stage)
         return out
 
     def mode(self) -> tuple[np.ndarray, bool]:
@@ -365,7 +397,8 @@ def fit_nuts(
 
     shapes = {
         "stage": (2, len(levels.stage) + 1),
-        **{n: (2, post.blocks[n][1][1] + 1) for n in FIXED},
+        **{n: (2, post.n_fixed[n]) for n in FIXED},
+        "stage_ahead": (2, post.n_stage, len(MONTH_EDGES)),
         **{f"u_{g}": (2, len(levels.groups[g]) + 1) for g in post.groups},
         **{f"sigma_{g}": (2,) for g in post.groups},
     }

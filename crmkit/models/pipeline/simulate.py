@@ -209,9 +209,10 @@ def draw_prior(
     -------
     dict
         ``stage`` ``(2, stages + 1)``, ``ahead``, ``age`` ``(2, 6)``, ``due`` ``(2, 8)``,
-        ``miq`` ``(2, 3)`` (first level 0), ``u_<group>`` ``(2, levels + 1)`` and
-        ``sigma_<group>`` ``(2,)``; outcome axis (won, lost); the last stage and group
-        level is the model's "unseen" level.
+        ``miq`` ``(2, 3)`` (first level 0), ``stage_ahead`` ``(2, stages + 1, 6)`` (the stage
+        x months-ahead interaction, months-ahead level 0 zero), ``u_<group>``
+        ``(2, levels + 1)`` and ``sigma_<group>`` ``(2,)``; outcome axis (won, lost); the
+        last stage and group level is the model's "unseen" level.
     """
     from crmkit.models.pipeline.model import DEFAULT_PRIORS
 
@@ -239,6 +240,9 @@ def draw_prior(
             z[:, :n] = (z[:, :n] @ b) @ b.T
         out[f"sigma_{g}"] = sig
         out[f"u_{g}"] = sig[:, None] * z
+    # drawn last, so the other parameters of a seed are those drawn before the interaction
+    free = rng.normal(0.0, p["stage_ahead_sigma"], (2, len(levels.stage) + 1, len(MONTH_EDGES) - 1))
+    out["stage_ahead"] = np.concatenate([np.zeros((2, len(levels.stage) + 1, 1)), free], axis=2)
     return out
 
 
@@ -263,10 +267,15 @@ def trial_covariates(structure: Structure, k: np.ndarray) -> dict[str, np.ndarra
 
 
 def linear_predictor(truth: dict[str, np.ndarray], codes: dict[str, np.ndarray]) -> np.ndarray:
-    """``eta`` ``(2, n)`` (won, lost) of trials with the given factor codes."""
+    """``eta`` ``(2, n)`` (won, lost) of trials with the given factor codes.
+
+    A truth without ``stage_ahead`` has no stage x months-ahead interaction.
+    """
     eta = truth["stage"][:, codes["stage"]]
     for name in ("ahead", "age", "due", "miq"):
         eta = eta + truth[name][:, codes[name]]
+    if "stage_ahead" in truth:
+        eta = eta + truth["stage_ahead"][:, codes["stage"], codes["ahead"]]
     for g in GROUPS:
         eta = eta + truth[f"u_{g}"][:, codes[g]]
     return eta

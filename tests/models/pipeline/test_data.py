@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from crmkit.models.pipeline.data import deal_frame, landmark_cells
+from crmkit.models.pipeline.data import (
+    MONTH_EDGES,
+    deal_frame,
+    landmark_cells,
+    stage_ahead_code,
+    stage_ahead_levels,
+    stage_ahead_matrix,
+)
 
 AS_OF = "2024-04-30"
 
@@ -23,3 +31,37 @@ def test_cells_weight_each_deal_month_once(sim) -> None:
     ]
     assert wins == pytest.approx(len(won_in_window), rel=0.15)
     assert n > wins
+
+
+def test_stage_ahead_code_is_zero_one_month_ahead_and_one_per_stage_and_later_month(sim) -> None:
+    deals = deal_frame(sim["deals"], sim["accounts"])
+    cells, levels = landmark_cells(deals, sim["deal_history"], AS_OF, window_months=12)
+    n_stage = len(levels.stage) + 1
+    n_free = len(MONTH_EDGES) - 1
+    code = cells["stage_ahead"].to_numpy()
+    ahead, stage = cells["ahead"].to_numpy(), cells["stage"].to_numpy()
+    assert (code[ahead == 0] == 0).all() and (code[ahead > 0] > 0).all()
+    np.testing.assert_array_equal(
+        code[ahead > 0], 1 + stage[ahead > 0] * n_free + ahead[ahead > 0] - 1
+    )
+    # one code per (stage, months-ahead level >= 1), in range
+    pairs = cells.loc[ahead > 0, ["stage", "ahead", "stage_ahead"]].drop_duplicates()
+    assert pairs["stage_ahead"].is_unique
+    assert code.max() < stage_ahead_levels(n_stage)
+    # derived after the aggregation: no extra cells, and it sits with the factor codes
+    keys = ["stage", "ahead", "age", "due", "miq", *levels.groups]
+    assert not cells.duplicated(keys).any()
+    assert list(cells.columns[-4:]) == ["stage_ahead", "n_stay", "n_win", "n_lose"]
+
+
+def test_stage_ahead_matrix_puts_each_code_at_its_stage_and_months_ahead() -> None:
+    n_stage = 3
+    n_codes = stage_ahead_levels(n_stage)
+    coded = np.arange(n_codes, dtype=float)  # effect of code c is c (code 0: reference, 0)
+    mat = stage_ahead_matrix(coded, n_stage)
+    assert mat.shape == (n_stage, len(MONTH_EDGES))
+    for s in range(n_stage):
+        for a in range(len(MONTH_EDGES)):
+            c = stage_ahead_code(np.array([s]), np.array([a]), n_stage)[0]
+            assert mat[s, a] == coded[c]
+    assert (mat[:, 0] == 0).all()
