@@ -862,11 +862,16 @@ def test_forecast_default_auto_samples_small_data_with_nuts_and_shows_progress(
     assert (snap.parameters["method"], snap.parameters["method_used"]) == ("auto", "nuts")
     nb = result["diagnostics"]["new_business"]
     assert nb["method"] == "nuts" and nb["ok"] and nb["divergences"] == 0
-    # this small company's pipeline posterior is short of tail ESS in 2,000 draws (tail ESS
-    # about 200, seeds 0 and 1): auto samples 3 times longer when that ends within the
-    # 2-minute budget (a fast machine), else fits it by MAP and says so
+    # a pipeline fit that passes its checks in 2,000 draws is kept (with the stage x
+    # months-ahead interaction this small company's does); one short of tail ESS only is
+    # sampled 3 times longer when that ends within the 2-minute budget (before the
+    # interaction: tail ESS about 200 here), else fitted by MAP, saying so
     pipe = result["diagnostics"]["pipeline"]
-    if "fitting the pipeline model (nuts: 6000 draws" in err:
+    if pipe["method"] == "nuts" and "(nuts: 6000 draws" not in err:
+        assert pipe["ok"] and pipe["divergences"] == 0 and pipe["r_hat_max"] <= 1.01
+        assert pipe["ess_bulk_min"] >= 400 and pipe["ess_tail_min"] >= 400
+        assert not pipe["message"] and "MAP" not in result["method_reason"]
+    elif "fitting the pipeline model (nuts: 6000 draws" in err:
         assert "crmkit: pipeline model: effective draws " in err
         assert pipe["method"] == "nuts" and pipe["ok"] and pipe["ess_tail_min"] >= 400
         assert not pipe["message"] and "MAP" not in result["method_reason"]
