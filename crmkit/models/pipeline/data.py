@@ -174,10 +174,10 @@ def landmark_cells(
     Returns
     -------
     (pandas.DataFrame, Levels)
-        One row per cell with factor codes ``stage, ahead, age, due, miq`` and the codes of
-        ``groups``, and weighted counts ``n_stay, n_win, n_lose``, then the derived code
-        ``stage_ahead`` (:func:`stage_ahead_code`, after the aggregation, so it adds no
-        cells); and the levels used.
+        One row per cell with factor codes ``stage, ahead, age, due, miq``, the codes of
+        ``groups`` and the derived code ``stage_ahead`` (:func:`stage_ahead_code`, set after
+        the aggregation, so it adds no cells), then the weighted counts ``n_stay, n_win,
+        n_lose``; and the levels used.
     """
     groups = tuple(g for g in GROUPS if g in groups)
     deals = deals.reset_index(drop=True).copy()
