@@ -56,11 +56,24 @@ def print_scores(res: pd.DataFrame) -> None:
     print(compare(res, "run_rate", metric="crps")[cols].round(3).to_string(index=False))
 
 
+def _seeds(text: str) -> list[int]:
+    """Comma-separated whole numbers (``--seeds``); argparse shows a bad one in one line."""
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not whole numbers separated by commas: {text!r}"
+        ) from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("no seed given")
+    return seeds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--method", default="map")
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--seeds", default="42", help="demo company seeds, e.g. 42,1,2")
+    ap.add_argument("--seeds", default="42", type=_seeds, help="demo company seeds, e.g. 42,1,2")
     ap.add_argument("--first", default="2025-01-31")
     ap.add_argument("--last", default="2026-07-31")
     ap.add_argument("--refit", action="store_true", help="also time a full refit + forecast")
@@ -69,7 +82,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "demo_backtest.csv"))
     args = ap.parse_args()
     if not args.skip_backtest:
-        seeds = [int(x) for x in str(args.seeds).split(",") if x.strip()]
+        seeds = args.seeds
         origins = month_ends(args.first, args.last)
         t0 = time.perf_counter()
         parts = []
@@ -88,11 +101,13 @@ def main() -> None:
             print(f"--- seed {s}")
             print_scores(res[res["seed"].eq(s)].drop(columns="seed"))
         if len(seeds) > 1:
-            print(f"--- pooled over seeds {args.seeds} ({len(origins)} origins each)")
+            print(
+                f"--- pooled over seeds {','.join(map(str, seeds))} ({len(origins)} origins each)"
+            )
         print_scores(res)
         print(
             f"method={args.method} draws={args.draws} origins={len(origins)} "
-            f"seeds={args.seeds} seconds={secs:.1f}"
+            f"seeds={','.join(map(str, seeds))} seconds={secs:.1f}"
         )
     if args.calls:
         demo = generate_demo()
