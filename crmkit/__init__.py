@@ -15,6 +15,12 @@ __version__ = "0.1.0"
 warnings.filterwarnings(
     "ignore", message="PyTensor could not link to a BLAS installation", category=UserWarning
 )
+# ArviZ 0.23 prints a notice about its coming refactor on the first import of each day (a
+# stamp in the user's cache): on a fresh machine every first CLI run of the day wrote it to
+# stderr, where a user error must be the only line. Matched exactly, as above.
+warnings.filterwarnings(
+    "ignore", message=r"\nArviZ is undergoing a major refactor", category=FutureWarning
+)
 
 __all__ = [
     "ConflictError",
