@@ -9,7 +9,8 @@
 
   so ``a`` is the log level of the last month and ``b`` the drift per year; ahead of the
   last month the level keeps walking (``sigma_level`` per month). Priors ``a ~ N(log
-  mean, 1)``, ``b ~ N(0, 0.5)``, ``sigma_level ~ HalfNormal(0.1)``, ``miq ~ N(0, 0.5)``
+  mean, 1)``, ``b ~ N(0, 0.2)`` (:data:`DRIFT_SD`), ``sigma_level ~ HalfNormal(0.1)``,
+  ``miq ~ N(0, 0.5)``
   (first month of the quarter the reference), ``c, d ~ N(0, 0.3)`` (``N(0, 0.01)``, i.e.
   off, with less than 24 months of data). Overdispersion (variance ``mu + alpha mu^2``):
   ``sqrt(alpha) ~ Exponential(9.2)``, a penalised-complexity prior shrinking toward
@@ -54,6 +55,11 @@ DIRICHLET_PRIOR = (8.0, 1.0, 1.0)  # open, won, lost
 ARRIVAL_PARAMS = ("a", "b", "miq_free", "fourier", "alpha", "sigma_level", "z_level")
 #: Prior scale (HalfNormal) of the monthly change of the log arrival level.
 LEVEL_SIGMA = 0.1
+#: Prior sd of the drift ``b`` (log growth per year). The forecast extrapolates the drift at
+#: full strength, so its prior is about growth that lasts: 95% of it within x0.67-x1.48 a
+#: year. A short climb (a CRM being filled, Maven's first months) is the walking level's to
+#: explain; with sd 0.5 it became a forecast of 50-65% growth a year (issue #17).
+DRIFT_SD = 0.2
 #: Log level scales at which the MAP fit integrates ``sigma_level`` (0.002 to 0.74).
 LEVEL_GRID = np.log(LEVEL_SIGMA) + np.arange(-4.0, 2.01, 0.5)
 #: Rate of the exponential prior on ``sqrt(alpha)`` (P(sqrt(alpha) > 0.5) = 1%).
@@ -144,7 +150,7 @@ def _arrivals_map(counts: pd.Series, n_draws: int, seed: int) -> tuple[dict, dic
     n_z = len(y) - 1
     prior_mu = np.array([np.log(max(y.mean(), 0.5)), 0, 0, 0, 0, 0])
     f_sd = 0.3 if len(y) >= 24 else 0.01  # an annual cycle needs two years of data
-    prior_sd = np.array([1.0, 0.5, 0.5, 0.5, f_sd, f_sd])
+    prior_sd = np.array([1.0, DRIFT_SD, 0.5, 0.5, f_sd, f_sd])
     eps = 1e-3
 
     def neg(theta: np.ndarray, log_sigma: float) -> tuple[float, np.ndarray]:
@@ -290,7 +296,7 @@ class NewBusinessModel(ModelContract):
             # walk and the drift than the last month's); a, the last month's, is derived
             # and keeps its N(log mean, 1) prior
             level_mean = pm.Flat("level_mean", initval=np.log(max(y.mean(), 0.5)))
-            b = pm.Normal("b", 0.0, 0.5)
+            b = pm.Normal("b", 0.0, DRIFT_SD)
             miq_free = pm.Normal("miq_free", 0.0, 0.5, shape=2)
             fourier = pm.Normal("fourier", 0.0, 0.3 if len(y) >= 24 else 0.01, shape=2)
             sqrt_alpha = pm.Exponential("sqrt_alpha", OVERDISPERSION_RATE)

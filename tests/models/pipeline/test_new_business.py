@@ -208,3 +208,25 @@ def test_arrivals_under_nuts_pass_their_checks_and_agree_with_map(sim) -> None:
     for name in ("a", "b"):
         assert abs(nuts.params_[name] - laplace.params_[name]) < 0.05
     assert abs(nuts.params_["sigma_level"] - laplace.params_["sigma_level"]) < 0.02
+
+
+def test_a_short_adoption_ramp_is_not_forecast_as_lasting_growth() -> None:
+    """A CRM being filled: arrivals climb to their level in four months, then stay flat.
+
+    The drift is extrapolated at full strength, so its prior is about growth that lasts; a
+    climb of a few months is the walking level's to explain. With the drift prior sd of 0.5
+    a year used before, the median one to three months ahead ran 5%, 13% and 18% above the
+    flat level on average over these eight companies; with 0.2, 0%, 4% and 6%.
+    """
+    errors = []
+    for k in range(8):
+        rng = np.random.default_rng(100 + k)
+        level = 200.0
+        truth = level * np.r_[0.3, 0.5, 0.7, 0.9, np.ones(8)]
+        nb = NewBusinessModel(method="map", draws=400, chains=1, seed=k).fit(
+            _deals_created(rng.poisson(truth), seed=k), as_of=_as_of(len(truth))
+        )
+        mu, _alpha = nb.arrival_means(FIRST_MONTH + len(truth), 3, 2000, seed=k)
+        errors.append(np.median(mu, axis=0) / level - 1)
+    bias = np.mean(errors, axis=0)
+    assert np.abs(bias).max() < 0.1, bias
