@@ -25,6 +25,8 @@ import pandas as pd
 
 from crmkit.errors import CrmkitError, NotFoundError
 from crmkit.forecast.axes import SOURCES
+from crmkit.forecast.snapshot_tables import backtest_frame
+from crmkit.plots.format import format_amount
 from crmkit.store import Snapshot, Store
 
 #: The dimensions a view can be filtered by.
@@ -523,6 +525,92 @@ def diagnostics_table(snap: Snapshot) -> pd.DataFrame:
 
 
 def backtest_table(snap: Snapshot) -> pd.DataFrame | None:
-    """Return the backtest accuracy stored with the snapshot, or None."""
-    df = snapshot_table(snap, "backtest")
-    return None if df.empty else df
+    """Return the backtest accuracy stored with the snapshot, or None.
+
+    Parameters
+    ----------
+    snap
+        The snapshot.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Its ``backtest`` table (:func:`crmkit.forecast.snapshot_tables.backtest_frame`): one
+        row per lead and forecaster, with the run-rate comparison's ``crps_diff``,
+        ``crps_diff_lo``, ``crps_diff_hi`` and ``vs_run_rate`` when it was saved with them
+        (a snapshot saved before they were stored has the scores only); None without one.
+    """
+    return backtest_frame(snap.parameters.get("tables", {}).get("backtest"))
+
+
+def _signed(x: float) -> str:
+    """A compact amount with its sign: ``−3.7k``, ``+5k``, ``0``."""
+    if x == 0:
+        return "0"
+    return ("−" if x < 0 else "+") + format_amount(abs(x), compact=True, digits=2)
+
+
+def run_rate_verdict(row: dict | pd.Series) -> str | None:
+    """Say in one line whether a forecaster beats the run rate beyond the noise.
+
+    Parameters
+    ----------
+    row
+        A row of :func:`crmkit.forecast.backtest.recent_backtest` (or of
+        :func:`backtest_table`): ``vs_run_rate``, ``crps_diff``, ``crps_diff_lo``,
+        ``crps_diff_hi`` and ``origins``.
+
+    Returns
+    -------
+    str or None
+        ``"better than run rate: yes / no / not distinguishable (CRPS difference −3.7k,
+        90% interval −12k to +5k)"``, or ``"... too few origins to tell (3 origins; at least
+        4 needed)"``; None when the row has no comparison (the run rate itself, an older
+        table).
+    """
+    verdict = row.get("vs_run_rate")
+    if not isinstance(verdict, str) or not verdict:
+        return None
+    if verdict == "too few origins":
+        from crmkit.forecast.skill import MIN_COMPARE_ORIGINS  # scipy: not at a page's load
+
+        n = row.get("origins")
+        have = ""
+        if n is not None and pd.notna(n):
+            have = f"{int(n)} origin{'' if int(n) == 1 else 's'}; "
+        return (
+            f"better than run rate: too few origins to tell ({have}at least "
+            f"{MIN_COMPARE_ORIGINS} needed)"
+        )
+    answer = {"better": "yes", "worse": "no"}.get(verdict, "not distinguishable")
+    return (
+        f"better than run rate: {answer} (CRPS difference {_signed(row['crps_diff'])}, 90% "
+        f"interval {_signed(row['crps_diff_lo'])} to {_signed(row['crps_diff_hi'])})"
+    )
+
+
+def backtest_verdicts(bt: Snapshot | pd.DataFrame | None) -> pd.DataFrame:
+    """The model's one-line verdict against the run rate, per lead of a backtest.
+
+    Parameters
+    ----------
+    bt
+        A snapshot (its stored :func:`backtest_table`) or a backtest table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``lead``, ``what`` (``"next 3 periods"`` for lead ``1-3``, ``"period 2"`` for lead
+        ``2``) and ``line`` (:func:`run_rate_verdict`), one row per lead of the model with
+        a comparison; empty (same columns) without a backtest or for a table saved without
+        the comparison.
+    """
+    table = backtest_table(bt) if isinstance(bt, Snapshot) else bt
+    rows = []
+    for r in [] if table is None else table.to_dict("records"):
+        line = run_rate_verdict(r) if r.get("forecaster") == "model" else None
+        if line:
+            lead = str(r.get("lead", ""))
+            what = f"next {lead.split('-')[-1]} periods" if "-" in lead else f"period {lead}"
+            rows.append({"lead": lead, "what": what, "line": line})
+    return pd.DataFrame(rows, columns=["lead", "what", "line"])

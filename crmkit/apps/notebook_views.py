@@ -22,9 +22,9 @@ from typing import Any
 import pandas as pd
 
 from crmkit.apps import dashboard as db
+from crmkit.apps.dashboard import run_rate_verdict
 from crmkit.errors import CrmkitError
 from crmkit.models.inference.diagnostics import ESS_BULK_MIN, R_HAT_MAX
-from crmkit.plots.format import format_amount
 from crmkit.store import Snapshot, Store
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ppc_warning",
     "repeat_purchase_summary",
     "rollup_table",
+    "run_rate_verdict",
     "short_backtest",
 ]
 
@@ -431,44 +432,6 @@ def short_backtest(
         for r in out.to_dict("records")
     ]
     return out.drop(columns=[c for c in VERDICT_COLUMNS if c in out]).assign(vs_run_rate=lines)
-
-
-def _signed(x: float) -> str:
-    """A compact amount with its sign: ``−3.7k``, ``+5k``, ``0``."""
-    if x == 0:
-        return "0"
-    return ("−" if x < 0 else "+") + format_amount(abs(x), compact=True, digits=2)
-
-
-def run_rate_verdict(row: dict | pd.Series) -> str | None:
-    """Say in one line whether a forecaster beats the run rate beyond the noise.
-
-    Parameters
-    ----------
-    row
-        A row of :func:`crmkit.forecast.backtest.recent_backtest`: ``vs_run_rate``,
-        ``crps_diff``, ``crps_diff_lo``, ``crps_diff_hi`` and ``origins``.
-
-    Returns
-    -------
-    str or None
-        ``"better than run rate: yes / no / not distinguishable (CRPS difference −3.7k,
-        90% interval −12k to +5k)"``, or ``"... too few origins to tell (3 origins)"``;
-        None when the row has no comparison (the run rate itself, an older table).
-    """
-    verdict = row.get("vs_run_rate")
-    if not isinstance(verdict, str) or not verdict:
-        return None
-    if verdict == "too few origins":
-        n = row.get("origins")
-        return "better than run rate: too few origins to tell" + (
-            f" ({int(n)} origins)" if pd.notna(n) else ""
-        )
-    answer = {"better": "yes", "worse": "no"}.get(verdict, "not distinguishable")
-    return (
-        f"better than run rate: {answer} (CRPS difference {_signed(row['crps_diff'])}, 90% "
-        f"interval {_signed(row['crps_diff_lo'])} to {_signed(row['crps_diff_hi'])})"
-    )
 
 
 def fit_clv(summary: pd.DataFrame, *, method: str = "map", seed: int = 0) -> tuple:

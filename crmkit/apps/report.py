@@ -45,6 +45,10 @@ PDF_TIMEOUT_SECONDS = 180
 DEFAULT_TIMEOUT_SECONDS = 1800
 #: Prefix of the progress lines the notebook's kernel writes to its stderr (:func:`fit_progress`).
 PROGRESS_PREFIX = "crmkit: "
+#: Past month ends the report backtests from by default: the fewest with which the backtest
+#: says whether the model beats the run rate (:data:`crmkit.forecast.skill.MIN_COMPARE_ORIGINS`;
+#: the fourth origin costs about 5 s on the default demo).
+DEFAULT_BACKTEST_ORIGINS = 4
 #: Files the notebook writes into its ``out_dir``: headline figures (JSON) and the fan chart.
 SUMMARY_FILE = "summary.json"
 FANCHART_FILE = "fanchart.png"
@@ -112,7 +116,7 @@ def validate_parameters(
     refit: object = True,
     method: object = "auto",
     seed: object = 0,
-    backtest: object = 3,
+    backtest: object = DEFAULT_BACKTEST_ORIGINS,
     *,
     today: dt.date | None = None,
 ) -> dict:
@@ -147,7 +151,9 @@ def validate_parameters(
         Random seed, an integer >= 0.
     backtest
         Number of past month ends to backtest the forecast from (0-24; 0: none). Each
-        refits the models (MAP, a few seconds each on the demo).
+        refits the models (MAP, a few seconds each on the demo). The default,
+        :data:`DEFAULT_BACKTEST_ORIGINS`, is the fewest with which the report says whether
+        the model beats the run rate; with fewer its line says how many are needed.
     today
         The day ``as_of`` may not exceed (default: today).
 
@@ -252,7 +258,7 @@ def run_report(
     refit: object = True,
     method: object = "auto",
     seed: object = 0,
-    backtest: object = 3,
+    backtest: object = DEFAULT_BACKTEST_ORIGINS,
     pdf: bool = True,
     name: str = "forecast_report",
     notebook: str | os.PathLike[str] | None = None,
@@ -664,8 +670,9 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
-        "--backtest", type=int, default=3, metavar="N",
-        help="backtest from the N month ends before (default 3; 0: none)",
+        "--backtest", type=int, default=DEFAULT_BACKTEST_ORIGINS, metavar="N",
+        help=f"backtest from the N month ends before (default {DEFAULT_BACKTEST_ORIGINS}, the "
+        "fewest that tell whether the model beats the run rate; 0: none)",
     )  # fmt: skip
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="skip the PDF")
     p.add_argument(

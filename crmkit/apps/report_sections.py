@@ -24,7 +24,6 @@ from crmkit.apps.notebook_views import (
     NO_CHECKS_NOTE,
     ONE_CHAIN_NOTE,
     ppc_warning,
-    run_rate_verdict,
 )
 from crmkit.apps.section_html import headline_html, table_html
 from crmkit.errors import CrmkitError
@@ -79,7 +78,8 @@ def prepare(
     ----------
     as_of, horizon, period, target, db_url, draws, filters, refit, method, seed, backtest
         See :func:`crmkit.apps.report.validate_parameters`. The backtest runs here unless the
-        snapshot already holds one.
+        snapshot already holds one; a refit's backtest (with the model's verdict against the
+        run rate) is saved inside the new snapshot, which is saved once it is complete.
     label
         Label of the new snapshot.
 
@@ -95,22 +95,31 @@ def prepare(
         seed, backtest,
     )  # fmt: skip
     store = Store.open(p["db_url"])
+    scores = None
     try:
         if p["refit"]:
             from crmkit.apps.report import fit_progress
             from crmkit.forecast.engine import run_forecast
+            from crmkit.forecast.snapshot_tables import backtest_records
 
             snap = run_forecast(
                 store, as_of=p["as_of"], horizon=p["horizon"], period=p["period"],
                 draws=p["draws"], target=p["target"], seed=p["seed"], method=p["method"],
-                label=label, progress=False, save=True, report=fit_progress,
+                label=label, progress=False, save=False, report=fit_progress,
             )  # fmt: skip
             if snap.status != "published":
+                store.save_snapshot(snap)  # a draft is saved to be looked at, never reported
                 # a report is read by managers: a draft never replaces the previous report
                 raise CrmkitError(
                     f"the forecast failed its checks and was saved as draft snapshot "
                     f"#{snap.snapshot_id} ({'; '.join(snap.reasons)}); no report was made"
                 )
+            if p["backtest"]:
+                # saved inside the snapshot, verdict included: the app and a report rebuilt
+                # from it (--no-refit) show the same scores and the same verdict line
+                scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
+                snap.parameters.setdefault("tables", {})["backtest"] = backtest_records(scores)
+            store.save_snapshot(snap)
         else:
             snap = db.latest_snapshot(store)
             if snap is None:
@@ -122,8 +131,7 @@ def prepare(
                 comparison = run_model_comparison(store, snap, seed=p["seed"])
             except CrmkitError as exc:  # a variant that cannot be fitted: the section says why
                 comparison_note = str(exc)
-        scores = None
-        if p["backtest"] and db.backtest_table(snap) is None:
+        if p["backtest"] and scores is None and db.backtest_table(snap) is None:
             scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
         call_scores, call_note = None, None
         if p["backtest"] and store.count("deals") == 0:
@@ -386,20 +394,16 @@ def backtest_html(bt: pd.DataFrame) -> str:
     str
         The table (class ``crmkit-backtest``) without the comparison's numbers, then for
         each lead of the model a ``<p class="crmkit-backtest-verdict">`` line from
-        :func:`crmkit.apps.notebook_views.run_rate_verdict` (none for a table without them).
+        :func:`crmkit.apps.dashboard.run_rate_verdict` (none for a table without them, such as
+        one stored by a snapshot saved before the comparison was stored).
     """
     from crmkit.forecast.skill import VERDICT_COLUMNS
 
-    lines = []
-    for r in bt.to_dict("records"):
-        line = run_rate_verdict(r) if r.get("forecaster") == "model" else None
-        if line:
-            lead = str(r.get("lead", ""))
-            what = f"next {lead.split('-')[-1]} periods" if "-" in lead else f"period {lead}"
-            lines.append(
-                f'<p class="crmkit-backtest-verdict" data-lead="{html.escape(lead)}">'
-                f"Model ({html.escape(what)}): {html.escape(line)}</p>"
-            )
+    lines = [
+        f'<p class="crmkit-backtest-verdict" data-lead="{html.escape(v["lead"])}">'
+        f"Model ({html.escape(v['what'])}): {html.escape(v['line'])}</p>"
+        for v in db.backtest_verdicts(bt).to_dict("records")
+    ]
     table = bt.drop(columns=[c for c in VERDICT_COLUMNS if c in bt])
     shares = tuple(c for c in table if "cover" in c)
     money = tuple(c for c in table if c in ("crps", "mae_median"))

@@ -15,6 +15,11 @@ from the store's tables and the forecast's open deals, as of the forecast's day:
   deals are what ``pipeline`` and ``new_business`` become).
 
 :func:`extra_tables` computes all three in one call. Nothing here samples a model.
+
+A report that refits with a backtest also stores its summary as the ``backtest`` table,
+the run-rate verdict's columns included: :func:`backtest_records` writes it,
+:func:`backtest_frame` reads it back (a table saved before the verdict was stored simply
+lacks its columns).
 """
 
 from __future__ import annotations
@@ -114,6 +119,62 @@ def _records(df: pd.DataFrame) -> list[dict]:
             if isinstance(v, np.generic):
                 r[k] = v.item()
     return recs
+
+
+#: The float columns of a stored ``backtest`` table (``origins`` is a count, the rest text).
+BACKTEST_NUMBERS = (
+    "crps", "mae_median", "cover50", "cover80", "cover95",
+    "crps_diff", "crps_diff_lo", "crps_diff_hi",
+)  # fmt: skip
+
+
+def backtest_records(summary: pd.DataFrame) -> list[dict]:
+    """A backtest's summary as the snapshot's ``backtest`` table, verdict columns included.
+
+    Parameters
+    ----------
+    summary
+        :func:`crmkit.forecast.backtest.recent_backtest` rows (one per lead and forecaster),
+        with the run-rate comparison's :data:`crmkit.forecast.skill.VERDICT_COLUMNS`
+        (``crps_diff``, ``crps_diff_lo``, ``crps_diff_hi``, ``vs_run_rate``) when it has them.
+
+    Returns
+    -------
+    list of dict
+        JSON-ready records of every column (NaN as None), for
+        ``snap.parameters["tables"]["backtest"]``; :func:`backtest_frame` reads them back.
+    """
+    return _records(summary.reset_index(drop=True))
+
+
+def backtest_frame(records: list[dict] | None) -> pd.DataFrame | None:
+    """Read a snapshot's ``backtest`` records back as :func:`backtest_records` got them.
+
+    Parameters
+    ----------
+    records
+        The snapshot's ``parameters["tables"]["backtest"]`` (any version: a table saved
+        before the verdict columns were stored simply lacks them).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        The table with :data:`BACKTEST_NUMBERS` as floats (None read back as NaN),
+        ``origins`` as whole numbers and ``vs_run_rate`` as text or None; None when there are
+        no records.
+    """
+    if not records:
+        return None
+    df = pd.DataFrame(records)
+    for c in BACKTEST_NUMBERS:
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    if "origins" in df.columns:
+        df["origins"] = pd.to_numeric(df["origins"], errors="coerce").round().astype("Int64")
+    if "vs_run_rate" in df.columns:
+        v = df["vs_run_rate"].astype(object)
+        df["vs_run_rate"] = v.where(v.map(lambda x: isinstance(x, str) and x != ""), None)
+    return df
 
 
 def _as_of_state(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -8,7 +8,12 @@ import pytest
 from crmkit.apps import dashboard as db
 from crmkit.errors import CrmkitError, NotFoundError
 from crmkit.store import Store
-from tests.snapshot_factory import OWNERS, make_fake_snapshot
+from tests.snapshot_factory import (
+    OWNERS,
+    backtest_scores,
+    backtest_with_verdict,
+    make_fake_snapshot,
+)
 
 
 def _draw_sums(snap, group: str, source: str) -> np.ndarray:
@@ -123,6 +128,35 @@ def test_diagnostics_and_backtest_tables(snap) -> None:
     assert list(diag["model"]) == ["pipeline", "new_business", "repeat"]
     assert diag["ok"].all()
     assert len(db.backtest_table(snap)) == 2
+
+
+def test_backtest_verdict_of_a_saved_snapshot_is_the_models_one_line(tmp_path) -> None:
+    from crmkit.forecast.snapshot_tables import backtest_records
+
+    snap = make_fake_snapshot()
+    snap.parameters["tables"]["backtest"] = backtest_records(backtest_with_verdict())
+    with Store.open(tmp_path / "crm.db") as store:
+        store.save_snapshot(snap)
+        loaded = store.load_snapshot()
+    verdicts = db.backtest_verdicts(loaded)
+    assert verdicts[["lead", "what"]].values.tolist() == [["1-3", "next 3 periods"]]
+    assert verdicts["line"].item().startswith("better than run rate: yes (CRPS difference −")
+
+
+def test_old_snapshot_backtest_without_verdict_columns_loads_with_no_verdict(tmp_path) -> None:
+    from crmkit.forecast.backtest import summarise
+    from crmkit.forecast.snapshot_tables import backtest_records
+
+    old_fake = make_fake_snapshot()  # the factory's table: other columns, no verdict
+    old_real = make_fake_snapshot(seed=1)  # a report's table as stored before #17
+    old_real.parameters["tables"]["backtest"] = backtest_records(summarise(backtest_scores(3, 0)))
+    with Store.open(tmp_path / "crm.db") as store:
+        for snap in (old_fake, old_real):
+            store.save_snapshot(snap)
+            loaded = store.load_snapshot(snap.snapshot_id)
+            table = db.backtest_table(loaded)
+            assert len(table) == 2 and "vs_run_rate" not in table
+            assert db.backtest_verdicts(loaded).empty
 
 
 def test_no_snapshot_gives_none_and_a_helpful_message(mem_store: Store) -> None:

@@ -215,7 +215,10 @@ def test_short_backtest_gives_the_model_one_line_against_the_run_rate(tmp_path):
             "better than run rate: not distinguishable (CRPS difference −36k, 90% interval −68k "
             "to −4.6k)",
         ),
-        ("too few origins", "better than run rate: too few origins to tell (3 origins)"),
+        (
+            "too few origins",
+            "better than run rate: too few origins to tell (3 origins; at least 4 needed)",
+        ),
     ],
     ids=["better", "worse", "not_distinguishable", "too_few_origins"],
 )

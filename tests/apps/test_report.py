@@ -9,14 +9,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from crmkit.apps.report import ReportError, main, run_report, validate_parameters
 from crmkit.errors import ValidationError
+from crmkit.forecast.snapshot_tables import backtest_records
 from crmkit.store import Store
 from crmkit.store.engine import resolve_url
 from tests.html_rows import data_rows
-from tests.snapshot_factory import make_fake_snapshot
+from tests.snapshot_factory import backtest_with_verdict, make_fake_snapshot
 
 TODAY = dt.date(2026, 11, 27)
 
@@ -90,6 +92,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
             make_fake_snapshot(seed=3, scale=0.9, label="older", forecast_call=True)
         )
         snap = make_fake_snapshot(seed=4, forecast_call=True)
+        # a backtest saved inside the snapshot as a refit's report saves it, verdict included
+        snap.parameters["tables"]["backtest"] = backtest_records(backtest_with_verdict())
         store.save_snapshot(snap)
     out = root / "reports"
     result = run_report("2026-11-15", 3, db=db_path, out_dir=out, refit=False, backtest=0, log=None)
@@ -117,6 +121,9 @@ def test_report_files_and_content_match_the_snapshot(report: dict) -> None:
     assert f'data-snapshot-id="{snap.snapshot_id}"' in html
     assert "Compared with snapshot 1" in html  # what changed since the older snapshot
     assert "crmkit-backtest" in html and 'data-ok="true"' in html
+    # the backtest stored in the snapshot says, in one line, whether the model beats the run rate
+    assert html.count('class="crmkit-backtest-verdict"') == 1
+    assert "Model (next 3 periods): better than run rate: yes (CRPS difference −" in html
     assert "data:image/png;base64" in html  # the fan chart is embedded
     assert "report_sections" not in html and "prepare(" not in html  # no code shown
     summary = json.loads((out / "forecast_report.summary.json").read_text())
@@ -199,6 +206,11 @@ def test_report_refits_with_the_forecast_models_and_prints_their_progress_to_std
     assert "fitting the pipeline model" not in notebook
     assert f'data-snapshot-id="{snap.snapshot_id}"' in html
     assert "cover80" in html  # the backtest ran, with its baselines
+    # ... and was saved inside the snapshot with the model's verdict against the run rate
+    stored = pd.DataFrame(snap.parameters["tables"]["backtest"])
+    assert {"crps_diff", "crps_diff_lo", "crps_diff_hi", "vs_run_rate"} <= set(stored.columns)
+    assert stored.loc[stored.forecaster == "model", "vs_run_rate"].tolist() == ["too few origins"]
+    assert "too few origins to tell (1 origin; at least 4 needed)" in html
     p50 = shown_numbers(html)["total", "p50"]
     assert int(p50.replace(",", "")) == round(summary["headline"]["total"]["p50"])
 
@@ -323,3 +335,30 @@ def test_refitted_report_shows_ppc_figure_and_loo_comparison(tmp_path: Path) -> 
     assert "Model checks" in html and "crmkit-ppc-figure" in html
     assert "crmkit-loo-table" in html and "with and without owner effects" in html
     assert "elpd loo" in html and "repeat purchases" in html
+
+
+def test_default_report_backtest_has_enough_origins_to_say_whether_model_beats_run_rate(
+    tmp_path: Path,
+) -> None:
+    """The default backtest gives the manager a verdict, not "too few origins to tell"."""
+    import argparse
+
+    from crmkit.apps.dashboard import backtest_verdicts
+    from crmkit.apps.report import DEFAULT_BACKTEST_ORIGINS, add_report_arguments
+    from crmkit.apps.report_sections import run_backtest
+    from crmkit.forecast.skill import MIN_COMPARE_ORIGINS
+    from tests.notebook_runner import demo_database
+
+    assert validate_parameters("2026-10-31", 3, today=TODAY)["backtest"] == MIN_COMPARE_ORIGINS
+    parser = argparse.ArgumentParser()
+    add_report_arguments(parser)
+    assert parser.parse_args(["--as-of", "2026-10-31"]).backtest == DEFAULT_BACKTEST_ORIGINS
+    db_path = demo_database(tmp_path / "demo.db", n_customers=150, n_deals=300, seed=2)
+    snap = make_fake_snapshot(as_of=dt.date(2026, 10, 31), n_draws=100)  # its as-of and horizon
+    with Store.open(db_path) as store:
+        bt = run_backtest(store, snap, origins=DEFAULT_BACKTEST_ORIGINS)
+    model = bt[bt["forecaster"] == "model"].iloc[0]
+    assert model["origins"] == DEFAULT_BACKTEST_ORIGINS
+    assert model["vs_run_rate"] in {"better", "worse", "not distinguishable"}
+    line = backtest_verdicts(bt)["line"].item()
+    assert line.startswith("better than run rate: ") and "90% interval" in line

@@ -212,7 +212,7 @@ def test_backtest_html_says_too_few_origins_to_tell() -> None:
 
     scores = _backtest_rows(3, -50.0)
     markup = backtest_html(with_run_rate_verdict(summarise(scores), scores))
-    assert "better than run rate: too few origins to tell (3 origins)" in markup
+    assert "better than run rate: too few origins to tell (3 origins; at least 4 needed)" in markup
 
 
 def test_backtest_html_of_a_table_without_the_comparison_has_no_verdict_line() -> None:
@@ -221,3 +221,49 @@ def test_backtest_html_of_a_table_without_the_comparison_has_no_verdict_line() -
 
     markup = backtest_html(summarise(_backtest_rows(12, -50.0)))
     assert "crmkit-backtest-verdict" not in markup and "crmkit-backtest" in markup
+
+
+def _shown_backtest(snap, monkeypatch, tmp_path) -> str:
+    """The backtest section a report rebuilt from ``snap`` (saved, then read back) shows."""
+    from crmkit.apps import dashboard as db
+    from crmkit.apps import report_sections as rs
+    from crmkit.store import Store
+
+    with Store.open(tmp_path / "crm.db") as store:
+        store.save_snapshot(snap)
+        loaded = store.load_snapshot(snap.snapshot_id)
+    shown: list[str] = []
+    monkeypatch.setattr(rs, "_show", shown.append)
+    ctx = rs.ReportContext(
+        snapshot=loaded, previous=None, filter=db.Filter(), db_url="x.db", refitted=False
+    )
+    rs.show_backtest(ctx)
+    assert len(shown) == 1
+    return shown[0]
+
+
+def test_report_from_a_snapshot_shows_its_stored_backtest_verdict(monkeypatch, tmp_path) -> None:
+    from crmkit.forecast.snapshot_tables import backtest_records
+    from tests.snapshot_factory import backtest_with_verdict, make_fake_snapshot
+
+    snap = make_fake_snapshot()
+    snap.parameters["tables"]["backtest"] = backtest_records(backtest_with_verdict(12, 50.0))
+    markup = _shown_backtest(snap, monkeypatch, tmp_path)
+    assert markup.count('class="crmkit-backtest-verdict"') == 1
+    assert "Model (next 3 periods): better than run rate: no (CRPS difference +" in markup
+    assert "crps_diff" not in markup and "vs_run_rate" not in markup  # the line, not numbers
+
+
+def test_report_from_an_old_snapshot_shows_its_backtest_without_verdict(
+    monkeypatch, tmp_path
+) -> None:
+    from crmkit.forecast.backtest import summarise
+    from crmkit.forecast.snapshot_tables import backtest_records
+    from tests.snapshot_factory import backtest_scores, make_fake_snapshot
+
+    snap = make_fake_snapshot()  # a report's table as stored before the verdict was
+    snap.parameters["tables"]["backtest"] = backtest_records(summarise(backtest_scores(3, 0.0)))
+    markup = _shown_backtest(snap, monkeypatch, tmp_path)
+    assert 'crmkit-table crmkit-backtest"' in markup
+    assert "crmkit-backtest-verdict" not in markup
+    assert "cover80" in markup and "No backtest was run" not in markup

@@ -12,7 +12,7 @@ import pytest
 from crmkit.apps import dashboard as db
 from crmkit.errors import CrmkitError
 from crmkit.forecast import snapshot_tables as st
-from tests.snapshot_factory import make_fake_snapshot
+from tests.snapshot_factory import backtest_scores, backtest_with_verdict, make_fake_snapshot
 
 RATES = [
     {"pipeline": "default", "stage": "Qualification", "configured": 0.1, "learned_mean": 0.1},
@@ -187,3 +187,35 @@ def test_extra_tables_in_one_call() -> None:
     assert set(tables) == {"pipeline_by_stage", "actuals", "campaign_roi"}
     assert tables["pipeline_by_stage"][0]["expected"] == pytest.approx(150.0)
     assert "campaign_roi" not in st.extra_tables(snap, t, open_deals=open_deals)
+
+
+def test_backtest_records_keep_the_verdict_columns_through_a_saved_snapshot(store) -> None:
+    summary = backtest_with_verdict()
+    assert summary.loc[summary.forecaster == "model", "vs_run_rate"].item() == "better"
+    snap = make_fake_snapshot()
+    snap.parameters["tables"]["backtest"] = st.backtest_records(summary)
+    store.save_snapshot(snap)
+    back = db.backtest_table(store.load_snapshot(snap.snapshot_id))
+    pd.testing.assert_frame_equal(back, summary.astype({"origins": "Int64"}), check_dtype=False)
+    model = back[back.forecaster == "model"].iloc[0]
+    assert model["vs_run_rate"] == "better" and model["crps_diff"] < model["crps_diff_hi"] < 0
+    run_rate = back[back.forecaster == "run_rate"].iloc[0]
+    assert run_rate["vs_run_rate"] is None and np.isnan(run_rate["crps_diff"])
+    assert back["crps_diff_lo"].dtype == np.float64 and back["origins"].tolist() == [12, 12]
+
+
+def test_backtest_records_are_plain_json_without_nan() -> None:
+    recs = st.backtest_records(backtest_with_verdict())
+    text = json.dumps(recs, allow_nan=False)  # a NaN would not be JSON (PostgreSQL refuses it)
+    assert '"vs_run_rate": null' in text and '"vs_run_rate": "better"' in text
+
+
+def test_backtest_frame_of_a_table_saved_before_the_verdict_columns_has_none_of_them() -> None:
+    from crmkit.forecast.backtest import summarise
+
+    old = st.backtest_records(summarise(backtest_scores(3, 0.0)))  # as stored before #17
+    back = st.backtest_frame(old)
+    assert list(back.columns) == [
+        "lead", "forecaster", "origins", "crps", "mae_median", "cover50", "cover80", "cover95",
+    ]  # fmt: skip
+    assert st.backtest_frame([]) is None and st.backtest_frame(None) is None
