@@ -230,7 +230,26 @@ class ManagerView:
             f'<div class="crmkit-row"><div class="crmkit-fig">{seg_svg}</div>'
             f"<div>{seg_table}</div></div>"
             f"<h3>Campaign return on investment</h3>{campaigns}"
+            f"{_track_record_html(self.snap)}"
         )
+
+
+def _track_record_html(snap: Snapshot) -> str:
+    """The backtest's verdict against the run rate, one line per lead; empty without one."""
+    verdicts = db.backtest_verdicts(snap)
+    if verdicts.empty:
+        return ""
+    items = "".join(
+        f'<li data-lead="{html.escape(r.lead)}">{html.escape(r.what)}: {html.escape(r.line)}</li>'
+        for r in verdicts.itertuples()
+    )
+    return (
+        "<h3>Did past forecasts beat the run rate?</h3>"
+        '<p class="crmkit-note">Forecasts the model would have made at earlier month ends, '
+        "scored against what happened (CRPS: lower is better) and compared with the run rate "
+        "of the last months.</p>"
+        f'<ul class="crmkit-backtest-verdict">{items}</ul>'
+    )
 
 
 def _columns(snap: Snapshot, table: str) -> set[str]:

@@ -376,3 +376,25 @@ def test_crmkit_app_no_refit_reaches_the_kernels(tmp_path) -> None:
             assert cmd.env[REFIT_ENV] == want
         finally:
             cmd.cleanup()
+
+
+def test_page_says_whether_past_forecasts_beat_the_run_rate_from_the_stored_backtest() -> None:
+    from crmkit.forecast.snapshot_tables import backtest_records
+    from tests.snapshot_factory import backtest_with_verdict
+
+    snap = make_fake_snapshot()
+    snap.parameters["tables"]["backtest"] = backtest_records(backtest_with_verdict(12, -50.0))
+    static = ManagerView(snap).static.value
+    assert "Did past forecasts beat the run rate?" in static
+    line = re.search(r'<li data-lead="1-3">next 3 periods: ([^<]*)</li>', static)
+    assert line is not None and line.group(1).startswith(
+        "better than run rate: yes (CRPS difference −50"
+    )
+    old = make_fake_snapshot()  # no backtest stored, or one saved before the verdict
+    assert "Did past forecasts beat the run rate?" not in ManagerView(old).static.value
+    old.parameters["tables"]["backtest"] = backtest_records(
+        backtest_with_verdict(12, -50.0).drop(
+            columns=["crps_diff", "crps_diff_lo", "crps_diff_hi", "vs_run_rate"]
+        )
+    )
+    assert "crmkit-backtest-verdict" not in ManagerView(old).static.value
