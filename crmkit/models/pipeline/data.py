@@ -78,10 +78,73 @@ def stage_ahead_matrix(coded: np.ndarray, n_stage: int) -> np.ndarray:
     return np.concatenate([np.zeros((*free.shape[:-1], 1)), free], axis=-1)
 
 
+def stage_ahead_coded(matrix: np.ndarray) -> np.ndarray:
+    """Effects ``(..., n_stage, n_ahead)`` as effects by code ``(..., codes)``.
+
+    The inverse of :func:`stage_ahead_matrix`: code ``c`` of :func:`stage_ahead_code` picks
+    the effect of its (stage, months ahead), code 0 the reference (zero). Raises
+    ValueError when a months-ahead level 0 entry (the reference) is not zero.
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    if np.any(matrix[..., 0] != 0.0):
+        raise ValueError("stage_ahead effects must be zero at months-ahead level 0 (reference)")
+    free = matrix[..., 1:].reshape(*matrix.shape[:-2], -1)
+    return np.concatenate([np.zeros((*free.shape[:-1], 1)), free], axis=-1)
+
+
+def require_stage_ahead(cells: pd.DataFrame, levels: Levels) -> np.ndarray:
+    """The cells' ``stage_ahead`` codes, checked against their ``stage`` and ``ahead`` codes.
+
+    Cells come from :func:`landmark_cells`, the SBC simulator or a saved model's restore,
+    which all set the column (:func:`with_stage_ahead`); the fits read it and never derive
+    it. Cells without it, or with codes that are not :func:`stage_ahead_code` of their
+    stage and months ahead, are a programming error (no user input builds cells), so a
+    ValueError, not a :class:`~crmkit.errors.CrmkitError`.
+
+    Parameters
+    ----------
+    cells
+        Training cells (factor codes and counts).
+    levels
+        Their levels (the stage count sets the codes).
+
+    Returns
+    -------
+    numpy.ndarray
+        The ``stage_ahead`` codes (int64; a view of the column where possible, no copy of
+        the cells).
+
+    Raises
+    ------
+    ValueError
+        One line naming the missing column, or the first row whose code is wrong.
+    """
+    if "stage_ahead" not in cells.columns:
+        raise ValueError(
+            "cells lack the column 'stage_ahead' (the stage x months-ahead code): build them "
+            "with landmark_cells or simulate_cells, or add it with with_stage_ahead(cells, levels)"
+        )
+    code = cells["stage_ahead"].to_numpy(np.int64)
+    want = stage_ahead_code(
+        cells["stage"].to_numpy(np.int64), cells["ahead"].to_numpy(np.int64), len(levels.stage) + 1
+    )
+    bad = np.flatnonzero(code != want)
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(
+            f"cells row {cells.index[i]!r}: column 'stage_ahead' is {int(code[i])}, not "
+            f"{int(want[i])}, the code of its stage and months ahead (rebuild it with "
+            "with_stage_ahead(cells, levels))"
+        )
+    return code
+
+
 def with_stage_ahead(cells: pd.DataFrame, levels: Levels) -> pd.DataFrame:
     """``cells`` with the derived column ``stage_ahead`` (:func:`stage_ahead_code`) set.
 
     A new column goes before the counts (``n_stay``, ...), with the other factor codes.
+    The builders of cells call it (:func:`landmark_cells`, the SBC simulator, a saved
+    model's restore); the fits only check the column (:func:`require_stage_ahead`).
     """
     code = stage_ahead_code(
         cells["stage"].to_numpy(np.int64), cells["ahead"].to_numpy(np.int64), len(levels.stage) + 1

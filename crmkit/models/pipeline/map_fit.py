@@ -47,9 +47,9 @@ from crmkit.models.pipeline.data import (
     MONTH_EDGES,
     STAGE_AHEAD_SIGMA,
     Levels,
+    require_stage_ahead,
     stage_ahead_levels,
     stage_ahead_matrix,
-    with_stage_ahead,
 )
 
 #: Ways of placing the group scales (see the module docstring).
@@ -146,7 +146,7 @@ def log_posterior(
         log scales.
     """
     lay = _Layout(levels)
-    cells = with_stage_ahead(cells, levels)
+    require_stage_ahead(cells, levels)  # set by the builders of cells, not here
     idx = {c: cells[c].to_numpy(np.int64) for c in cells.columns if not c.startswith("n_")}
     n_win = cells["n_win"].to_numpy(float)
     n_lose = cells["n_lose"].to_numpy(float)
@@ -234,7 +234,7 @@ class CentredPosterior:
 
     def __init__(self, cells: pd.DataFrame, levels: Levels, priors: dict[str, float]) -> None:
         self.levels = levels
-        cells = with_stage_ahead(cells, levels)
+        require_stage_ahead(cells, levels)  # set by the builders of cells, not here
         self.groups = list(levels.groups)
         self.group_sigma = float(priors["group_sigma"])
         n_time = len(MONTH_EDGES)

@@ -55,7 +55,8 @@ from crmkit.models.pipeline.data import (
     deal_frame,
     landmark_cells,
     last_full_month,
-    stage_ahead_code,
+    require_stage_ahead,
+    stage_ahead_coded,
     stage_ahead_levels,
     with_stage_ahead,
 )
@@ -279,7 +280,7 @@ class PipelineModel(ModelContract):
             )
             inter_full = pt.concatenate([pt.zeros((2, 1)), inter], axis=1)
             idx = {c: cells[c].to_numpy(np.int64) for c in cells.columns if not c.startswith("n_")}
-            code = stage_ahead_code(idx["stage"], idx["ahead"], n_stage)
+            code = require_stage_ahead(cells, levels)  # set by the builders of cells
             eta = (
                 stage[:, idx["stage"]]
                 + ahead[:, idx["ahead"]]
@@ -758,25 +759,23 @@ def _why_not_ok(raw: dict[str, Any]) -> str | None:
 def _cell_eta(flat: dict[str, np.ndarray], cells: pd.DataFrame, levels: Levels) -> np.ndarray:
     """Linear predictors ``(draw, outcome, cell)`` of the cells.
 
-    ``flat["stage_ahead"]`` ``(draw, outcome, stage, ahead)`` is indexed by the cells'
-    stage and months ahead (absent, as in models saved before it: zero).
+    ``flat["stage_ahead"]`` ``(draw, outcome, stage, ahead)`` is taken by code
+    (:func:`~crmkit.models.pipeline.data.stage_ahead_coded`) and indexed by the cells'
+    ``stage_ahead`` column, the coding the fits use (absent, as in models saved before it:
+    zero).
     """
     names = ["stage", "ahead", "age", "due", "miq", *[f"u_{g}" for g in levels.groups]]
-    cols = list(_cell_keys(levels.groups))
+    codes = [cells[c].to_numpy(np.int64) for c in _cell_keys(levels.groups)]
     arrays = [flat[n] for n in names]
     if "stage_ahead" in flat:
-        inter = np.asarray(flat["stage_ahead"])
-        arrays.append(inter.reshape(*inter.shape[:2], -1))
-        names.append("stage_ahead")
-        cols.append("stage_ahead")
-        n_ahead = inter.shape[3]
-        cells = cells.assign(stage_ahead=cells["stage"] * n_ahead + cells["ahead"])
+        arrays.append(stage_ahead_coded(flat["stage_ahead"]))
+        codes.append(require_stage_ahead(cells, levels))
     n_cells = len(cells)
     theta = np.concatenate(arrays, axis=2)  # (draw, outcome, effect)
     design = np.zeros((n_cells, theta.shape[2]))
     start = 0
-    for arr, col in zip(arrays, cols, strict=True):
-        design[np.arange(n_cells), start + cells[col].to_numpy(np.int64)] = 1.0
+    for arr, code in zip(arrays, codes, strict=True):
+        design[np.arange(n_cells), start + code] = 1.0
         start += arr.shape[2]
     n_draw = theta.shape[0]
     return (theta.reshape(2 * n_draw, -1) @ design.T).reshape(n_draw, 2, n_cells)

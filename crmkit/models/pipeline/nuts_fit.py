@@ -42,9 +42,9 @@ from crmkit.models.pipeline.data import (
     GROUPS,
     MONTH_EDGES,
     Levels,
+    require_stage_ahead,
     stage_ahead_levels,
     stage_ahead_matrix,
-    with_stage_ahead,
 )
 from crmkit.models.pipeline.map_fit import stage_ahead_sigma
 
@@ -162,7 +162,7 @@ class PipelinePosterior:
         self.n_stage = len(levels.stage) + 1
         self.fixed_sigma = {n: float(priors["effect_sigma"]) for n in FIXED}
         self.fixed_sigma["stage_ahead"] = stage_ahead_sigma(priors)
-        cells = with_stage_ahead(cells, levels)
+        require_stage_ahead(cells, levels)  # set by the builders of cells, not here
         self.groups = tuple(levels.groups)
         self.centred = {
             g: np.zeros(2, bool) if centred is None else np.asarray(centred[g], bool)

@@ -25,7 +25,7 @@ The generative process is the model's likelihood, so the check is exact:
 3. :func:`simulate_cells`: each deal-month is won, lost or stays open with the model's
    multinomial-logit hazards ``softmax(eta_won, eta_lost, 0)``; the trials are summed into
    the cells the fits take (the columns of :func:`crmkit.models.pipeline.data.landmark_cells`,
-   each trial with weight 1).
+   the derived ``stage_ahead`` code included, each trial with weight 1).
 
 :func:`main_parameters` names the scalar parameters an SBC ranks (``"stage[won,Proposal]"``,
 ``"sigma_owner[won]"``, ...) and :func:`parameter_values` reads them from a truth or from
@@ -48,6 +48,7 @@ from crmkit.models.pipeline.data import (
     Levels,
     due_level,
     month_bucket,
+    with_stage_ahead,
 )
 
 #: Parametrisations of the group effects a truth can be drawn in (see :func:`draw_prior`).
@@ -299,8 +300,11 @@ def simulate_cells(
     Returns
     -------
     cells : pandas.DataFrame
-        Factor codes :data:`CELL_KEYS` and counts ``n_stay, n_win, n_lose`` (each trial
-        weight 1), the input of the MAP and NUTS fits.
+        Factor codes :data:`CELL_KEYS`, the derived code ``stage_ahead``
+        (:func:`~crmkit.models.pipeline.data.with_stage_ahead`) and counts ``n_stay, n_win,
+        n_lose`` (each trial weight 1): the columns of
+        :func:`~crmkit.models.pipeline.data.landmark_cells`, the input of the MAP and NUTS
+        fits.
     outcomes : pandas.DataFrame
         Per deal: ``result`` (``"won"``, ``"lost"``, ``"open"`` when censored) and
         ``months`` (months followed until the close or the censoring).
@@ -341,6 +345,7 @@ def simulate_cells(
         cells = pd.DataFrame({c: pd.Series(dtype="int64") for c in keys})
         for c in ("n_stay", "n_win", "n_lose"):
             cells[c] = pd.Series(dtype="float64")
+    cells = with_stage_ahead(cells, structure.levels)  # the fits read it, as landmark_cells'
     outcomes = pd.DataFrame(
         {"result": np.array(["open", "won", "lost"])[result], "months": followed}
     )
@@ -353,12 +358,17 @@ def main_parameters(levels: Levels) -> list[str]:
     Every stage's win and loss intercepts, the age effect of 4-6 months (against 1 month),
     the due effect "late 1" (against unknown) and the months-ahead effect of 2 months, for
     winning; the owner and team scales (won and lost), the source scale (won), and the first
-    owner's effect (won).
+    owner's effect (won); then the stage x months-ahead interaction of every stage with
+    deals, outcome and months-ahead bucket but the reference (1 month), e.g.
+    ``"stage_ahead[won,Proposal,2]"`` (won, Proposal, 2 months ahead; 13+ months is
+    beyond the ``max_ahead`` followed, so its posterior is its prior).
     """
     names = [f"stage[{o},{s}]" for o in ("won", "lost") for s in levels.stage]
     names += ["age[won,4-6]", "due[won,late 1]", "ahead[won,2]"]
     names += ["sigma_owner[won]", "sigma_owner[lost]", "sigma_team[won]", "sigma_team[lost]"]
     names += ["sigma_source[won]", f"u_owner[won,{levels.groups['owner'][0]}]"]
+    outcomes, later = ("won", "lost"), BUCKETS[1:]
+    names += [f"stage_ahead[{o},{s},{b}]" for o in outcomes for s in levels.stage for b in later]
     return names
 
 
@@ -371,7 +381,8 @@ def parameter_values(values: dict[str, np.ndarray], name: str, levels: Levels) -
         A truth (:func:`draw_prior`: arrays without a draw axis) or flat posterior draws
         (first axis: draw, as the MAP and NUTS fits return them).
     name
-        ``"<variable>[<outcome>,<level>]"`` or ``"sigma_<group>[<outcome>]"``.
+        ``"<variable>[<outcome>,<level>]"``, ``"sigma_<group>[<outcome>]"`` or
+        ``"stage_ahead[<outcome>,<stage>,<months-ahead bucket>]"``.
     levels
         The levels the names refer to.
 
@@ -388,6 +399,11 @@ def parameter_values(values: dict[str, np.ndarray], name: str, levels: Levels) -
     o = ("won", "lost").index(parts[0])
     if var.startswith("sigma_"):
         return arr[..., o]
+    if var == "stage_ahead":  # (..., outcome, stage, months ahead)
+        stage, _, bucket = parts[1].rpartition(",")
+        if stage not in levels.stage or bucket not in BUCKETS:
+            raise CrmkitError(f"unknown parameter {name!r}")
+        return arr[..., o, list(levels.stage).index(stage), BUCKETS.index(bucket)]
     coords = {
         "stage": list(levels.stage),
         "ahead": list(BUCKETS),

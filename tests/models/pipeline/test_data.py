@@ -9,7 +9,9 @@ from crmkit.models.pipeline.data import (
     MONTH_EDGES,
     deal_frame,
     landmark_cells,
+    require_stage_ahead,
     stage_ahead_code,
+    stage_ahead_coded,
     stage_ahead_levels,
     stage_ahead_matrix,
 )
@@ -65,3 +67,28 @@ def test_stage_ahead_matrix_puts_each_code_at_its_stage_and_months_ahead() -> No
             c = stage_ahead_code(np.array([s]), np.array([a]), n_stage)[0]
             assert mat[s, a] == coded[c]
     assert (mat[:, 0] == 0).all()
+
+
+def test_stage_ahead_coded_is_the_inverse_of_stage_ahead_matrix() -> None:
+    n_stage = 3
+    coded = np.random.default_rng(0).normal(size=(4, 2, stage_ahead_levels(n_stage)))
+    coded[..., 0] = 0.0
+    mat = stage_ahead_matrix(coded, n_stage)
+    np.testing.assert_array_equal(stage_ahead_coded(mat), coded)
+    mat[1, 0, 2, 0] = 0.5  # a months-ahead level 0 (reference) effect that is not zero
+    with pytest.raises(ValueError, match="zero at months-ahead level 0"):
+        stage_ahead_coded(mat)
+
+
+def test_require_stage_ahead_returns_the_codes_and_refuses_missing_or_stale_ones(sim) -> None:
+    deals = deal_frame(sim["deals"], sim["accounts"])
+    cells, levels = landmark_cells(deals, sim["deal_history"], AS_OF, window_months=6)
+    np.testing.assert_array_equal(require_stage_ahead(cells, levels), cells["stage_ahead"])
+    with pytest.raises(ValueError, match="cells lack the column 'stage_ahead'"):
+        require_stage_ahead(cells.drop(columns="stage_ahead"), levels)
+    # codes derived for another number of stages are stale: named by row, value and want
+    wrong = cells.assign(stage_ahead=cells["stage"] * 6 + cells["ahead"])
+    row = int(np.flatnonzero(wrong["stage_ahead"] != cells["stage_ahead"])[0])
+    with pytest.raises(ValueError, match=f"cells row {row}: column 'stage_ahead' is ") as err:
+        require_stage_ahead(wrong, levels)
+    assert "\n" not in str(err.value)

@@ -190,3 +190,30 @@ def test_marginal_fit_recovers_the_stage_ahead_interaction(large) -> None:
     # months ahead 13+ (no trial followed so far): the prior Normal(0, stage_ahead_sigma)
     sd = draws[..., 5].std(axis=0)
     assert np.allclose(sd, DEFAULT_PRIORS["stage_ahead_sigma"], rtol=0.1), sd
+
+
+def test_map_fit_given_cells_without_stage_ahead_refuses_naming_the_column(demo_size) -> None:
+    # the fits read the column the builders of cells set; they never derive it themselves
+    cells, levels = demo_size
+    bare = cells.drop(columns="stage_ahead")
+    for fit in (
+        lambda: fit_map_numpy(bare, levels, DEFAULT_PRIORS, n_draws=10, scales="marginal"),
+        lambda: fit_map_numpy(bare, levels, DEFAULT_PRIORS, n_draws=10, scales="joint"),
+        lambda: log_posterior(bare, levels, DEFAULT_PRIORS),
+        lambda: CentredPosterior(bare, levels, DEFAULT_PRIORS),
+    ):
+        with pytest.raises(ValueError, match="cells lack the column 'stage_ahead'") as err:
+            fit()
+        assert "\n" not in str(err.value) and "with_stage_ahead" in str(err.value)
+    assert "stage_ahead" in cells.columns  # the caller's cells are left as they were
+
+
+def test_map_fit_given_a_stale_stage_ahead_column_refuses_naming_the_row(demo_size) -> None:
+    # codes that are not those of the row's stage and months ahead would fit silently wrong
+    cells, levels = demo_size
+    stale = cells.copy()
+    row = int(np.flatnonzero(stale["ahead"].to_numpy() > 0)[0])
+    stale.loc[row, "stage_ahead"] = 0
+    with pytest.raises(ValueError, match=f"cells row {row}: column 'stage_ahead' is 0") as err:
+        fit_map_numpy(stale, levels, DEFAULT_PRIORS, n_draws=10)
+    assert "\n" not in str(err.value)

@@ -11,9 +11,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmkit.models.pipeline.data import deal_frame
+from crmkit.models.pipeline.data import (
+    DUE_LEVELS,
+    GROUPS,
+    MONTH_EDGES,
+    Levels,
+    deal_frame,
+    due_level,
+    month_bucket,
+    with_stage_ahead,
+)
 from crmkit.models.pipeline.kernels import hazard_paths
-from crmkit.models.pipeline.model import AmountRatio, PipelineModel
+from crmkit.models.pipeline.model import AmountRatio, PipelineModel, _cell_eta
 from tests.sim_deals import TRUTH, simulate
 
 AS_OF = "2024-04-30"
@@ -337,3 +346,87 @@ def test_model_saved_before_the_stage_ahead_interaction_loads_and_forecasts_with
     np.testing.assert_allclose(pw, pw_new, atol=1e-12)
     ll = back.add_log_likelihood().idata_.log_likelihood["cell_counts"]
     assert np.isfinite(ll.to_numpy()).all()
+
+
+def _hand_built_posterior(n_draws: int, levels: Levels, seed: int) -> dict[str, np.ndarray]:
+    """Random effects of every variable (reference levels zero), first axis: draw."""
+    rng = np.random.default_rng(seed)
+    n_stage, n_ahead = len(levels.stage) + 1, len(MONTH_EDGES)
+
+    def free(*shape: int) -> np.ndarray:
+        out = rng.normal(0.0, 0.7, (n_draws, 2, *shape))
+        out[..., 0] = 0.0
+        return out
+
+    post = {
+        "stage": rng.normal(-2.0, 0.5, (n_draws, 2, n_stage)),
+        "ahead": free(n_ahead),
+        "age": free(n_ahead),
+        "due": free(len(DUE_LEVELS)),
+        "miq": free(3),
+        "stage_ahead": free(n_stage, n_ahead),
+    }
+    for g in GROUPS:
+        post[f"u_{g}"] = rng.normal(0.0, 0.4, (n_draws, 2, len(levels.groups[g]) + 1))
+    return post
+
+
+def test_cell_eta_and_the_kernels_agree_on_a_hand_built_case() -> None:
+    # one coding of (stage, months ahead): the cells' stage_ahead code picks in _cell_eta
+    # the effect the forecast kernels take at [stage, months-ahead bucket]
+    levels = Levels(["A", "B", "C"], {g: ["x", "y"] for g in GROUPS})
+    post = _hand_built_posterior(5, levels, seed=30)
+    first, months = 2024 * 12 + 1, 14  # months ahead 1 .. 14: every bucket, 13+ included
+    deals = {
+        "stage": np.array([0, 1, 2, 3]),
+        "created_m": np.array([first - 2, first - 9, first - 1, first - 30]),
+    }
+    deals["expected_m"] = np.array([first + 3, -1, first - 1, first + 12])
+    for i, g in enumerate(GROUPS):
+        deals[g] = (np.arange(4) + i) % 3  # level 2: the unseen level
+    pw, pl = hazard_paths(post, deals, first_month=first, months=months)  # (P, N, K)
+    rows = []
+    for n in range(4):
+        for k in range(months):
+            m = first + k
+            rows.append(
+                {
+                    "stage": deals["stage"][n],
+                    "ahead": int(month_bucket(np.array([k + 1]))[0]),
+                    "age": int(month_bucket(np.array([m - deals["created_m"][n]]))[0]),
+                    "due": int(due_level(np.array([m]), np.array([deals["expected_m"][n]]))[0]),
+                    "miq": m % 3,
+                    **{g: deals[g][n] for g in GROUPS},
+                    "n_stay": 1.0,
+                    "n_win": 0.0,
+                    "n_lose": 0.0,
+                }
+            )
+    cells = with_stage_ahead(pd.DataFrame(rows), levels)
+    eta = _cell_eta(post, cells, levels)  # (P, 2, cells), cells in (deal, month) order
+    e = np.exp(eta)
+    p = e / (1.0 + e.sum(axis=1, keepdims=True))
+    hw, hl = p[:, 0].reshape(pw.shape), p[:, 1].reshape(pl.shape)  # monthly hazards
+    # the kernels' chances of winning / losing in each month: still open before it x hazard
+    surv = np.cumprod(1.0 - hw - hl, axis=2)
+    prev = np.concatenate([np.ones((*surv.shape[:2], 1)), surv[..., :-1]], axis=2)
+    np.testing.assert_allclose(prev * hw, pw, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(prev * hl, pl, rtol=1e-12, atol=1e-15)
+    # the interaction matters here: without it the hazards differ
+    bare = {k: v for k, v in post.items() if k != "stage_ahead"}
+    e0 = np.exp(_cell_eta(bare, cells, levels))
+    assert not np.allclose(e0[:, 0] / (1.0 + e0.sum(axis=1)), p[:, 0])
+
+
+def test_cell_eta_given_cells_without_stage_ahead_refuses_naming_the_column() -> None:
+    levels = Levels(["A", "B"], {g: ["x"] for g in GROUPS})
+    post = _hand_built_posterior(2, levels, seed=31)
+    cells = pd.DataFrame(
+        {"stage": [1], "ahead": [2], "age": [0], "due": [0], "miq": [0], **{g: [0] for g in GROUPS}}
+    )
+    cells[["n_stay", "n_win", "n_lose"]] = [[1.0, 0.0, 0.0]]
+    with pytest.raises(ValueError, match="cells lack the column 'stage_ahead'") as err:
+        _cell_eta(post, cells, levels)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="cells lack the column 'stage_ahead'"):
+        PipelineModel().build_model(cells, levels)

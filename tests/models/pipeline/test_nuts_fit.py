@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import approx_fprime
 
-from crmkit.models.pipeline.data import DUE_LEVELS, GROUPS, MONTH_EDGES, Levels
+from crmkit.models.pipeline.data import DUE_LEVELS, GROUPS, MONTH_EDGES, Levels, with_stage_ahead
 from crmkit.models.pipeline.model import DEFAULT_PRIORS, PipelineModel
 from crmkit.models.pipeline.nuts_fit import PipelinePosterior, fit_nuts, nesting, zero_sum_basis
 
@@ -46,7 +46,7 @@ def _simulate_cells(n_deals: int = 400, months: int = 6, seed: int = 0):
         list(STAGES),
         {"owner": OWNERS, "team": ["east", "west"], "segment": SEGMENTS, "source": ["web"]},
     )
-    return cells, levels
+    return with_stage_ahead(cells, levels), levels
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +155,13 @@ def test_pipeline_model_nuts_fit_fills_the_contract_with_mcmc_diagnostics(sim) -
     assert (post.sizes["chain"], post.sizes["draw"]) == (2, 200)
     assert "diverging" in model.idata_.sample_stats
     assert model.posterior_subset(50)["u_owner"].shape[1:] == post["u_owner"].shape[2:]
+
+
+def test_nuts_fit_given_cells_without_stage_ahead_refuses_naming_the_column(cells_levels) -> None:
+    cells, levels = cells_levels
+    bare = cells.drop(columns="stage_ahead")
+    with pytest.raises(ValueError, match="cells lack the column 'stage_ahead'") as err:
+        fit_nuts(bare, levels, DEFAULT_PRIORS, draws=10, tune=10, chains=1)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="cells lack the column 'stage_ahead'"):
+        PipelinePosterior(bare, levels, DEFAULT_PRIORS)

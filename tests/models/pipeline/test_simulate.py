@@ -8,7 +8,7 @@ import pytest
 
 from crmkit.data.demo import params
 from crmkit.errors import CrmkitError
-from crmkit.models.pipeline.data import GROUPS
+from crmkit.models.pipeline.data import GROUPS, require_stage_ahead, stage_ahead_code
 from crmkit.models.pipeline.map_fit import fit_map_numpy
 from crmkit.models.pipeline.model import DEFAULT_PRIORS
 from crmkit.models.pipeline.nuts_fit import fit_nuts
@@ -117,6 +117,39 @@ def test_simulation_is_reproducible_with_a_seed() -> None:
     pd.testing.assert_frame_equal(ca, cb)
     cc, _ = simulate_cells(a, ta, seed=11)
     assert not ca.equals(cc)
+
+
+def test_simulated_cells_carry_the_stage_ahead_column_of_their_stage_and_months_ahead() -> None:
+    st = demo_structure(400, seed=18)
+    cells, _ = simulate_cells(st, draw_prior(st, seed=19), seed=20)
+    n_stage = len(st.levels.stage) + 1
+    assert list(cells.columns[-4:]) == ["stage_ahead", "n_stay", "n_win", "n_lose"]
+    want = stage_ahead_code(cells["stage"].to_numpy(), cells["ahead"].to_numpy(), n_stage)
+    np.testing.assert_array_equal(cells["stage_ahead"].to_numpy(), want)
+    assert cells["ahead"].nunique() > 1 and (cells["stage_ahead"] > 0).any()
+    # the fits take them as they are (they check the column, never derive it)
+    np.testing.assert_array_equal(require_stage_ahead(cells, st.levels), want)
+    empty = demo_structure(1, seed=0)
+    none, _ = simulate_cells(empty, draw_prior(empty), seed=0)
+    assert "stage_ahead" in none.columns
+
+
+def test_sbc_ranks_every_stage_ahead_level_and_reads_it_at_its_stage_and_months_ahead() -> None:
+    st = demo_structure(300, seed=21)
+    truth = draw_prior(st, seed=22)
+    names = [n for n in main_parameters(st.levels) if n.startswith("stage_ahead[")]
+    assert len(names) == 2 * len(st.levels.stage) * 5  # months ahead 2 .. 13+ of each stage
+    assert "stage_ahead[won,Proposal,2]" in names and "stage_ahead[lost,Negotiation,13+]" in names
+    s = st.levels.stage.index("Proposal")
+    assert (
+        float(parameter_values(truth, "stage_ahead[won,Proposal,2]", st.levels))
+        == (truth["stage_ahead"][0, s, 1])
+    )
+    draws = np.stack([truth["stage_ahead"] * k for k in (1.0, 2.0, 3.0)])
+    got = parameter_values({"stage_ahead": draws}, "stage_ahead[lost,Proposal,4-6]", st.levels)
+    np.testing.assert_array_equal(got, draws[:, 1, s, 3])
+    with pytest.raises(CrmkitError, match=r"unknown parameter 'stage_ahead\[won,Closed,2\]'"):
+        parameter_values(truth, "stage_ahead[won,Closed,2]", st.levels)
 
 
 def test_unknown_parametrisation_or_parameter_is_a_one_line_error() -> None:
