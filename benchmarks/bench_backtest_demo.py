@@ -9,7 +9,7 @@
    the managers' calls and the run rate (:func:`crmkit.forecast.backtest.call_backtest`),
    per forecaster and per team on the periods the managers called.
    After the summary, the model and the weighted pipeline against the run rate (issue 17):
-   the mean paired CRPS difference per lead with its 90% block bootstrap interval
+   the mean paired CRPS difference per lead with its 90% Diebold-Mariano (HLN) interval
    (:func:`crmkit.forecast.skill.compare`). ``--seeds 42,1,2`` backtests several
    simulated demo companies (``generate_demo(seed=s)``; default 42, the demo's own), writes
    one CSV with a ``seed`` column and pools their origins (blocks never cross companies).
@@ -52,7 +52,7 @@ def print_scores(res: pd.DataFrame) -> None:
     print(summarise(single).round(3).to_string(index=False))
     cols = ["lead", "forecaster", "origins", "score", "baseline_score", "diff", "diff_lo",
             "diff_hi", "skill", "win_share", "verdict"]  # fmt: skip
-    print("CRPS minus the run rate's (negative: better), 90% block-bootstrap t interval (block 3):")
+    print("CRPS minus the run rate's (negative: better), 90% DM-HLN interval (overlap 3):")
     print(compare(res, "run_rate", metric="crps")[cols].round(3).to_string(index=False))
 
 

@@ -3,7 +3,7 @@
 Protocol (issue 5): origins at the month ends March to November 2017; forecast the won
 revenue of the next month and of the next three months; compare the model with the
 weighted pipeline and the run rate (CRPS, median error, 50/80/95% coverage), and the paired
-differences from the run rate with 90% block bootstrap intervals (issue 17,
+differences from the run rate with 90% Diebold-Mariano (HLN) intervals (issue 17,
 :func:`crmkit.forecast.skill.compare`).
 
 Mapping of the data into crmkit deals (done here; the official importer is crmkit.data.io):
@@ -143,7 +143,7 @@ def main() -> None:
     cols = ["lead", "forecaster", "origins", "score", "baseline_score", "diff", "diff_lo",
             "diff_hi", "skill", "win_share", "verdict"]  # fmt: skip
     for metric in ("abs_median_error", "crps"):
-        print(f"{metric} minus the run rate's (negative: better), 90% block-t interval (block 3):")
+        print(f"{metric} minus the run rate's (negative: better), 90% DM-HLN interval (overlap 3):")
         print(compare(res, "run_rate", metric=metric)[cols].round(3).to_string(index=False))
     print(f"method={args.method} draws={args.draws} origins={len(origins)} seconds={secs:.1f}")
 
