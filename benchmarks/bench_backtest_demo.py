@@ -12,7 +12,8 @@
    the mean paired CRPS difference per lead with its 90% Diebold-Mariano (HLN) interval
    (:func:`crmkit.forecast.skill.compare`). ``--seeds 42,1,2`` backtests several
    simulated demo companies (``generate_demo(seed=s)``; default 42, the demo's own), writes
-   one CSV with a ``seed`` column and pools their origins (blocks never cross companies).
+   one CSV with a ``seed`` column and pools their origins (the interval's lags never cross
+   companies).
 3. ``--refit``: the default demo written to a SQLite file, then ``run_forecast`` (fit of all
    models, 12 monthly periods, 1,000 draws, snapshot saved) timed. Target: <= 2 minutes on
    2 cores.

@@ -550,6 +550,12 @@ def _signed(x: float) -> str:
     return ("−" if x < 0 else "+") + format_amount(abs(x), compact=True, digits=2)
 
 
+#: Below this many origins a "not distinguishable" verdict says that only a large difference
+#: would show: with 4 origins and a 3-month overlap the 90% interval's t quantile is about 15
+#: (a difference of 2.3 sd per origin is called "better" 9% of the time; 64% at 7 origins).
+FEW_COMPARE_ORIGINS = 7
+
+
 def run_rate_verdict(row: dict | pd.Series) -> str | None:
     """Say in one line whether a forecaster beats the run rate beyond the noise.
 
@@ -564,9 +570,10 @@ def run_rate_verdict(row: dict | pd.Series) -> str | None:
     -------
     str or None
         ``"better than run rate: yes / no / not distinguishable (CRPS difference −3.7k,
-        90% interval −12k to +5k)"``, or ``"... too few origins to tell (3 origins; at least
-        4 needed)"``; None when the row has no comparison (the run rate itself, an older
-        table).
+        90% interval −12k to +5k)"``, with "; with 5 origins only a large difference would
+        show" after "not distinguishable" below :data:`FEW_COMPARE_ORIGINS` origins, or
+        ``"... too few origins to tell (3 origins; at least 4 needed)"``; None when the row
+        has no comparison (the run rate itself, an older table).
     """
     verdict = row.get("vs_run_rate")
     if not isinstance(verdict, str) or not verdict:
@@ -583,10 +590,15 @@ def run_rate_verdict(row: dict | pd.Series) -> str | None:
             f"{MIN_COMPARE_ORIGINS} needed)"
         )
     answer = {"better": "yes", "worse": "no"}.get(verdict, "not distinguishable")
-    return (
+    line = (
         f"better than run rate: {answer} (CRPS difference {_signed(row['crps_diff'])}, 90% "
         f"interval {_signed(row['crps_diff_lo'])} to {_signed(row['crps_diff_hi'])})"
     )
+    n = row.get("origins")
+    if answer == "not distinguishable" and n is not None and pd.notna(n):
+        if int(n) < FEW_COMPARE_ORIGINS:
+            line += f"; with {int(n)} origins only a large difference would show"
+    return line
 
 
 def backtest_verdicts(bt: Snapshot | pd.DataFrame | None) -> pd.DataFrame:

@@ -244,7 +244,7 @@ def _track_record_html(snap: Snapshot) -> str:
         for r in verdicts.itertuples()
     )
     return (
-        "<h3>Did past forecasts beat the run rate?</h3>"
+        "<h3>Did past forecasts beat the run rate? (whole company)</h3>"
         '<p class="crmkit-note">Forecasts the model would have made at earlier month ends, '
         "scored against what happened (CRPS: lower is better) and compared with the run rate "
         "of the last months.</p>"

@@ -45,9 +45,10 @@ PDF_TIMEOUT_SECONDS = 180
 DEFAULT_TIMEOUT_SECONDS = 1800
 #: Prefix of the progress lines the notebook's kernel writes to its stderr (:func:`fit_progress`).
 PROGRESS_PREFIX = "crmkit: "
-#: Past month ends the report backtests from by default: the fewest with which the backtest
-#: says whether the model beats the run rate (:data:`crmkit.forecast.skill.MIN_COMPARE_ORIGINS`;
-#: the fourth origin costs about 5 s on the default demo).
+#: Past month ends the report backtests from by default: the fewest for which the backtest
+#: gives a verdict against the run rate (:data:`crmkit.forecast.skill.MIN_COMPARE_ORIGINS`;
+#: the fourth origin costs about 5 s on the default demo). With so few only a large
+#: difference shows, and the verdict line says so; ``--backtest 7`` or more tells more.
 DEFAULT_BACKTEST_ORIGINS = 4
 #: Files the notebook writes into its ``out_dir``: headline figures (JSON) and the fan chart.
 SUMMARY_FILE = "summary.json"
@@ -152,8 +153,9 @@ def validate_parameters(
     backtest
         Number of past month ends to backtest the forecast from (0-24; 0: none). Each
         refits the models (MAP, a few seconds each on the demo). The default,
-        :data:`DEFAULT_BACKTEST_ORIGINS`, is the fewest with which the report says whether
-        the model beats the run rate; with fewer its line says how many are needed.
+        :data:`DEFAULT_BACKTEST_ORIGINS`, is the fewest for which the report gives a verdict
+        against the run rate (only a large difference shows with so few: the line says so);
+        with fewer its line says how many are needed.
     today
         The day ``as_of`` may not exceed (default: today).
 
@@ -672,7 +674,8 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backtest", type=int, default=DEFAULT_BACKTEST_ORIGINS, metavar="N",
         help=f"backtest from the N month ends before (default {DEFAULT_BACKTEST_ORIGINS}, the "
-        "fewest that tell whether the model beats the run rate; 0: none)",
+        "fewest for a verdict against the run rate; only a large difference shows with so "
+        "few, 7 or more tell more; 0: none)",
     )  # fmt: skip
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="skip the PDF")
     p.add_argument(

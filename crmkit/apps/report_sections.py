@@ -55,6 +55,8 @@ class ReportContext:
     model_comparison: pd.DataFrame | None = None
     #: Why the LOO comparison was not run, if it failed.
     model_comparison_note: str | None = None
+    #: Why the backtest could not be run (too little history for its origins), if so.
+    backtest_note: str | None = None
 
 
 def prepare(
@@ -95,7 +97,7 @@ def prepare(
         seed, backtest,
     )  # fmt: skip
     store = Store.open(p["db_url"])
-    scores = None
+    scores, backtest_note = None, None
     try:
         if p["refit"]:
             from crmkit.apps.report import fit_progress
@@ -117,8 +119,15 @@ def prepare(
             if p["backtest"]:
                 # saved inside the snapshot, verdict included: the app and a report rebuilt
                 # from it (--no-refit) show the same scores and the same verdict line
-                scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
-                snap.parameters.setdefault("tables", {})["backtest"] = backtest_records(scores)
+                try:
+                    scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
+                    tables = snap.parameters.setdefault("tables", {})
+                    tables["backtest"] = backtest_records(scores)
+                except CrmkitError as exc:  # too little history: the section says why
+                    backtest_note = _backtest_note(p["backtest"], exc)
+                except BaseException:  # interrupted: the finished forecast is kept
+                    store.save_snapshot(snap)
+                    raise
             store.save_snapshot(snap)
         else:
             snap = db.latest_snapshot(store)
@@ -131,8 +140,16 @@ def prepare(
                 comparison = run_model_comparison(store, snap, seed=p["seed"])
             except CrmkitError as exc:  # a variant that cannot be fitted: the section says why
                 comparison_note = str(exc)
-        if p["backtest"] and scores is None and db.backtest_table(snap) is None:
-            scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
+        if (
+            p["backtest"]
+            and scores is None
+            and backtest_note is None
+            and db.backtest_table(snap) is None
+        ):
+            try:
+                scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
+            except CrmkitError as exc:  # too little history: the section says why
+                backtest_note = _backtest_note(p["backtest"], exc)
         call_scores, call_note = None, None
         if p["backtest"] and store.count("deals") == 0:
             call_note = "the database holds no deals to rebuild the past forecast calls from"
@@ -159,6 +176,15 @@ def prepare(
         call_backtest_note=call_note,
         model_comparison=comparison,
         model_comparison_note=comparison_note,
+        backtest_note=backtest_note,
+    )
+
+
+def _backtest_note(origins: int, exc: CrmkitError) -> str:
+    """Why the backtest from ``origins`` month ends could not be run, in one line."""
+    return (
+        f"the backtest from the last {int(origins)} month ends could not be run: {exc} "
+        "(fewer origins, --backtest N, need less history)"
     )
 
 
@@ -364,6 +390,12 @@ def show_call_backtest(ctx: ReportContext) -> None:
 def show_backtest(ctx: ReportContext) -> None:
     """Show how often past forecasts' ranges held, against two baselines, or say why not."""
     bt = ctx.backtest if ctx.backtest is not None else db.backtest_table(ctx.snapshot)
+    if (bt is None or bt.empty) and ctx.backtest_note:
+        _show(
+            '<p class="crmkit-backtest">How often past forecasts\' ranges held is not shown: '
+            f"{html.escape(ctx.backtest_note)}.</p>"
+        )
+        return
     if bt is None or bt.empty:
         _show(
             '<p class="crmkit-backtest">No backtest was run for this report (backtest = 0), '

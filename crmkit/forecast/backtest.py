@@ -344,20 +344,25 @@ def recent_backtest(
     -------
     pandas.DataFrame
         :func:`summarise` of the scores (per lead and forecaster), with the forecaster's CRPS
-        against the run rate's (:func:`compare`, blocks of ``horizon`` origins):
+        against the run rate's (:func:`compare`'s Diebold-Mariano interval, the overlap the
+        horizon's months, as origins are a month apart):
         ``crps_diff``, ``crps_diff_lo``, ``crps_diff_hi`` (mean paired difference and its 90%
         interval; negative is better) and ``vs_run_rate`` (``"better"``, ``"worse"``, ``"not
         distinguishable"`` or ``"too few origins"``); NaN / None on the run rate's own rows.
     """
     months = int(horizon) * (1 if period == "M" else 3)
-    last = pd.Timestamp(as_of) - pd.DateOffset(months=months)
+    day = pd.Timestamp(as_of).normalize()
+    full = day if day.is_month_end else day - pd.offsets.MonthEnd(1)  # last complete month
+    # the last origin whose horizon ends by then (2026-11-30, 3 months: 2026-08-31)
+    last = full - pd.DateOffset(months=months) + pd.offsets.MonthEnd(0)
     first = last - pd.DateOffset(months=int(origins) + 1)
     ends = month_ends(first, last)[-int(origins) :]
     scores = backtest(
         load_frames(store), ends, horizon=int(horizon), period=period, draws=int(draws),
         method=method, seed=int(seed), calendar=_calendar_of(store, None),
     )  # fmt: skip
-    return with_run_rate_verdict(summarise(scores), scores, block=int(horizon))
+    # origins are a month apart, so forecasts overlap by the horizon's months (not periods)
+    return with_run_rate_verdict(summarise(scores), scores, block=months)
 
 
 # ---------------------------------------------------------------------- the forecast call

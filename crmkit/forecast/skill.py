@@ -136,6 +136,8 @@ def _dm_interval(
         t1, t2 = _overlap_traces(n, int(h))
         tr1, tr2 = tr1 + t1, tr2 + t2
     gammas /= len(values)
+    if eff <= 0 or tr2 <= 0:
+        return np.nan, np.nan  # no series longer than the overlap: no interval
     if gammas[0] <= 0:
         return mean, mean  # no variation inside any series
     lrv = gammas[0] + 2.0 * gammas[1:].sum()  # rectangular kernel
@@ -143,8 +145,6 @@ def _dm_interval(
         lrv = gammas[0] + 2.0 * float((gammas[1:] * (1 - np.arange(1, h) / h)).sum())
     if lrv <= 0:  # Bartlett is never negative; zero only by a fluke: lag 0 alone
         lrv = float(gammas[0])
-    if eff <= 0 or tr2 <= 0:
-        return np.nan, np.nan  # no series longer than the overlap: no interval
     df = min(tr1 * tr1 / tr2, float(len(values) - len(codes)))  # Satterthwaite, capped
     half = float(stats.t.ppf((1 + level) / 2, df)) * float(np.sqrt(lrv / eff))
     return mean - half, mean + half

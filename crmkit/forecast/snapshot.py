@@ -71,16 +71,16 @@ What a snapshot holds
     ``deal_id``, ``p_win`` within the first period, ``p_slip``, ``expected_revenue`` within
     the horizon); ``model_checks`` (posterior predictive checks) and ``model_traces``
     (thinned draws of the main parameters), from :mod:`crmkit.forecast.checks`. An optional
-    ``backtest`` table (saved by a report that refits with a backtest) holds accuracy
-    scores, one record per ``lead`` and ``forecaster`` (``model``, its sources, the
-    baselines): ``origins``, ``crps``, ``mae_median``, ``cover50``, ``cover80``,
+    ``backtest`` table (saved by a report that refits with a backtest) holds accuracy scores,
+    one record per forecaster (``model``, ``weighted_pipeline``, ``run_rate``) for the sum over
+    the horizon (lead ``1-h``): ``origins``, ``crps``, ``mae_median``, ``cover50``, ``cover80``,
     ``cover95`` and the comparison with the run rate, ``crps_diff``, ``crps_diff_lo``,
-    ``crps_diff_hi`` (mean paired CRPS difference and its 90% interval; None on the run
-    rate's own rows) and ``vs_run_rate`` (``better``, ``worse``, ``not distinguishable``,
-    ``too few origins`` or None), written and read by
-    :func:`crmkit.forecast.snapshot_tables.backtest_records` and ``backtest_frame``. A
-    table saved before the comparison was stored lacks those four columns and is shown
-    without the verdict line.
+    ``crps_diff_hi`` (mean paired CRPS difference and its 90% interval; None on the run rate's
+    own rows) and ``vs_run_rate`` (``better``, ``worse``, ``not distinguishable``, ``too few
+    origins`` or None), written and read by
+    :func:`crmkit.forecast.snapshot_tables.backtest_records` and ``backtest_frame``. A table
+    saved before the comparison was stored lacks those four columns and is shown without the
+    verdict line.
 
 Publication
 -----------

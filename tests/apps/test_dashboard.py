@@ -165,3 +165,14 @@ def test_no_snapshot_gives_none_and_a_helpful_message(mem_store: Store) -> None:
     assert "no forecast snapshot" in msg and "crmkit report" in msg
     with pytest.raises(NotFoundError):
         db.latest_snapshot(mem_store, snapshot_id=7)
+
+
+def test_verdict_with_few_origins_says_only_a_large_difference_would_show() -> None:
+    row = {"vs_run_rate": "not distinguishable", "crps_diff": -3000.0, "crps_diff_lo": -2e6,
+           "crps_diff_hi": 1.7e6, "origins": 4}  # fmt: skip
+    line = db.run_rate_verdict(row)
+    assert line.startswith("better than run rate: not distinguishable (CRPS difference −3")
+    assert line.endswith("; with 4 origins only a large difference would show")
+    assert "only a large difference" not in db.run_rate_verdict({**row, "origins": 7})
+    better = {**row, "vs_run_rate": "better", "crps_diff_hi": -1.0}
+    assert "only a large difference" not in db.run_rate_verdict(better)

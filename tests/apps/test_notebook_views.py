@@ -213,7 +213,7 @@ def test_short_backtest_gives_the_model_one_line_against_the_run_rate(tmp_path):
         (
             "not distinguishable",
             "better than run rate: not distinguishable (CRPS difference −36k, 90% interval −68k "
-            "to −4.6k)",
+            "to −4.6k); with 3 origins only a large difference would show",
         ),
         (
             "too few origins",

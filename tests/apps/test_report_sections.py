@@ -267,3 +267,34 @@ def test_report_from_an_old_snapshot_shows_its_backtest_without_verdict(
     assert 'crmkit-table crmkit-backtest"' in markup
     assert "crmkit-backtest-verdict" not in markup
     assert "cover80" in markup and "No backtest was run" not in markup
+
+
+def test_refit_report_whose_backtest_lacks_history_keeps_its_snapshot_and_says_why(
+    monkeypatch, tmp_path
+) -> None:
+    """A young database: the forecast fits, the 4 backtest origins reach before the data."""
+    from crmkit.apps import dashboard as db
+    from crmkit.apps import report_sections as rs
+    from crmkit.data.demo.company import build_demo
+    from crmkit.store import Store
+
+    with Store.open(tmp_path / "crm.db") as store:
+        build_demo(store, validate=False, n_customers=1500, n_deals=300)
+    ctx = rs.prepare(
+        as_of="2023-06-30", horizon=3, db_url=str(tmp_path / "crm.db"), method="map",
+        backtest=4, draws=200,
+    )  # fmt: skip
+    assert ctx.backtest is None
+    note = ctx.backtest_note
+    assert note.startswith("the backtest from the last 4 month ends could not be run: ")
+    assert "\n" not in note and "--backtest N" in note
+    with Store.open(tmp_path / "crm.db") as store:  # the finished forecast is kept
+        kept = db.latest_snapshot(store)
+    assert kept is not None and kept.snapshot_id == ctx.snapshot.snapshot_id
+    assert "backtest" not in kept.parameters.get("tables", {})
+    shown: list[str] = []
+    monkeypatch.setattr(rs, "_show", shown.append)
+    rs.show_backtest(ctx)
+    assert (
+        len(shown) == 1 and "could not be run" in shown[0] and "No backtest was run" not in shown[0]
+    )

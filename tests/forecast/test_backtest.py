@@ -125,6 +125,11 @@ def test_recent_backtest_scores_the_last_month_ends_whose_outcome_is_known(monke
     assert out[["origins", "crps", "mae_median", "cover80"]].iloc[0].tolist() == [2, 1.0, 2.0, 1.0]
     bt.recent_backtest("store", as_of="2024-06-15", origins=1, horizon=1, period="Q")
     assert seen["origins"] == [pd.Timestamp("2024-02-29")]  # a quarter (3 months) back
+    # a month-end as-of day: its month is complete, and a 30th is not a 31st three months back
+    bt.recent_backtest("store", as_of="2024-11-30", origins=2, horizon=3)
+    assert seen["origins"] == [pd.Timestamp("2024-07-31"), pd.Timestamp("2024-08-31")]
+    bt.recent_backtest("store", as_of="2024-03-31", origins=1, horizon=1)
+    assert seen["origins"] == [pd.Timestamp("2024-02-29")]
 
 
 def test_backtest_in_fiscal_quarters_scores_each_fiscal_quarters_won_revenue() -> None:
@@ -179,3 +184,8 @@ def test_recent_backtest_says_whether_the_model_beats_the_run_rate(monkeypatch) 
     assert np.isnan(out.loc["run_rate", "crps_diff"])
     few = bt.recent_backtest("store", as_of="2024-12-15", origins=3, horizon=3)
     assert few.set_index("forecaster").loc["model", "vs_run_rate"] == "too few origins"
+    # origins a month apart: two quarters ahead overlap by 6 months, more than 5 origins hold
+    quarters = bt.recent_backtest("store", as_of="2024-12-15", origins=5, horizon=2, period="Q")
+    assert quarters.set_index("forecaster").loc["model", "vs_run_rate"] == "too few origins"
+    months = bt.recent_backtest("store", as_of="2024-12-15", origins=5, horizon=2, period="M")
+    assert months.set_index("forecaster").loc["model", "vs_run_rate"] != "too few origins"

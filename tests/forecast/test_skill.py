@@ -123,7 +123,8 @@ def test_compare_abs_median_error_compares_the_absolute_median_errors() -> None:
 
 
 def test_compare_says_too_few_origins_below_the_minimum() -> None:
-    row = compare(_paired(np.full(MIN_COMPARE_ORIGINS - 1, -20.0))).iloc[0]
+    # no overlap (block 1): an interval entirely below 0, and still too few origins to tell
+    row = compare(_paired(np.full(MIN_COMPARE_ORIGINS - 1, -20.0)), block=1).iloc[0]
     assert row["diff_hi"] < 0 and row["verdict"] == "too few origins"
 
 
@@ -274,6 +275,14 @@ def test_compare_dm_series_no_longer_than_the_overlap_give_no_interval() -> None
     res = pd.concat([_paired(np.array([-5.0, -9.0, -2.0]), seed=s) for s in (1, 2)])
     row = compare(res, block=3).iloc[0]
     assert row["origins"] == 6 >= MIN_COMPARE_ORIGINS
+    assert np.isnan(row["diff_lo"]) and np.isnan(row["diff_hi"])
+    assert row["verdict"] == "too few origins"
+
+
+def test_compare_dm_constant_series_no_longer_than_the_overlap_give_no_interval_either() -> None:
+    """No variation and no estimable lag: still no interval, not a zero-width "better"."""
+    res = pd.concat([_paired(np.array([-5.0, -5.0, -5.0]), seed=s) for s in (1, 2)])
+    row = compare(res, block=3).iloc[0]
     assert np.isnan(row["diff_lo"]) and np.isnan(row["diff_hi"])
     assert row["verdict"] == "too few origins"
 
