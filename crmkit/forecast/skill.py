@@ -317,7 +317,9 @@ def compare(
 
 
 #: The columns :func:`with_run_rate_verdict` adds to a summary.
-VERDICT_COLUMNS = ("crps_diff", "crps_diff_lo", "crps_diff_hi", "vs_run_rate")
+VERDICT_COLUMNS = ("crps_diff", "crps_diff_lo", "crps_diff_hi", "vs_run_rate", "vs_run_rate_how")
+#: How :func:`with_run_rate_verdict` names its interval in ``vs_run_rate_how``.
+INTERVAL_NAMES = {"dm": "Diebold-Mariano (HLN)", "block": "block bootstrap"}
 
 
 def with_run_rate_verdict(
@@ -340,29 +342,36 @@ def with_run_rate_verdict(
     -------
     pandas.DataFrame
         ``summary`` with :data:`VERDICT_COLUMNS`: ``crps_diff``, ``crps_diff_lo`` and
-        ``crps_diff_hi`` (:func:`compare`'s ``diff`` and 90% interval) and ``vs_run_rate``
-        (its ``verdict``); NaN / None on rows without a comparison (the run rate's own, or
-        all when the scores hold no run rate).
+        ``crps_diff_hi`` (:func:`compare`'s ``diff`` and 90% interval), ``vs_run_rate``
+        (its ``verdict``) and ``vs_run_rate_how`` (how the interval was made, e.g. "90%
+        Diebold-Mariano (HLN) interval, overlap 3", so a stored verdict says what it rests
+        on); NaN / None on rows without a comparison (the run rate's own, or all when the
+        scores hold no run rate).
     """
     out = summary.copy()
     names = set(scores["forecaster"].astype(str)) if "forecaster" in scores else set()
     if "run_rate" not in names or names <= {"run_rate"}:
         for col in VERDICT_COLUMNS:
-            out[col] = None if col == "vs_run_rate" else np.nan
+            out[col] = None if col.startswith("vs_run_rate") else np.nan
         return out
     cmp = compare(scores, "run_rate", metric="crps", block=block, interval=interval)
     cmp = cmp.rename(
         columns={"diff": "crps_diff", "diff_lo": "crps_diff_lo", "diff_hi": "crps_diff_hi",
                  "verdict": "vs_run_rate"}
-    )[["lead", "forecaster", *VERDICT_COLUMNS]]  # fmt: skip
+    )[["lead", "forecaster", *VERDICT_COLUMNS[:4]]]  # fmt: skip
     out = out.merge(cmp, on=["lead", "forecaster"], how="left")
     out["vs_run_rate"] = out["vs_run_rate"].astype(object).where(out["vs_run_rate"].notna(), None)
+    how = f"90% {INTERVAL_NAMES[interval]} interval, overlap {int(block)}"
+    out["vs_run_rate_how"] = pd.Series(
+        [None if v is None else how for v in out["vs_run_rate"]], index=out.index, dtype=object
+    )
     return out
 
 
 __all__ = [
     "COMPARE_INTERVALS",
     "COMPARE_METRICS",
+    "INTERVAL_NAMES",
     "MIN_COMPARE_ORIGINS",
     "VERDICT_COLUMNS",
     "compare",

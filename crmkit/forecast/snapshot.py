@@ -77,10 +77,11 @@ What a snapshot holds
     ``cover95`` and the comparison with the run rate, ``crps_diff``, ``crps_diff_lo``,
     ``crps_diff_hi`` (mean paired CRPS difference and its 90% interval; None on the run rate's
     own rows) and ``vs_run_rate`` (``better``, ``worse``, ``not distinguishable``, ``too few
-    origins`` or None), written and read by
+    origins`` or None) with ``vs_run_rate_how`` (the interval it rests on, e.g. "90%
+    Diebold-Mariano (HLN) interval, overlap 3"), written and read by
     :func:`crmkit.forecast.snapshot_tables.backtest_records` and ``backtest_frame``. A table
-    saved before the comparison was stored lacks those four columns and is shown without the
-    verdict line.
+    saved before the comparison was stored lacks those columns and is shown without the verdict
+    line.
 
 Publication
 -----------

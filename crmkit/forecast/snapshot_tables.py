@@ -160,8 +160,8 @@ def backtest_frame(records: list[dict] | None) -> pd.DataFrame | None:
     -------
     pandas.DataFrame or None
         The table with :data:`BACKTEST_NUMBERS` as floats (None read back as NaN),
-        ``origins`` as whole numbers and ``vs_run_rate`` as text or None; None when there are
-        no records.
+        ``origins`` as whole numbers and ``vs_run_rate`` and ``vs_run_rate_how`` as text or
+        None; None when there are no records.
     """
     if not records:
         return None
@@ -171,9 +171,10 @@ def backtest_frame(records: list[dict] | None) -> pd.DataFrame | None:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     if "origins" in df.columns:
         df["origins"] = pd.to_numeric(df["origins"], errors="coerce").round().astype("Int64")
-    if "vs_run_rate" in df.columns:
-        v = df["vs_run_rate"].astype(object)
-        df["vs_run_rate"] = v.where(v.map(lambda x: isinstance(x, str) and x != ""), None)
+    for c in ("vs_run_rate", "vs_run_rate_how"):
+        if c in df.columns:
+            v = df[c].astype(object)
+            df[c] = v.where(v.map(lambda x: isinstance(x, str) and x != ""), None)
     return df
 
 

@@ -318,3 +318,22 @@ def test_with_run_rate_verdict_passes_the_interval_to_compare() -> None:
         want = compare(res, interval=interval).iloc[0]
         assert out.loc["model", "crps_diff_lo"] == pytest.approx(want["diff_lo"])
         assert out.loc["model", "crps_diff_hi"] == pytest.approx(want["diff_hi"])
+
+
+@pytest.mark.parametrize(
+    ("interval", "how"),
+    [
+        ("dm", "90% Diebold-Mariano (HLN) interval, overlap 3"),
+        ("block", "90% block bootstrap interval, overlap 3"),
+    ],
+)
+def test_with_run_rate_verdict_says_how_its_interval_was_made(interval: str, how: str) -> None:
+    scores = _paired(np.linspace(-30.0, -10.0, 12))
+    summary = pd.DataFrame({"lead": ["1", "1"], "forecaster": ["model", "run_rate"]})
+    out = with_run_rate_verdict(summary, scores, block=3, interval=interval)
+    by = out.set_index("forecaster")
+    assert by.loc["model", "vs_run_rate_how"] == how
+    assert by.loc["run_rate", "vs_run_rate_how"] is None  # no comparison of its own
+    alone = scores[scores["forecaster"] == "model"]
+    none = with_run_rate_verdict(summary.head(1), alone)
+    assert none["vs_run_rate_how"].tolist() == [None] and none["vs_run_rate"].tolist() == [None]

@@ -202,6 +202,9 @@ def test_backtest_records_keep_the_verdict_columns_through_a_saved_snapshot(stor
     run_rate = back[back.forecaster == "run_rate"].iloc[0]
     assert run_rate["vs_run_rate"] is None and np.isnan(run_rate["crps_diff"])
     assert back["crps_diff_lo"].dtype == np.float64 and back["origins"].tolist() == [12, 12]
+    # what the stored verdict rests on travels with it
+    assert model["vs_run_rate_how"] == "90% Diebold-Mariano (HLN) interval, overlap 3"
+    assert run_rate["vs_run_rate_how"] is None
 
 
 def test_backtest_records_are_plain_json_without_nan() -> None:
