@@ -537,8 +537,9 @@ def backtest_table(snap: Snapshot) -> pd.DataFrame | None:
     pandas.DataFrame or None
         Its ``backtest`` table (:func:`crmkit.forecast.snapshot_tables.backtest_frame`): one
         row per lead and forecaster, with the run-rate comparison's ``crps_diff``,
-        ``crps_diff_lo``, ``crps_diff_hi`` and ``vs_run_rate`` when it was saved with them
-        (a snapshot saved before they were stored has the scores only); None without one.
+        ``crps_diff_lo``, ``crps_diff_hi``, ``vs_run_rate`` and ``vs_run_rate_how`` when it
+        was saved with them (a snapshot saved before they were stored has the scores only);
+        None without one.
     """
     return backtest_frame(snap.parameters.get("tables", {}).get("backtest"))
 
@@ -578,13 +579,12 @@ def run_rate_verdict(row: dict | pd.Series) -> str | None:
     verdict = row.get("vs_run_rate")
     if not isinstance(verdict, str) or not verdict:
         return None
+    n = row.get("origins")
+    n = int(n) if n is not None and pd.notna(n) else None
     if verdict == "too few origins":
         from crmkit.forecast.skill import MIN_COMPARE_ORIGINS  # scipy: not at a page's load
 
-        n = row.get("origins")
-        have = ""
-        if n is not None and pd.notna(n):
-            have = f"{int(n)} origin{'' if int(n) == 1 else 's'}; "
+        have = "" if n is None else f"{n} origin{'' if n == 1 else 's'}; "
         return (
             f"better than run rate: too few origins to tell ({have}at least "
             f"{MIN_COMPARE_ORIGINS} needed)"
@@ -594,10 +594,8 @@ def run_rate_verdict(row: dict | pd.Series) -> str | None:
         f"better than run rate: {answer} (CRPS difference {_signed(row['crps_diff'])}, 90% "
         f"interval {_signed(row['crps_diff_lo'])} to {_signed(row['crps_diff_hi'])})"
     )
-    n = row.get("origins")
-    if answer == "not distinguishable" and n is not None and pd.notna(n):
-        if int(n) < FEW_COMPARE_ORIGINS:
-            line += f"; with {int(n)} origins only a large difference would show"
+    if answer == "not distinguishable" and n is not None and n < FEW_COMPARE_ORIGINS:
+        line += f"; with {n} origins only a large difference would show"
     return line
 
 

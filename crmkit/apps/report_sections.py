@@ -29,6 +29,7 @@ from crmkit.apps.section_html import headline_html, table_html
 from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import SOURCE_NAMES
 from crmkit.forecast.compare import compare_with_previous, previous_snapshot
+from crmkit.forecast.snapshot_tables import backtest_records
 from crmkit.plots.checks import loo_table, ppc_figure, rank_figure
 from crmkit.plots.fanchart import fan_chart
 from crmkit.plots.format import figure_png, format_amount
@@ -102,7 +103,6 @@ def prepare(
         if p["refit"]:
             from crmkit.apps.report import fit_progress
             from crmkit.forecast.engine import run_forecast
-            from crmkit.forecast.snapshot_tables import backtest_records
 
             snap = run_forecast(
                 store, as_of=p["as_of"], horizon=p["horizon"], period=p["period"],
@@ -116,23 +116,21 @@ def prepare(
                     f"the forecast failed its checks and was saved as draft snapshot "
                     f"#{snap.snapshot_id} ({'; '.join(snap.reasons)}); no report was made"
                 )
-            if p["backtest"]:
-                # saved inside the snapshot, verdict included: the app and a report rebuilt
-                # from it (--no-refit) show the same scores and the same verdict line
-                try:
-                    scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
-                    tables = snap.parameters.setdefault("tables", {})
-                    tables["backtest"] = backtest_records(scores)
-                except CrmkitError as exc:  # too little history: the section says why
-                    backtest_note = _backtest_note(p["backtest"], exc)
-                except BaseException:  # interrupted: the finished forecast is kept
-                    store.save_snapshot(snap)
-                    raise
-            store.save_snapshot(snap)
         else:
             snap = db.latest_snapshot(store)
             if snap is None:
                 raise CrmkitError(db.no_snapshot_message(store.url))
+        try:  # a refit's snapshot is saved once complete, its backtest inside
+            if p["backtest"] and db.backtest_table(snap) is None:
+                try:
+                    scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
+                except CrmkitError as exc:  # too little history: the section says why
+                    backtest_note = _backtest_note(p["backtest"], exc)
+        finally:  # also when interrupted: the finished forecast is kept
+            if p["refit"]:
+                if scores is not None:  # the app and a --no-refit report show its verdict
+                    snap.parameters.setdefault("tables", {})["backtest"] = backtest_records(scores)
+                store.save_snapshot(snap)
         previous = previous_snapshot(store, snap)
         comparison, comparison_note = None, None
         if p["refit"]:
@@ -140,16 +138,6 @@ def prepare(
                 comparison = run_model_comparison(store, snap, seed=p["seed"])
             except CrmkitError as exc:  # a variant that cannot be fitted: the section says why
                 comparison_note = str(exc)
-        if (
-            p["backtest"]
-            and scores is None
-            and backtest_note is None
-            and db.backtest_table(snap) is None
-        ):
-            try:
-                scores = run_backtest(store, snap, origins=p["backtest"], method=p["method"])
-            except CrmkitError as exc:  # too little history: the section says why
-                backtest_note = _backtest_note(p["backtest"], exc)
         call_scores, call_note = None, None
         if p["backtest"] and store.count("deals") == 0:
             call_note = "the database holds no deals to rebuild the past forecast calls from"

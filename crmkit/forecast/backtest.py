@@ -45,10 +45,10 @@ from crmkit.forecast.call import category_rollups
 from crmkit.forecast.engine import forecast_draws, load_frames
 from crmkit.forecast.fitting import fit_models
 from crmkit.forecast.skill import with_run_rate_verdict
-from crmkit.models.pipeline.data import deal_frame
+from crmkit.models.pipeline.data import deal_frame, last_full_month
 from crmkit.store.calls import calls_as_of, group_of, period_label
 from crmkit.store.fiscal import FiscalCalendar, fiscal_calendar
-from crmkit.store.history import HistoryIndex, deals_as_of, end_of_day, month_index
+from crmkit.store.history import HistoryIndex, deals_as_of, end_of_day, month_end, month_index
 
 LEVELS = (0.5, 0.8, 0.95)
 
@@ -351,10 +351,9 @@ def recent_backtest(
         distinguishable"`` or ``"too few origins"``); NaN / None on the run rate's own rows.
     """
     months = int(horizon) * (1 if period == "M" else 3)
-    day = pd.Timestamp(as_of).normalize()
-    full = day if day.is_month_end else day - pd.offsets.MonthEnd(1)  # last complete month
-    # the last origin whose horizon ends by then (2026-11-30, 3 months: 2026-08-31)
-    last = full - pd.DateOffset(months=months) + pd.offsets.MonthEnd(0)
+    # the last origin whose horizon ends by the last complete month (2026-11-30, 3 months:
+    # 2026-08-31)
+    last = month_end(last_full_month(as_of) - months)
     first = last - pd.DateOffset(months=int(origins) + 1)
     ends = month_ends(first, last)[-int(origins) :]
     scores = backtest(

@@ -356,9 +356,13 @@ def with_run_rate_verdict(
         return out
     cmp = compare(scores, "run_rate", metric="crps", block=block, interval=interval)
     cmp = cmp.rename(
-        columns={"diff": "crps_diff", "diff_lo": "crps_diff_lo", "diff_hi": "crps_diff_hi",
-                 "verdict": "vs_run_rate"}
-    )[["lead", "forecaster", *VERDICT_COLUMNS[:4]]]  # fmt: skip
+        columns={
+            "diff": "crps_diff",
+            "diff_lo": "crps_diff_lo",
+            "diff_hi": "crps_diff_hi",
+            "verdict": "vs_run_rate",
+        }
+    )[["lead", "forecaster", "crps_diff", "crps_diff_lo", "crps_diff_hi", "vs_run_rate"]]
     out = out.merge(cmp, on=["lead", "forecaster"], how="left")
     out["vs_run_rate"] = out["vs_run_rate"].astype(object).where(out["vs_run_rate"].notna(), None)
     how = f"90% {INTERVAL_NAMES[interval]} interval, overlap {int(block)}"

@@ -92,6 +92,13 @@ def stage_ahead_coded(matrix: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((*free.shape[:-1], 1)), free], axis=-1)
 
 
+def _cells_stage_ahead(cells: pd.DataFrame, levels: Levels) -> np.ndarray:
+    """:func:`stage_ahead_code` of the cells' ``stage`` and ``ahead`` codes."""
+    return stage_ahead_code(
+        cells["stage"].to_numpy(np.int64), cells["ahead"].to_numpy(np.int64), len(levels.stage) + 1
+    )
+
+
 def require_stage_ahead(cells: pd.DataFrame, levels: Levels) -> np.ndarray:
     """The cells' ``stage_ahead`` codes, checked against their ``stage`` and ``ahead`` codes.
 
@@ -125,9 +132,7 @@ def require_stage_ahead(cells: pd.DataFrame, levels: Levels) -> np.ndarray:
             "with landmark_cells or simulate_cells, or add it with with_stage_ahead(cells, levels)"
         )
     code = cells["stage_ahead"].to_numpy(np.int64)
-    want = stage_ahead_code(
-        cells["stage"].to_numpy(np.int64), cells["ahead"].to_numpy(np.int64), len(levels.stage) + 1
-    )
+    want = _cells_stage_ahead(cells, levels)
     bad = np.flatnonzero(code != want)
     if len(bad):
         i = int(bad[0])
@@ -146,9 +151,7 @@ def with_stage_ahead(cells: pd.DataFrame, levels: Levels) -> pd.DataFrame:
     The builders of cells call it (:func:`landmark_cells`, the SBC simulator, a saved
     model's restore); the fits only check the column (:func:`require_stage_ahead`).
     """
-    code = stage_ahead_code(
-        cells["stage"].to_numpy(np.int64), cells["ahead"].to_numpy(np.int64), len(levels.stage) + 1
-    )
+    code = _cells_stage_ahead(cells, levels)
     out = cells.copy()
     if "stage_ahead" in out.columns:
         out["stage_ahead"] = code
