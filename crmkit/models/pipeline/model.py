@@ -25,7 +25,11 @@ is a log-normal with a conjugate Normal-inverse-gamma posterior (:class:`AmountR
 Age and months ahead are ordered: a forecast that reaches a level no training trial had
 (deals older, or months further ahead, than the window followed) uses the nearest level with
 trials (:meth:`PipelineModel.level_map`), not the unreached level's prior mean of zero,
-which would be the one-month level's effect.
+which would be the one-month level's effect. A month of the quarter no training trial fell
+in (a company whose closes were first recorded a month or two ago) takes the mean of the
+months that were seen (:meth:`PipelineModel.quarter_seen`), not a draw from its prior: one
+month's deviation says nothing about the next, and on the Maven data the prior's guess
+missed the second month of the first quarter by $0.55M.
 
 The likelihood is evaluated on aggregated cells, so 100k deals fit in seconds.
 """
@@ -502,6 +506,9 @@ class PipelineModel(ModelContract):
         ``(n, outcome, SHOCK_MONTHS)`` log multipliers of the hazards' odds in the months
         from ``month_shock_first`` (the month after the fit's last full month) on, which
         :func:`~crmkit.models.pipeline.kernels.time_effects` adds to those months' logits.
+        Levels no training trial reached are filled in: ages and months ahead by
+        :meth:`level_map`, months of the quarter by the seen months' mean
+        (:meth:`quarter_seen`).
         """
         self.check_fitted()
         flat = flat_draws(self.idata_, self._posterior_names())
@@ -515,6 +522,7 @@ class PipelineModel(ModelContract):
         for name in ORDERED_EFFECTS:  # levels no training trial reached: the nearest seen one
             out[name] = out[name][:, :, self.level_map(name)]
         out["stage_ahead"] = out["stage_ahead"][..., self.level_map("ahead")]
+        out["miq"] = _fill_unseen(out["miq"], self.quarter_seen())
         for g in GROUPS:  # groups left out: a zero effect (their deals' codes are -1)
             out.setdefault(f"u_{g}", np.zeros((n, 2, 1)))
         shock = getattr(self, "shock_", None)
@@ -547,6 +555,24 @@ class PipelineModel(ModelContract):
         counts = self.cells_[list(CELL_COUNTS)].to_numpy(float).sum(axis=1)
         seen = np.bincount(self.cells_[name].to_numpy(np.int64), weights=counts, minlength=n) > 0
         return _nearest_seen(seen)
+
+    def quarter_seen(self) -> np.ndarray:
+        """Which months of the quarter (1st, 2nd, 3rd) had training trials.
+
+        :meth:`posterior_subset` gives a month of the quarter without trials the mean effect
+        of the seen months, draw by draw: with closes recorded only in, say, a March and an
+        April, the effect of the second month is not learned, and its prior (a log-odds
+        multiplier with sd 1) would be a guess that no data checks. The mean is the
+        neutral choice: it assumes no pattern beyond what was seen.
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean, one per month of the quarter (calendar quarters, as the cells code them).
+        """
+        self.check_fitted()
+        counts = self.cells_[list(CELL_COUNTS)].to_numpy(float).sum(axis=1)
+        return np.bincount(self.cells_["miq"].to_numpy(np.int64), weights=counts, minlength=3) > 0
 
     def _group_codes(self, g: str, values: pd.Series) -> np.ndarray:
         """Codes of a group's values; -1 (no effect) for a group the model leaves out."""
@@ -743,6 +769,14 @@ def _nearest_seen(seen: np.ndarray) -> np.ndarray:
         return np.arange(n)
     below = np.searchsorted(idx, np.arange(n), side="right") - 1
     return np.where(below >= 0, idx[np.maximum(below, 0)], idx[0])
+
+
+def _fill_unseen(effect: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Draws ``(P, 2, L)`` with unseen levels set to the seen levels' mean (as is if none seen)."""
+    if seen.all() or not seen.any():
+        return effect
+    fill = effect[:, :, seen].mean(axis=2, keepdims=True)
+    return np.where(seen[None, None, :], effect, fill)
 
 
 def _why_not_ok(raw: dict[str, Any]) -> str | None:

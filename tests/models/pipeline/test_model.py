@@ -430,3 +430,29 @@ def test_cell_eta_given_cells_without_stage_ahead_refuses_naming_the_column() ->
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="cells lack the column 'stage_ahead'"):
         PipelineModel().build_model(cells, levels)
+
+
+def test_a_month_of_the_quarter_never_seen_takes_the_seen_months_mean_not_its_prior() -> None:
+    # closes first recorded in December 2023 (3rd month of a quarter), as-of January 2024
+    # (1st): February, the 2nd month, has no training trial
+    deals = _fast_closers(seed=2)
+    early = deals["closed_at"].notna() & (deals["closed_at"] < pd.Timestamp("2023-12-01"))
+    deals = deal_frame(deals[~early].reset_index(drop=True))
+    model = PipelineModel(method="map", draws=200, chains=1, groups=()).fit(
+        deals, None, as_of="2024-01-31"
+    )
+    assert model.quarter_seen().tolist() == [True, False, True]
+    post = model.posterior_subset(200, seed=1)
+    expected = post["miq"][:, :, [0, 2]].mean(axis=2)
+    np.testing.assert_allclose(post["miq"][:, :, 1], expected)
+    # the raw posterior of the unseen month is its prior, sd 1: far wider than the filled one
+    raw = model.idata_.posterior["miq"].isel(month_of_quarter=1).to_numpy().ravel()
+    assert raw.std() > 0.7
+    assert post["miq"][:, :, 1].std() < 0.5 * raw.std()
+
+
+def test_a_model_that_saw_every_month_of_the_quarter_keeps_its_own_effects(fitted) -> None:
+    assert fitted.quarter_seen().all()
+    post = fitted.posterior_subset(50, seed=2)
+    raw = fitted.idata_.posterior["miq"].stack(s=("chain", "draw")).transpose("s", ...)
+    assert any(np.allclose(post["miq"][0], raw.to_numpy()[i]) for i in range(raw.sizes["s"]))
