@@ -22,7 +22,7 @@ pytestmark = pytest.mark.notebook
 
 def test_forecast_notebook_has_parameters_and_python3_kernel():
     source = parameters_source(NAME)
-    for name in ("db_url", "as_of", "horizon", "draws", "method", "target"):
+    for name in ("db_url", "as_of", "horizon", "draws", "method", "target", "backtest_origins"):
         assert f"{name} =" in source
 
 
@@ -62,6 +62,11 @@ def test_forecast_notebook_runs(tmp_path):
     call_outputs = outputs_of(nb, "summarise_calls(call_scores")
     calls = "".join(o.get("data", {}).get("text/html", "") for o in call_outputs)
     assert "manager_call" in calls and "commit" in calls and "team=Strategic" in calls
+    # the short backtest has enough origins for a verdict line (2 always said "too few")
+    bt = "".join(o.get("data", {}).get("text/html", "") for o in outputs_of(nb, "short_backtest("))
+    assert "vs_run_rate" in bt and "model" in bt
+    assert "too few origins" not in bt
+    assert any(v in bt for v in ("not distinguishable", "better", "worse")), bt[-2000:]
     clv_outputs = outputs_of(nb, "clv_by_segment(")
     clv = "".join(o.get("data", {}).get("text/plain", "") for o in clv_outputs)
     assert "clv_total" in clv

@@ -388,7 +388,7 @@ def short_backtest(
     store: Store,
     *,
     as_of: object,
-    origins: int = 2,
+    origins: int | None = None,
     horizon: int = 3,
     draws: int = 200,
     method: str = "map",
@@ -403,7 +403,9 @@ def short_backtest(
     as_of
         The forecast day; origins end ``horizon`` months before it.
     origins
-        Number of month-end origins (each refits the models).
+        Number of month-end origins (each refits the models); None: the report's default,
+        :data:`crmkit.apps.report.DEFAULT_BACKTEST_ORIGINS` (4, the fewest that give a
+        verdict; 7 or more tell more).
     horizon
         Months ahead scored.
     draws
@@ -420,9 +422,12 @@ def short_backtest(
         summarised scores per lead and forecaster, with the model's line
         ``vs_run_rate`` (:func:`run_rate_verdict`) instead of the comparison's numbers.
     """
+    from crmkit.apps.report import DEFAULT_BACKTEST_ORIGINS
     from crmkit.forecast.backtest import recent_backtest
     from crmkit.forecast.skill import VERDICT_COLUMNS
 
+    if origins is None:
+        origins = DEFAULT_BACKTEST_ORIGINS
     out = recent_backtest(
         store, as_of=as_of, origins=origins, horizon=horizon, draws=draws, method=method,
         seed=seed,
