@@ -432,7 +432,9 @@ def test_cell_eta_given_cells_without_stage_ahead_refuses_naming_the_column() ->
         PipelineModel().build_model(cells, levels)
 
 
-def test_a_month_of_the_quarter_never_seen_takes_the_seen_months_mean_not_its_prior() -> None:
+def test_a_month_of_the_quarter_never_seen_takes_the_seen_months_mean_not_its_prior(
+    tmp_path,
+) -> None:
     # closes first recorded in December 2023 (3rd month of a quarter), as-of January 2024
     # (1st): February, the 2nd month, has no training trial
     deals = _fast_closers(seed=2)
@@ -449,6 +451,10 @@ def test_a_month_of_the_quarter_never_seen_takes_the_seen_months_mean_not_its_pr
     raw = model.idata_.posterior["miq"].isel(month_of_quarter=1).to_numpy().ravel()
     assert raw.std() > 0.7
     assert post["miq"][:, :, 1].std() < 0.5 * raw.std()
+    # a saved model forecasts the same way
+    back = PipelineModel.load(model.save(tmp_path / "young.nc"))
+    assert back.quarter_seen().tolist() == [True, False, True]
+    np.testing.assert_array_equal(back.posterior_subset(200, seed=1)["miq"], post["miq"])
 
 
 def test_a_model_that_saw_every_month_of_the_quarter_keeps_its_own_effects(fitted) -> None:
