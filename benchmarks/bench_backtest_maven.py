@@ -21,9 +21,10 @@ Mapping of the data into crmkit deals (done here; the official importer is crmki
 
 The data are synthetic, and the generator has a pattern no CRM has: in the first month of a
 quarter (April, July, October 2017) no deal engaged two or more calendar months earlier is
-ever won (0 of 872 wins; 67% of the other months' wins). The model expects such wins, which
-is most of its 3-month over-forecast at the June-September origins (``RESULTS.md``, issue
-#17, sixth part); the model is not shaped to fit it.
+ever won (0 of 872 wins; 67% of the other months' wins), and 79% of the wins come from deals
+engaged that same month (17% in the other months). The pipeline part over-forecasts the
+old deals then and the new-business part under-forecasts the new ones (``RESULTS.md``,
+issue #17, sixth part, measures it); the model is not shaped to fit it.
 
 Run: ``.venv/bin/python benchmarks/bench_backtest_maven.py [--method map|nuts] [--draws N]``
 """
