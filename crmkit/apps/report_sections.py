@@ -26,7 +26,7 @@ from crmkit.apps.notebook_views import (
     ppc_warning,
 )
 from crmkit.apps.section_html import headline_html, table_html
-from crmkit.errors import CrmkitError
+from crmkit.errors import ConflictError, CrmkitError
 from crmkit.forecast.axes import SOURCE_NAMES
 from crmkit.forecast.compare import compare_with_previous, previous_snapshot
 from crmkit.forecast.snapshot_tables import backtest_records
@@ -56,7 +56,8 @@ class ReportContext:
     model_comparison: pd.DataFrame | None = None
     #: Why the LOO comparison was not run, if it failed.
     model_comparison_note: str | None = None
-    #: Why the backtest could not be run (too little history for its origins), if so.
+    #: Why the backtest could not be run (too little history for its origins), or why a
+    #: --no-refit report's backtest was not kept beside its snapshot, if so.
     backtest_note: str | None = None
 
 
@@ -82,7 +83,9 @@ def prepare(
     as_of, horizon, period, target, db_url, draws, filters, refit, method, seed, backtest
         See :func:`crmkit.apps.report.validate_parameters`. The backtest runs here unless the
         snapshot already holds one; a refit's backtest (with the model's verdict against the
-        run rate) is saved inside the new snapshot, which is saved once it is complete.
+        run rate) is saved inside the new snapshot, which is saved once it is complete; a
+        ``--no-refit`` report's is kept beside the snapshot it backtested
+        (:meth:`crmkit.Store.save_backtest`), so the next report and the manager app show it.
     label
         Label of the new snapshot.
 
@@ -131,6 +134,8 @@ def prepare(
                 if scores is not None:  # the app and a --no-refit report show its verdict
                     snap.parameters.setdefault("tables", {})["backtest"] = backtest_records(scores)
                 store.save_snapshot(snap)
+            elif scores is not None:  # kept beside the saved snapshot, for the app and later
+                backtest_note = _keep_backtest(store, snap, scores, p["backtest"])
         previous = previous_snapshot(store, snap)
         comparison, comparison_note = None, None
         if p["refit"]:
@@ -166,6 +171,24 @@ def prepare(
         model_comparison_note=comparison_note,
         backtest_note=backtest_note,
     )
+
+
+def _keep_backtest(store: Store, snap: Snapshot, scores: pd.DataFrame, origins: int) -> str | None:
+    """Keep a --no-refit report's backtest beside its snapshot; a one-line note if refused."""
+    import sqlalchemy as sa
+
+    try:
+        store.save_backtest(snap.snapshot_id, backtest_records(scores), origins=int(origins))
+    except ConflictError:  # another report kept one meanwhile: the first stands
+        return None
+    except sa.exc.DBAPIError as exc:  # e.g. a database role that may only read
+        text = str(exc.orig).strip()
+        why = text.splitlines()[0] if text else "refused"
+        return (
+            f"this backtest was not kept with snapshot #{snap.snapshot_id}, so the next "
+            f"report runs it again (the database refused the write: {why})"
+        )
+    return None
 
 
 def _backtest_note(origins: int, exc: CrmkitError) -> str:
@@ -398,7 +421,10 @@ def show_backtest(ctx: ReportContext) -> None:
             "(weighted pipeline, run rate): cover80 is how often the actual fell inside the "
             "P10–P90 range (0.8 is ideal); lower CRPS and median error are better.</p>"
         )
-    _show(intro + backtest_html(bt))
+    kept = ""
+    if ctx.backtest is not None and ctx.backtest_note:
+        kept = f'<p class="crmkit-backtest">Note: {html.escape(ctx.backtest_note)}.</p>'
+    _show(intro + backtest_html(bt) + kept)
 
 
 def backtest_html(bt: pd.DataFrame) -> str:

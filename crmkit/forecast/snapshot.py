@@ -71,7 +71,9 @@ What a snapshot holds
     ``deal_id``, ``p_win`` within the first period, ``p_slip``, ``expected_revenue`` within
     the horizon); ``model_checks`` (posterior predictive checks) and ``model_traces``
     (thinned draws of the main parameters), from :mod:`crmkit.forecast.checks`. An optional
-    ``backtest`` table (saved by a report that refits with a backtest) holds accuracy scores,
+    ``backtest`` table (saved inside the snapshot by a report that refits with a backtest;
+    a ``--no-refit`` report's is kept beside the snapshot, in ``forecast_backtests``, and
+    :meth:`crmkit.Store.load_snapshot` puts it here) holds accuracy scores,
     one record per forecaster (``model``, ``weighted_pipeline``, ``run_rate``) for the sum over
     the horizon (lead ``1-h``): ``origins``, ``crps``, ``mae_median``, ``cover50``, ``cover80``,
     ``cover95`` and the comparison with the run rate, ``crps_diff``, ``crps_diff_lo``,

@@ -719,6 +719,16 @@ class Store:
         with self._refused_writes("forecast_snapshots"), self.transaction() as conn:
             return snapshots.save(conn, snapshot)
 
+    def save_backtest(self, snapshot_id: int, records: list[dict], *, origins: int) -> bool:
+        """Keep a backtest of a saved snapshot beside it; False if it already has one.
+
+        See :func:`crmkit.store.snapshots.save_backtest`: the snapshot itself is never
+        rewritten, and :meth:`load_snapshot` returns it with this backtest in
+        ``parameters["tables"]["backtest"]``.
+        """
+        with self._refused_writes("forecast_backtests"), self.transaction() as conn:
+            return snapshots.save_backtest(conn, snapshot_id, records, origins)
+
     def load_snapshot(
         self, snapshot_id: int | None = None, *, include_drafts: bool = False
     ) -> snapshots.Snapshot:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from crmkit.errors import NotFoundError
 
-SCHEMA_VERSION = "0004"
+SCHEMA_VERSION = "0005"
 
 #: Logical column kinds and their SQL types.
 KINDS = {
@@ -273,6 +273,20 @@ _entity(
         # (migration 0002 gives the column the server default 'published')
         C("status", "str", required=True, choices=SNAPSHOT_STATUSES, default="published"),
         C("reasons", "json"),
+    ),
+    key=("snapshot_id",),
+    importable=False,
+)
+_entity(
+    # a backtest run after its snapshot was saved (a --no-refit report's), kept beside the
+    # snapshot, which is never rewritten; a refit report stores its backtest inside the
+    # snapshot. One per snapshot: the first saved stands (crmkit.store.snapshots)
+    "forecast_backtests",
+    (
+        C("snapshot_id", "int", required=True, primary_key=True),
+        C("created_at", "datetime", required=True),
+        C("origins", "int", required=True, min_value=1),
+        C("records", "json", required=True),
     ),
     key=("snapshot_id",),
     importable=False,

@@ -13,6 +13,11 @@ brought up to date on load by :func:`migrate` (version 1, written before the hea
 version, named the revenue draws ``rollup``); one saved in a newer format than this code
 knows is refused.
 
+Backtests: a refit report stores its backtest inside the snapshot (``parameters["tables"]
+["backtest"]``); a backtest run later (a ``--no-refit`` report's) is kept beside it in
+``forecast_backtests`` by :func:`save_backtest`, since a saved snapshot is never rewritten,
+and :func:`load` puts it in the same place, so readers see one backtest either way.
+
 Publication: a snapshot is ``"published"`` (the apps, the report and
 :meth:`crmkit.Store.load_snapshot` read it) or a ``"draft"`` (saved with its ``reasons``, a
 list of text, for a person to inspect; read only with ``include_drafts=True``).
@@ -260,6 +265,61 @@ def save(conn: sa.Connection, snap: Snapshot) -> int:
     return snap.snapshot_id
 
 
+def save_backtest(conn: sa.Connection, snapshot_id: int, records: list[dict], origins: int) -> bool:
+    """Keep a backtest of a saved snapshot beside it, within an open transaction.
+
+    Parameters
+    ----------
+    conn
+        An open connection (in a transaction).
+    snapshot_id
+        The snapshot backtested.
+    records
+        The backtest's summary as the snapshot's ``backtest`` table
+        (:func:`crmkit.forecast.snapshot_tables.backtest_records`).
+    origins
+        Month ends backtested.
+
+    Returns
+    -------
+    bool
+        True when stored; False when the snapshot already has a backtest (inside it, or
+        kept here earlier): the first one stands.
+
+    Raises
+    ------
+    NotFoundError
+        When there is no snapshot ``snapshot_id``.
+    """
+    t = TABLES["forecast_snapshots"]
+    row = conn.execute(sa.select(t.c.parameters).where(t.c.snapshot_id == int(snapshot_id))).first()
+    if row is None:
+        raise NotFoundError(f"no snapshot {snapshot_id}")
+    if (json.loads(row[0] or "{}").get("tables") or {}).get("backtest"):
+        return False
+    b = TABLES["forecast_backtests"]
+    if conn.execute(sa.select(b.c.snapshot_id).where(b.c.snapshot_id == int(snapshot_id))).first():
+        return False
+    conn.execute(
+        sa.insert(b).values(
+            snapshot_id=int(snapshot_id),
+            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            origins=int(origins),
+            records=json.dumps(records, default=_json_default),
+        )
+    )
+    return True
+
+
+def _kept_backtest(conn: sa.Connection, snapshot_id: int) -> list[dict] | None:
+    """The backtest kept beside a snapshot (:func:`save_backtest`), or None."""
+    b = TABLES["forecast_backtests"]
+    text = conn.execute(
+        sa.select(b.c.records).where(b.c.snapshot_id == int(snapshot_id))
+    ).scalar_one_or_none()
+    return json.loads(text) if text else None
+
+
 def _reasons(text: str | None) -> list[str]:
     """The stored reasons (a JSON list) as a list of text."""
     return [str(r) for r in json.loads(text)] if text else []
@@ -319,6 +379,11 @@ def load(
         version,
         snapshot_id=int(row["snapshot_id"]),
     )
+    tables = fields["parameters"].get("tables") or {}
+    if not tables.get("backtest"):  # one run after the snapshot was saved, kept beside it
+        kept = _kept_backtest(conn, int(row["snapshot_id"]))
+        if kept:
+            fields["parameters"]["tables"] = {**tables, "backtest": kept}
     quantiles = pd.read_json(io.StringIO(row["quantiles"]), orient="split")
     return Snapshot(
         as_of=pd.Timestamp(row["as_of"]).date(),

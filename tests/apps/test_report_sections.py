@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pandas as pd
+import pytest
 
 from crmkit.apps.report_sections import call_backtest_html
 
@@ -298,3 +302,85 @@ def test_refit_report_whose_backtest_lacks_history_keeps_its_snapshot_and_says_w
     assert (
         len(shown) == 1 and "could not be run" in shown[0] and "No backtest was run" not in shown[0]
     )
+
+
+@pytest.fixture(scope="module")
+def _refitted_db(tmp_path_factory) -> tuple[Path, dict]:
+    """A small demo database with one refit snapshot and no backtest; the prepare() args."""
+    from crmkit.apps import report_sections as rs
+    from tests.notebook_runner import demo_database
+
+    path = tmp_path_factory.mktemp("norefit") / "crm.db"
+    demo_database(path, n_customers=120, n_deals=300, seed=2)
+    common = dict(as_of="2026-06-30", horizon=1, method="map", draws=100)
+    rs.prepare(refit=True, backtest=0, db_url=str(path), **common)
+    return path, common
+
+
+def _copy_of(db: tuple[Path, dict], tmp_path: Path) -> dict:
+    """The prepare() arguments on a fresh copy of the refitted database."""
+    path, common = db
+    copy = tmp_path / "crm.db"
+    shutil.copy(path, copy)
+    return dict(common, db_url=str(copy))
+
+
+def test_no_refit_report_keeps_its_backtest_beside_the_snapshot_for_the_app_and_next_report(
+    _refitted_db, monkeypatch, tmp_path
+) -> None:
+    from crmkit.apps import dashboard as db
+    from crmkit.apps import report_sections as rs
+    from crmkit.store import Store
+
+    common = _copy_of(_refitted_db, tmp_path)
+    path = common["db_url"]
+    with Store.open(path) as store:  # the refit's snapshot has no backtest
+        first = db.latest_snapshot(store)
+    assert db.backtest_table(first) is None
+    ctx = rs.prepare(refit=False, backtest=4, **common)
+    assert ctx.snapshot.snapshot_id == first.snapshot_id
+    assert ctx.backtest is not None and ctx.backtest_note is None
+    with Store.open(path) as store:  # what the manager app reads
+        kept = db.backtest_table(db.latest_snapshot(store))
+    assert kept is not None
+    model = kept[(kept["forecaster"] == "model") & (kept["lead"] == "1-1")].iloc[0]
+    assert model["origins"] == 4 and model["vs_run_rate"] in (
+        "better",
+        "worse",
+        "not distinguishable",
+    )
+    # the next --no-refit report shows the kept backtest and does not run it again
+    monkeypatch.setattr(rs, "run_backtest", lambda *a, **k: pytest.fail("backtest rerun"))
+    again = rs.prepare(refit=False, backtest=4, **common)
+    assert again.backtest is None
+    shown: list[str] = []
+    monkeypatch.setattr(rs, "_show", shown.append)
+    rs.show_backtest(again)
+    assert "better than run rate" in shown[0] and "No backtest was run" not in shown[0]
+
+
+def test_no_refit_report_whose_backtest_the_database_refuses_still_shows_it_and_says_so(
+    _refitted_db, monkeypatch, tmp_path
+) -> None:
+    import sqlalchemy as sa
+
+    from crmkit.apps import report_sections as rs
+    from crmkit.store import Store
+
+    common = _copy_of(_refitted_db, tmp_path)
+
+    def refuse(self, *args, **kwargs):
+        raise sa.exc.OperationalError(
+            "INSERT", {}, Exception("attempt to write a readonly database")
+        )
+
+    monkeypatch.setattr(Store, "save_backtest", refuse)  # a database role that may only read
+    ctx = rs.prepare(refit=False, backtest=4, **common)
+    assert ctx.backtest is not None
+    note = ctx.backtest_note
+    assert note.startswith(f"this backtest was not kept with snapshot #{ctx.snapshot.snapshot_id}")
+    assert "attempt to write a readonly database" in note and "\n" not in note
+    shown: list[str] = []
+    monkeypatch.setattr(rs, "_show", shown.append)
+    rs.show_backtest(ctx)
+    assert "cover80" in shown[0] and "was not kept" in shown[0]

@@ -68,4 +68,4 @@ def test_new_tables_load_after_the_referencing_entities_and_schema_is_at_head() 
     assert "quotas" not in LOAD_ORDER and "forecast_calls" not in LOAD_ORDER
     assert not any(col.references for col in entity("quotas").columns)
     assert not any(col.references for col in entity("forecast_calls").columns)
-    assert SCHEMA_VERSION == head_revision() == "0004"
+    assert SCHEMA_VERSION == head_revision() == "0005"

@@ -270,3 +270,74 @@ def test_migration_0002_publishes_existing_snapshots(tmp_path) -> None:
         with store.engine.connect() as conn:
             ids = conn.execute(sa.text("SELECT snapshot_id FROM forecast_snapshots")).scalars()
             assert list(ids) == [snap.snapshot_id]
+
+
+# ------------------------------------------------------- backtests kept beside a snapshot
+BACKTEST = [
+    {"lead": "1-3", "forecaster": "model", "origins": 4, "crps": 1.5, "vs_run_rate": None},
+    {"lead": "1-3", "forecaster": "run_rate", "origins": 4, "crps": 2.5, "vs_run_rate": None},
+]
+
+
+def _raw_parameters(store: Store, sid: int) -> str:
+    with store.engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT parameters FROM forecast_snapshots WHERE snapshot_id = :i"), {"i": sid}
+        ).scalar_one()
+
+
+def test_a_backtest_kept_beside_a_snapshot_loads_with_it_and_the_first_one_stands(
+    store: Store,
+) -> None:
+    sid = store.save_snapshot(make_snapshot())
+    raw = _raw_parameters(store, sid)
+    assert store.save_backtest(sid, BACKTEST, origins=4) is True
+    back = store.load_snapshot(sid)
+    assert back.parameters["tables"]["backtest"] == BACKTEST
+    assert back.parameters["draws"] == 200  # the rest of the parameters as saved
+    assert _raw_parameters(store, sid) == raw  # the snapshot itself is never rewritten
+    later = [dict(r, crps=9.0) for r in BACKTEST]
+    assert store.save_backtest(sid, later, origins=7) is False
+    assert store.load_snapshot(sid).parameters["tables"]["backtest"] == BACKTEST
+    # another snapshot has none
+    other = store.save_snapshot(make_snapshot(1))
+    assert "tables" not in store.load_snapshot(other).parameters
+
+
+def test_a_snapshot_with_its_own_backtest_keeps_it(store: Store) -> None:
+    snap = make_snapshot()
+    own = [dict(r, crps=0.5) for r in BACKTEST]
+    snap.parameters["tables"] = {"backtest": own}
+    sid = store.save_snapshot(snap)
+    assert store.save_backtest(sid, BACKTEST, origins=4) is False
+    assert store.load_snapshot(sid).parameters["tables"]["backtest"] == own
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM forecast_backtests")).scalar_one() == 0
+
+
+def test_a_backtest_of_a_snapshot_that_does_not_exist_is_refused(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="no snapshot 41"):
+        store.save_backtest(41, BACKTEST, origins=4)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM forecast_backtests")).scalar_one() == 0
+
+
+def test_migration_0005_adds_forecast_backtests_and_keeps_the_snapshots(store: Store) -> None:
+    from alembic import command
+
+    from crmkit.store import migrate
+
+    sid = store.save_snapshot(make_snapshot())
+    with store.engine.connect().execution_options(crmkit_write=True) as conn:
+        command.downgrade(migrate._config(conn), "0004")
+        conn.commit()
+    assert "forecast_backtests" not in sa.inspect(store.engine).get_table_names()
+    reopened = Store.open(store.engine.url.render_as_string(hide_password=False))
+    try:
+        assert migrate.current_revision(reopened.engine) == "0005"
+        assert reopened.load_snapshot(sid).parameters == {"draws": 200, "target": 12_000.5}
+        assert reopened.save_backtest(sid, BACKTEST, origins=4) is True
+        pk = sa.inspect(reopened.engine).get_pk_constraint("forecast_backtests")
+        assert pk["constrained_columns"] == ["snapshot_id"]
+    finally:
+        reopened.close()
