@@ -312,7 +312,13 @@ def save_backtest(conn: sa.Connection, snapshot_id: int, records: list[dict], or
 
 
 def _kept_backtest(conn: sa.Connection, snapshot_id: int) -> list[dict] | None:
-    """The backtest kept beside a snapshot (:func:`save_backtest`), or None."""
+    """The backtest kept beside a snapshot (:func:`save_backtest`), or None.
+
+    None also for a database not yet migrated to 0005 that a read-only page opened without
+    the schema check: the snapshot still loads.
+    """
+    if not sa.inspect(conn).has_table("forecast_backtests"):
+        return None
     b = TABLES["forecast_backtests"]
     text = conn.execute(
         sa.select(b.c.records).where(b.c.snapshot_id == int(snapshot_id))

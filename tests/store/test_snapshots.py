@@ -341,3 +341,21 @@ def test_migration_0005_adds_forecast_backtests_and_keeps_the_snapshots(store: S
         assert pk["constrained_columns"] == ["snapshot_id"]
     finally:
         reopened.close()
+
+
+def test_a_snapshot_loads_from_a_database_not_yet_migrated_to_0005(tmp_path) -> None:
+    from crmkit.store import migrate
+
+    with Store.open(tmp_path / "crm.db") as store:
+        sid = store.save_snapshot(make_snapshot())
+    old = Store.open(tmp_path / "crm.db", migrate_db=False)
+    try:
+        from alembic import command
+
+        with old.engine.connect().execution_options(crmkit_write=True) as conn:
+            command.downgrade(migrate._config(conn), "0004")
+            conn.commit()
+        # a read-only page opens without the schema check: the snapshot still loads
+        assert old.load_snapshot(sid).parameters == {"draws": 200, "target": 12_000.5}
+    finally:
+        old.close()
