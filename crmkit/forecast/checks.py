@@ -40,7 +40,7 @@ from crmkit.models.pipeline.data import deal_frame
 from crmkit.models.pipeline.kernels import hazard_paths
 from crmkit.models.pipeline.model import PipelineModel
 from crmkit.models.pipeline.shocks import training_months
-from crmkit.store.history import HistoryIndex, deals_as_of, month_end, month_index, month_label
+from crmkit.store.history import deals_as_of, month_end, month_index, month_label
 
 #: The posterior predictive checks, in the order of the table's rows.
 PPC_CHECKS = (
@@ -129,7 +129,7 @@ def _won_revenue_and_stage_wins(
     rng = np.random.default_rng(seed + 11)
     post = pipe.posterior_subset(n_draws, seed)
     mu, sig = pipe.amount_.draws(n_draws, seed)
-    hindex = HistoryIndex(pipe.frame_, pipe.history_)  # parsed once for every month
+    hindex = pipe.history_index  # parsed once for every month
     final = deals_as_of(pipe.frame_, hindex, pipe.as_of_)
     won_m = np.where(final["status"].eq("won"), month_index(final["closed_at"]), -1)
     won_month = pd.Series(won_m, index=final["deal_id"].to_numpy())

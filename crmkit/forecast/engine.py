@@ -331,7 +331,7 @@ def forecast_draws(
     # closed to date in the current period
     closed = np.zeros((n_per, n_groups))
     if axis.frac_first < 1.0 or period == "Q":
-        state = deals_as_of(frame, pipe.history_, as_of)
+        state = deals_as_of(frame, pipe.history_index, as_of)
         start = axis.bounds[0][0]  # the first period's first day
         won = _won_in(state, start, end_of_day(as_of))
         if len(won):

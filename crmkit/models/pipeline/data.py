@@ -211,7 +211,7 @@ class Levels:
 
 def landmark_cells(
     deals: pd.DataFrame,
-    history: pd.DataFrame | None,
+    history: pd.DataFrame | HistoryIndex | None,
     as_of: object,
     *,
     window_months: int = 24,
@@ -226,7 +226,8 @@ def landmark_cells(
         Deals as from :func:`deal_frame` (current values; outcomes after ``as_of`` are
         ignored).
     history
-        ``deal_history`` rows (or None).
+        ``deal_history`` rows (or None), or a :class:`HistoryIndex` already built on
+        ``deals`` in the same order.
     as_of
         Cut-off day: only what was known by then is used.
     window_months
@@ -248,7 +249,7 @@ def landmark_cells(
     groups = tuple(g for g in GROUPS if g in groups)
     deals = deals.reset_index(drop=True).copy()
     deals["_pos"] = np.arange(len(deals))
-    hindex = HistoryIndex(deals, history)
+    hindex = history if isinstance(history, HistoryIndex) else HistoryIndex(deals, history)
     now = deals_as_of(deals, hindex, as_of)
     m_end = last_full_month(as_of)
     closed_m = month_index(now["closed_at"])
@@ -314,9 +315,18 @@ def landmark_cells(
     return with_stage_ahead(cells, levels), levels
 
 
-def amount_ratios(deals: pd.DataFrame, history: pd.DataFrame | None, as_of: object) -> np.ndarray:
-    """Won amount over the amount first listed, for deals won by ``as_of`` (positive only)."""
-    now = deals_as_of(deals, history, as_of)
+def amount_ratios(
+    deals: pd.DataFrame,
+    history: pd.DataFrame | None,
+    as_of: object,
+    *,
+    index: HistoryIndex | None = None,
+) -> np.ndarray:
+    """Won amount over the amount first listed, for deals won by ``as_of`` (positive only).
+
+    ``index``: the history already parsed for these deals (:class:`HistoryIndex`), if any.
+    """
+    now = deals_as_of(deals, history if index is None else index, as_of)
     won = now[now["status"].eq("won") & now["amount"].gt(0)]
     listed = won["amount"].to_numpy(float)
     if history is not None and len(history):

@@ -47,7 +47,7 @@ from crmkit.models.inference.diagnostics import fit_diagnostics
 from crmkit.models.inference.laplace import laplace_draws, numeric_hessian
 from crmkit.models.inference.pymc_fit import FIT_METHODS, fit_model, flat_draws
 from crmkit.models.pipeline.data import last_full_month
-from crmkit.store.history import deals_as_of, month_index
+from crmkit.store.history import HistoryIndex, deals_as_of, month_index
 
 MAX_LAG = 12
 DIRICHLET_PRIOR = (8.0, 1.0, 1.0)  # open, won, lost
@@ -86,7 +86,10 @@ def monthly_arrivals(deals: pd.DataFrame, as_of: object, window_months: int = 24
 
 
 def lag_counts(
-    deals: pd.DataFrame, history: pd.DataFrame | None, as_of: object, window_months: int = 24
+    deals: pd.DataFrame,
+    history: pd.DataFrame | HistoryIndex | None,
+    as_of: object,
+    window_months: int = 24,
 ) -> np.ndarray:
     """Counts ``(lag 0..MAX_LAG, month of quarter, outcome open/won/lost)`` of created deals."""
     now = deals_as_of(deals, history, as_of)
@@ -346,7 +349,8 @@ class NewBusinessModel(ModelContract):
             raise CrmkitError(f"method must be one of {FIT_METHODS}, not {method!r}")
         self.arrivals_ = monthly_arrivals(deals, as_of, self.window_months)
         self.as_of_ = pd.Timestamp(as_of)
-        self.lag_counts_ = lag_counts(deals, history, as_of, self.window_months)
+        index = HistoryIndex(deals, history)  # parsed once for both as-of look-ups
+        self.lag_counts_ = lag_counts(deals, index, as_of, self.window_months)
         t0 = time.perf_counter()
         flat, n_chains = None, 1
         if len(self.arrivals_) >= 2 and method == "map":
@@ -381,7 +385,7 @@ class NewBusinessModel(ModelContract):
         self.params_ = (
             posterior_means(self.idata_.posterior) if "posterior" in self.idata_.groups() else {}
         )
-        now = deals_as_of(deals, history, as_of)
+        now = deals_as_of(deals, index, as_of)
         recent = now["closed_at"] > self.as_of_ - pd.DateOffset(months=12)
         templates = now[now["status"].eq("won") & recent & now["amount"].gt(0)].copy()
         lag = month_index(templates["closed_at"]) - month_index(templates["created_at"])

@@ -51,7 +51,7 @@ import pandas as pd
 from crmkit.models.inference.grid import half_normal_log_grid, kalman_filter, posterior_weights
 from crmkit.models.pipeline.data import last_full_month
 from crmkit.models.pipeline.kernels import hazard_paths
-from crmkit.store.history import HistoryIndex, deals_as_of, month_end, month_index
+from crmkit.store.history import deals_as_of, month_end, month_index
 
 #: Outcomes of the shock's first axis (the hazard model's outcome order).
 OUTCOMES = ("won", "lost")
@@ -79,7 +79,7 @@ def training_months(pipe: Any, final: pd.DataFrame | None = None) -> list[int]:
     the caller has them already.
     """
     if final is None:
-        final = deals_as_of(pipe.frame_, pipe.history_, pipe.as_of_)
+        final = deals_as_of(pipe.frame_, pipe.history_index, pipe.as_of_)
     m_end = last_full_month(pipe.as_of_)
     closed = month_index(final.loc[final["status"].isin(["won", "lost"]), "closed_at"])
     first_close = int(closed[closed >= 0].min()) if (closed >= 0).any() else m_end + 1
@@ -112,7 +112,7 @@ def monthly_residuals(pipe: Any, n_draws: int = 200, seed: int = 0) -> pd.DataFr
     post = pipe.posterior_subset(n_draws, seed)
     post.pop("month_shock", None)  # past months carry no forecast shock anyway
     post.pop("month_shock_first", None)
-    hindex = HistoryIndex(pipe.frame_, pipe.history_)  # parsed once for every month
+    hindex = pipe.history_index  # parsed once for every month
     final = deals_as_of(pipe.frame_, hindex, pipe.as_of_)
     close_m = month_index(final["closed_at"])
     status = final["status"].to_numpy()
