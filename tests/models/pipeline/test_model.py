@@ -462,3 +462,34 @@ def test_a_model_that_saw_every_month_of_the_quarter_keeps_its_own_effects(fitte
     post = fitted.posterior_subset(50, seed=2)
     raw = fitted.idata_.posterior["miq"].stack(s=("chain", "draw")).transpose("s", ...)
     assert any(np.allclose(post["miq"][0], raw.to_numpy()[i]) for i in range(raw.sizes["s"]))
+
+
+def test_a_fit_and_its_readers_parse_the_deal_history_once(sim, monkeypatch, tmp_path) -> None:
+    from crmkit.forecast.checks import posterior_predictive_checks
+    from crmkit.store import history
+
+    built: list[int] = []
+    real = history.HistoryIndex.__init__
+
+    def counting(self, deals, hist):
+        built.append(len(deals))
+        real(self, deals, hist)
+
+    monkeypatch.setattr(history.HistoryIndex, "__init__", counting)
+    deals = deal_frame(sim["deals"], sim["accounts"])
+    model = PipelineModel(method="map", draws=100, chains=1, seed=1).fit(
+        deals, sim["deal_history"], as_of=AS_OF
+    )  # landmark cells, amounts and the monthly shocks
+    open_now = model.open_deals()
+    model.open_deals()
+    posterior_predictive_checks({"pipeline": model}, {}, as_of=AS_OF, n_draws=20)
+    assert len(built) == 1, built
+    # the index is the fit's: the same open deals as a fresh parse of the history
+    fresh = history.deals_as_of(model.frame_, sim["deal_history"], model.as_of_)
+    assert open_now["deal_id"].tolist() == fresh[fresh["status"].eq("open")]["deal_id"].tolist()
+    # a saved model parses it again on first use, once
+    back = PipelineModel.load(model.save(tmp_path / "p.nc"))
+    built.clear()
+    back.open_deals()
+    back.open_deals()
+    assert len(built) == 1
