@@ -35,7 +35,7 @@ from crmkit.plots.fanchart import fan_chart
 from crmkit.plots.format import figure_png, format_amount
 from crmkit.plots.waterfall import waterfall_figure
 from crmkit.store import Snapshot, Store
-from crmkit.store.engine import ENV_URL, masked_url, resolve_url
+from crmkit.store.engine import ENV_URL, masked_url, refusal_reason, resolve_url
 
 
 @dataclass
@@ -182,11 +182,9 @@ def _keep_backtest(store: Store, snap: Snapshot, scores: pd.DataFrame, origins: 
     except ConflictError:  # another report kept one meanwhile: the first stands
         return None
     except sa.exc.DBAPIError as exc:  # e.g. a database role that may only read
-        text = str(exc.orig).strip()
-        why = text.splitlines()[0] if text else "refused"
         return (
             f"this backtest was not kept with snapshot #{snap.snapshot_id}, so the next "
-            f"report runs it again (the database refused the write: {why})"
+            f"report runs it again (the database refused the write: {refusal_reason(exc)})"
         )
     return None
 

@@ -19,6 +19,7 @@ from crmkit.store.engine import (
     create_engine,
     database_label,
     probe_sqlite_file,
+    refusal_reason,
     resolve_url,
     sqlite_path,
     translate_db_error,
@@ -371,7 +372,7 @@ class Store:
         try:
             yield
         except sa.exc.IntegrityError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "refused"
+            reason = refusal_reason(exc)
             raise ConflictError(
                 f"{what}: the database refused the write ({reason}); another writer may have "
                 "stored the same rows meanwhile; nothing was written"

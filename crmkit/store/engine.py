@@ -195,6 +195,12 @@ def busy_message(seconds: float) -> str:
     )
 
 
+def refusal_reason(exc: sa.exc.DBAPIError) -> str:
+    """The first line of the driver's message for a statement the database refused."""
+    text = str(exc.orig).strip()
+    return text.splitlines()[0] if text else "refused"
+
+
 def translate_db_error(exc: BaseException, seconds: float, label: str) -> CrmkitError | None:
     """Return the user error for a driver error, or None when it is not one of ours.
 

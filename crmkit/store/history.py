@@ -103,6 +103,11 @@ class HistoryIndex:
             old_known = hf["old_value"].notna().to_numpy()
             self.fields[f] = (deal, hf["t"].to_numpy(), counts, starts, new, old, old_known)
 
+    @classmethod
+    def of(cls, deals: pd.DataFrame, history: pd.DataFrame | HistoryIndex | None) -> HistoryIndex:
+        """``history`` itself when already an index (built on ``deals``), else parsed now."""
+        return history if isinstance(history, HistoryIndex) else cls(deals, history)
+
     def values_as_of(self, field: str, t: pd.Timestamp) -> tuple[np.ndarray, np.ndarray] | None:
         """``(values, known)`` per deal position at ``t``; None without history for the field."""
         if field not in self.fields:
@@ -142,7 +147,7 @@ def deals_as_of(
         ``amount``, ``expected_close_date`` and ``closed_at`` as of that day.
     """
     t = end_of_day(as_of)
-    index = history if isinstance(history, HistoryIndex) else HistoryIndex(deals, history)
+    index = HistoryIndex.of(deals, history)
     created = pd.to_datetime(deals["created_at"]).to_numpy("datetime64[ns]")
     keep = created <= np.datetime64(t)
     out = deals.copy()

@@ -245,7 +245,7 @@ def save(conn: sa.Connection, snap: Snapshot) -> int:
         raise CrmkitError(
             f"snapshot status must be one of {SNAPSHOT_STATUSES}, not {snap.status!r}"
         )
-    created = snap.created_at or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    created = snap.created_at or _utc_now()
     values = {
         "created_at": created,
         "as_of": pd.Timestamp(snap.as_of).date(),
@@ -303,7 +303,7 @@ def save_backtest(conn: sa.Connection, snapshot_id: int, records: list[dict], or
     conn.execute(
         sa.insert(b).values(
             snapshot_id=int(snapshot_id),
-            created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0),
+            created_at=_utc_now(),
             origins=int(origins),
             records=json.dumps(records, default=_json_default),
         )
@@ -324,6 +324,11 @@ def _kept_backtest(conn: sa.Connection, snapshot_id: int) -> list[dict] | None:
         sa.select(b.c.records).where(b.c.snapshot_id == int(snapshot_id))
     ).scalar_one_or_none()
     return json.loads(text) if text else None
+
+
+def _utc_now() -> dt.datetime:
+    """The current time, naive UTC, to the second (as the snapshot tables store it)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
 def _reasons(text: str | None) -> list[str]:

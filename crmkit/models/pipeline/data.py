@@ -249,7 +249,7 @@ def landmark_cells(
     groups = tuple(g for g in GROUPS if g in groups)
     deals = deals.reset_index(drop=True).copy()
     deals["_pos"] = np.arange(len(deals))
-    hindex = history if isinstance(history, HistoryIndex) else HistoryIndex(deals, history)
+    hindex = HistoryIndex.of(deals, history)
     now = deals_as_of(deals, hindex, as_of)
     m_end = last_full_month(as_of)
     closed_m = month_index(now["closed_at"])

@@ -567,10 +567,12 @@ class PipelineModel(ModelContract):
             For each level ``b`` of the effect, the level whose effect is used.
         """
         self.check_fitted()
-        n = len(MONTH_EDGES)
+        return _nearest_seen(self._levels_seen(name, len(MONTH_EDGES)))
+
+    def _levels_seen(self, name: str, n: int) -> np.ndarray:
+        """Which of the ``n`` levels of cell factor ``name`` had training trials."""
         counts = self.cells_[list(CELL_COUNTS)].to_numpy(float).sum(axis=1)
-        seen = np.bincount(self.cells_[name].to_numpy(np.int64), weights=counts, minlength=n) > 0
-        return _nearest_seen(seen)
+        return np.bincount(self.cells_[name].to_numpy(np.int64), weights=counts, minlength=n) > 0
 
     def quarter_seen(self) -> np.ndarray:
         """Which months of the quarter (1st, 2nd, 3rd) had training trials.
@@ -587,8 +589,7 @@ class PipelineModel(ModelContract):
             Boolean, one per month of the quarter (calendar quarters, as the cells code them).
         """
         self.check_fitted()
-        counts = self.cells_[list(CELL_COUNTS)].to_numpy(float).sum(axis=1)
-        return np.bincount(self.cells_["miq"].to_numpy(np.int64), weights=counts, minlength=3) > 0
+        return self._levels_seen("miq", 3)
 
     def _group_codes(self, g: str, values: pd.Series) -> np.ndarray:
         """Codes of a group's values; -1 (no effect) for a group the model leaves out."""
