@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import PeriodAxis, deal_revenue, period_axis
 from crmkit.forecast.call import category_rollups
 from crmkit.forecast.engine import forecast_draws, load_frames
@@ -349,7 +350,18 @@ def recent_backtest(
         ``crps_diff``, ``crps_diff_lo``, ``crps_diff_hi`` (mean paired difference and its 90%
         interval; negative is better) and ``vs_run_rate`` (``"better"``, ``"worse"``, ``"not
         distinguishable"`` or ``"too few origins"``); NaN / None on the run rate's own rows.
+
+    Raises
+    ------
+    CrmkitError
+        When ``origins`` or ``horizon`` is not a whole number of at least 1 (one line).
     """
+    for name, value in (("origins", origins), ("horizon", horizon)):
+        whole = isinstance(value, int | np.integer) and not isinstance(value, bool)
+        if not whole or value < 1:
+            raise CrmkitError(
+                f"backtest {name} must be a whole number of at least 1, not {value!r}"
+            )
     months = int(horizon) * (1 if period == "M" else 3)
     # the last origin whose horizon ends by the last complete month (2026-11-30, 3 months:
     # 2026-08-31)

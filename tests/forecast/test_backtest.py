@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from crmkit.errors import CrmkitError
 from crmkit.forecast.axes import period_axis
 from crmkit.forecast.backtest import (
     backtest,
@@ -189,3 +190,23 @@ def test_recent_backtest_says_whether_the_model_beats_the_run_rate(monkeypatch) 
     assert quarters.set_index("forecaster").loc["model", "vs_run_rate"] == "too few origins"
     months = bt.recent_backtest("store", as_of="2024-12-15", origins=5, horizon=2, period="M")
     assert months.set_index("forecaster").loc["model", "vs_run_rate"] != "too few origins"
+
+
+@pytest.mark.parametrize(
+    ("origins", "horizon", "named"),
+    [(0, 3, "origins"), ("x", 3, "origins"), (-2, 3, "origins"), (2.5, 3, "origins"),
+     (True, 3, "origins"), (4, 0, "horizon")],
+)  # fmt: skip
+def test_recent_backtest_refuses_a_bad_number_of_origins_in_one_line(
+    tmp_path, origins, horizon, named
+) -> None:
+    from crmkit.forecast.backtest import recent_backtest
+    from crmkit.store import Store
+
+    with Store.open(tmp_path / "crm.db") as store:
+        with pytest.raises(CrmkitError) as err:
+            recent_backtest(store, as_of="2026-10-31", origins=origins, horizon=horizon)
+        assert store.list_snapshots(include_drafts=True).empty
+    msg = str(err.value)
+    assert msg.startswith(f"backtest {named} must be a whole number of at least 1, not ")
+    assert "\n" not in msg
